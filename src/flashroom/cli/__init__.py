@@ -1,0 +1,1 @@
+"""Command-line interface: thin click shells over the API."""

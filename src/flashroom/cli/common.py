@@ -1,0 +1,125 @@
+"""Shared CLI pieces: parameter types, ``--format``, JSON output, progress bars, exit codes.
+
+Exit codes (style.md): 0 ok, 1 a check ran and found a problem, 2 bad usage or bad input,
+70 internal bug. Commands raise :class:`CheckFailed` to exit 1 after printing their report.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from flashroom.errors import FlashroomError
+from flashroom.ranges import parse_addr, parse_size
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 70
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Progress callback type used across the API: ``progress(done, total)``.
+ProgressFn = Callable[[int, int], None]
+
+
+class CheckFailed(Exception):
+    """Raised by a command after printing its report, to exit with status 1."""
+
+
+class SizeType(click.ParamType[int]):
+    """A size such as ``128K``, ``0x20000`` or ``131072``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except FlashroomError as e:
+            self.fail(str(e), param, ctx)
+
+
+class AddressType(click.ParamType[int]):
+    """An address such as ``0x08080000``."""
+
+    name = "address"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_addr(str(value))
+        except FlashroomError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = SizeType()
+ADDRESS = AddressType()
+
+
+def format_option(f: F) -> F:
+    """``--format text|json`` (every reporting command takes it)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format. JSON keys are stable and snake_case.",
+    )(f)
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def stdout_console() -> Any:
+    """A rich Console for stdout; fixed width when not a terminal so output is reproducible."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None) -> Iterator[ProgressFn]:
+    """A rich progress bar on stderr, yielding a ``progress(done, total)`` callback.
+
+    The bar is shown only when stderr is a terminal; otherwise the callback does nothing, so
+    scripts and tests get clean output.
+    """
+    if not sys.stderr.isatty():
+        yield lambda done, tot: None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as prog:
+        task = prog.add_task(description, total=total)
+
+        def update(done: int, tot: int) -> None:
+            prog.update(task, completed=done, total=tot)
+
+        yield update

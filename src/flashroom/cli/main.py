@@ -1,0 +1,136 @@
+"""The ``flashroom`` command: ``flashroom <noun> <verb>``.
+
+Nouns are loaded lazily so that ``flashroom module inspect`` does not import matplotlib or
+aiocoap. Each noun lives in its own module; commands contributed to a noun by other modules are
+listed in :data:`_EXTRA`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from flashroom import __version__
+from flashroom.cli.common import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERNAL, CheckFailed
+from flashroom.errors import FlashroomError
+
+# noun -> (module, attribute, one-line help)
+_NOUNS: dict[str, tuple[str, str, str]] = {
+    "layout": ("flashroom.cli.layout", "layout", "Plan, check, show and export flash layouts."),
+    "module": (
+        "flashroom.cli.module",
+        "module",
+        "Inspect, verify, build, compress, combine modules.",
+    ),
+    "emu": ("flashroom.cli.emu", "emu", "Emulate a device: flash, DCT, bootloader, OTA path."),
+    "ota": ("flashroom.cli.ota", "ota", "Serve updates over CoAP as the Particle cloud does."),
+    "demo": ("flashroom.cli.demo", "demo", "Tell the whole story in one run."),
+}
+
+# Commands that other modules add to a noun: noun -> [(module, attribute)].
+_EXTRA: dict[str, list[tuple[str, str]]] = {
+    "emu": [
+        ("flashroom.cli.faults", "sweep"),
+        ("flashroom.cli.faults", "badinput"),
+        ("flashroom.cli.ota", "connect"),
+    ],
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_NOUNS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _NOUNS.get(cmd_name)
+        if spec is None:
+            return None
+        try:
+            mod = importlib.import_module(spec[0])
+        except ModuleNotFoundError as e:
+            if e.name == spec[0]:
+                return _unavailable(cmd_name, spec[2])
+            raise
+        cmd: click.Command = getattr(mod, spec[1])
+        if isinstance(cmd, click.Group):
+            for mod_name, attr in _EXTRA.get(cmd_name, []):
+                if attr in cmd.commands:
+                    continue
+                try:
+                    extra = importlib.import_module(mod_name)
+                except ModuleNotFoundError as e:
+                    if e.name == mod_name:
+                        continue
+                    raise
+                sub = getattr(extra, attr, None)
+                if isinstance(sub, click.Command):
+                    cmd.add_command(sub, attr)
+        return cmd
+
+
+def _unavailable(name: str, help_text: str) -> click.Command:
+    @click.command(name=name, help=f"{help_text} (not available in this build)")
+    def _cmd() -> None:
+        raise click.UsageError(f"'{name}' is not available in this build")
+
+    return _cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="flashroom")
+@click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """flashroom: more application flash for Particle Gen2 devices, with OTA kept.
+
+    \b
+    Typical session:
+      flashroom layout plan --platform electron --app-size 200K
+      flashroom layout export --platform electron --layout extended --out build/
+      flashroom module inspect firmware.bin
+      flashroom emu new --platform electron --profile extended --image dev.img
+      flashroom emu ota --image dev.img firmware.bin
+      flashroom demo
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map outcomes to exit codes."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="flashroom", standalone_mode=False)
+    except CheckFailed:
+        sys.exit(EXIT_CHECK_FAILED)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except FlashroomError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as e:  # internal bug
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"internal error: {type(e).__name__}: {e}\n"
+            "This is a bug in flashroom; please report it (rerun with --debug for a traceback).",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(0)
+
+
+def run(args: list[str]) -> Any:  # pragma: no cover - convenience for REPL use
+    """Run the CLI in-process with ``args`` (raises SystemExit)."""
+    main(args)

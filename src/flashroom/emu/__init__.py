@@ -1,0 +1,1 @@
+"""flashroom.emu"""

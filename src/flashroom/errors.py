@@ -1,0 +1,83 @@
+"""The one exception tree of flashroom.
+
+Every error a user can cause is a :class:`FlashroomError` subclass whose message says what was
+found, where (addresses as ``0x%08x``), and what was expected. Verification *outcomes* are values
+(enums, result dataclasses); exceptions are for input that cannot be processed.
+"""
+
+from __future__ import annotations
+
+
+class FlashroomError(Exception):
+    """Base class of every error flashroom raises on purpose."""
+
+
+class UsageError(FlashroomError):
+    """A request that is malformed before any domain rule applies (bad size string, etc.)."""
+
+
+class LayoutError(FlashroomError):
+    """A flash layout is invalid or a requested layout cannot be planned."""
+
+
+class ModuleFormatError(FlashroomError):
+    """A Particle module cannot be parsed.
+
+    Attributes:
+        offset: file offset of the offending field (or None when not applicable).
+        field: name of the offending field, as in the Device OS headers.
+    """
+
+    def __init__(self, message: str, *, offset: int | None = None, field: str | None = None):
+        where = []
+        if field is not None:
+            where.append(f"field {field}")
+        if offset is not None:
+            where.append(f"offset {offset} (0x{offset:x})")
+        full = f"{message} [{', '.join(where)}]" if where else message
+        super().__init__(full)
+        self.offset = offset
+        self.field = field
+
+
+class ChecksumError(FlashroomError):
+    """A stored checksum does not match the computed one."""
+
+    def __init__(self, message: str, *, stored: str, computed: str):
+        super().__init__(f"{message}: stored {stored}, computed {computed}")
+        self.stored = stored
+        self.computed = computed
+
+
+class ModuleTooLargeError(FlashroomError):
+    """A module does not fit the region it is meant for."""
+
+
+class DependencyError(FlashroomError):
+    """A module's dependencies are not met."""
+
+
+class EmulatorError(FlashroomError):
+    """The emulator was asked to do something impossible (bad address, bad image file...)."""
+
+
+class PowerCut(EmulatorError):
+    """Raised inside the emulator when the fault hook cuts power; the device is then off."""
+
+    def __init__(self, op_index: int, torn: bool = False):
+        kind = "torn operation" if torn else "power cut"
+        super().__init__(f"{kind} at flash operation {op_index}")
+        self.op_index = op_index
+        self.torn = torn
+
+
+class OtaError(FlashroomError):
+    """An OTA transfer failed. ``code`` is the Device OS system_error_t value when there is one."""
+
+    def __init__(self, message: str, *, code: int | None = None):
+        super().__init__(message if code is None else f"{message} (code {code})")
+        self.code = code
+
+
+class TransportError(OtaError):
+    """The transport (CoAP/UDP) failed: peer gone, timeout, malformed datagram."""

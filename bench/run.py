@@ -44,7 +44,8 @@ def main(argv: list[str]) -> int:
         for row in res.get("rows", []):
             target = f"  (target {row['target']})" if row.get("target") else ""
             note = f"  {row['note']}" if row.get("note") else ""
-            print(f"  {row['metric']:<58} {row['value']:>12} {row.get('unit', ''):<8}{target}{note}")
+            unit = row.get("unit", "")
+            print(f"  {row['metric']:<58} {row['value']:>12} {unit:<8}{target}{note}")
     out = HERE / "results.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")

@@ -50,7 +50,12 @@ _TAIL_FIXED = ProductBlock.SIZE + SuffixBase.SIZE + 4  # product block + suffix 
 _TAIL_WITH_PRODUCT = _TAIL_FIXED + 4  # plus the 0xFFFF 0xFFFF padding words (spec 2.5 #1)
 
 
-def _platform_id(platform: str | int) -> int:
+def platform_id_of(platform: str | int) -> int:
+    """``PlatformId`` value of a Gen2 platform name (``electron`` -> 10); ints pass through.
+
+    Raises:
+        UsageError: not a Gen2 platform name.
+    """
     if isinstance(platform, int):
         return platform
     try:
@@ -104,7 +109,7 @@ def stock_bounds(platform: str | int, function: int, index: int) -> ModuleBounds
     Raises:
         UsageError: unknown platform, or no module of that function/index on the platform.
     """
-    pid = _platform_id(platform)
+    pid = platform_id_of(platform)
     for b in STOCK_MODULE_BOUNDS.get(pid, ()):
         if b.module_function == function and b.module_index == index:
             return b
@@ -514,7 +519,7 @@ def device_os_install(platform: str = "electron") -> list[bytes]:
     Raises:
         UsageError: not a Gen2 platform.
     """
-    return list(_device_os_install(_platform_id(platform)))
+    return list(_device_os_install(platform_id_of(platform)))
 
 
 def user_start_address(platform: str | int) -> int:
@@ -534,7 +539,7 @@ def synthetic_user_app(
     """
     return synthetic_module(
         size,
-        platform_id=_platform_id(platform),
+        platform_id=platform_id_of(platform),
         function=ModuleFunction.USER_PART,
         index=1,
         version=version,

@@ -23,6 +23,8 @@ from typing import Any
 
 from flashroom.errors import ModuleFormatError
 
+Buffer = bytes | bytearray | memoryview
+
 
 class ExtensionType(IntEnum):
     """``module_info_extension_type_t`` (module-format.md 5; Device OS HEAD module_info.h)."""
@@ -140,7 +142,7 @@ def _type_name(t: int) -> str:
         return "UNKNOWN"
 
 
-def _need(buf: bytes, pos: int, size: int, field_name: str, abs_offset: int) -> None:
+def _need(buf: Buffer, pos: int, size: int, field_name: str, abs_offset: int) -> None:
     # The reference tool reads fields at fixed positions regardless of the declared length; at
     # the end of the buffer Node throws a RangeError. We raise a precise ModuleFormatError.
     if pos < 0 or pos + size > len(buf):
@@ -151,7 +153,7 @@ def _need(buf: bytes, pos: int, size: int, field_name: str, abs_offset: int) -> 
         )
 
 
-def read_extension(buf: bytes, pos: int, report_offset: int) -> Extension | None:
+def read_extension(buf: Buffer, pos: int, report_offset: int) -> Extension | None:
     """Read one extension at ``buf[pos]`` the way ``_parseModuleExtension`` does.
 
     Returns None ("no extension", which ends the walk) for type 0xFFFF or when the declared
@@ -216,7 +218,7 @@ def read_extension(buf: bytes, pos: int, report_offset: int) -> Extension | None
     return Extension(etype, length, report_offset, data, fields)
 
 
-def parse_suffix_extensions(data: bytes, suffix_size: int) -> tuple[Extension, ...]:
+def parse_suffix_extensions(data: Buffer, suffix_size: int) -> tuple[Extension, ...]:
     """Walk the suffix extensions as ``HalModuleParser`` does (module-format.md 4).
 
     Start at ``N-4-suffix_size``; continue while ``0 < pos < N-40``; stop on END or a rejected

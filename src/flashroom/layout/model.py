@@ -7,7 +7,7 @@ good; that is :mod:`flashroom.layout.validate`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flashroom.errors import LayoutError
@@ -57,6 +57,8 @@ class Region:
             256K OTA scratch covers the factory sector).
         note: one line explaining the region (or its sharing), with the spec section.
         source: where the bounds come from.
+        sectors: indices of the chip sectors the region touches; filled in when the region is
+            placed into a :class:`Layout` (a bare Region knows no chip, so it is empty there).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Region:
     shares_with: tuple[str, ...] = ()
     note: str = ""
     source: str = ""
+    sectors: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.name not in REGION_NAMES:
@@ -147,6 +150,14 @@ class Layout:
     regions: tuple[Region, ...]
     description: str = ""
     notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        # Give every region its sector indices on this chip (Region.sectors, the contract).
+        placed = tuple(
+            replace(r, sectors=tuple(s.index for s in self.chip.sectors_in(r.range)))
+            for r in self.regions
+        )
+        object.__setattr__(self, "regions", placed)
 
     def region(self, name: str) -> Region:
         """The first region called ``name``.
@@ -231,7 +242,7 @@ class Layout:
                     "start": r.start,
                     "end": r.end,
                     "size": r.size,
-                    "sectors": self.sector_indices(r),
+                    "sectors": list(r.sectors),
                     "module_function": r.module_function,
                     "module_index": r.module_index,
                     "store": r.store,

@@ -1,0 +1,462 @@
+"""``flashroom module``: inspect, verify, pack, compress, decompress, combine, split, deps.
+
+A thin shell over :mod:`flashroom.particle`: parse options, call one API function, render.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flashroom.cli.common import (
+    ADDRESS,
+    SIZE,
+    CheckFailed,
+    emit_json,
+    format_option,
+    progress_bar,
+    stdout_console,
+)
+from flashroom.errors import ModuleFormatError
+from flashroom.ranges import fmt_addr
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temp file beside ``path`` and rename: nothing half-written on failure."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ModuleFormatError(
+            f"{path}: cannot read file ({e.strerror or e})", field="file"
+        ) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def module() -> None:
+    """Inspect, verify, build, compress and combine Particle firmware modules.
+
+    Field for field compatible with Particle's binary-version-reader.
+
+    \b
+    Examples:
+      flashroom module inspect firmware.bin
+      flashroom module pack app.elf --platform electron --function user --index 1 \\
+          --version 6 --depends system:2:2302 --layout extended -o app.bin
+      flashroom module deps app.bin --against system-part1.bin system-part2.bin
+    """
+
+
+# --- inspect / verify ------------------------------------------------------------------------
+
+
+def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[Any], int]:
+    """Parse every file; returns (json objects, modules or errors, exit code)."""
+    from flashroom.particle.module import parse_module
+
+    results: list[dict[str, Any]] = []
+    parsed: list[Any] = []
+    worst = 0
+    with progress_bar("inspecting", len(files)) as progress:
+        for i, name in enumerate(files):
+            try:
+                m = parse_module(_read(name), name)
+            except ModuleFormatError as e:
+                results.append(
+                    {
+                        "file": name,
+                        "error": {"message": str(e), "field": e.field, "offset": e.offset},
+                        "ok": False,
+                    }
+                )
+                parsed.append(e)
+                worst = 2
+            else:
+                results.append(m.to_json())
+                parsed.append(m)
+                if not m.ok and worst < 1:
+                    worst = 1
+            progress(i + 1, len(files))
+    return results, parsed, worst
+
+
+def _render_module_text(m: Any, console: Any) -> None:
+    from rich.table import Table
+
+    from flashroom.particle.module import function_name
+
+    i = m.info
+    t = Table(title=f"{m.filename}  ({len(m.data)} bytes)", show_header=False, title_justify="left")
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    t.add_row("platform_id", str(i.platform_id))
+    t.add_row(
+        "module", f"{function_name(i.module_function)} ({i.module_function}) idx {i.module_index}"
+    )
+    t.add_row("module_version", str(i.module_version))
+    t.add_row(
+        "addresses",
+        f"{fmt_addr(i.module_start_address)} .. {fmt_addr(i.module_end_address)} "
+        f"({i.module_length} bytes + 4 CRC)",
+    )
+    t.add_row("module_flags", f"0x{i.flags:02x}")
+    t.add_row("prefix", f"offset {m.prefix_offset}, size {m.prefix_size}")
+    for n, d in (("dependency", i.dependency), ("dependency2", i.dependency2)):
+        if not d.is_none:
+            t.add_row(
+                n,
+                f"{function_name(d.module_function)} idx {d.module_index} >= {d.module_version}",
+            )
+    s = m.suffix
+    t.add_row("product", f"id {s.product_id}, version {s.product_version}")
+    t.add_row("suffix_size", str(s.suffix_size))
+    t.add_row("sha256", s.sha256.hex())
+    for e in list(m.prefix_extensions or ()) + list(s.extensions):
+        t.add_row("extension", f"type {e.type} len {e.length} @ {e.offset}")
+    if m.compressed is not None:
+        c = m.compressed
+        t.add_row(
+            "compressed",
+            f"method {c.method}, window bits {c.window_bits}, original {c.original_size} bytes",
+        )
+    if m.combined is not None:
+        for p in m.combined:
+            pi = p.module.info
+            t.add_row(
+                "part",
+                f"@{p.offset}: {function_name(pi.module_function)} idx {pi.module_index} "
+                f"v{pi.module_version}, {len(p.module.data)} bytes",
+            )
+    for c in m.checks():
+        mark = "[green]ok[/green]" if c.ok else "[red]FAIL[/red]"
+        t.add_row(f"check {c.name}", f"{mark} {c.detail}")
+    console.print(t)
+
+
+def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
+    results, parsed, worst = _inspect_files(files)
+    if fmt == "json":
+        emit_json(results[0] if len(results) == 1 else results)
+    else:
+        console = stdout_console()
+        for name, item in zip(files, parsed, strict=True):
+            if isinstance(item, ModuleFormatError):
+                click.echo(f"error: {name}: {item}", err=True)
+            elif verify_only:
+                bad = [c for c in item.checks() if not c.ok]
+                if bad:
+                    for c in bad:
+                        console.print(f"{name}: [red]FAIL[/red] {c.name}: {c.detail}")
+                else:
+                    console.print(f"{name}: [green]ok[/green] ({len(item.checks())} checks)")
+            else:
+                _render_module_text(item, console)
+    if worst == 2:
+        bad_names = [n for n, p in zip(files, parsed, strict=True) if not hasattr(p, "info")]
+        raise ModuleFormatError(f"cannot parse {', '.join(bad_names)}")
+    if worst == 1:
+        raise CheckFailed()
+
+
+@module.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@format_option
+def inspect(files: tuple[str, ...], fmt: str) -> None:
+    """Show what is in modules and whether they are intact.
+
+    Reads prefix (module_info_t), extensions, suffix, CRC-32 and SHA-256 exactly as Particle's
+    binary-version-reader does, plus compressed/combined layouts. Exit 0: every file valid;
+    1: a file fails a check (CRC, SHA-256, size against addresses, compressed stream, combined
+    chain); 2: a file cannot be read or parsed (the message names field and offset).
+
+    \b
+    Example:
+      flashroom module inspect user-part.bin --format json
+    """
+    _report(files, fmt, verify_only=False)
+
+
+@module.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@format_option
+def verify(files: tuple[str, ...], fmt: str) -> None:
+    """Check modules and print only the verdict (same checks and exit codes as inspect).
+
+    \b
+    Example:
+      flashroom module verify system-part1.bin system-part2.bin user-part.bin
+    """
+    _report(files, fmt, verify_only=True)
+
+
+# --- pack ---------------------------------------------------------------------------------------
+
+
+@module.command()
+@click.argument("input_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--platform", required=True, type=click.Choice(["electron", "photon", "p1"]))
+@click.option("--function", "function", required=True, help="user, system, bootloader... or 0-9")
+@click.option("--index", required=True, type=click.IntRange(0, 255))
+@click.option("--version", "version", required=True, type=click.IntRange(0, 0xFFFF))
+@click.option("--start", type=ADDRESS, help="module_start_address (default: region start)")
+@click.option(
+    "--depends", multiple=True, help="FUNCTION:INDEX:VERSION, e.g. system:2:2302 (up to two)"
+)
+@click.option("--product-id", type=click.IntRange(0, 0xFFFF))
+@click.option("--product-version", type=click.IntRange(0, 0xFFFF))
+@click.option(
+    "--layout",
+    type=click.Choice(["stock", "extended"]),
+    default="stock",
+    show_default=True,
+    help="Refuse a module too large for its region under this layout.",
+)
+@click.option("--synthetic", type=SIZE, help="Build deterministic code-like content of SIZE.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --synthetic.")
+@click.option(
+    "--vector-table/--no-vector-table",
+    default=None,
+    help="Force a 0x184-byte vector table in front (default: as Device OS, spec 2.2).",
+)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@format_option
+def pack(
+    input_file: str | None,
+    platform: str,
+    function: str,
+    index: int,
+    version: int,
+    start: int | None,
+    depends: tuple[str, ...],
+    product_id: int | None,
+    product_version: int | None,
+    layout: str,
+    synthetic: int | None,
+    seed: int,
+    vector_table: bool | None,
+    output: str,
+    fmt: str,
+) -> None:
+    """Build a module: module_info, end address, suffix, SHA-256 and CRC-32 computed.
+
+    INPUT_FILE is a raw image or an ELF (its loadable segments are taken); or use --synthetic
+    SIZE for a module of exactly SIZE bytes (emulator and demos). A module too large for its
+    region under --layout is refused, naming the region.
+
+    \b
+    Example:
+      flashroom module pack app.bin --platform electron --function user --index 1 \\
+          --version 6 --start 0x08080000 --depends system:2:2302 --layout extended -o out.bin
+    """
+    from flashroom.particle.pack import PackRequest, pack_module
+
+    req = PackRequest(
+        platform=platform,
+        function=function,
+        index=index,
+        version=version,
+        start_address=start,
+        depends=depends,
+        product_id=product_id,
+        product_version=product_version,
+        layout=layout,
+        synthetic_size=synthetic,
+        seed=seed,
+        vector_table=vector_table,
+        input_name=input_file or "<synthetic>",
+    )
+    data = _read(input_file) if input_file is not None else None
+    result = pack_module(req, data)
+    _write_atomic(Path(output), result.module)
+    if fmt == "json":
+        obj = {"output": output, **result.to_json()}
+        emit_json(obj)
+    else:
+        p = result.placement
+        click.echo(
+            f"wrote {output}: {len(result.module)} bytes ({result.source}, payload "
+            f"{result.payload_size}) in {p.region} [{fmt_addr(p.start)}, {fmt_addr(p.end)}) "
+            f"of {p.platform}/{p.layout}, {p.end - p.start - len(result.module)} bytes free"
+        )
+
+
+# --- compress / decompress / combine / split -------------------------------------------------
+
+
+@module.command()
+@click.argument("input_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--level", type=click.IntRange(0, 9), default=6, show_default=True)
+@click.option(
+    "--window-bits",
+    type=click.IntRange(0, 15),
+    default=0,
+    show_default=True,
+    help="0 = default (15); else 9..15, stored in the header.",
+)
+@format_option
+def compress(input_file: str, output: str, level: int, window_bits: int, fmt: str) -> None:
+    """Compress a module (flag 0x02, 8-byte header, raw Deflate) as Particle's tools do.
+
+    \b
+    Example:
+      flashroom module compress user-part.bin -o user-part.compressed.bin
+    """
+    from flashroom.particle.compress import compress_module
+
+    data = _read(input_file)
+    out = compress_module(data, level=level, window_bits=window_bits)
+    _write_atomic(Path(output), out)
+    _emit_written(fmt, output, len(data), len(out), "compressed")
+
+
+@module.command()
+@click.argument("input_file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@format_option
+def decompress(input_file: str, output: str, fmt: str) -> None:
+    """Decompress a compressed module back to the original.
+
+    \b
+    Example:
+      flashroom module decompress app.compressed.bin -o app.bin
+    """
+    from flashroom.particle.compress import decompress_module
+
+    data = _read(input_file)
+    out = decompress_module(data)
+    _write_atomic(Path(output), out)
+    _emit_written(fmt, output, len(data), len(out), "decompressed")
+
+
+@module.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@format_option
+def combine(inputs: tuple[str, ...], output: str, fmt: str) -> None:
+    """Combine modules into one file (flag 0x04 on all but the last), as Particle's tools do.
+
+    \b
+    Example:
+      flashroom module combine system-part1.bin user-part.bin -o bundle.bin
+    """
+    from flashroom.particle.compress import combine_modules
+
+    mods = [_read(p) for p in inputs]
+    out = combine_modules(mods)
+    _write_atomic(Path(output), out)
+    _emit_written(fmt, output, sum(len(m) for m in mods), len(out), f"combined {len(mods)}")
+
+
+@module.command()
+@click.argument("input_file", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for part1.bin, part2.bin, ...",
+)
+@format_option
+def split(input_file: str, output_dir: str, fmt: str) -> None:
+    """Split a combined file into its modules (COMBINED cleared, checksums recomputed).
+
+    \b
+    Example:
+      flashroom module split bundle.bin -o parts/
+    """
+    from flashroom.particle.compress import split_modules
+
+    parts = split_modules(_read(input_file))
+    d = Path(output_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, p in enumerate(parts, 1):
+        path = d / f"part{i}.bin"
+        _write_atomic(path, p)
+        written.append({"file": str(path), "size": len(p)})
+    if fmt == "json":
+        emit_json({"input": input_file, "parts": written})
+    else:
+        for w in written:
+            click.echo(f"wrote {w['file']}: {w['size']} bytes")
+
+
+def _emit_written(fmt: str, output: str, in_size: int, out_size: int, what: str) -> None:
+    if fmt == "json":
+        emit_json({"output": output, "input_size": in_size, "output_size": out_size})
+    else:
+        click.echo(f"{what}: wrote {output}: {out_size} bytes (input {in_size} bytes)")
+
+
+# --- deps ---------------------------------------------------------------------------------------
+
+
+@module.command()
+@click.argument("app", type=click.Path(dir_okay=False))
+@click.option(
+    "--against",
+    "against",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Installed module (repeat, or list several after one --against).",
+)
+@click.argument("more", nargs=-1, type=click.Path(dir_okay=False))
+@format_option
+def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) -> None:
+    """Are APP's dependencies met by a set of installed modules? The device's rule.
+
+    Each non-NONE dependency slot needs an installed module of the same function and index
+    whose version is at least the required one (spec 2.4, 3.1, 3.2). Exit 1 when one is not
+    met, naming it.
+
+    \b
+    Example:
+      flashroom module deps app.bin --against system-part1.bin system-part2.bin
+    """
+    from flashroom.particle.deps import check_dependencies
+    from flashroom.particle.module import parse_module
+
+    target = parse_module(_read(app), app)
+    installed = [parse_module(_read(p), p) for p in (*against, *more)]
+    result = check_dependencies(target.info, [m.info for m in installed])
+    if fmt == "json":
+        emit_json({"file": app, "against": [m.filename for m in installed], **result.to_json()})
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"{app}: dependencies", title_justify="left")
+        for col in ("slot", "needs", "installed", "verdict"):
+            t.add_column(col)
+        for f in result.findings:
+            t.add_row(
+                str(f.slot),
+                f.reason.split(":")[0],
+                "-" if f.installed_version is None else str(f.installed_version),
+                "[green]met[/green]" if f.met else "[red]NOT MET[/red]",
+            )
+        console = stdout_console()
+        console.print(t)
+        console.print(result.message)
+    if not result.ok:
+        raise CheckFailed()
+
+
+__all__ = ["module"]

@@ -44,8 +44,8 @@ def _free_regions(chip_regions: list[Region], layout_chip: FlashChip) -> list[Re
 def candidate_layout(platform: str, user_size: int, ota_size: int | None = None) -> Layout:
     """Build the layout ``layout check --user-size/--ota-size`` checks.
 
-    The construction (a choice of ours; the spec is silent, see the module docstring of
-    :mod:`flashroom.cli.layout`):
+    The construction (a choice of ours, since the spec is silent; ``layout check --help`` repeats
+    it for users):
 
     * the user part keeps its stock start address and gets ``user_size`` bytes;
     * the OTA scratch stays at its stock address while the user part does not grow past its stock

@@ -99,9 +99,9 @@ def _check_suffix_size(size: int, n: int) -> None:
         )
 
 
-def _size_error(n: int, start: int, end: int) -> ModuleFormatError:
+def _size_error(n: int, start: int, end: int, what: str = "") -> ModuleFormatError:
     return ModuleFormatError(
-        f"Invalid size of the module data: file is {n} bytes, module_end_address - "
+        f"{what}Invalid size of the module data: file is {n} bytes, module_end_address - "
         f"module_start_address + 4 is {end - start + 4} (0x{end:08x} - 0x{start:08x} + 4)",
         offset=_END_OFFSET,
         field="module_end_address",
@@ -296,10 +296,7 @@ def combine_modules(modules: Sequence[Buffer]) -> bytes:
         p = read_prefix(m)
         start, end = _addresses(p.info)
         if len(m) != end - start + CRC_SIZE:
-            err = _size_error(len(m), start, end)
-            raise ModuleFormatError(
-                f"module #{i + 1}: {err.args[0]}", offset=err.offset, field=err.field
-            )
+            raise _size_error(len(m), start, end, f"module #{i + 1}: ")
         if p.info.flags & ModuleInfoFlags.COMBINED:
             raise ModuleFormatError(
                 f"module #{i + 1} is already combined",

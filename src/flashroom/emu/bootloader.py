@@ -1,0 +1,304 @@
+"""The Gen2 bootloader: boot selection, ``FLASH_UpdateModules``, factory restore (spec 4.4, 4.5, 5).
+
+The copy semantics follow the **installed** bootloader's ``module_version`` (spec 4.5): <= 1002
+(``legacy``) clears each pending slot *before* copying, so an interrupted copy is not retried;
+>= 1003 (``resumable``) clears it *after*, regardless of success, so an interrupted copy is
+repeated from the start at the next boot.
+
+Not modelled (spec-silent or out of scope): the IWDG retry ladder on watchdog resets (no code runs
+long enough here to be bitten), LEDs, option-byte write protection (always removable, spec 8.6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flashroom.emu.dct import (
+    FLAGS_CRC_DEST_FUNCTION,
+    FLASH_INTERNAL,
+    MAGIC_FACTORY,
+    MAGIC_PENDING,
+    FlashModuleSlot,
+)
+from flashroom.emu.flashmal import (
+    check_copy_memory,
+    copy_memory,
+    is_user_module_info_valid,
+)
+from flashroom.emu.hardware import Hardware
+from flashroom.emu.profiles import CORE_FW_ADDRESS, FACTORY_SLOT_LENGTH
+from flashroom.emu.sysflags import (
+    DR1_CLEARED,
+    DR1_ENTER_DFU,
+    DR1_ENTER_SAFE_MODE,
+    FACTORY_RESET_DONE,
+    FACTORY_RESET_REQUEST,
+    IWDG_ENABLE,
+)
+from flashroom.particle.module_info import ModuleFunction
+from flashroom.ranges import fmt_addr
+
+#: spec 4.5: bootloaders >= 1003 clear the slot after copying.
+RESUMABLE_FROM_VERSION = 1003
+
+
+@dataclass(frozen=True)
+class BootloaderResult:
+    """How one bootloader run ended.
+
+    Attributes:
+        kind: ``"jump"`` (to the system at 0x08020000), ``"reset"`` (it resets the MCU),
+            ``"dfu"`` or ``"bricked"`` (sector 0 does not hold an intact bootloader).
+        factory_restored: a factory image was copied in this run.
+        reason: why it ended this way (for the trace and error messages).
+    """
+
+    kind: str
+    factory_restored: bool = False
+    reason: str = ""
+
+
+class Bootloader:
+    """The bootloader running on ``hw``."""
+
+    def __init__(self, hw: Hardware):
+        self.hw = hw
+
+    # ------------------------------------------------------------------ identity
+    def version(self) -> int | None:
+        """The installed bootloader's ``module_version`` (None when sector 0 is not intact)."""
+        b = self.hw.profile.find_module_bounds(ModuleFunction.BOOTLOADER, 0)
+        if b is None or not self.hw.module_intact(b):
+            return None
+        info = self.hw.installed(b)
+        return None if info is None else info.module_version
+
+    def variant(self) -> str:
+        """``resumable`` (>= 1003) or ``legacy`` by the installed version (spec 4.5)."""
+        v = self.version()
+        return "resumable" if v is not None and v >= RESUMABLE_FROM_VERSION else "legacy"
+
+    # ------------------------------------------------------------------ DCT access
+    def dct_available(self) -> bool:
+        """Can the bootloader reach the DCT? Always on Electron (own DCD code).
+
+        Photon/P1 (spec 8.2, 4.5 "Resumability on Photon/P1"): the bootloader borrows the DCT
+        functions from system part 2, after bounds- and CRC-verifying part 2 (version >= 200) and
+        part 1 (version >= what part 2 depends on). Spec-silent: we re-check on every access
+        (the real code loads once and reloads after a system-part copy, spec 4.5 #2.3).
+        """
+        p = self.hw.profile
+        if p.platform == "electron":
+            return True
+        b1 = p.find_module_bounds(ModuleFunction.SYSTEM_PART, 1)
+        b2 = p.find_module_bounds(ModuleFunction.SYSTEM_PART, 2)
+        if b1 is None or b2 is None:
+            return False
+        if not (self.hw.module_intact(b1) and self.hw.module_intact(b2)):
+            return False
+        i1, i2 = self.hw.installed(b1), self.hw.installed(b2)
+        if i1 is None or i2 is None or i2.module_version < 200:
+            return False
+        need = i2.dependency.module_version if not i2.dependency.is_none else 0
+        return i1.module_version >= need
+
+    def _read_slots(self) -> list[FlashModuleSlot] | None:
+        if not self.dct_available():
+            self.hw.log("bootloader: DCT functions unavailable (system parts 1/2 not intact)")
+            return None
+        return self.hw.dct.read_slots()
+
+    # ------------------------------------------------------------------ the run
+    def run(self, *, button_s: float = 0.0) -> BootloaderResult:
+        """One bootloader run from reset (spec 4.4)."""
+        hw = self.hw
+        version = self.version()
+        if version is None:
+            return BootloaderResult(
+                "bricked",
+                reason="sector 0 does not hold an intact bootloader: the MCU starts executing "
+                "whatever is at 0x08000000 (spec 4.7: a bootloader update is not power-loss safe)",
+            )
+        regs = hw.regs
+        # 1. Load_SystemFlags; rewrite the bootloader version; clear StartupMode; features on.
+        flags = regs.load_flags()
+        if flags.Bootloader_Version_SysFlag != version:
+            flags.Bootloader_Version_SysFlag = version
+        if flags.StartupMode_SysFlag != 0:
+            flags.StartupMode_SysFlag = 0
+        flags.FeaturesEnabled_SysFlag = 0xFF
+        regs.save_flags(flags)
+        # 2. FLASH_OTA_Update_SysFlag 0x0005 would drop into DFU (spec 4.4 #2); only the
+        #    external-flash code writes it.
+        if flags.FLASH_OTA_Update_SysFlag == 0x0005:
+            return BootloaderResult("dfu", reason="FLASH_OTA_Update_SysFlag == 0x0005")
+        # 3. factory reset request
+        factory_mode = flags.Factory_Reset_SysFlag == FACTORY_RESET_REQUEST
+        dfu_mode = False
+        # 4. DR1 requests (spec 8.5)
+        dr1 = regs.dr1
+        if dr1 == DR1_CLEARED:
+            regs.dr1 = 1
+        elif dr1 == DR1_ENTER_DFU:
+            regs.dr1 = DR1_CLEARED
+            dfu_mode = True
+        elif dr1 == DR1_ENTER_SAFE_MODE:
+            regs.dr1 = DR1_CLEARED
+            regs.update_flags(StartupMode_SysFlag=1)
+        # 5. MODE button (spec 5.2)
+        if button_s >= 1.0:
+            if button_s > 6.5 and self.factory_reset_available():
+                factory_mode = True
+                hw.log(f"bootloader: button held {button_s:g} s: factory reset (green)")
+            elif button_s >= 3.0:
+                dfu_mode = True
+                hw.log(f"bootloader: button held {button_s:g} s: DFU mode (yellow)")
+            else:
+                regs.update_flags(StartupMode_SysFlag=1)
+                hw.log(f"bootloader: button held {button_s:g} s: safe mode (magenta)")
+            if button_s > 10.0:
+                regs.update_flags(NVMEM_SPARK_Reset_SysFlag=0x0001)
+        # 6. priority: (OTA flag: compiled out) factory reset, normal path, DFU
+        if factory_mode:
+            return self._factory_mode()
+        if dfu_mode:
+            return BootloaderResult("dfu", reason="DFU mode requested")
+        self.update_modules()
+        if is_user_module_info_valid(
+            hw.flash, CORE_FW_ADDRESS, CORE_FW_ADDRESS, hw.profile.platform_id
+        ):
+            f = regs.load_flags()
+            if f.IWDG_Enable_SysFlag == IWDG_ENABLE:
+                hw.log("bootloader: IWDG started (5 s) because IWDG_Enable_SysFlag == 0xD001")
+            hw.log(f"bootloader: module_info at {fmt_addr(CORE_FW_ADDRESS)} valid: jump")
+            return BootloaderResult("jump")
+        hw.log(f"bootloader: no valid system module at {fmt_addr(CORE_FW_ADDRESS)} (red)")
+        restored = self.factory_restore()
+        if restored:
+            self._finish_factory()
+            return BootloaderResult("reset", factory_restored=True, reason="factory restore")
+        return BootloaderResult(
+            "dfu",
+            reason=f"no valid system module at {fmt_addr(CORE_FW_ADDRESS)} and no factory "
+            "image to restore (spec 4.4 #6.3.5)",
+        )
+
+    def _factory_mode(self) -> BootloaderResult:
+        hw = self.hw
+        if self.factory_restore():
+            self._finish_factory()
+            return BootloaderResult("reset", factory_restored=True, reason="factory restore")
+        # spec 5.3 #5: only the 0xAAAA flag is cleared; reset if the system is valid, else DFU.
+        hw.regs.update_flags(Factory_Reset_SysFlag=0xFFFF)
+        if is_user_module_info_valid(
+            hw.flash, CORE_FW_ADDRESS, CORE_FW_ADDRESS, hw.profile.platform_id
+        ):
+            return BootloaderResult("reset", reason="factory restore failed; system valid")
+        return BootloaderResult("dfu", reason="factory restore failed and no valid system")
+
+    def _finish_factory(self) -> None:
+        # spec 5.3 #4
+        regs = self.hw.regs
+        regs.update_flags(
+            Factory_Reset_SysFlag=0xFFFF,
+            OTA_FLASHED_Status_SysFlag=0,
+            dfu_on_no_firmware=0,
+            Factory_Reset_Done_SysFlag=FACTORY_RESET_DONE,
+            IWDG_Enable_SysFlag=IWDG_ENABLE,
+            FLASH_OTA_Update_SysFlag=0x5000,
+        )
+        regs.regs[10] = 0x5000
+
+    # ------------------------------------------------------------------ FLASH_UpdateModules
+    def update_modules(self) -> None:
+        """``FLASH_UpdateModules`` (spec 4.5): apply every pending slot 1-4."""
+        hw = self.hw
+        slots = self._read_slots()
+        if slots is None:
+            hw.log("bootloader: FLASH_UpdateModules: DCT read failed, nothing copied")
+            return
+        legacy = self.variant() == "legacy"
+        for i in range(1, 5):
+            s = slots[i]
+            if s.magicNumber != MAGIC_PENDING:
+                continue
+            if legacy:
+                # spec 4.5 v1.5.2 difference: the slot is marked unused BEFORE the copy
+                hw.dct.clear_slot_magic(i)
+            hw.log(
+                f"bootloader: slot {i}: copy {fmt_addr(s.sourceAddress)} -> "
+                f"{fmt_addr(s.destinationAddress)} ({s.length} bytes)"
+            )
+            res = copy_memory(
+                hw.flash,
+                s.sourceAddress,
+                s.destinationAddress,
+                s.length,
+                s.module_function,
+                s.flags,
+                hw.profile.platform_id,
+            )
+            if not res.ok:
+                hw.log(f"bootloader: slot {i}: FLASH_CheckCopyMemory refused: {res.reason}")
+            if not legacy:
+                if self.dct_available():
+                    # spec 4.5 #2.4: cleared regardless of whether the copy succeeded
+                    hw.dct.clear_slot_magic(i)
+                else:
+                    hw.log(f"bootloader: slot {i}: DCT unavailable, slot not cleared")
+
+    # ------------------------------------------------------------------ factory reset
+    def _factory_slot(self) -> FlashModuleSlot:
+        """Slot 0 if it holds 0x0FAC, else the compiled-in default (spec 5.3 #1-2)."""
+        p = self.hw.profile
+        slots = self._read_slots()
+        if slots is not None and slots[0].magicNumber == MAGIC_FACTORY:
+            return slots[0]
+        return FlashModuleSlot(
+            MAGIC_FACTORY,
+            FLASH_INTERNAL,
+            FLASH_INTERNAL,
+            p.fac_addr,
+            p.user_loc,
+            FACTORY_SLOT_LENGTH,
+            FLAGS_CRC_DEST_FUNCTION,
+            ModuleFunction.USER_PART,
+        )
+
+    def factory_reset_available(self) -> bool:
+        """``FLASH_IsFactoryResetAvailable`` (spec 5.4 #1): the restore's checks would pass."""
+        s = self._factory_slot()
+        return (
+            check_copy_memory(
+                self.hw.flash,
+                s.sourceAddress,
+                s.destinationAddress,
+                s.length,
+                s.module_function,
+                s.flags,
+                self.hw.profile.platform_id,
+            )
+            is None
+        )
+
+    def factory_restore(self) -> bool:
+        """``FLASH_RestoreFromFactoryResetModuleSlot`` (spec 5.3): checked sector-wise copy."""
+        hw = self.hw
+        s = self._factory_slot()
+        res = copy_memory(
+            hw.flash,
+            s.sourceAddress,
+            s.destinationAddress,
+            s.length,
+            s.module_function,
+            s.flags,
+            hw.profile.platform_id,
+        )
+        if res.ok:
+            hw.log(
+                f"bootloader: factory image {fmt_addr(s.sourceAddress)} restored to "
+                f"{fmt_addr(s.destinationAddress)}"
+            )
+        else:
+            hw.log(f"bootloader: factory restore refused (BADARG): {res.reason}")
+        return res.ok

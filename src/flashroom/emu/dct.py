@@ -1,0 +1,321 @@
+"""The DCT: Electron's double-buffered "DCD" store and the app-DCT fields the OTA path touches.
+
+Electron (spec 8.1, services/inc/dcd.h:80-585): two 16 KB copies in sectors 1 and 2, each with a
+header (watermark, seal), the application data, a footer (2-bit counter, watermark) and a CRC-32
+over ``[8, 0x3FFC)``. Writes go to the alternate copy; the header is sealed VALID last and the old
+copy is then sealed INVALID_V2 (a bit-subset of VALID, programmable without erase).
+
+Photon/P1 (spec 8.2): the WICED DCT algorithm lives in closed libraries and is not determinable.
+**Spec-silent choice:** we reuse the same double-buffered DCD scheme on sectors 1 and 2, with the
+app area at ``sector_base + 7548`` (after the 7548-byte WICED system part, spec 4.3 physical
+addresses), so every DCT write is one 16 KB erase plus a rewrite there too.
+
+Every flash access goes through :class:`~flashroom.emu.flash.NorFlash`, so DCT writes are
+fault-injectable like everything else.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from flashroom.emu.flash import NorFlash
+from flashroom.errors import EmulatorError
+from flashroom.particle.crc import crc32
+from flashroom.ranges import fmt_addr
+
+SECTOR_SIZE = 0x4000
+DCT_SECTORS = (0x08004000, 0x08008000)  # spec 8.1: dct_hal.cpp:15-18 (sectors 1 and 2)
+WATERMARK = 0x1E1C279A
+SEAL_INIT = 0xFFFFFFFF
+SEAL_CLEARED = 0x00000000
+SEAL_VALID = 0xEDA15E00
+SEAL_INVALID_V2 = 0x69A00C00
+FOOTER_OFFSET = 0x3FE0
+CRC_OFFSET = 0x3FFC
+DATA_OFFSET = 8
+#: spec 8.1: application data length = 16384 - 8 - 32.
+DCD_LENGTH = SECTOR_SIZE - DATA_OFFSET - 32
+
+# spec 8.3 / 4.3: app-DCT offsets
+DCT_FLASH_MODULES_OFFSET = 2852  # 0xB24
+DCT_OTA_UPDATE_FLAG_OFFSET = 1753
+FLASH_MODULES_COUNT = 5
+OTA_UPDATE_FLAG_SET = 0xA5
+
+if SEAL_INVALID_V2 & ~SEAL_VALID:  # import-time check: INVALID_V2 must be a bit-subset of VALID
+    raise RuntimeError("INVALID_V2 is not a bit-subset of VALID")
+
+# spec 4.3 magics and flags
+MAGIC_PENDING = 0xABCD
+MAGIC_FACTORY = 0x0FAC
+MAGIC_UNUSED = 0xFFFF
+MODULE_VERIFY_CRC = 0x02
+MODULE_VERIFY_DESTINATION_IS_START_ADDRESS = 0x04
+MODULE_VERIFY_FUNCTION = 0x08  # shares its bit with MODULE_VERIFY_LENGTH (spec 3.1)
+MODULE_DROP_MODULE_INFO = 0x10
+MODULE_COMPRESSED = 0x20
+FLAGS_CRC_DEST_FUNCTION = 0x0E
+FLASH_INTERNAL = 0
+
+
+@dataclass(frozen=True)
+class FlashModuleSlot:
+    """``platform_flash_modules_t``: 20 bytes (spec 4.3, platform_flash_modules.h:34-44)."""
+
+    magicNumber: int  # +0  u16: 0xABCD pending, 0x0FAC factory, 0xFFFF unused
+    sourceDeviceID: int  # +2  u8: 0 internal, 1 serial
+    destinationDeviceID: int  # +3  u8
+    sourceAddress: int  # +4  u32
+    destinationAddress: int  # +8  u32
+    length: int  # +12 u32: bytes to copy (module + CRC)
+    flags: int  # +16 u8: MODULE_VERIFY_* flags
+    module_function: int  # +17 u8: expected function when FUNCTION is set
+    reserved: int = 0xFFFF  # +18 u16
+
+    STRUCT = struct.Struct("<HBBIIIBBH")
+    SIZE = 20
+
+    @classmethod
+    def from_bytes(cls, data: bytes, offset: int = 0) -> FlashModuleSlot:
+        return cls(*cls.STRUCT.unpack_from(data, offset))
+
+    def to_bytes(self) -> bytes:
+        return self.STRUCT.pack(
+            self.magicNumber,
+            self.sourceDeviceID,
+            self.destinationDeviceID,
+            self.sourceAddress,
+            self.destinationAddress,
+            self.length,
+            self.flags,
+            self.module_function,
+            self.reserved,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "magic": f"0x{self.magicNumber:04x}",
+            "state": {MAGIC_PENDING: "pending", MAGIC_FACTORY: "factory"}.get(
+                self.magicNumber, "unused"
+            ),
+            "source_address": fmt_addr(self.sourceAddress),
+            "destination_address": fmt_addr(self.destinationAddress),
+            "length": self.length,
+            "flags": f"0x{self.flags:02x}",
+            "module_function": self.module_function,
+        }
+
+
+if FlashModuleSlot.STRUCT.size != FlashModuleSlot.SIZE:
+    raise RuntimeError("platform_flash_modules_t struct is not 20 bytes")
+
+
+@dataclass(frozen=True)
+class DcdCopyState:
+    """What one DCT copy looks like: header, counter, CRC (for ``emu show`` and tests)."""
+
+    index: int
+    address: int
+    watermark_ok: bool
+    seal: int
+    counter: int
+    crc_ok: bool
+    blank: bool
+
+    @property
+    def header_valid(self) -> bool:
+        return self.watermark_ok and self.seal in (SEAL_VALID, SEAL_INVALID_V2)
+
+    @property
+    def seal_name(self) -> str:
+        return {
+            SEAL_VALID: "VALID",
+            SEAL_INVALID_V2: "INVALID_V2",
+            SEAL_INIT: "INIT",
+            SEAL_CLEARED: "CLEARED",
+        }.get(self.seal, f"0x{self.seal:08x}")
+
+
+class DcdStore:
+    """The double-buffered DCT store on sectors 1 and 2 (spec 8.1).
+
+    Args:
+        flash: the chip.
+        app_offset: physical offset of app offset 0 inside a copy: 8 on Electron (spec 8.1);
+            7548 on Photon/P1 (spec 4.3; our spec-silent WICED stand-in, see module docstring).
+    """
+
+    def __init__(self, flash: NorFlash, *, app_offset: int = DATA_OFFSET):
+        self.flash = flash
+        self.app_offset = app_offset
+        self.app_length = FOOTER_OFFSET - app_offset
+
+    # ------------------------------------------------------------------ inspection
+    def copy_state(self, index: int) -> DcdCopyState:
+        base = DCT_SECTORS[index]
+        head = self.flash.read(base, 8)
+        wm, seal = struct.unpack("<II", head)
+        counter = self.flash.read(base + FOOTER_OFFSET + 0x10, 1)[0] & 0x3
+        stored = int.from_bytes(self.flash.read(base + CRC_OFFSET, 4), "little")
+        computed = crc32(self.flash.view(base + DATA_OFFSET, CRC_OFFSET - DATA_OFFSET))
+        return DcdCopyState(
+            index,
+            base,
+            wm == WATERMARK,
+            seal,
+            counter,
+            stored == computed,
+            self.flash.is_blank(base, SECTOR_SIZE),
+        )
+
+    def select(self) -> int | None:
+        """The current copy's index, or None when neither is valid (spec 8.1 selection)."""
+        a, b = self.copy_state(0), self.copy_state(1)
+        states = (a, b)
+        primary = next((s for s in states if s.header_valid), None)
+        if primary is None:
+            return None
+        other = states[1 - primary.index]
+        if other.watermark_ok and other.seal == SEAL_VALID:
+            if primary.crc_ok and not other.crc_ok:
+                return primary.index
+            if other.crc_ok and not primary.crc_ok:
+                return other.index
+            if primary.crc_ok and other.crc_ok:
+                x, y = a.counter, b.counter
+                if (x + 1) & 3 == y:
+                    return 1
+                if (y + 1) & 3 == x:
+                    return 0
+                return primary.index
+            return 1  # spec 8.1 #2: neither CRC valid -> sector 1 (0x08008000)
+        if other.watermark_ok and other.seal == SEAL_INVALID_V2:
+            return primary.index if primary.crc_ok else other.index
+        return primary.index  # spec 8.1 #4: other not a v2 copy -> primary, no CRC check
+
+    def current(self) -> int:
+        """The current copy, initialising sector 1 as empty when none is valid (spec 8.1 #5)."""
+        idx = self.select()
+        if idx is None:
+            self._initialise(1)
+            idx = 1
+        return idx
+
+    # ------------------------------------------------------------------ app access
+    def read_app(self, offset: int, size: int) -> bytes:
+        """Read app-DCT bytes (``dct_read_app_data``).
+
+        Raises:
+            EmulatorError: the range is beyond the app area.
+        """
+        self._check(offset, size)
+        idx = self.current()
+        return self.flash.read(DCT_SECTORS[idx] + self.app_offset + offset, size)
+
+    def peek_app(self, offset: int, size: int) -> bytes | None:
+        """Read without side effects (no initialisation); None when no copy is valid."""
+        self._check(offset, size)
+        idx = self.select()
+        if idx is None:
+            return None
+        return self.flash.read(DCT_SECTORS[idx] + self.app_offset + offset, size)
+
+    def write_app(self, offset: int, data: bytes) -> None:
+        """Write app-DCT bytes with the spec 8.1 algorithm (``dct_write_app_data``).
+
+        Order: erase the alternate copy if not blank, copy old data around the new bytes,
+        footer with counter + 1 (no CRC), CRC, header VALID **last**, old seal -> INVALID_V2.
+
+        Raises:
+            EmulatorError: the range is beyond the app area (spec 8.1 write #1).
+            PowerCut: the armed fault fired during the write.
+        """
+        self._check(offset, len(data))
+        cur = self.current()
+        alt = 1 - cur
+        cur_base, alt_base = DCT_SECTORS[cur], DCT_SECTORS[alt]
+        old_counter = self.flash.read(cur_base + FOOTER_OFFSET + 0x10, 1)[0] & 0x3
+        if not self.flash.is_blank(alt_base, SECTOR_SIZE):
+            self.flash.erase_containing(alt_base)
+        # The WICED-like prefix (Photon/P1 stand-in) and the data before the app area.
+        old_region = self.flash.read(cur_base + DATA_OFFSET, FOOTER_OFFSET - DATA_OFFSET)
+        app0 = self.app_offset - DATA_OFFSET
+        start = app0 + offset
+        end = start + len(data)
+        self.flash.program(alt_base + DATA_OFFSET, old_region[:start])
+        self.flash.program(alt_base + DATA_OFFSET + start, data)
+        self.flash.program(alt_base + DATA_OFFSET + end, old_region[end:])
+        self.flash.program(alt_base + FOOTER_OFFSET, self._footer((old_counter + 1) & 3))
+        crc = crc32(self.flash.view(alt_base + DATA_OFFSET, CRC_OFFSET - DATA_OFFSET))
+        self.flash.program(alt_base + CRC_OFFSET, crc.to_bytes(4, "little"))
+        self.flash.program(alt_base, struct.pack("<II", WATERMARK, SEAL_VALID))
+        self.flash.program(cur_base + 4, struct.pack("<I", SEAL_INVALID_V2))
+
+    # ------------------------------------------------------------------ flash modules table
+    def read_slots(self) -> list[FlashModuleSlot]:
+        """All 5 ``flash_modules`` slots (spec 4.3)."""
+        raw = self.read_app(DCT_FLASH_MODULES_OFFSET, FlashModuleSlot.SIZE * FLASH_MODULES_COUNT)
+        return [FlashModuleSlot.from_bytes(raw, i * 20) for i in range(FLASH_MODULES_COUNT)]
+
+    def peek_slots(self) -> list[FlashModuleSlot] | None:
+        raw = self.peek_app(DCT_FLASH_MODULES_OFFSET, FlashModuleSlot.SIZE * FLASH_MODULES_COUNT)
+        if raw is None:
+            return None
+        return [FlashModuleSlot.from_bytes(raw, i * 20) for i in range(FLASH_MODULES_COUNT)]
+
+    def write_slot(self, index: int, slot: FlashModuleSlot) -> None:
+        """Write one 20-byte slot (one DCT write)."""
+        self.write_app(DCT_FLASH_MODULES_OFFSET + 20 * index, slot.to_bytes())
+
+    def clear_slot_magic(self, index: int) -> None:
+        """Write magic 0xFFFF into slot ``index``: a 2-byte DCT write (spec 4.5 #2.4)."""
+        self.write_app(DCT_FLASH_MODULES_OFFSET + 20 * index, MAGIC_UNUSED.to_bytes(2, "little"))
+
+    # ------------------------------------------------------------------ internals
+    def _check(self, offset: int, size: int) -> None:
+        if offset < 0 or size < 0 or offset >= self.app_length or offset + size > self.app_length:
+            raise EmulatorError(
+                f"DCT access at app offset {offset}+{size} is beyond the {self.app_length}-byte "
+                "app area (spec 8.1 write #1)"
+            )
+
+    def _footer(self, counter: int) -> bytes:
+        # spec 8.1 footer: reserved[16], flags (counter in bits 0-1 of the first byte), pad,
+        # version_flags, mysize (= 4: the code takes sizeof a pointer), watermark. Values of the
+        # reserved/pad/version bytes are spec-silent: left erased (0xFF).
+        return (
+            b"\xff" * 16
+            + struct.pack("<I", 0xFFFFFFFC | counter)
+            + b"\xff\xff"
+            + struct.pack("<H", 4)
+            + struct.pack("<I", WATERMARK)
+        )
+
+    def _initialise(self, index: int) -> None:
+        """Make copy ``index`` a valid empty store (spec 8.1 #5)."""
+        base = DCT_SECTORS[index]
+        if not self.flash.is_blank(base, SECTOR_SIZE):
+            self.flash.erase_containing(base)
+        self.flash.program(base + FOOTER_OFFSET, self._footer(0))
+        crc = crc32(self.flash.view(base + DATA_OFFSET, CRC_OFFSET - DATA_OFFSET))
+        self.flash.program(base + CRC_OFFSET, crc.to_bytes(4, "little"))
+        self.flash.program(base, struct.pack("<II", WATERMARK, SEAL_VALID))
+
+
+__all__ = [
+    "DCD_LENGTH",
+    "DCT_FLASH_MODULES_OFFSET",
+    "DCT_OTA_UPDATE_FLAG_OFFSET",
+    "DCT_SECTORS",
+    "FLAGS_CRC_DEST_FUNCTION",
+    "FLASH_INTERNAL",
+    "MAGIC_FACTORY",
+    "MAGIC_PENDING",
+    "MAGIC_UNUSED",
+    "SEAL_INVALID_V2",
+    "SEAL_VALID",
+    "DcdCopyState",
+    "DcdStore",
+    "FlashModuleSlot",
+]

@@ -1,0 +1,707 @@
+"""The emulated device: flash + DCT + backup registers + bootloader + system firmware.
+
+A :class:`Device` is powered on (``boot``), updated the way the cloud does it (``ota``: the
+system OTA receive path, the unconditional reset, the bootloader apply, the boot), written over
+USB DFU (``install``), and saved to / loaded from a device image file so it lives across CLI
+commands. Every flash mutation goes through :class:`~flashroom.emu.flash.NorFlash`, so any run can
+be cut at any flash operation (``cut_at_op``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flashroom.emu.bootloader import Bootloader
+from flashroom.emu.dct import DcdStore
+from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
+from flashroom.emu.flashmal import (
+    INTERNAL_FLASH_END,
+    INTERNAL_FLASH_START,
+    module_info_at,
+    stored_sha256,
+)
+from flashroom.emu.hardware import Hardware
+from flashroom.emu.image import decode_image, encode_image, write_atomic
+from flashroom.emu.profiles import (
+    BOOTLOADER_VARIANTS,
+    LEGACY_BOOTLOADER_VERSION,
+    Profile,
+    get_profile,
+)
+from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
+from flashroom.emu.system import OTA_CHUNK_SIZE, SystemFirmware
+from flashroom.errors import EmulatorError, OtaError, PowerCut
+from flashroom.particle.module_info import ModuleFunction, read_module_info_at
+from flashroom.ranges import fmt_addr
+
+#: The small stock app of a fresh device (spec-silent size).
+DEFAULT_APP_SIZE = 32 * 1024
+#: The factory image of a fresh stock device (spec-silent size and version).
+FACTORY_APP_SIZE = 24 * 1024
+FACTORY_APP_VERSION = 1
+#: Resets one power-on may go through before we call it a reset loop (spec 5.4 #2).
+MAX_RESETS = 12
+
+BOOT_MODES = ("application", "safe_mode", "dfu", "factory", "bricked", "off")
+RESULTS = ("applied", "rejected", "interrupted", "booted")
+
+
+@dataclass(frozen=True)
+class ModuleSummary:
+    """A module as the device holds it in flash.
+
+    ``sha256`` is the **stored** SHA-256 from the module suffix (what describe reports, spec 2.5
+    #7); the device never computes it.
+    """
+
+    module_function: int
+    module_index: int
+    module_version: int
+    size: int  # module file size: module_length + 4 (CRC), spec 2.6
+    sha256: str
+    start_address: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module_function": self.module_function,
+            "module_index": self.module_index,
+            "module_version": self.module_version,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class OutcomeError:
+    """Why a run did not apply: the Device OS ``system_error_t`` (None when there is none)."""
+
+    code: int | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass
+class Outcome:
+    """The structured end of a run (the ``emu`` JSON contract, see :meth:`to_json`).
+
+    Attributes:
+        result: ``applied``, ``rejected``, ``interrupted`` or ``booted``.
+        error: why it was rejected / interrupted, or None.
+        boot: how the device ended: ``application``, ``safe_mode``, ``dfu``, ``factory`` (the
+            factory image was restored and runs), and two values beyond the original list:
+            ``bricked`` (it would execute a corrupt bootloader/system part, or loops on resets)
+            and ``off`` (power was cut; ``boot()`` powers it again).
+        running: the user module that runs, or None.
+        device_time_s: modelled flash time of this run (datasheet typical, spec 8.7).
+        sector_erases: erases per sector index in this run (only sectors erased).
+        flash_ops: flash operations of this run (granularity-dependent).
+        device_time_max_s: the same time with datasheet maxima (not in the JSON contract).
+        events: firmware trace of this run (not in the JSON contract).
+    """
+
+    result: str
+    error: OutcomeError | None
+    boot: str
+    running: ModuleSummary | None
+    device_time_s: float
+    sector_erases: dict[int, int]
+    flash_ops: int
+    device_time_max_s: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """Exactly the contract keys."""
+        return {
+            "result": self.result,
+            "error": None if self.error is None else self.error.to_json(),
+            "boot": self.boot,
+            "running": None if self.running is None else self.running.to_json(),
+            "device_time_s": round(self.device_time_s, 6),
+            "sector_erases": {str(k): v for k, v in sorted(self.sector_erases.items())},
+            "flash_ops": self.flash_ops,
+        }
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    """Everything needed to put a device back: flash (1 MB + counters) and small state."""
+
+    flash: FlashSnapshot
+    regs: tuple[int, ...]
+    state: str
+    reason: str
+    ota: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class _Counters:
+    ops: int
+    erases: tuple[int, ...]
+    t: float
+    tmax: float
+
+
+class Device:
+    """An emulated Photon, P1 or Electron running Device OS 2.3.1 (stock) or the extended variant.
+
+    Build one with :meth:`new` or :meth:`load`.
+
+    Attributes:
+        profile: the firmware behaviour (bounds tables, factory handling...).
+        bootloader_variant: ``resumable`` or ``legacy`` as created (the running semantics follow
+            the installed bootloader's version, spec 4.5).
+        flash: the :class:`NorFlash`.
+        regs: the RTC backup registers (battery-backed; persisted in the image).
+        state: the last boot mode (see :attr:`Outcome.boot`).
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        bootloader: str = "resumable",
+        granularity: Granularity = "word",
+        flash: NorFlash | None = None,
+        regs: BackupRegisters | None = None,
+    ):
+        if bootloader not in BOOTLOADER_VARIANTS:
+            raise EmulatorError(
+                f"unknown bootloader variant {bootloader!r}: expected one of "
+                f"{', '.join(BOOTLOADER_VARIANTS)}"
+            )
+        self.profile = profile
+        self.bootloader_variant = bootloader
+        self.flash = flash if flash is not None else NorFlash(granularity=granularity)
+        self.regs = regs if regs is not None else BackupRegisters()
+        self.hw = Hardware(
+            profile,
+            self.flash,
+            self.regs,
+            DcdStore(self.flash, app_offset=profile.dct_app_offset),
+        )
+        self.state = "off"
+        self.reason = ""
+        self._system = SystemFirmware(self.hw)
+
+    # ================================================================== construction
+    @classmethod
+    def new(
+        cls,
+        platform: str = "electron",
+        profile: str = "stock",
+        bootloader: str = "resumable",
+        *,
+        granularity: Granularity = "word",
+    ) -> Device:
+        """A fresh device: synthetic Device OS 2.3.1, a small stock app, on stock a factory image.
+
+        On ``extended`` the system modules carry :data:`EXTENDED_SYSTEM_VERSION` (spec 9 change
+        5) and there is no factory image. ``legacy`` installs a 1002 bootloader (spec 4.5).
+        The device is booted once (so the system has registered its factory slot) and its
+        counters are zeroed.
+
+        Raises:
+            EmulatorError: unknown platform/profile/variant, or extended on Photon/P1.
+        """
+        prof = get_profile(platform, profile)
+        if bootloader not in BOOTLOADER_VARIANTS:
+            raise EmulatorError(
+                f"unknown bootloader variant {bootloader!r}: expected one of "
+                f"{', '.join(BOOTLOADER_VARIANTS)}"
+            )
+        contents, regs, state = _fresh_image(prof.platform, prof.name, bootloader)
+        dev = cls(prof, bootloader=bootloader, granularity=granularity)
+        dev.flash.load_contents(contents)
+        dev.regs.regs = list(regs)
+        dev.state = state
+        return dev
+
+    @classmethod
+    def load(cls, path: str | Path) -> Device:
+        """Load a device image written by :meth:`save`.
+
+        Raises:
+            EmulatorError: missing, not an image, corrupt, or inconsistent metadata.
+        """
+        p = Path(path)
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise EmulatorError(f"cannot read device image {p}: {e.strerror}") from None
+        meta, contents = decode_image(data, name=str(p))
+        try:
+            prof = get_profile(str(meta["platform"]), str(meta["profile"]))
+            dev = cls(
+                prof,
+                bootloader=str(meta["bootloader"]),
+                granularity=meta.get("granularity", "word"),
+                regs=BackupRegisters([int(v) for v in meta["backup_registers"]]),
+            )
+            counters = meta["counters"]
+            dev.flash.load_contents(contents)
+            dev.flash.op_count = int(counters["op_count"])
+            dev.flash.erase_counts = [int(v) for v in counters["erase_counts"]]
+            dev.flash.device_time_s = float(counters["device_time_s"])
+            dev.flash.device_time_max_s = float(counters["device_time_max_s"])
+            dev.state = str(meta["state"])
+            dev.reason = str(meta.get("reason", ""))
+        except (KeyError, TypeError, ValueError) as e:
+            raise EmulatorError(
+                f"{p}: device image metadata is incomplete or invalid: {e}"
+            ) from None
+        if dev.state not in BOOT_MODES:
+            raise EmulatorError(f"{p}: unknown device state {dev.state!r} in metadata")
+        if len(dev.flash.erase_counts) != len(dev.flash.chip.sectors):
+            raise EmulatorError(f"{p}: erase_counts has the wrong number of sectors")
+        return dev
+
+    def save(self, path: str | Path) -> None:
+        """Write the device image atomically (temp file + rename)."""
+        meta = {
+            "platform": self.profile.platform,
+            "platform_id": self.profile.platform_id,
+            "profile": self.profile.name,
+            "bootloader": self.bootloader_variant,
+            "granularity": self.flash.granularity,
+            "state": self.state,
+            "reason": self.reason,
+            "backup_registers": list(self.regs.regs),
+            "counters": {
+                "op_count": self.flash.op_count,
+                "erase_counts": list(self.flash.erase_counts),
+                "device_time_s": self.flash.device_time_s,
+                "device_time_max_s": self.flash.device_time_max_s,
+            },
+        }
+        write_atomic(Path(path), encode_image(meta, self.flash.contents()))
+
+    # ================================================================== state
+    def snapshot(self) -> DeviceSnapshot:
+        """Capture flash (a 1 MB bytes copy + counters), registers and power state."""
+        return DeviceSnapshot(
+            self.flash.snapshot(),
+            tuple(self.regs.regs),
+            self.state,
+            self.reason,
+            self._system._ota,
+        )
+
+    def restore(self, snap: DeviceSnapshot) -> None:
+        """Put the device back to ``snap``. An armed flash fault stays armed."""
+        self.flash.restore(snap.flash)
+        self.regs.regs = list(snap.regs)
+        self.state = snap.state
+        self.reason = snap.reason
+        self._system = SystemFirmware(self.hw)
+        self._system._ota = snap.ota
+
+    @property
+    def powered(self) -> bool:
+        return self.state != "off"
+
+    def running_module(self) -> ModuleSummary | None:
+        """The user module that runs now (None when off, in safe mode, DFU or bricked)."""
+        if self.state not in ("application", "factory"):
+            return None
+        return self.module_at(self.profile.user_loc)
+
+    def module_at(self, addr: int) -> ModuleSummary | None:
+        """Summary of the module whose info the device reads at ``addr`` (None if off-chip)."""
+        info = module_info_at(self.flash, addr)
+        if info is None:
+            return None
+        length = info.module_length
+        sha = stored_sha256(self.flash, addr, length) if length > 0 else None
+        return ModuleSummary(
+            info.module_function,
+            info.module_index,
+            info.module_version,
+            length + 4,
+            sha.hex() if sha is not None else "",
+            info.module_start_address,
+        )
+
+    def user_part_bytes(self) -> bytes:
+        """The user part as stored: ``module_length + 4`` bytes when its module_info is sane,
+        else the whole user region."""
+        b = self.profile.user_bounds
+        info = module_info_at(self.flash, b.start_address)
+        if (
+            info is not None
+            and info.module_start_address == b.start_address
+            and b.start_address < info.module_end_address <= INTERNAL_FLASH_END - 4
+        ):
+            return self.flash.read(b.start_address, info.module_length + 4)
+        return self.flash.read(b.start_address, b.maximum_size)
+
+    def bootloader_version(self) -> int | None:
+        """The installed bootloader's version (None when sector 0 is not intact)."""
+        return Bootloader(self.hw).version()
+
+    # ================================================================== runs
+    def boot(self, *, button_s: float = 0.0) -> Outcome:
+        """Power the device on (again): bootloader, then system firmware (spec 4.4, 3.2).
+
+        Args:
+            button_s: seconds the MODE button is held at reset (spec 5.2).
+        """
+        start = self._counters()
+        self.hw.events = []
+        try:
+            self._power_on(button_s=button_s)
+        except PowerCut as e:
+            return self._interrupted(start, e)
+        return self._outcome("booted", None, start)
+
+    def reset(self) -> Outcome:
+        """A system reset (after ``ota_finish``): bootloader apply, then boot."""
+        return self.boot()
+
+    def factory_reset(self) -> Outcome:
+        """``System.factoryReset()``: set ``Factory_Reset_SysFlag`` = 0xAAAA and reset (spec 5.2).
+
+        Raises:
+            EmulatorError: the device is not running firmware.
+        """
+        self._require_running("a software factory reset")
+        self.regs.update_flags(Factory_Reset_SysFlag=FACTORY_RESET_REQUEST)
+        return self.boot()
+
+    def install(
+        self,
+        module: bytes,
+        *,
+        address: int | None = None,
+        reset: bool = True,
+        cut_at_op: int | None = None,
+        torn: bool = False,
+        seed: int = 0,
+    ) -> Outcome:
+        """Write ``module`` over USB DFU (spec 3.4), then leave DFU (reset) unless ``reset=False``.
+
+        The device does no module parsing; the host tool (particle-cli) picks the address from
+        the module's ``module_start_address``, which is what ``address=None`` does. DFU erases
+        every sector the write touches, programs 32-bit words and pads the tail with 0xFF.
+
+        Raises:
+            EmulatorError: the range is outside 0x08000000-0x08100000 (the DFU check), or the
+                module is too short to carry an address.
+        """
+        if address is None:
+            try:
+                address = read_module_info_at(module, 0).module_start_address
+            except Exception:
+                raise EmulatorError(
+                    f"cannot take the DFU address from a {len(module)}-byte file: no "
+                    "module_info_t (pass address=)"
+                ) from None
+        end = address + len(module)
+        if not (INTERNAL_FLASH_START <= address < INTERNAL_FLASH_END) or end > INTERNAL_FLASH_END:
+            raise EmulatorError(
+                f"DFU write {fmt_addr(address)}-{fmt_addr(end)} is outside internal flash "
+                f"{fmt_addr(INTERNAL_FLASH_START)}-{fmt_addr(INTERNAL_FLASH_END)} (spec 3.4)"
+            )
+        start = self._counters()
+        self.hw.events = [f"dfu: write {len(module)} bytes at {fmt_addr(address)}"]
+        if cut_at_op is not None:
+            self.flash.arm_fault(cut_at_op, torn, seed)
+        try:
+            first = self.flash.sector_index(address)
+            last = self.flash.sector_index(end - 1)
+            for i in range(first, last + 1):
+                self.flash.erase_sector(i)
+            padded = module + b"\xff" * (-len(module) % 4)
+            self.flash.program(address, padded)
+            if reset:
+                self._power_on()
+            else:
+                self.state = "dfu"
+        except PowerCut as e:
+            return self._interrupted(start, e)
+        finally:
+            self.flash.disarm()
+        return self._outcome("applied", None, start)
+
+    def ota(
+        self,
+        module: bytes,
+        *,
+        cut_at_op: int | None = None,
+        torn: bool = False,
+        seed: int = 0,
+        chunk_size: int = OTA_CHUNK_SIZE,
+    ) -> Outcome:
+        """A cloud OTA: UpdateBegin (length = ``len(module)``), chunks in order, UpdateDone,
+        then the unconditional reset (spec 4.2 #4), the bootloader apply and the boot.
+
+        ``result`` is ``applied`` when the new module is in place and (for a user part)
+        running, ``rejected`` with the error when the system refused it (or it is not
+        running afterwards), ``interrupted`` when the armed power cut fired (the device is
+        then off; :meth:`boot` powers it on).
+
+        Args:
+            module: the module file.
+            cut_at_op: cut power at flash operation N of this run (numbered from 0).
+            torn: the cut operation happens partially (see :meth:`NorFlash.arm_fault`).
+            seed: seed of the torn operation.
+            chunk_size: OTA chunk size (512, the device default, spec 6.5).
+
+        Raises:
+            EmulatorError: the device is off, in DFU mode or bricked (no cloud connection).
+        """
+        self._require_running("an OTA update")
+        start = self._counters()
+        self.hw.events = []
+        if cut_at_op is not None:
+            self.flash.arm_fault(cut_at_op, torn, seed)
+        error: OutcomeError | None = None
+        try:
+            rc = self._system.ota_begin(len(module), chunk_size, 0)
+            try:
+                for off in range(0, len(module), chunk_size):
+                    self._system.ota_write(off, module[off : off + chunk_size])
+                rc = self._system.ota_finish()
+                if rc <= 0:
+                    error = OutcomeError(rc, self._system.last_finish_reason)
+            except OtaError as e:
+                error = OutcomeError(e.code, str(e))
+            self._power_on()  # spec 4.2 #4: the reset is always scheduled
+        except PowerCut as e:
+            return self._interrupted(start, e)
+        finally:
+            self.flash.disarm()
+        if error is None:
+            error = self._applied_check(module)
+        return self._outcome("applied" if error is None else "rejected", error, start)
+
+    # ---------------------------------------------------------------- low-level OTA path
+    def ota_begin(self, file_length: int, chunk_size: int = 512, file_address: int = 0) -> int:
+        """UpdateBegin: ``Spark_Prepare_For_Firmware_Update`` + ``FLASH_Begin`` (spec 4.1).
+
+        Returns 0, as Device OS does once updates are enabled.
+
+        Raises:
+            EmulatorError: the device is not running firmware.
+            PowerCut: an armed fault fired (the device is then off).
+        """
+        self._require_running("an OTA update")
+        try:
+            return self._system.ota_begin(file_length, chunk_size, file_address)
+        except PowerCut:
+            self.state = "off"
+            raise
+
+    def ota_write(self, offset: int, data: bytes) -> None:
+        """A chunk: ``FLASH_Update`` at the OTA address + ``offset``; no bounds check (spec 4.1).
+
+        Raises:
+            EmulatorError: the device is not running firmware.
+            OtaError: the write ran past the end of flash (the MCU bus-faults).
+            PowerCut: an armed fault fired (the device is then off).
+        """
+        self._require_running("an OTA chunk")
+        try:
+            self._system.ota_write(offset, data)
+        except PowerCut:
+            self.state = "off"
+            raise
+
+    def ota_finish(self) -> int:
+        """UpdateDone: ``HAL_FLASH_End`` (spec 4.2): 1 pending restart, 2 bootloader applied,
+        or the negative ``system_error_t`` (-1300 ...). Call :meth:`reset` afterwards: Device OS
+        always schedules it.
+
+        Raises:
+            EmulatorError: the device is not running firmware.
+            PowerCut: an armed fault fired (the device is then off).
+        """
+        self._require_running("an OTA finish")
+        try:
+            return self._system.ota_finish()
+        except PowerCut:
+            self.state = "off"
+            raise
+
+    @property
+    def last_ota_error(self) -> str:
+        """Why the last ``ota_finish`` failed (empty when it did not)."""
+        return self._system.last_finish_reason
+
+    # ================================================================== internals
+    def _require_running(self, what: str) -> None:
+        if self.state in ("application", "safe_mode", "factory"):
+            return
+        hint = {
+            "off": "power was cut; boot it first",
+            "dfu": "it is in DFU mode (no cloud connection); boot it or install over DFU",
+            "bricked": "it does not run intact firmware; reinstall over DFU",
+        }.get(self.state, self.state)
+        raise EmulatorError(f"cannot start {what}: the device is {self.state}: {hint}")
+
+    def _power_on(self, *, button_s: float = 0.0) -> None:
+        hw = self.hw
+        self._system = SystemFirmware(hw)
+        factory = False
+        for n in range(MAX_RESETS):
+            bl = Bootloader(hw).run(button_s=button_s if n == 0 else 0.0)
+            factory = factory or bl.factory_restored
+            if bl.kind == "reset":
+                hw.log(f"bootloader: reset ({bl.reason})")
+                continue
+            if bl.kind in ("dfu", "bricked"):
+                self._set_state(bl.kind, bl.reason)
+                return
+            self._system = SystemFirmware(hw)
+            sb = self._system.boot()
+            if sb.kind == "reset":
+                continue
+            if sb.kind == "application":
+                self._set_state("factory" if factory else "application", "")
+            else:
+                self._set_state(sb.kind, sb.reason)
+            return
+        self._set_state("bricked", f"reset loop: {MAX_RESETS} resets without reaching firmware")
+
+    def _set_state(self, state: str, reason: str) -> None:
+        self.state = state
+        self.reason = reason
+        self.hw.log(f"device: {state}" + (f" ({reason})" if reason else ""))
+
+    def _applied_check(self, module: bytes) -> OutcomeError | None:
+        try:
+            info = read_module_info_at(module, 0)
+        except Exception:  # pragma: no cover - the device accepted it, so it has an info block
+            return OutcomeError(None, "the module has no readable module_info_t")
+        dest = info.module_start_address
+        n = len(module)
+        in_place = (
+            self.flash.base <= dest
+            and dest + n <= self.flash.base + self.flash.size
+            and self.flash.read(dest, n) == module
+        )
+        if info.module_function == ModuleFunction.USER_PART:
+            if in_place and self.state == "application" and dest == self.profile.user_loc:
+                return None
+        elif in_place and self.state in ("application", "safe_mode", "factory"):
+            return None
+        why = self.reason or f"device is {self.state}"
+        where = "in place" if in_place else f"not in place at {fmt_addr(dest)}"
+        return OutcomeError(
+            None, f"accepted by HAL_FLASH_End but after the reset it is {where}, {why}"
+        )
+
+    def _counters(self) -> _Counters:
+        f = self.flash
+        return _Counters(f.op_count, tuple(f.erase_counts), f.device_time_s, f.device_time_max_s)
+
+    def _outcome(self, result: str, error: OutcomeError | None, start: _Counters) -> Outcome:
+        f = self.flash
+        erases = {
+            i: n - start.erases[i] for i, n in enumerate(f.erase_counts) if n - start.erases[i] > 0
+        }
+        boot = self.state
+        return Outcome(
+            result=result,
+            error=error,
+            boot=boot,
+            running=self.running_module(),
+            device_time_s=f.device_time_s - start.t,
+            sector_erases=erases,
+            flash_ops=f.op_count - start.ops,
+            device_time_max_s=f.device_time_max_s - start.tmax,
+            events=list(self.hw.events),
+        )
+
+    def _interrupted(self, start: _Counters, e: PowerCut) -> Outcome:
+        self.state = "off"
+        self.reason = str(e)
+        self.hw.log(f"power: {e}")
+        return self._outcome("interrupted", OutcomeError(None, str(e)), start)
+
+
+# ====================================================================== fresh devices
+@functools.lru_cache(maxsize=16)
+def _fresh_image(
+    platform: str, profile: str, bootloader: str
+) -> tuple[bytes, tuple[int, ...], str]:
+    """Flash contents, registers and state of a fresh device (cached: built once per kind)."""
+    prof = get_profile(platform, profile)
+    dev = Device(prof, bootloader=bootloader)
+    for m in default_modules(platform, profile, bootloader):
+        dev.install(m, reset=False)
+    if profile == "stock":
+        dev.install(factory_image(platform), address=prof.fac_addr, reset=False)
+    dev.boot()
+    return dev.flash.contents(), tuple(dev.regs.regs), dev.state
+
+
+def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]:
+    """Bootloader, system parts and the small stock app a fresh device carries.
+
+    Raises:
+        EmulatorError: unknown platform/profile.
+    """
+    from flashroom.particle.build import (
+        device_os_install,
+        synthetic_module,
+        synthetic_user_app,
+    )
+
+    prof = get_profile(platform, profile)
+    out: list[bytes] = []
+    for m in device_os_install(prof.platform):
+        info = read_module_info_at(m, 0)
+        if info.module_function == ModuleFunction.SYSTEM_PART and profile == "extended":
+            # spec 9 change 5: the modified system modules get a distinct version
+            m = synthetic_module(
+                len(m),
+                platform_id=info.platform_id,
+                function=info.module_function,
+                index=info.module_index,
+                version=prof.system_version,
+                start_address=info.module_start_address,
+                dependency=None if info.dependency.is_none else info.dependency,
+                dependency2=None if info.dependency2.is_none else info.dependency2,
+                seed=info.module_function * 16 + info.module_index,
+            )
+        elif info.module_function == ModuleFunction.BOOTLOADER and bootloader == "legacy":
+            m = synthetic_module(
+                len(m),
+                platform_id=info.platform_id,
+                function=ModuleFunction.BOOTLOADER,
+                index=0,
+                version=LEGACY_BOOTLOADER_VERSION,
+                start_address=info.module_start_address,
+                seed=32,
+            )
+        out.append(m)
+    out.append(synthetic_user_app(DEFAULT_APP_SIZE, platform=prof.platform, seed=1))
+    return out
+
+
+def factory_image(platform: str) -> bytes:
+    """The factory image of a fresh stock device: a user part linked for the user slot (5.1)."""
+    from flashroom.particle.build import synthetic_user_app
+
+    return synthetic_user_app(
+        FACTORY_APP_SIZE, platform=platform, version=FACTORY_APP_VERSION, seed=99
+    )
+
+
+__all__ = [
+    "BOOT_MODES",
+    "DEFAULT_APP_SIZE",
+    "RESULTS",
+    "Device",
+    "DeviceSnapshot",
+    "ModuleSummary",
+    "Outcome",
+    "OutcomeError",
+    "default_modules",
+    "factory_image",
+]

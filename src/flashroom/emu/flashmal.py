@@ -1,0 +1,204 @@
+"""Device OS ``flash_mal.c`` primitives over :class:`NorFlash`, warts included (spec 3.1, 4.5).
+
+These are the checks the device itself runs: module_info is read from flash with the spec 2.2
+stack-pointer rule (``read_module_info_at``) and CRCs are computed over flash with ``crc32``,
+never through the reference-tool parser.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from flashroom.emu.dct import (
+    MODULE_VERIFY_CRC,
+    MODULE_VERIFY_DESTINATION_IS_START_ADDRESS,
+    MODULE_VERIFY_FUNCTION,
+)
+from flashroom.emu.flash import NorFlash
+from flashroom.errors import ModuleFormatError
+from flashroom.particle.crc import crc32
+from flashroom.particle.module_info import (
+    VECTOR_TABLE_SIZE,
+    ModuleFunction,
+    ModuleInfo,
+    read_module_info_at,
+)
+from flashroom.ranges import fmt_addr
+
+INTERNAL_FLASH_START = 0x08000000
+INTERNAL_FLASH_END = 0x08100000
+#: spec 1.1 / 8.6: ``FLASH_EraseMemory`` counts sectors in 128 KB units.
+INTERNAL_FLASH_PAGE_SIZE = 0x20000
+_VERIFY_MASK = 0x0E
+
+
+def check_valid_address_range(start: int, length: int) -> bool:
+    """``FLASH_CheckValidAddressRange`` (spec 3.1): ``start+len-1 <= 0x08100000`` (off by one)."""
+    return start >= INTERNAL_FLASH_START and start + length - 1 <= INTERNAL_FLASH_END
+
+
+def module_info_at(flash: NorFlash, addr: int) -> ModuleInfo | None:
+    """``FLASH_ModuleInfo``: the info block at ``addr`` by the spec 2.2 rule (None if off-chip)."""
+    span = VECTOR_TABLE_SIZE + ModuleInfo.SIZE
+    if addr < flash.base or addr + 4 > flash.base + flash.size:
+        return None
+    avail = min(span, flash.base + flash.size - addr)
+    try:
+        return read_module_info_at(flash.read(addr, avail), 0)
+    except ModuleFormatError:
+        return None
+
+
+def is_user_module_info_valid(
+    flash: NorFlash, addr: int, expected_start: int, platform_id: int
+) -> bool:
+    """``FLASH_isUserModuleInfoValid`` (spec 3.1): start, end <= 0x08100000, platform. No CRC."""
+    info = module_info_at(flash, addr)
+    return (
+        info is not None
+        and info.module_start_address == expected_start
+        and info.module_end_address <= INTERNAL_FLASH_END
+        and info.platform_id == platform_id
+    )
+
+
+def verify_crc32(flash: NorFlash, start: int, length: int) -> bool:
+    """``FLASH_VerifyCRC32`` (spec 3.1, 2.5 #5): stored big-endian CRC at ``start+length``.
+
+    A length that would read past the chip is treated as a failed check (the real MCU would read
+    unmapped memory; spec-silent).
+    """
+    if length <= 0 or start < flash.base or start + length + 4 > flash.base + flash.size:
+        return False
+    stored = int.from_bytes(flash.read(start + length, 4), "big")
+    return stored == crc32(flash.view(start, length))
+
+
+def stored_sha256(flash: NorFlash, start: int, length: int) -> bytes | None:
+    """The suffix SHA-256 of the module ``[start, start+length)`` (spec 2.5: at ``L - 34``)."""
+    if length < 38 or start + length > flash.base + flash.size:
+        return None
+    return flash.read(start + length - 34, 32)
+
+
+def check_copy_memory(
+    flash: NorFlash,
+    src: int,
+    dst: int,
+    length: int,
+    function: int,
+    flags: int,
+    platform_id: int,
+) -> str | None:
+    """``FLASH_CheckCopyMemory`` (spec 3.1): None when the copy may go ahead, else the reason."""
+    if not check_valid_address_range(src, length):
+        return f"source {fmt_addr(src)}+{length} is outside internal flash"
+    if not check_valid_address_range(dst, length):
+        return f"destination {fmt_addr(dst)}+{length} is outside internal flash"
+    if flags & _VERIFY_MASK:
+        info = module_info_at(flash, src)
+        if info is None:
+            return f"no module_info_t readable at {fmt_addr(src)}"
+        mlen = (info.module_end_address - info.module_start_address) & 0xFFFFFFFF
+        if flags & (MODULE_VERIFY_CRC | MODULE_VERIFY_FUNCTION) and length < mlen + 4:
+            return f"length {length} < module_length + 4 = {mlen + 4}"
+        if info.module_function != ModuleFunction.RESOURCE and info.platform_id != platform_id:
+            return f"platform_id {info.platform_id} at {fmt_addr(src)}, expected {platform_id}"
+        if flags & MODULE_VERIFY_DESTINATION_IS_START_ADDRESS and info.module_start_address != dst:
+            return (
+                f"module_start_address {fmt_addr(info.module_start_address)} is not the "
+                f"destination {fmt_addr(dst)}"
+            )
+        if flags & MODULE_VERIFY_FUNCTION and info.module_function != function:
+            return f"module_function {info.module_function}, expected {function}"
+        if flags & MODULE_VERIFY_CRC and not verify_crc32(flash, src, mlen):
+            return f"CRC-32 of the module at {fmt_addr(src)} does not match"
+    return None
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """Outcome of ``FLASH_CopyMemory``: ``ok`` or BADARG with the check's reason."""
+
+    ok: bool
+    reason: str | None = None
+
+
+def copy_memory(
+    flash: NorFlash,
+    src: int,
+    dst: int,
+    length: int,
+    function: int,
+    flags: int,
+    platform_id: int,
+) -> CopyResult:
+    """``FLASH_CopyMemory`` (spec 4.5 #2.2): check, then sector-wise ``CopyFlashBlock``.
+
+    Each block runs to the end of the destination's sector; the **whole** sector is erased, then
+    32-bit words are programmed from the source (length rounded up to 4). No read-back.
+
+    Raises:
+        PowerCut: the armed fault fired (the destination is then partly erased/written).
+    """
+    reason = check_copy_memory(flash, src, dst, length, function, flags, platform_id)
+    if reason is not None:
+        return CopyResult(False, reason)
+    remaining = length
+    while remaining > 0:
+        idx = flash.sector_index(dst)
+        sector_end = flash.chip.sectors[idx].end
+        block = min(remaining, sector_end - dst)
+        flash.erase_sector(idx)
+        nbytes = -(-block // 4) * 4
+        nbytes = min(nbytes, flash.base + flash.size - src)  # never read past the chip
+        flash.program(dst, flash.read(src, nbytes))
+        src += block
+        dst += block
+        remaining -= block
+    return CopyResult(True)
+
+
+def erase_memory(flash: NorFlash, addr: int, length: int) -> bool:
+    """``FLASH_EraseMemory`` (spec 4.1 #2.3, 8.6): ``ceil(len/128K)`` sectors from ``addr``'s.
+
+    Returns False (nothing erased) when the range check fails. Running off the last sector stops
+    there and returns False (the StdPeriph sector number would be invalid; spec-silent).
+    """
+    if not check_valid_address_range(addr, length):
+        return False
+    count = -(-length // INTERNAL_FLASH_PAGE_SIZE)
+    first = flash.sector_index(addr)
+    n_sectors = len(flash.chip.sectors)
+    for i in range(first, first + count):
+        if i >= n_sectors:
+            return False
+        flash.erase_sector(i)
+    return True
+
+
+def flash_update(flash: NorFlash, addr: int, data: bytes) -> None:
+    """``FLASH_Update`` (spec 4.1 #3): words then a byte-wise tail; no bounds, no read-back."""
+    flash.program(addr, data)
+
+
+def first_word(flash: NorFlash, addr: int) -> int:
+    (w,) = struct.unpack("<I", flash.read(addr, 4))
+    return int(w)
+
+
+__all__ = [
+    "INTERNAL_FLASH_END",
+    "INTERNAL_FLASH_START",
+    "CopyResult",
+    "check_copy_memory",
+    "check_valid_address_range",
+    "copy_memory",
+    "erase_memory",
+    "flash_update",
+    "is_user_module_info_valid",
+    "module_info_at",
+    "stored_sha256",
+    "verify_crc32",
+]

@@ -1,0 +1,52 @@
+"""The hardware both firmwares run on: flash, DCT, backup registers, profile, and an event trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flashroom.emu.dct import DcdStore
+from flashroom.emu.flash import NorFlash
+from flashroom.emu.flashmal import module_info_at, verify_crc32
+from flashroom.emu.profiles import ModuleBounds, Profile
+from flashroom.emu.sysflags import BackupRegisters
+from flashroom.particle.module_info import ModuleInfo
+
+#: Events kept per run (the trace shown by ``emu ota``/``emu boot`` in text mode).
+EVENT_LIMIT = 200
+
+
+@dataclass
+class Hardware:
+    """One device's hardware state plus the profile of the firmware installed on it."""
+
+    profile: Profile
+    flash: NorFlash
+    regs: BackupRegisters
+    dct: DcdStore
+    events: list[str] = field(default_factory=list)
+
+    def log(self, message: str) -> None:
+        """Record a firmware event (bounded)."""
+        if len(self.events) < EVENT_LIMIT:
+            self.events.append(message)
+
+    def installed(self, bounds: ModuleBounds) -> ModuleInfo | None:
+        """``locate_module(bounds)``: whatever module_info reads at ``bounds.start`` (no checks)."""
+        return module_info_at(self.flash, bounds.start_address)
+
+    def module_intact(self, bounds: ModuleBounds) -> bool:
+        """Emulator check: the module in ``bounds`` is the right kind and its CRC holds.
+
+        Used where the real MCU would *execute* the code (a corrupt system part or bootloader
+        means undefined behaviour on hardware), not as a Device OS check.
+        """
+        info = self.installed(bounds)
+        if info is None:
+            return False
+        return (
+            info.module_function == bounds.module_function
+            and info.module_index == bounds.module_index
+            and info.module_start_address == bounds.start_address
+            and bounds.start_address < info.module_end_address <= bounds.end_address
+            and verify_crc32(self.flash, bounds.start_address, info.module_length)
+        )

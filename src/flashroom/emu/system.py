@@ -1,0 +1,478 @@
+"""Device OS system firmware: boot-time validation and the OTA receive path (spec 3, 4.1-4.2, 5.1).
+
+Everything the device decides is read from flash here, with the device's own rules (spec 2.2
+module_info location, spec 3.1 primitives), never with the reference-tool parser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flashroom.emu.dct import (
+    DCT_OTA_UPDATE_FLAG_OFFSET,
+    FLAGS_CRC_DEST_FUNCTION,
+    FLASH_INTERNAL,
+    MAGIC_FACTORY,
+    MAGIC_PENDING,
+    MAGIC_UNUSED,
+    OTA_UPDATE_FLAG_SET,
+    FlashModuleSlot,
+)
+from flashroom.emu.flashmal import (
+    copy_memory,
+    erase_memory,
+    flash_update,
+    is_user_module_info_valid,
+    module_info_at,
+    verify_crc32,
+)
+from flashroom.emu.hardware import Hardware
+from flashroom.emu.profiles import FACTORY_SLOT_LENGTH, ModuleBounds
+from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, IWDG_ENABLE
+from flashroom.errors import OtaError
+from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
+from flashroom.ranges import fmt_addr
+
+# spec 3.1: validity bits (ota_flash_hal.h:59-68)
+MODULE_VALIDATION_INTEGRITY = 0x02
+MODULE_VALIDATION_DEPENDENCIES = 0x04
+MODULE_VALIDATION_RANGE = 0x08
+MODULE_VALIDATION_PLATFORM = 0x10
+MODULE_VALIDATION_PRODUCT = 0x20
+MODULE_VALIDATION_DEPENDENCIES_FULL = 0x40
+
+# spec 3.1: system_error_t values
+SYSTEM_ERROR_OTA_MODULE_NOT_FOUND = -1300
+SYSTEM_ERROR_OTA_UNSUPPORTED_MODULE = -1310
+SYSTEM_ERROR_OTA_VALIDATION_FAILED = -1320
+SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED = -1330
+SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED = -1340
+SYSTEM_ERROR_OTA_INVALID_ADDRESS = -1350
+SYSTEM_ERROR_OTA_INVALID_PLATFORM = -1360
+
+# hal_update_complete_t
+HAL_UPDATE_ERROR = 0
+HAL_UPDATE_APPLIED_PENDING_RESTART = 1
+HAL_UPDATE_APPLIED = 2
+
+OTA_CHUNK_SIZE = 512  # spec 6.5
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """``fetch_module`` (spec 3.1): whether it returned true, the info and the bits."""
+
+    found: bool
+    info: ModuleInfo | None
+    checked: int
+    result: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SystemBoot:
+    """How the system firmware's start ended.
+
+    Attributes:
+        kind: ``"application"``, ``"safe_mode"``, ``"reset"`` (it resets the MCU) or
+            ``"bricked"`` (a system part it would execute is corrupt).
+        reason: why (for the trace / error messages).
+    """
+
+    kind: str
+    reason: str = ""
+
+
+class SystemFirmware:
+    """Device OS v2.3.1 (or the extended variant) running on ``hw``."""
+
+    def __init__(self, hw: Hardware):
+        self.hw = hw
+        self._ota: tuple[int, int] | None = None  # (file_address, file_length)
+        self.last_finish_reason: str = ""
+
+    # ================================================================== dependencies
+    def _dep_ok(self, dep: ModuleDependency) -> tuple[bool, str]:
+        """``validate_module_dependencies_impl``: version of whatever sits in the bounds."""
+        if dep.is_none:
+            return True, ""
+        b = self.hw.profile.find_module_bounds(dep.module_function, dep.module_index)
+        info = self.hw.installed(b) if b is not None else None
+        if info is None:
+            return False, (
+                f"dependency function {dep.module_function} index {dep.module_index}: "
+                "no such module bounds"
+            )
+        if info.module_version >= dep.module_version:
+            return True, ""
+        return False, (
+            f"needs function {dep.module_function} index {dep.module_index} version >= "
+            f"{dep.module_version}, installed {info.module_version}"
+        )
+
+    def validate_dependencies(
+        self, info: ModuleInfo, *, user_optional: bool, full: bool
+    ) -> tuple[bool, str]:
+        """``validate_module_dependencies`` (spec 3.1), warts included.
+
+        A NONE first dependency makes the result valid without looking at ``dependency2``.
+        """
+        if info.dependency.is_none or (
+            user_optional and info.module_function == ModuleFunction.USER_PART
+        ):
+            ok, why = True, ""
+        else:
+            ok, why = self._dep_ok(info.dependency)
+            if ok and not (
+                user_optional and info.dependency2.module_function == ModuleFunction.BOOTLOADER
+            ):
+                ok, why = self._dep_ok(info.dependency2)
+        if ok and full and info.module_function == ModuleFunction.SYSTEM_PART:
+            ok, why = self._full_reverse_check(info)
+        return ok, why
+
+    def _full_reverse_check(self, new: ModuleInfo) -> tuple[bool, str]:
+        """spec 3.1 #4: no other installed system part depends on a higher version of ``new``."""
+        for b in self.hw.profile.system_bounds:
+            if b.module_index == new.module_index:
+                continue
+            other = self.hw.installed(b)
+            if other is None or other.module_function != ModuleFunction.SYSTEM_PART:
+                continue
+            for d in (other.dependency, other.dependency2):
+                if (
+                    d.module_function == new.module_function
+                    and d.module_index == new.module_index
+                    and d.module_version > new.module_version
+                ):
+                    return False, (
+                        f"installed system part {other.module_index} (version "
+                        f"{other.module_version}) depends on system part {new.module_index} "
+                        f">= {d.module_version}, the update is version {new.module_version}"
+                    )
+        return True, ""
+
+    # ================================================================== fetch_module
+    def fetch_module(
+        self, bounds: ModuleBounds, *, user_deps_optional: bool, flags: int
+    ) -> FetchResult:
+        """``fetch_module`` (spec 3.1) for the module stored at ``bounds.start``."""
+        hw = self.hw
+        info = module_info_at(hw.flash, bounds.start_address)
+        checked = (
+            MODULE_VALIDATION_RANGE
+            | MODULE_VALIDATION_DEPENDENCIES
+            | MODULE_VALIDATION_PLATFORM
+            | flags
+        )
+        if info is None:
+            return FetchResult(False, None, checked, 0, "no module_info_t readable")
+        expected = hw.profile.find_module_bounds(info.module_function, info.module_index)
+        if expected is None:
+            return FetchResult(
+                False,
+                info,
+                checked,
+                0,
+                f"fetch_module: no module_bounds_t for module_function {info.module_function} "
+                f"module_index {info.module_index} (spec 3.3)",
+            )
+        end = info.module_end_address
+        if not expected.start_address <= end <= expected.end_address:
+            return FetchResult(
+                False,
+                info,
+                checked,
+                0,
+                f"fetch_module: module_end_address {fmt_addr(end)} is outside {expected.name} "
+                f"bounds [{fmt_addr(expected.start_address)}, {fmt_addr(expected.end_address)}]"
+                " (spec 3.3)",
+            )
+        result = MODULE_VALIDATION_RANGE
+        reasons: list[str] = []
+        if info.platform_id == hw.profile.platform_id:
+            result |= MODULE_VALIDATION_PLATFORM
+        else:
+            reasons.append(
+                f"platform_id {info.platform_id}, this device is {hw.profile.platform_id}"
+            )
+        full = bool(flags & MODULE_VALIDATION_DEPENDENCIES_FULL)
+        dep_ok, dep_why = self.validate_dependencies(
+            info, user_optional=user_deps_optional, full=full
+        )
+        if dep_ok:
+            result |= MODULE_VALIDATION_DEPENDENCIES
+            if full:
+                result |= MODULE_VALIDATION_DEPENDENCIES_FULL
+        else:
+            reasons.append(f"dependencies: {dep_why}")
+        # CRC at the *current* location (bounds.start + length), spec 3.1 fetch_module #5/#7.
+        length = (end - info.module_start_address) & 0xFFFFFFFF
+        if verify_crc32(hw.flash, bounds.start_address, length):
+            result |= MODULE_VALIDATION_INTEGRITY
+        else:
+            reasons.append(
+                f"CRC-32 over {length} bytes at {fmt_addr(bounds.start_address)} does not match"
+            )
+        return FetchResult(True, info, checked, result, "; ".join(reasons))
+
+    # ================================================================== boot
+    def boot(self) -> SystemBoot:
+        """From the bootloader's jump to the application (or safe mode), spec 3.2, 5.1, 8.9."""
+        hw = self.hw
+        p = hw.profile
+        # Emulator stand-in for executing code: a corrupt system part is undefined behaviour.
+        for b in p.system_bounds:
+            if not hw.module_intact(b):
+                return SystemBoot(
+                    "bricked",
+                    f"{b.name} at {fmt_addr(b.start_address)} is not an intact module: the "
+                    "bootloader only checks module_info at 0x08020000 (spec 4.4) and jumps into "
+                    "corrupt code",
+                )
+        # --- system_part2_pre_init: HAL_Core_Config (spec 3.2 #1, 5.1)
+        self._core_config()
+        # --- Photon/P1: HAL_Core_Validate_Modules(1) (spec 3.2 #2)
+        if p.validates_bootloader:
+            ok, why = self._validate_modules()
+            if not ok:
+                hw.log(f"system: HAL_Core_Validate_Modules failed: {why}: safe mode")
+                return SystemBoot("safe_mode", f"HAL_Core_Validate_Modules: {why}")
+        # --- dependency chain of the system parts (spec 8.9). BOOTLOADER dependency2 is not part
+        #     of the chain on Electron (bootloader validation skipped, spec 3.2 #2).
+        for b in p.system_bounds:
+            info = hw.installed(b)
+            if info is None:  # pragma: no cover - intact above
+                continue
+            for dep in (info.dependency, info.dependency2):
+                if dep.module_function != ModuleFunction.SYSTEM_PART:
+                    continue
+                ok, why = self._dep_ok(dep)
+                if not ok:
+                    msg = f"system part {info.module_index} {why} (spec 8.9)"
+                    hw.log(f"system: dependency chain broken: {msg}: safe mode")
+                    return SystemBoot("safe_mode", msg)
+        # --- HAL_Core_Validate_User_Module (spec 3.2 #3)
+        user = self._validate_user()
+        if user == "reset":
+            return SystemBoot("reset", "automatic factory reset (spec 3.2 #3.5)")
+        # --- HAL_Core_Setup: the IWDG flag left by Finish_Update -> reset once more (spec 5.3)
+        flags = hw.regs.load_flags()
+        if flags.IWDG_Enable_SysFlag == IWDG_ENABLE:
+            hw.regs.update_flags(IWDG_Enable_SysFlag=0xFFFF)
+            hw.log("system: HAL_Core_Setup cleared IWDG_Enable_SysFlag: reset (double reset)")
+            return SystemBoot("reset", "IWDG flag cleared")
+        # --- ota_update_flag (spec 4.3 / 4.7 "DFU + flag")
+        flag = hw.dct.read_app(DCT_OTA_UPDATE_FLAG_OFFSET, 1)[0]
+        if flag == OTA_UPDATE_FLAG_SET:
+            hw.dct.write_app(DCT_OTA_UPDATE_FLAG_OFFSET, b"\xff")
+            rc = self._end()
+            hw.log(f"system: ota_update_flag 0xA5: applied the OTA region ({rc}): reset")
+            return SystemBoot("reset", "ota_update_flag")
+        if user == "ok":
+            return SystemBoot("application")
+        return SystemBoot("safe_mode", user)
+
+    def _core_config(self) -> None:
+        hw = self.hw
+        p = hw.profile
+        if p.registers_factory_slot:
+            want = FlashModuleSlot(
+                MAGIC_FACTORY,
+                FLASH_INTERNAL,
+                FLASH_INTERNAL,
+                p.fac_addr,
+                p.user_loc,
+                FACTORY_SLOT_LENGTH,
+                FLAGS_CRC_DEST_FUNCTION,
+                ModuleFunction.USER_PART,
+                0,
+            )
+            slot0 = hw.dct.read_slots()[0]
+            if slot0 != want:  # spec 5.1: only written if it differs
+                hw.dct.write_slot(0, want)
+                hw.log(
+                    f"system: HAL_Core_Config registered factory slot 0 -> {fmt_addr(p.fac_addr)}"
+                )
+        elif p.clears_factory_slot:
+            slot0 = hw.dct.read_slots()[0]
+            if slot0.magicNumber != MAGIC_UNUSED:  # spec 9 change 2: cleared once
+                hw.dct.clear_slot_magic(0)
+                hw.log("system: factory slot 0 cleared (extended profile, spec 9 change 2)")
+
+    def _validate_modules(self) -> tuple[bool, str]:
+        """``HAL_Core_Validate_Modules(1)``: bootloader and system part 2 (spec 3.2 #2)."""
+        for fn, ix in ((ModuleFunction.BOOTLOADER, 0), (ModuleFunction.SYSTEM_PART, 2)):
+            b = self.hw.profile.find_module_bounds(fn, ix)
+            if b is None:
+                continue
+            r = self.fetch_module(b, user_deps_optional=False, flags=MODULE_VALIDATION_INTEGRITY)
+            if not r.found or (r.checked & ~r.result):
+                return False, f"{b.name}: {r.reason or 'validation failed'}"
+        return True, ""
+
+    def _validate_user(self) -> str:
+        """``HAL_Core_Validate_User_Module``: "ok", "reset", or the reason it is not valid."""
+        hw = self.hw
+        p = hw.profile
+        flags = hw.regs.load_flags()
+        mode = flags.StartupMode_SysFlag
+        if not (mode == 0xFF or (mode & 1) == 0):
+            return "safe mode requested (StartupMode bit 0, spec 3.2 #3.1)"
+        loc = p.user_loc
+        if not is_user_module_info_valid(hw.flash, loc, loc, p.platform_id):
+            if p.factory_fallback and is_user_module_info_valid(
+                hw.flash, p.fac_addr, loc, p.platform_id
+            ):
+                hw.regs.update_flags(Factory_Reset_SysFlag=FACTORY_RESET_REQUEST)
+                hw.log(
+                    f"system: user part at {fmt_addr(loc)} invalid, factory header at "
+                    f"{fmt_addr(p.fac_addr)} looks valid: HAL_Core_Factory_Reset (spec 3.2 #3.5)"
+                )
+                return "reset"
+            return (
+                f"user part at {fmt_addr(loc)}: FLASH_isUserModuleInfoValid failed "
+                "(start, end or platform, spec 3.2 #3.2)"
+            )
+        info = module_info_at(hw.flash, loc)
+        if info is None:  # pragma: no cover - valid above
+            return "user part unreadable"
+        if not verify_crc32(hw.flash, loc, info.module_length):
+            return f"user part at {fmt_addr(loc)}: CRC-32 does not match (spec 3.2 #3.3)"
+        ok, why = self.validate_dependencies(info, user_optional=False, full=False)
+        if not ok:
+            return f"user part dependencies: {why} (spec 3.2 #3.4)"
+        return "ok"
+
+    # ================================================================== OTA receive path
+    def ota_begin(
+        self, file_length: int, chunk_size: int = OTA_CHUNK_SIZE, file_address: int = 0
+    ) -> int:
+        """``Spark_Prepare_For_Firmware_Update`` + ``HAL_FLASH_Begin`` (spec 4.1).
+
+        Returns 0. The erase's own result is ignored by the caller, as in Device OS
+        (system_update.cpp:324).
+        """
+        hw = self.hw
+        p = hw.profile
+        addr = p.module_ota.start_address + file_address
+        if chunk_size == 0:
+            chunk_size = OTA_CHUNK_SIZE
+            file_length = p.ota_flash_length
+        hw.regs.update_flags(OTA_FLASHED_Status_SysFlag=0)
+        slots = hw.dct.read_slots()
+        for i in range(1, 5):
+            if slots[i].magicNumber == MAGIC_PENDING:
+                hw.dct.clear_slot_magic(i)  # spec 4.1 #2.2 (v2.x)
+                hw.log(f"system: FLASH_Begin cleared pending slot {i}")
+        erased = erase_memory(hw.flash, addr, file_length)
+        hw.log(
+            f"system: FLASH_Begin {fmt_addr(addr)} length {file_length}: "
+            + ("erased" if erased else "range check failed, nothing erased")
+        )
+        self._ota = (addr, file_length)
+        return 0
+
+    def ota_write(self, offset: int, data: bytes) -> None:
+        """``FLASH_Update`` at ``file_address + offset``: no bounds check (spec 4.1 #3).
+
+        Raises:
+            OtaError: the write runs past the end of internal flash; the real MCU bus-faults
+                there (emulator model: the device panics and resets, no slot is written).
+        """
+        hw = self.hw
+        base = self._ota[0] if self._ota is not None else hw.profile.module_ota.start_address
+        addr = base + offset
+        end_of_flash = hw.flash.base + hw.flash.size
+        if addr + len(data) > end_of_flash:
+            inside = max(0, end_of_flash - addr)
+            if inside:
+                flash_update(hw.flash, addr, data[:inside])
+            self._ota = None
+            raise OtaError(
+                f"FLASH_Update wrote {fmt_addr(max(addr, end_of_flash))}-"
+                f"{fmt_addr(addr + len(data))}, past the end of internal flash at "
+                f"{fmt_addr(end_of_flash)}: no bounds check (spec 4.1 #3), the MCU bus-faults "
+                "and resets; no slot is written"
+            )
+        flash_update(hw.flash, addr, data)
+
+    def ota_finish(self) -> int:
+        """``HAL_FLASH_End`` (spec 4.2): 1 = pending restart, 2 = bootloader applied, or < 0."""
+        self._ota = None
+        return self._end()
+
+    def _end(self) -> int:
+        hw = self.hw
+        p = hw.profile
+        r = self.fetch_module(
+            p.module_ota,
+            user_deps_optional=True,
+            flags=MODULE_VALIDATION_INTEGRITY | MODULE_VALIDATION_DEPENDENCIES_FULL,
+        )
+        if not r.found or r.info is None:
+            self.last_finish_reason = r.reason
+            hw.log(f"system: HAL_FLASH_End: -1300: {r.reason}")
+            return SYSTEM_ERROR_OTA_MODULE_NOT_FOUND
+        missing = r.checked & ~r.result
+        if missing:
+            if missing & MODULE_VALIDATION_INTEGRITY:
+                code = SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED
+            elif missing & (MODULE_VALIDATION_DEPENDENCIES | MODULE_VALIDATION_DEPENDENCIES_FULL):
+                code = SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED
+            elif missing & MODULE_VALIDATION_RANGE:
+                code = SYSTEM_ERROR_OTA_INVALID_ADDRESS
+            elif missing & MODULE_VALIDATION_PLATFORM:
+                code = SYSTEM_ERROR_OTA_INVALID_PLATFORM
+            else:
+                code = SYSTEM_ERROR_OTA_VALIDATION_FAILED
+            self.last_finish_reason = f"validity 0x{r.result:02x} of 0x{r.checked:02x}: {r.reason}"
+            hw.log(f"system: HAL_FLASH_End: {code}: {self.last_finish_reason}")
+            return code
+        info = r.info
+        length = info.module_length + 4
+        src = p.module_ota.start_address
+        if info.module_function == ModuleFunction.BOOTLOADER:
+            # spec 4.7: flashed immediately; not power-loss safe (sector 0 erased in place).
+            res = copy_memory(
+                hw.flash,
+                src,
+                0x08000000,
+                length,
+                ModuleFunction.BOOTLOADER,
+                FLAGS_CRC_DEST_FUNCTION,
+                p.platform_id,
+            )
+            if not res.ok:
+                self.last_finish_reason = f"bootloader_update refused: {res.reason}"
+                hw.log(f"system: {self.last_finish_reason}")
+                return SYSTEM_ERROR_OTA_VALIDATION_FAILED
+            hw.log("system: bootloader flashed immediately (spec 4.7)")
+            self.last_finish_reason = ""
+            return HAL_UPDATE_APPLIED
+        slots = hw.dct.read_slots()
+        for i in range(1, 5):
+            if slots[i].magicNumber != MAGIC_PENDING:
+                hw.dct.write_slot(
+                    i,
+                    FlashModuleSlot(
+                        MAGIC_PENDING,
+                        FLASH_INTERNAL,
+                        FLASH_INTERNAL,
+                        src,
+                        info.module_start_address,
+                        length,
+                        FLAGS_CRC_DEST_FUNCTION,
+                        info.module_function,
+                        0,
+                    ),
+                )
+                hw.log(
+                    f"system: HAL_FLASH_End: slot {i} pending: {fmt_addr(src)} -> "
+                    f"{fmt_addr(info.module_start_address)} ({length} bytes)"
+                )
+                self.last_finish_reason = ""
+                return HAL_UPDATE_APPLIED_PENDING_RESTART
+        # Spec-silent: FLASH_AddToNextAvailableModulesSlot returned false (all 4 busy).
+        self.last_finish_reason = "FLASH_AddToNextAvailableModulesSlot: all 4 slots busy"
+        return SYSTEM_ERROR_OTA_VALIDATION_FAILED

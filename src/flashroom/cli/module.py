@@ -157,7 +157,8 @@ def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
         console = stdout_console()
         for name, item in zip(files, parsed, strict=True):
             if isinstance(item, ModuleFormatError):
-                click.echo(f"error: {name}: {item}", err=True)
+                msg = str(item)
+                click.echo(f"error: {msg if msg.startswith(name) else f'{name}: {msg}'}", err=True)
             elif verify_only:
                 bad = [c for c in item.checks() if not c.ok]
                 if bad:
@@ -168,8 +169,8 @@ def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
             else:
                 _render_module_text(item, console)
     if worst == 2:
-        bad_names = [n for n, p in zip(files, parsed, strict=True) if not hasattr(p, "info")]
-        raise ModuleFormatError(f"cannot parse {', '.join(bad_names)}")
+        n_bad = sum(1 for p in parsed if isinstance(p, ModuleFormatError))
+        raise ModuleFormatError(f"{n_bad} of {len(files)} file(s) could not be parsed (see above)")
     if worst == 1:
         raise CheckFailed()
 
@@ -442,7 +443,7 @@ def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) ->
     else:
         from rich.table import Table
 
-        t = Table(title=f"{app}: dependencies", title_justify="left")
+        t = Table()
         for col in ("slot", "needs", "installed", "verdict"):
             t.add_column(col)
         for f in result.findings:
@@ -453,6 +454,7 @@ def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) ->
                 "[green]met[/green]" if f.met else "[red]NOT MET[/red]",
             )
         console = stdout_console()
+        console.print(f"{app}: dependencies against {len(installed)} installed module(s)")
         console.print(t)
         console.print(result.message)
     if not result.ok:

@@ -106,3 +106,33 @@ def test_random_bytes_raise_only_flashroom_errors(data: bytes) -> None:
 @given(mutated())
 def test_mutated_modules_raise_only_flashroom_errors(data: bytes) -> None:
     _run_all(data)
+
+
+def _naive_find_prefix_offset(data: bytes) -> tuple[int, int]:
+    """module-format.md 3, written out literally: preferred offsets, then every 4 to the limit."""
+    from flashroom.particle.parser import PREFERRED_OFFSETS, prefix_score
+
+    best = (0, 0)
+    for off in PREFERRED_OFFSETS:
+        s = prefix_score(data, off)
+        if s == 7:
+            return off, s
+        if s > best[1]:
+            best = (off, s)
+    for off in range(4, min(8192, len(data) - 36 - 24 - 4) + 1, 4):
+        if off in PREFERRED_OFFSETS:
+            continue
+        s = prefix_score(data, off)
+        if s == 7:
+            return off, s
+        if s > best[1]:
+            best = (off, s)
+    return best
+
+
+@SETTINGS
+@given(st.one_of(mutated(), st.binary(max_size=600)))
+def test_fast_prefix_scan_equals_the_literal_rule(data: bytes) -> None:
+    from flashroom.particle.parser import find_prefix_offset
+
+    assert find_prefix_offset(data) == _naive_find_prefix_offset(data)

@@ -12,7 +12,10 @@ All functions take ``bytes``/``memoryview`` and never copy the whole input; erro
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
+from itertools import pairwise
 
 from flashroom.errors import ModuleFormatError
 from flashroom.particle.module_info import ModuleFunction, ModuleInfo, ModuleInfoFlags
@@ -98,9 +101,26 @@ def find_prefix_offset(data: Buffer) -> tuple[int, int]:
             return off, s
         if s > best_score:
             best_off, best_score = off, s
-    limit = min(MAX_PREFIX_OFFSET, len(data) - SUFFIX_BASE_SIZE - ModuleInfo.SIZE - CRC_SIZE)
+    n = len(data)
+    limit = min(MAX_PREFIX_OFFSET, n - SUFFIX_BASE_SIZE - ModuleInfo.SIZE - CRC_SIZE)
+    if limit < 4:
+        return best_off, best_score
+    # Fast pre-filter (same result, ~20x faster): a candidate scores 0 unless end > start and
+    # the file holds end - start + 4 bytes, so only those get the full score. Word k of the
+    # window is the u32 at offset 4k.
+    nwords = min(limit // 4 + 2, n // 4)
+    words = array("I", bytes(memoryview(data)[: nwords * 4]))
+    if sys.byteorder != "little":  # pragma: no cover - little-endian hosts
+        words.byteswap()
     preferred = frozenset(PREFERRED_OFFSETS)
-    for off in range(4, limit + 1, 4):
+    last = min(limit // 4, nwords - 2)
+    room = n - CRC_SIZE
+    candidates = [
+        (i + 1) * 4
+        for i, (start, end) in enumerate(pairwise(words[1 : last + 2]))
+        if start < end and end - start <= room
+    ]
+    for off in candidates:
         if off in preferred:
             continue
         s = prefix_score(data, off)

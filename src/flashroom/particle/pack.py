@@ -6,6 +6,7 @@ it when it does not fit its region under the chosen layout (spec 1.5, 3.3).
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from flashroom.errors import UsageError
@@ -19,7 +20,12 @@ from flashroom.particle.build import (
     platform_id_of,
     synthetic_module,
 )
-from flashroom.particle.module_info import FUNCTION_NAMES, ModuleFunction
+from flashroom.particle.module_info import (
+    FUNCTION_NAMES,
+    ModuleFunction,
+    ModuleInfo,
+    module_info_offset,
+)
 from flashroom.particle.placement import Placement, check_fits, region_for_module
 
 
@@ -136,6 +142,7 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
         if is_elf(payload):
             elf_addr, payload = elf_image(payload, name=req.input_name)
             source = "elf"
+        _refuse_existing_module(payload, start, pid, req.input_name)
         module = build_module(
             payload,
             platform_id=pid,
@@ -159,3 +166,27 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
         index=req.index,
     )
     return PackResult(module, placement, payload_size, source, elf_addr)
+
+
+def _refuse_existing_module(payload: bytes, start: int, platform_id: int, name: str) -> None:
+    """Refuse an input that already is a module for this address (spec-silent guard).
+
+    A Device OS build's image already starts with its module_info_t (at +0 or +0x184, spec
+    2.2); wrapping it again would give a module whose first module_info describes a second one.
+
+    Raises:
+        UsageError: the payload's own module_info (where the device looks) has this module's
+            start address and platform.
+    """
+    if len(payload) < 0x184 + ModuleInfo.SIZE:
+        candidates = [0] if len(payload) >= ModuleInfo.SIZE else []
+    else:
+        candidates = [module_info_offset(struct.unpack_from("<I", payload, 0)[0])]
+    for off in candidates:
+        info = ModuleInfo.from_bytes(payload, off)
+        if info.module_start_address == start and info.platform_id == platform_id:
+            raise UsageError(
+                f"{name} already is a module: module_info_t at +0x{off:x} has start "
+                f"0x{start:08x} and platform {platform_id}; inspect it with "
+                "'flashroom module inspect' instead of packing it again"
+            )

@@ -127,3 +127,12 @@ def test_pack_synthetic_system_part_and_size_refusals() -> None:
         pack_module(big, None)
     with pytest.raises(UsageError, match="either"):
         pack_module(req, b"abc")
+
+
+def test_pack_refuses_input_that_already_is_a_module_for_that_address() -> None:
+    req = PackRequest(platform="electron", function="user", index=1, version=6)
+    with pytest.raises(UsageError, match="already is a module"):
+        pack_module(req, synthetic_user_app(4096))
+    sys_req = PackRequest(platform="electron", function="system", index=1, version=2302)
+    with pytest.raises(UsageError, match=r"\+0x184"):
+        pack_module(sys_req, device_os_install()[1])

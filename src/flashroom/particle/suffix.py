@@ -240,7 +240,7 @@ def parse_suffix_extensions(data: Buffer, suffix_size: int) -> tuple[Extension, 
             raise ModuleFormatError(
                 "Invalid extension length: a suffix extension declares length 0",
                 offset=pos,
-                field="extension.length",
+                field="suffix_extension.length",
             )
         out.append(ext)
         if ext.type == ExtensionType.END:

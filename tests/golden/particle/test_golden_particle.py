@@ -39,6 +39,16 @@ def test_parse_fields_equal_reference_tool(fixtures: Path, module_fixture: str, 
     got = parse_module(data, recorded_name).to_reference_json()
     for key in rules.compared_keys:
         assert got[key] == expected["value"][key], f"{module_fixture}: {key}"
+        assert _key_order(got[key]) == _key_order(expected["value"][key]), key
+
+
+def _key_order(obj: Any) -> Any:
+    """Keys in order, recursively (the reference's JSON key order, module-format.md 2, 4)."""
+    if isinstance(obj, dict):
+        return [(k, _key_order(v)) for k, v in obj.items()]
+    if isinstance(obj, list):
+        return [_key_order(v) for v in obj]
+    return None
 
 
 def test_prefix_search_scores_equal_reference_tool(fixtures: Path, module_fixture: str) -> None:

@@ -82,7 +82,7 @@ def test_zero_length_suffix_extension_is_invalid_extension_length(raw_module: Ra
     bad = struct.pack("<HH", ExtensionType.NAME, 0) + b"\0" * 4
     with pytest.raises(ModuleFormatError, match="Invalid extension length") as e:
         parse_module(raw_module(suffix_ext=bad))
-    assert e.value.field == "extension.length"
+    assert e.value.field == "suffix_extension.length"
     assert e.value.offset is not None
 
 

@@ -1,0 +1,710 @@
+"""The sweep engine: setup, the clean-run recording, cut states, recovery and classification.
+
+:mod:`flashroom.emu.sweep` is the public face (:func:`~flashroom.emu.sweep.run_sweep`); this module
+holds the machinery. Three ways to reach the state after a cut at operation ``n``
+(:data:`METHODS`), which the tests check agree point by point:
+
+* ``rerun``: restore the snapshot, run the whole scenario with the fault armed at ``n`` (what
+  ``flashroom emu ota --cut-at-op n`` does). Cost: a scenario run per point.
+* ``replay``: restore the checkpoint taken at the start of the flash call that contains op ``n``
+  (with the backup registers as they were then), and run only that call through NorFlash with the
+  fault armed. NOR physics and torn behaviour stay in NorFlash; only the Python control flow of
+  the scenario is skipped, and a power cut loses that anyway. Cost: one partial call and a boot.
+* ``equiv`` (default): ``replay``, plus a proof that lets one recovery boot stand for many cut
+  points. During each recovery boot (and the classification that follows) every flash byte whose
+  value the device *depended on* is recorded: every read, and every program into a sector the
+  boot had not erased first (programming ANDs with the old value). Bytes of a sector read after
+  the boot erased it do not depend on the cut state. Two cut points inside the same program call
+  differ only in the bytes that call writes between them; when those bytes are disjoint from the
+  recorded read set, the emulator, which is deterministic and reads flash only through NorFlash,
+  would take exactly the same path, so the outcome is the same and is counted without booting.
+  Anything else (erases, DCT writes, the first point of every call, recovery cuts) is booted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flashroom.emu.sweep_check import ErasePlan, erase_plan, read_dcd
+from flashroom.errors import FlashroomError, PowerCut, UsageError
+from flashroom.ranges import fmt_addr
+
+Scenario = Literal["user-ota", "system-ota", "install"]
+SCENARIOS: tuple[str, ...] = ("user-ota", "system-ota", "install")
+OUTCOMES: tuple[str, ...] = (
+    "new_app",
+    "old_app",
+    "safe_mode",
+    "dfu",
+    "brick",
+    "invariant_violation",
+)
+#: Outcomes that fail a sweep (exit 1).
+BAD_OUTCOMES: tuple[str, ...] = ("brick", "invariant_violation")
+METHODS: tuple[str, ...] = ("equiv", "replay", "rerun")
+
+#: Failures kept in full per sweep (the counts cover all of them).
+MAX_FAILURES = 20
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep. Every field has a CLI option of the same name (kebab-case).
+
+    Attributes:
+        platform: ``electron`` (``photon``/``p1`` with profile ``stock``).
+        profile: ``stock`` or ``extended`` (spec 9).
+        bootloader: ``resumable`` (>= 1003) or ``legacy`` (<= 1002), spec 4.5.
+        scenario: ``user-ota`` (app OTA + apply), ``system-ota`` (system part index 2 OTA + apply)
+            or ``install`` (the new app written by USB DFU, spec 3.4).
+        app_size: file size of the new module (capped at the region size for ``system-ota``).
+        old_size: file size of the old app installed first (default 100K).
+        granularity: ``word`` (every 32-bit word programmed is a cut point) or ``chunk``.
+        torn: also try a torn version of every cut (a partial program / partial erase).
+        stride: test every ``stride``-th cut point (1 = exhaustive).
+        first_op: first cut point; ``last_op``: one past the last (None = all).
+        recovery_cuts: per cut point, also cut the recovery boot at this many evenly spread ops.
+        seed: seeds the app contents and the torn bit patterns.
+        method: ``equiv`` (default), ``replay`` or ``rerun`` (see the module docstring).
+        workers: processes (1 = in-process).
+        keep_points: keep every point's outcome in the result (for tests and diffs).
+    """
+
+    platform: str = "electron"
+    profile: str = "extended"
+    bootloader: str = "resumable"
+    scenario: str = "user-ota"
+    app_size: int = 256 * 1024
+    old_size: int = 100 * 1024
+    granularity: str = "word"
+    torn: bool = False
+    stride: int = 1
+    first_op: int = 0
+    last_op: int | None = None
+    recovery_cuts: int = 0
+    seed: int = 0
+    method: str = "equiv"
+    workers: int = 1
+    keep_points: bool = False
+
+    def validate(self) -> None:
+        """Reject impossible combinations with a precise message.
+
+        Raises:
+            UsageError: an option is out of range.
+        """
+        if self.scenario not in SCENARIOS:
+            raise UsageError(f"unknown scenario {self.scenario!r}: expected {', '.join(SCENARIOS)}")
+        if self.method not in METHODS:
+            raise UsageError(f"unknown method {self.method!r}: expected {', '.join(METHODS)}")
+        if self.granularity not in ("word", "chunk"):
+            raise UsageError(f"unknown granularity {self.granularity!r}: expected word or chunk")
+        if self.stride < 1:
+            raise UsageError(f"--stride must be >= 1, got {self.stride}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {self.workers}")
+        if self.recovery_cuts < 0:
+            raise UsageError(f"--recovery-cuts must be >= 0, got {self.recovery_cuts}")
+        if self.first_op < 0:
+            raise UsageError(f"--first-op must be >= 0, got {self.first_op}")
+        for name, size in (("--app-size", self.app_size), ("--old-size", self.old_size)):
+            if size <= 0 or size % 2:
+                raise UsageError(f"{name} must be a positive even number of bytes, got {size}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as stable JSON."""
+        return {
+            "platform": self.platform,
+            "profile": self.profile,
+            "bootloader": self.bootloader,
+            "scenario": self.scenario,
+            "app_size": self.app_size,
+            "old_size": self.old_size,
+            "granularity": self.granularity,
+            "torn": self.torn,
+            "stride": self.stride,
+            "first_op": self.first_op,
+            "last_op": self.last_op,
+            "recovery_cuts": self.recovery_cuts,
+            "seed": self.seed,
+            "method": self.method,
+            "workers": self.workers,
+        }
+
+
+@dataclass(frozen=True)
+class CutResult:
+    """The outcome of one cut point.
+
+    Attributes:
+        cut_at_op: operation index of the cut (0-based within the scenario run).
+        torn: the cut operation happened partially.
+        outcome: one of :data:`OUTCOMES`.
+        boot: what the recovery boot reported (``application``, ``safe_mode``, ``dfu``...).
+        label: the flash call the cut fell into, e.g. ``program user_part``.
+        recovery_cut_at_op: operation index of a second cut during the recovery boot, or None.
+        violations: the invariants broken, each with the evidence.
+        proven: the outcome was not booted but proven equal to a booted point's (``equiv``).
+    """
+
+    cut_at_op: int
+    torn: bool
+    outcome: str
+    boot: str
+    label: str
+    recovery_cut_at_op: int | None = None
+    violations: tuple[str, ...] = ()
+    proven: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON form."""
+        return {
+            "cut_at_op": self.cut_at_op,
+            "torn": self.torn,
+            "outcome": self.outcome,
+            "boot": self.boot,
+            "label": self.label,
+            "recovery_cut_at_op": self.recovery_cut_at_op,
+            "violations": list(self.violations),
+            "proven": self.proven,
+        }
+
+
+# --------------------------------------------------------------------------- setup
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One recorded flash mutation call of the clean scenario run."""
+
+    kind: str  # "program" | "erase"
+    arg: int  # address for a program, sector index for an erase
+    data: bytes | None
+    first_op: int
+    ops: int
+    label: str
+    regs: tuple[int, ...] = ()
+
+
+@dataclass
+class _Setup:
+    """Deterministic sweep fixture: the device before the scenario, modules, the op log."""
+
+    cfg: SweepConfig
+    device: Any
+    snap0: Any
+    old: bytes
+    new: bytes
+    target_start: int
+    user_app: bytes
+    user_start: int
+    calls: list[_Call]
+    call_starts: list[int]
+    total_ops: int
+    clean_outcome: dict[str, Any]
+    plan: ErasePlan
+    dct_data0: bytes
+    erase0: tuple[int, ...]
+    time0: float
+    boot_sector0: bytes
+    snap0_flash: Any = None
+
+
+def _region_label(layout: Any, addr: int) -> str:
+    names = [r.name for r in layout.regions_at(addr)] if layout is not None else []
+    return "+".join(names) if names else fmt_addr(addr)
+
+
+def _build_setup(cfg: SweepConfig) -> _Setup:
+    from flashroom.emu.device import Device
+    from flashroom.layout import get_layout
+    from flashroom.particle.build import synthetic_module, synthetic_user_app
+    from flashroom.particle.module_info import ModuleFunction
+
+    cfg.validate()
+    dev = Device.new(
+        platform=cfg.platform,
+        profile=cfg.profile,
+        bootloader=cfg.bootloader,
+        granularity="chunk" if cfg.granularity == "chunk" else "word",
+    )
+    flash = dev.flash
+    try:
+        layout = get_layout(cfg.platform, cfg.profile)
+    except FlashroomError:
+        layout = get_layout(cfg.platform, "stock")
+    user_start = layout.user_part.start
+    # The old app: version 5, its own seed; installed by DFU then booted (a device in the field).
+    old_app = synthetic_user_app(cfg.old_size, platform=cfg.platform, version=5, seed=cfg.seed + 1)
+    dev.install(old_app)  # DFU write + reset: the old app boots
+    if cfg.scenario in ("user-ota", "install"):
+        new = synthetic_user_app(cfg.app_size, platform=cfg.platform, version=7, seed=cfg.seed + 2)
+        old = old_app
+        target_start = user_start
+    else:
+        # system-ota: the next build of system part index 2 (the part the user app depends on,
+        # spec 2.4), same dependencies as the installed one, version + 1.
+        from flashroom.particle.module_info import read_module_info_at
+
+        region = layout.region_for_module(ModuleFunction.SYSTEM_PART, 2)
+        target_start = region.start
+        info = read_module_info_at(flash.read(target_start, 0x200), 0)
+        old_len = int(info.module_end_address - info.module_start_address + 4)
+        old = flash.read(target_start, old_len)
+        size = min(cfg.app_size, region.size)
+        new = synthetic_module(
+            size - size % 2,
+            platform_id=layout.platform_id,
+            function=ModuleFunction.SYSTEM_PART,
+            index=2,
+            version=int(info.module_version) + 1,
+            start_address=target_start,
+            dependency=info.dependency,
+            dependency2=info.dependency2,
+            seed=cfg.seed + 3,
+        )
+    snap0 = dev.snapshot()
+    dcd0 = _dcd(flash)
+    erase0 = tuple(flash.erase_counts)
+    time0 = flash.device_time_s
+    boot_sector0 = flash.read(flash.base, flash.chip.sectors[0].size)
+
+    # Record the clean run: wrap the flash's two mutation entry points on this instance.
+    calls: list[_Call] = []
+    orig_program = flash.program
+    orig_erase = flash.erase_sector
+    op_base = flash.op_count
+
+    def program(addr: int, data: bytes | bytearray | memoryview) -> None:
+        regs = tuple(dev.regs.regs)
+        before = flash.op_count
+        orig_program(addr, data)
+        if flash.op_count > before:
+            calls.append(
+                _Call(
+                    "program",
+                    addr,
+                    bytes(data),
+                    before - op_base,
+                    flash.op_count - before,
+                    "program " + _region_label(layout, addr),
+                    regs,
+                )
+            )
+
+    def erase_sector(index: int) -> None:
+        regs = tuple(dev.regs.regs)
+        before = flash.op_count
+        orig_erase(index)
+        start = flash.chip.sectors[index].start
+        calls.append(
+            _Call(
+                "erase",
+                index,
+                None,
+                before - op_base,
+                flash.op_count - before,
+                "erase " + _region_label(layout, start),
+                regs,
+            )
+        )
+
+    setattr(flash, "program", program)  # noqa: B010 - instance-level wrap, removed below
+    setattr(flash, "erase_sector", erase_sector)  # noqa: B010
+    try:
+        clean = _run_scenario(dev, cfg.scenario, new)
+    finally:
+        del flash.program
+        del flash.erase_sector
+    total_ops = flash.op_count - op_base
+    logged = sum(c.ops for c in calls)
+    if logged != total_ops:
+        raise FlashroomError(
+            f"the sweep's op log saw {logged} of {total_ops} flash operations: some mutation "
+            "bypassed NorFlash.program/erase_sector; use --method rerun"
+        )
+    plan = erase_plan(flash.chip, cfg.scenario, target_start, len(new))
+    dev.restore(snap0)
+    snap0_flash = flash.snapshot()
+    return _Setup(
+        cfg=cfg,
+        device=dev,
+        snap0=snap0,
+        old=old,
+        new=new,
+        target_start=target_start,
+        user_app=old_app,
+        user_start=user_start,
+        calls=calls,
+        call_starts=[c.first_op for c in calls],
+        total_ops=total_ops,
+        clean_outcome=clean,
+        plan=plan,
+        dct_data0=dcd0.app_data_outside_slots(),
+        erase0=erase0,
+        time0=time0,
+        boot_sector0=boot_sector0,
+        snap0_flash=snap0_flash,
+    )
+
+
+def _dcd(flash: Any) -> Any:
+    from flashroom.emu.sweep_check import DCD_ADDRS, DCD_SECTOR_SIZE
+
+    return read_dcd(
+        flash.read(DCD_ADDRS[0], DCD_SECTOR_SIZE), flash.read(DCD_ADDRS[1], DCD_SECTOR_SIZE)
+    )
+
+
+def _outcome_json(out: Any) -> dict[str, Any]:
+    if out is None:
+        return {}
+    if isinstance(out, dict):
+        return out
+    j: dict[str, Any] = out.to_json()
+    return j
+
+
+def _run_scenario(dev: Any, scenario: str, new: bytes) -> dict[str, Any]:
+    """Run the scenario uncut (any fault must already be armed on ``dev.flash``)."""
+    if scenario == "install":
+        return _outcome_json(dev.install(new))  # DFU write, then leave DFU (reset + boot)
+    return _outcome_json(dev.ota(new))
+
+
+# --------------------------------------------------------------------------- one point
+
+
+def _classify(
+    s: _Setup, boot: dict[str, Any], erases: dict[int, int], cuts: int, error: str | None
+) -> tuple[str, str, tuple[str, ...]]:
+    """Classify the state after the recovery boot: (outcome class, boot kind, violations).
+
+    Invariants (each violation names the evidence):
+
+    * ``no_mix``: when the application runs, the updated region holds the old or the new module
+      byte for byte (and for ``system-ota`` the user app is untouched);
+    * ``update_atomic`` (OTA scenarios): the pending update completed or the old module stayed:
+      the device runs new or old, and no slot is left pending;
+    * ``dct_valid``: the DCD selection rules find a valid copy, the slot table holds only magics
+      Device OS writes, and nothing outside the slot table changed (keys, settings);
+    * ``erase_budget``: no sector erased more often than :func:`erase_plan` allows.
+    """
+    flash = s.device.flash
+    violations: list[str] = []
+    boot_kind = str(boot.get("boot", "error")) if error is None else "error"
+    if error is not None:
+        return "brick", boot_kind, (f"recovery boot failed: {error}",)
+    if flash.read(flash.base, len(s.boot_sector0)) != s.boot_sector0:
+        return "brick", boot_kind, ("bootloader sector 0 changed: no DFU without a debug probe",)
+    region_new = flash.read(s.target_start, len(s.new)) == s.new
+    region_old = flash.read(s.target_start, len(s.old)) == s.old
+    if boot_kind == "application":
+        if region_new:
+            cls = "new_app"
+        elif region_old:
+            cls = "old_app"
+        else:
+            cls = "mix"
+            violations.append(
+                f"no_mix: runs an image at {fmt_addr(s.target_start)} that is neither the old "
+                f"nor the new module (running {boot.get('running')})"
+            )
+        if s.cfg.scenario == "system-ota" and (
+            flash.read(s.user_start, len(s.user_app)) != s.user_app
+        ):
+            violations.append("no_mix: the user app changed during a system-part update")
+    elif boot_kind in ("safe_mode", "dfu"):
+        cls = boot_kind
+    elif boot_kind == "bricked":
+        cls = "brick"
+        violations.append(f"the device reports bricked: {boot.get('events', '')}")
+    elif boot_kind == "factory":
+        cls = "safe_mode"  # spec 5.3: factory image runs; recoverable over the air like safe mode
+    else:
+        cls = "brick"
+        violations.append(f"unknown boot outcome {boot_kind!r}")
+    dcd = _dcd(flash)
+    if s.cfg.scenario != "install" and cls not in ("new_app", "old_app"):
+        violations.append(
+            f"update_atomic: an interrupted update left the device in {boot_kind} instead of "
+            "finishing the update or keeping the old module"
+        )
+    if not dcd.valid:
+        violations.append("dct_valid: no DCT copy with a valid header and CRC (spec 8.1)")
+    else:
+        violations.extend(f"dct_valid: {p}" for p in dcd.slot_table_problems())
+        if dcd.app_data_outside_slots() != s.dct_data0:
+            violations.append("dct_valid: DCT data outside the slot table changed")
+        if cls in ("new_app", "old_app") and dcd.pending_slots:
+            violations.append(
+                f"update_atomic: slot(s) {list(dcd.pending_slots)} still pending after the boot"
+            )
+    violations.extend(f"erase_budget: {v}" for v in s.plan.violations(erases, cuts))
+    if cls == "brick":
+        return cls, boot_kind, tuple(violations)
+    if violations:
+        return "invariant_violation", boot_kind, tuple(violations)
+    return cls, boot_kind, ()
+
+
+def _erases_since(s: _Setup, extra_sector: int | None) -> dict[int, int]:
+    now = s.device.flash.erase_counts
+    out = {i: now[i] - s.erase0[i] for i in range(len(now)) if now[i] != s.erase0[i]}
+    if extra_sector is not None:  # a torn erase wore the sector although it did not finish
+        out[extra_sector] = out.get(extra_sector, 0) + 1
+    return out
+
+
+def _boot(dev: Any) -> tuple[dict[str, Any], str | None]:
+    try:
+        return _outcome_json(dev.boot()), None
+    except PowerCut:  # pragma: no cover - no fault is armed here
+        raise
+    except FlashroomError as e:
+        return {}, f"{type(e).__name__}: {e}"
+
+
+class _ReadTracker:
+    """Records the flash bytes a boot depends on (see the module docstring, method ``equiv``)."""
+
+    def __init__(self, flash: Any):
+        self.flash = flash
+        self.erased: set[int] = set()
+        self.ranges: list[tuple[int, int]] = []
+        self._orig: dict[str, Any] = {}
+
+    def __enter__(self) -> _ReadTracker:
+        fl = self.flash
+        for name in ("read", "view", "is_blank", "read_u32", "program", "erase_sector"):
+            self._orig[name] = getattr(fl, name)
+        orig = self._orig
+
+        def read(addr: int, size: int) -> Any:
+            self._dep(addr, size)
+            return orig["read"](addr, size)
+
+        def view(addr: int, size: int) -> Any:
+            self._dep(addr, size)
+            return orig["view"](addr, size)
+
+        def is_blank(addr: int, size: int) -> Any:
+            self._dep(addr, size)
+            return orig["is_blank"](addr, size)
+
+        def read_u32(addr: int) -> Any:
+            self._dep(addr, 4)
+            return orig["read_u32"](addr)
+
+        def program(addr: int, data: Any) -> None:
+            self._dep(addr, len(data))  # new = old AND data: depends on the old value
+            orig["program"](addr, data)
+
+        def erase_sector(index: int) -> None:
+            orig["erase_sector"](index)
+            self.erased.add(index)
+
+        fl.read, fl.view, fl.is_blank, fl.read_u32 = read, view, is_blank, read_u32
+        fl.program, fl.erase_sector = program, erase_sector
+        fl.contents = self._contents
+        return self
+
+    def _contents(self) -> bytes:
+        self._dep(self.flash.base, self.flash.size)
+        data: bytes = self._orig["read"](self.flash.base, self.flash.size)
+        return data
+
+    def __exit__(self, *exc: object) -> None:
+        for name in (*self._orig, "contents"):
+            with contextlib.suppress(AttributeError):
+                delattr(self.flash, name)
+
+    def _dep(self, addr: int, size: int) -> None:
+        if size <= 0:
+            return
+        end = addr + size
+        if not self.erased:
+            self.ranges.append((addr, end))
+            return
+        for sec in self.flash.chip.sectors:
+            lo, hi = max(addr, sec.start), min(end, sec.end)
+            if lo < hi and sec.index not in self.erased:
+                self.ranges.append((lo, hi))
+
+    def intersects(self, lo: int, hi: int) -> bool:
+        """True when ``[lo, hi)`` overlaps any recorded dependent byte."""
+        return any(a < hi and lo < b for a, b in self.ranges)
+
+
+@dataclass
+class _Ref:
+    """A booted cut point whose outcome can stand for equivalent ones."""
+
+    k: int
+    local_op: int
+    torn: bool
+    results: list[CutResult]
+    tracker: _ReadTracker
+    device_time: float
+
+
+def _done_bytes(granularity: str, ops: int, size: int, j: int) -> int:
+    """Bytes of a program call covered by its first ``j`` operations (NorFlash numbering)."""
+    if granularity == "chunk":
+        return size if j >= 1 else 0
+    n_words = size // 4
+    return j * 4 if j <= n_words else min(size, n_words * 4 + (j - n_words))
+
+
+class _Runner:
+    """Produces cut states for one setup, walking cut points in increasing order."""
+
+    def __init__(self, s: _Setup):
+        self.s = s
+        self.flash = s.device.flash
+        self.k = 0  # call index whose start state is in self.base
+        self.base: Any = None
+        self.device_time = 0.0
+        self.booted = 0
+        self.ref: _Ref | None = None
+        self._word_s = float(self.flash.chip.timing.program_words(1))
+
+    def _state_before_call(self, k: int) -> Any:
+        """A flash snapshot of the state just before call ``k`` of the clean run."""
+        fl = self.flash
+        if self.base is not None and k == self.k:
+            return self.base
+        if self.base is None or k < self.k:
+            fl.restore(self.s.snap0_flash)
+            start = 0
+        else:
+            fl.restore(self.base)
+            start = self.k
+        for call in self.s.calls[start:k]:
+            if call.kind == "erase":
+                fl.erase_sector(call.arg)
+            else:
+                assert call.data is not None
+                fl.program(call.arg, call.data)
+        self.k = k
+        self.base = fl.snapshot()
+        return self.base
+
+    def cut(self, n: int, torn: bool) -> tuple[_Call, int]:
+        """Leave the device powered off right after a cut at op ``n``.
+
+        Returns the call the cut fell into and its index.
+        """
+        from flashroom.emu.device import DeviceSnapshot
+
+        s = self.s
+        dev = s.device
+        k = bisect.bisect_right(s.call_starts, n) - 1
+        call = s.calls[k]
+        if s.cfg.method == "rerun":
+            dev.restore(s.snap0)
+            dev.flash.arm_fault(n, torn, s.cfg.seed)
+            with contextlib.suppress(PowerCut):
+                _run_scenario(dev, s.cfg.scenario, s.new)
+            dev.flash.disarm()
+            return call, k
+        base = self._state_before_call(k)
+        # One restore: flash at the start of the call, backup registers as they were then
+        # (battery-backed, spec 8.4), power off, no OTA in flight (RAM is lost).
+        dev.restore(DeviceSnapshot(base, call.regs, "off", "power cut", None))
+        fl = self.flash
+        fl.arm_fault(n - call.first_op, torn, s.cfg.seed)
+        try:
+            if call.kind == "erase":
+                fl.erase_sector(call.arg)
+            else:
+                assert call.data is not None
+                fl.program(call.arg, call.data)
+        except PowerCut:
+            pass
+        fl.disarm()
+        return call, k
+
+    def _equivalent(self, call: _Call, k: int, n: int, torn: bool) -> _Ref | None:
+        ref = self.ref
+        s = self.s
+        if (
+            ref is None
+            or s.cfg.method != "equiv"
+            or s.cfg.recovery_cuts
+            or call.kind != "program"
+            or ref.k != k
+        ):
+            return None
+        assert call.data is not None
+        size = len(call.data)
+        g = s.cfg.granularity
+        j1, j2 = ref.local_op, n - call.first_op
+        lo = min(_done_bytes(g, call.ops, size, j1), _done_bytes(g, call.ops, size, j2))
+        hi = max(_done_bytes(g, call.ops, size, j1 + 1), _done_bytes(g, call.ops, size, j2 + 1))
+        if ref.tracker.intersects(call.arg + lo, call.arg + hi):
+            return None
+        return ref
+
+    def point(self, n: int, torn: bool) -> list[CutResult]:
+        """Cut at ``n``, recover, classify; plus the recovery-cut variants."""
+        s = self.s
+        k = bisect.bisect_right(s.call_starts, n) - 1
+        call = s.calls[k]
+        ref = self._equivalent(call, k, n, torn)
+        if ref is not None:
+            j = n - call.first_op
+            self.device_time += ref.device_time + (j - ref.local_op) * self._word_s
+            return [
+                CutResult(
+                    n,
+                    torn,
+                    r.outcome,
+                    r.boot,
+                    r.label,
+                    r.recovery_cut_at_op,
+                    r.violations,
+                    proven=True,
+                )
+                for r in ref.results
+            ]
+        dev = s.device
+        fl = self.flash
+        call, k = self.cut(n, torn)
+        torn_erase = call.arg if (torn and call.kind == "erase") else None
+        results: list[CutResult] = []
+        after_cut = dev.snapshot() if s.cfg.recovery_cuts else None
+        ops0 = fl.op_count
+        with _ReadTracker(fl) as tracker:
+            boot, err = _boot(dev)
+            boot_ops = fl.op_count - ops0
+            cls, kind, viol = _classify(s, boot, _erases_since(s, torn_erase), 1, err)
+        self.booted += 1
+        dt = fl.device_time_s - s.time0
+        self.device_time += dt
+        results.append(CutResult(n, torn, cls, kind, call.label, None, viol))
+        if after_cut is not None and boot_ops > 0:
+            r = s.cfg.recovery_cuts
+            positions = sorted({(boot_ops * (i + 1)) // (r + 1) for i in range(r)})
+            for m in positions:
+                dev.restore(after_cut)
+                fl.arm_fault(m, False, s.cfg.seed)
+                with contextlib.suppress(PowerCut):
+                    dev.boot()
+                fl.disarm()
+                boot2, err2 = _boot(dev)
+                cls2, kind2, viol2 = _classify(s, boot2, _erases_since(s, torn_erase), 2, err2)
+                self.booted += 1
+                self.device_time += fl.device_time_s - s.time0
+                results.append(CutResult(n, torn, cls2, kind2, call.label, m, viol2))
+        if call.kind == "program":
+            self.ref = _Ref(k, n - call.first_op, torn, results, tracker, dt)
+        else:
+            self.ref = None
+        return results

@@ -30,8 +30,10 @@ def _names(suffix_filter: str | None = None) -> list[str]:
         if not (d / f"{p.name}.json").is_file():
             continue
         if suffix_filter is not None:
-            rec = json.loads((d / f"{p.name}.json").read_text())
-            if suffix_filter not in rec:
+            node: Any = json.loads((d / f"{p.name}.json").read_text())
+            for part in suffix_filter.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
                 continue
         out.append(p.name)
     return out
@@ -42,6 +44,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ("module_fixture", None),
         ("compressed_fixture", "decompress"),
         ("combined_fixture", "split"),
+        ("searched_fixture", "derived.prefixSearch"),
+        ("sha_fixture", "derived.sha256"),
+        ("size_fixture", "derived.size"),
+        ("compress_fixture", "derived.compressRoundTrip"),
     ):
         if argname in metafunc.fixturenames:
             names = _names(key)

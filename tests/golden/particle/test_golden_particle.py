@@ -51,11 +51,9 @@ def _key_order(obj: Any) -> Any:
     return None
 
 
-def test_prefix_search_scores_equal_reference_tool(fixtures: Path, module_fixture: str) -> None:
-    data, rec = _load(fixtures, module_fixture)
-    search = rec.get("derived", {}).get("prefixSearch")
-    if search is None:
-        pytest.skip(f"{module_fixture}: no recorded prefix search")
+def test_prefix_search_scores_equal_reference_tool(fixtures: Path, searched_fixture: str) -> None:
+    data, rec = _load(fixtures, searched_fixture)
+    search = rec["derived"]["prefixSearch"]
     p = read_prefix(data)
     assert p.prefix_offset == search["chosenOffset"]
     assert p.score == search["scoreAtChosenOffset"]["score"]
@@ -65,33 +63,28 @@ def test_prefix_search_scores_equal_reference_tool(fixtures: Path, module_fixtur
         assert (prefix_score(data, off) == 7) == want["passed"]
 
 
-def test_sha256_verdict_equals_reference_recomputation(fixtures: Path, module_fixture: str) -> None:
-    data, rec = _load(fixtures, module_fixture)
-    sha = rec.get("derived", {}).get("sha256")
-    if sha is None or not rec["parse"]["ok"]:
-        pytest.skip(f"{module_fixture}: no recorded SHA-256 verdict")
+def test_sha256_verdict_equals_reference_recomputation(fixtures: Path, sha_fixture: str) -> None:
+    data, rec = _load(fixtures, sha_fixture)
+    sha = rec["derived"]["sha256"]
     m = parse_module(data)
     assert m.sha256_ok == sha["ok"]
     assert m.sha256_computed.hex() == sha["recomputedByUpdateModuleSha256"]
 
 
-def test_size_verdict_equals_reference(fixtures: Path, module_fixture: str) -> None:
-    data, rec = _load(fixtures, module_fixture)
-    size = rec.get("derived", {}).get("size")
-    if size is None or not rec["parse"]["ok"]:
-        pytest.skip(f"{module_fixture}: no recorded size verdict")
+def test_size_verdict_equals_reference(fixtures: Path, size_fixture: str) -> None:
+    data, rec = _load(fixtures, size_fixture)
+    size = rec["derived"]["size"]
     m = parse_module(data)
     assert m.expected_size == size["endMinusStartPlus4"]
     assert m.size_ok == size["matchesFileLength"]
 
 
 def test_compress_round_trip_matches_reference_headers(
-    fixtures: Path, module_fixture: str, rules: Any
+    fixtures: Path, compress_fixture: str, rules: Any
 ) -> None:
+    module_fixture = compress_fixture
     data, rec = _load(fixtures, module_fixture)
-    ref = rec.get("derived", {}).get("compressRoundTrip")
-    if ref is None:
-        pytest.skip(f"{module_fixture}: no recorded compress round trip")
+    ref = rec["derived"]["compressRoundTrip"]
     if not ref["ok"]:
         with pytest.raises(ModuleFormatError) as exc:
             compress_module(data)

@@ -12,9 +12,15 @@ Two layers:
 Wire facts (spec 6.1): a 1-byte token and a single 1-character Uri-Path, so the path character sits
 at byte ``5 + token_len``. All payload fields are big-endian (spec 6.2). The chunk CRC-32 and the
 fast-OTA chunk index are the 1st and 2nd option after the Uri-Path (spec 6.3 #1); Device OS parses
-them positionally and ignores their numbers. Spec-silent choice: we number both Uri-Query (15), as
-the Particle cloud's ``c?:crc`` message template does, so the option bytes are ``0x44`` (delta 4,
-length 4) and ``0x02`` (delta 0, length 2).
+them positionally, skipping ``(byte & 0xF) + 1`` bytes per option, so it ignores their numbers but
+needs option deltas below 13 (no extended delta bytes) and lengths of 12 or less.
+
+Spec-silent choice, the option number: the Particle cloud's ``c?:crc`` message template carries
+them as Uri-Query (15), but Uri-Query is a UTF-8 string option (RFC 7252 5.10.1) and a binary
+CRC is rarely valid UTF-8, so strict stacks (aiocoap) reject such datagrams. flashroom numbers
+both :data:`OPT_CHUNK` = 22, an unassigned *elective* option (IANA CoAP Option Numbers), which
+every stack decodes as opaque: delta 11 from Uri-Path, then delta 0. Same byte count as
+Uri-Query; the decoder accepts any numbers, positionally, as Device OS does.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ PAYLOAD_MARKER = 0xFF
 
 OPT_URI_PATH = 11  # RFC 7252 5.10
 OPT_URI_QUERY = 15  # RFC 7252 5.10
+OPT_CHUNK = 22  # unassigned elective option: chunk CRC-32 and index (see module docstring)
 
 # Codes as the single header byte (class << 5 | detail).
 CODE_EMPTY = 0x00
@@ -352,10 +359,10 @@ class Chunk:
         """The ``POST c`` request (CON in stop-and-wait, NON in fast OTA)."""
         opts: list[tuple[int, bytes]] = [
             (OPT_URI_PATH, b"c"),
-            (OPT_URI_QUERY, self.crc.to_bytes(4, "big")),
+            (OPT_CHUNK, self.crc.to_bytes(4, "big")),
         ]
         if self.index is not None:
-            opts.append((OPT_URI_QUERY, self.index.to_bytes(2, "big")))
+            opts.append((OPT_CHUNK, self.index.to_bytes(2, "big")))
         return CoapMessage(mtype, CODE_POST, message_id, token, tuple(opts), self.data)
 
     @classmethod

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from flashroom.errors import EmulatorError, TransportError
+from flashroom.errors import FlashroomError, TransportError
 from flashroom.ota.endpoint import CoapEndpoint, CoapTuning
 from flashroom.ota.messages import (
     CODE_BAD_REQUEST,
@@ -395,10 +395,11 @@ class DeviceEnd:
                 out.append(self.ep.send(bad, now))
             return out  # fast mode: silent, re-requested later (spec 6.3 #5)
         self._bad_pending = False
-        offset = self.file_address + index * self.chunk_size  # spec 6.3 #3
+        # spec 6.3 #3: address = file_address + index * chunk_size; ota_begin took file_address
+        offset = index * self.chunk_size
         try:
             self.target.ota_write(offset, chunk.data)
-        except EmulatorError as e:
+        except FlashroomError as e:  # e.g. a write past the end of flash bus-faults
             return out + self._protocol_error(msg, now, f"write at offset {offset}: {e}")
         if in_bitmap:
             self.bitmap[index >> 3] |= 1 << (index & 7)
@@ -453,14 +454,17 @@ class DeviceEnd:
         ack = CoapMessage(CoapType.ACK, CODE_CHANGED, msg.message_id, msg.token)
         out = [self.ep.reply(msg, ack)]
         rc = self.target.ota_finish()  # spec 6.4 #4 -> HAL_FLASH_End (spec 4.2)
-        if rc == 1:
+        if rc in (1, 2):  # 1 pending restart; 2 bootloader flashed at once (spec 4.7)
             self._end(DeviceStatus.APPLIED, now, None, linger=True)
         else:
             self.error_code = rc
+            reason = getattr(self.target, "last_ota_error", "") or ""
             self._end(
                 DeviceStatus.REJECTED,
                 now,
-                f"HAL_FLASH_End refused the image with {rc}; nothing recorded (spec 4.2 #1)",
+                f"HAL_FLASH_End refused the image with {rc}"
+                + (f": {reason}" if reason else "")
+                + "; nothing recorded (spec 4.2 #1)",
                 linger=True,
             )
         self.progress(self.chunk_count, self.chunk_count)
@@ -518,6 +522,8 @@ class ServerConfig:
         store: destination store in UpdateBegin.
         response_timeout_s: how long to wait for UpdateReady/ChunkReceived/ChunkMissed.
         max_bad_chunks: give up after this many ChunkReceived BAD in a row.
+        max_stalled_rounds: give up after this many ChunkMissed rounds in a row that ask for
+            the same lowest index (the device is not receiving anything).
         pace_bps: fast OTA: send chunks at this wire rate (None: back to back).
         per_datagram_overhead: bytes below CoAP per datagram, used for pacing.
         tuning: CoAP retransmission parameters.
@@ -529,6 +535,7 @@ class ServerConfig:
     store: int = STORE_FIRMWARE
     response_timeout_s: float = 60.0
     max_bad_chunks: int = 10
+    max_stalled_rounds: int = 20
     pace_bps: float | None = None
     per_datagram_overhead: int = 0
     tuning: CoapTuning = field(default_factory=CoapTuning)
@@ -574,6 +581,8 @@ class ServerSession:
         self._done_mid: int | None = None
         self._wait_until: float | None = None
         self._bad_in_row = 0
+        self._stalled = 0
+        self._last_missed: int | None = None
         self._vanished = False
 
     # ----------------------------------------------------------------- public
@@ -811,6 +820,16 @@ class ServerSession:
                 now,
                 f"the device asked for chunk {bad[0]}, but the image has {self.chunk_count} "
                 f"chunks of {self.config.chunk_size} bytes (file length mismatch)",
+            )
+            return []
+        lowest = min(req.indices, default=None)
+        self._stalled = self._stalled + 1 if lowest == self._last_missed else 0
+        self._last_missed = lowest
+        if self._stalled >= self.config.max_stalled_rounds:
+            self._fail(
+                now,
+                f"the device asked for chunk {lowest} {self._stalled + 1} times in a row: "
+                "resent chunks do not get through",
             )
             return []
         self._wait_until = None

@@ -270,12 +270,20 @@ def render_badinput(result: Any, console: Any = None) -> None:
     for case in j["cases"]:
         verdict = case["verdict"]
         style = {"refused": "green", "skipped": "dim"}.get(verdict, "bold red")
+        message = case["message"]
+        if case["device"] is not None:
+            d = case["device"]
+            alone = "accepts it" if d["accepted"] else f"refuses it ({d['code']})"
+            message += (
+                f" [dim](the device alone {alone}: boot {d['boot']}, app "
+                f"{'unchanged' if d['app_unchanged'] else 'replaced'})[/]"
+            )
         table.add_row(
             case["name"],
             case["layer"],
             f"[{style}]{verdict}[/]",
             "" if case["code"] is None else str(case["code"]),
-            case["message"],
+            message,
             "same" if case["app_unchanged"] else "[bold red]CHANGED[/]",
         )
     con.print(table)

@@ -267,28 +267,32 @@ CATALOGUE: tuple[BadCase, ...] = (
             "system part 2 that needs system part 1 >= 9999",
             "spec 3.3: DEPENDENCIES_FULL -> -1340",
             lambda c: _system2(c, dependency=ModuleDependency(_S, 1, 9999)), -1340),
-    BadCase("system_unmet_bootloader", "device",
+    BadCase("system_unmet_bootloader", "host",
             "system part 2 that needs bootloader >= 9999",
-            "spec 3.3: dependency2 BOOTLOADER -> -1340",
+            "spec 3.1/3.3: OTA passes userDepsOptional, which skips a BOOTLOADER dependency2; "
+            "the device installs it, the host dependency check refuses",
             lambda c: _system2(c, dependency2=ModuleDependency(ModuleFunction.BOOTLOADER, 0,
-                                                                9999)), -1340),
+                                                                9999)), "host"),
     BadCase("system_downgrade", "device",
             "system part 2 version 100: system part 3 needs >= 110",
             "spec 3.1 full reverse check -> -1340", lambda c: _system2(c, version=100), -1340),
     BadCase("system_wrong_platform", "device", "system part 2 built for Photon",
             "spec 3.3: PLATFORM -> -1360", lambda c: _system2(c, platform_id=6), -1360),
     # ---- packaging (module-format.md 6; Gen2 has no compressed OTA, spec 1.3)
-    BadCase("compressed_bad_header", "device",
+    BadCase("compressed_bad_header", "host",
             "COMPRESSED flag with a header naming method 7 and a 2 GB original size",
-            "spec 1.3: Gen2 has no compressed OTA", _compressed_bad_header, None),
-    BadCase("combined_broken_chain", "device",
+            "spec 1.3, 2.3: Gen2 has no compressed OTA and never looks at the flags; the device "
+            "copies the deflate stream and runs it; module verify refuses the header",
+            _compressed_bad_header, "host"),
+    BadCase("combined_broken_chain", "host",
             "COMBINED file whose second module is cut in half",
-            "module-format.md 6.2; spec 3.3 CRC of the first part", _combined_broken_chain,
-            None),
+            "module-format.md 6.2: Gen2 reads only the first module (its CRC is valid) and "
+            "installs it; module verify refuses the broken chain", _combined_broken_chain,
+            "host"),
     # ---- not refused by Device OS: host-side checks (honest about it)
     BadCase("bad_sha256", "host", "SHA-256 corrupted, CRC-32 recomputed over it",
             "spec 2.5 #7: the device never verifies the SHA-256; module verify refuses",
-            _bad_sha, "host"),
+            lambda c: _bad_sha(_app(c)), "host"),
     BadCase("user_unmet_dependency", "host", "user part that needs system part 2 >= 9999",
             "spec 3.3: user dependencies ignored at OTA time; spec 3.2 refuses at boot",
             lambda c: _app(c, dependency=ModuleDependency(_S, 2, 9999)), "host"),
@@ -326,10 +330,10 @@ CATALOGUE: tuple[BadCase, ...] = (
             "spec 6.2 #3: the second prepare erases the scratch again; image incomplete",
             _app, "4.00",
             (_begin(fast=True), Step("chunks", {"last": 64}), _begin(fast=True), _DONE)),
-    BadCase("file_length_short", "transfer",
-            "UpdateBegin announces half the file length, the server sends all of it",
-            "spec 4.1-4.2: HAL_FLASH_End validates what the module_info says", _app, None,
-            (_begin(file_length=BASE_APP_SIZE // 2), _ALL, _DONE)),
+    BadCase("file_length_long", "transfer",
+            "fast OTA: UpdateBegin announces twice the file length; the rest never comes",
+            "spec 6.4 #5: UpdateDone gets 4.00 + ChunkMissed, then the 300 s timeout", _app,
+            "4.00", (_begin(fast=True, file_length=2 * BASE_APP_SIZE), _ALL, _DONE, _DONE)),
     BadCase("file_past_flash_end", "transfer",
             "UpdateBegin with file_address 0x3f000 and a 64 KB file (past the end of flash)",
             "spec 4.1 #2.3 range check -> 5.03", _app, "5.03",
@@ -452,7 +456,11 @@ def _outcome(out: Any) -> dict[str, Any]:
 
 
 def _run_device(dev: Any, data: bytes) -> tuple[int | str | None, str, str | None, bool]:
-    """Push ``data`` through ``Device.ota``: (code, message, boot, applied)."""
+    """Push ``data`` through ``Device.ota``: (code, message, boot, applied).
+
+    An error without a Device OS code (e.g. a bus fault from a write past the end of flash)
+    is reported with code ``"no_code"``: it is still a specific, refusing error.
+    """
     try:
         out = _outcome(dev.ota(data))
     except FlashroomError as e:
@@ -461,7 +469,13 @@ def _run_device(dev: Any, data: bytes) -> tuple[int | str | None, str, str | Non
     err = out.get("error")
     applied = out.get("result") == "applied"
     if err:
-        return err.get("code"), str(err.get("message")), out.get("boot"), applied
+        code = err.get("code")
+        return (
+            ("no_code" if code is None else code),
+            str(err.get("message")),
+            out.get("boot"),
+            applied,
+        )
     return None, f"result {out.get('result')}", out.get("boot"), applied
 
 
@@ -579,7 +593,8 @@ def _run_transfer(ctx: Ctx, dev: Any, case: BadCase, image: bytes) -> tuple[Any,
         elif step.kind == "done":
             send(UpdateDone().to_coap(next_mid(), token))
         elif step.kind == "reset":
-            break
+            # Power-cycled mid-transfer: RAM (the transfer state) is lost, no slot was recorded.
+            return "reset", f"device power-cycled after {end.chunks_written} chunks", False
         else:  # pragma: no cover - catalogue error
             raise UsageError(f"unknown transfer step {step.kind!r} in case {case.name}")
     if not end.terminal:
@@ -694,6 +709,7 @@ def run_campaign(
                 "message": d_msg,
                 "boot": d_boot,
                 "applied": d_applied,
+                "accepted": d_applied or not d_same,
                 "app_unchanged": d_same,
             }
             verdict = "refused" if refused else "accepted"

@@ -128,3 +128,10 @@ def test_emu_bad_input_exits_2_with_precise_errors(cli: Any, tmp_path: Path) -> 
 def test_emu_help_teaches(cli: Any) -> None:
     r = cli(["emu", "ota", "--help"])
     assert r.exit_code == 0 and "--cut-at-op" in r.stdout and "Example" in r.stdout
+
+
+def test_cli_granularity_choices_match_the_flash_model() -> None:
+    from flashroom.cli.emu import GRANULARITIES as CLI_GRANULARITIES
+    from flashroom.emu.flash import GRANULARITIES
+
+    assert CLI_GRANULARITIES == GRANULARITIES

@@ -125,6 +125,9 @@ def flash_map(dev: Device) -> list[RegionView]:
             else:
                 content = "data"
                 detail = "no module header here (data, or the stale tail of a module)"
+                if r.shares_with:
+                    shared = ", ".join(r.shares_with)
+                    detail = f"no module header at the start; shares bytes with {shared}"
         out.append(RegionView(r.name, r.start, r.end, sectors, erases, content, module, detail))
     return out
 

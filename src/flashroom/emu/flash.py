@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -44,8 +44,7 @@ GRANULARITIES: tuple[Granularity, ...] = ("word", "chunk")
 LOG_LIMIT = 4096
 
 
-@dataclass(frozen=True)
-class FlashOp:
+class FlashOp(NamedTuple):
     """One logged mutation call (not one word): the log stays small for a 256 KB run.
 
     Attributes:
@@ -162,7 +161,7 @@ class NorFlash:
             EmulatorError: the range is not inside the chip.
             PowerCut: the armed fault operation fell inside this call.
         """
-        self._mutate("program", addr, bytes(data))
+        self._mutate("program", addr, data if type(data) is bytes else bytes(data))
 
     def erase_sector(self, index: int) -> None:
         """Erase sector ``index`` (the whole sector becomes 0xFF).

@@ -53,7 +53,14 @@ def aiocoap_reencode(data: bytes) -> bytes:
     import aiocoap
 
     try:
-        return bytes(aiocoap.Message.decode(data).encode())
+        inc = aiocoap.Message.decode(data)
+        out = aiocoap.Message(code=inc.code, payload=inc.payload)  # an outgoing copy
+        out.mtype = inc.mtype
+        out.mid = inc.mid
+        out.token = inc.token
+        for opt in inc.opt.option_list():
+            out.opt.add_option(opt)
+        return bytes(out.encode())
     except Exception as e:
         raise TransportError(f"aiocoap rejects the datagram: {e}") from e
 

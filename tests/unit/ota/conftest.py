@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 
@@ -72,6 +73,10 @@ def make_image(size: int, seed: int = 0) -> bytes:
     return body + zlib.crc32(body).to_bytes(4, "big")
 
 
+IMAGE = make_image(20_000, seed=3)
+
+
 @pytest.fixture
-def fake() -> FakeOtaDevice:
-    return FakeOtaDevice()
+def ota() -> SimpleNamespace:
+    """The helpers: ``ota.FakeOtaDevice``, ``ota.make_image``, ``ota.IMAGE`` (20 000 bytes)."""
+    return SimpleNamespace(FakeOtaDevice=FakeOtaDevice, make_image=make_image, IMAGE=IMAGE)

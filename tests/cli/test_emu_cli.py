@@ -135,3 +135,28 @@ def test_cli_granularity_choices_match_the_flash_model() -> None:
     from flashroom.emu.flash import GRANULARITIES
 
     assert CLI_GRANULARITIES == GRANULARITIES
+
+
+def test_emu_ota_torn_chunk_granularity_and_multi_module_install(
+    cli: Any, tmp_path: Path, app_files: dict[str, Path]
+) -> None:
+    img = tmp_path / "dev.img"
+    _new(cli, img, "extended", "--granularity", "chunk")
+    args = ["emu", "ota", "--image", str(img), str(app_files["app100"]), "--format", "json"]
+    r = cli([*args, "--cut-at-op", "100", "--torn", "--seed", "7"])
+    assert r.exit_code == 1 and r.json()["result"] == "interrupted"
+    b = cli(["emu", "boot", "--image", str(img), "--format", "json"])
+    assert b.exit_code == 0 and b.json()["boot"] == "application"
+    r = cli(
+        [
+            "emu",
+            "install",
+            "--image",
+            str(img),
+            str(app_files["app200"]),
+            str(app_files["app100"]),
+            "--format",
+            "json",
+        ]
+    )
+    assert r.exit_code == 0 and r.json()["running"]["size"] == 100 * K

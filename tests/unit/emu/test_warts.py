@@ -113,3 +113,24 @@ def test_stock_invalid_system_with_valid_factory_image_resets_in_a_loop() -> Non
     out = dev.boot()
     assert out.boot == "bricked" and "reset loop" in dev.reason
     assert out.sector_erases[8] >= 2
+
+
+def test_sizeless_update_begin_on_electron_erases_only_sector_10() -> None:
+    """spec 4.1 #1 and 3.5 #16: chunk_size 0 means 512 and file_length = HAL_OTA_FlashLength()
+    = 0x20000 on Electron: only sector 10 is erased; a 256K image's upper half lands unerased."""
+    dev = Device.new("electron", "stock")
+    dev.flash.program(0x080E0000, b"\x00" * 16)  # something in sector 11
+    before = list(dev.flash.erase_counts)
+    assert dev.ota_begin(0, chunk_size=0) == 0
+    diff = [a - b for a, b in zip(dev.flash.erase_counts, before, strict=True)]
+    assert diff[10] == 1 and diff[11] == 0
+    assert dev.flash.read(0x080E0000, 16) == b"\x00" * 16
+
+
+def test_sizeless_update_begin_on_extended_covers_256k() -> None:
+    """spec 9 change 1: the widened module_ota makes the size-less erase cover 256K."""
+    dev = Device.new("electron", "extended")
+    before = list(dev.flash.erase_counts)
+    dev.ota_begin(0, chunk_size=0)
+    diff = [a - b for a, b in zip(dev.flash.erase_counts, before, strict=True)]
+    assert diff[10] == 1 and diff[11] == 1

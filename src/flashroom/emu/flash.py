@@ -118,6 +118,16 @@ class NorFlash:
         self._word_s = chip.timing.program_words(1)
         self._word_max_s = chip.timing.program_words(1, worst=True)
 
+    def __getstate__(self) -> dict[str, object]:
+        # the numpy view aliases _mem; rebuild it after unpickling (multiprocessing workers)
+        state = dict(self.__dict__)
+        del state["_np"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._np = np.frombuffer(self._mem, dtype=np.uint8)
+
     # ------------------------------------------------------------------ reading
     def read(self, addr: int, size: int) -> bytes:
         """Return ``size`` bytes at ``addr``.

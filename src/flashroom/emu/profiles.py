@@ -17,12 +17,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flashroom.errors import EmulatorError
-from flashroom.particle.module_info import ModuleFunction, ModuleStore, PlatformId
+from flashroom.particle.module_info import (
+    ModuleDependency,
+    ModuleFunction,
+    ModuleStore,
+    PlatformId,
+)
 from flashroom.ranges import AddrRange
 
 #: spec 9 change 5: the extended system modules' ``module_version``. Spec-silent value: 2.3.1's
 #: 2302 plus 48 ("2.3.1-ext"), larger than every stock 2.3.x value so ">= 2302" deps still hold.
 EXTENDED_SYSTEM_VERSION = 2350
+
+#: spec 9 change 5: the dependency a 256K user part carries so that stock firmware (2302) puts
+#: it in safe mode instead of running it with 128K OTA limits (SYSTEM_PART idx 2 >= extended).
+EXTENDED_USER_DEPENDENCY = ModuleDependency(ModuleFunction.SYSTEM_PART, 2, EXTENDED_SYSTEM_VERSION)
 
 #: Bootloader module versions by copy semantics (spec 4.5): legacy <= 1002 clears the slot before
 #: copying, resumable >= 1003 after. The legacy variant installs a 1002 bootloader.
@@ -226,6 +235,7 @@ __all__ = [
     "BOOTLOADER_VARIANTS",
     "CORE_FW_ADDRESS",
     "EXTENDED_SYSTEM_VERSION",
+    "EXTENDED_USER_DEPENDENCY",
     "FACTORY_SLOT_LENGTH",
     "FLASH_END",
     "LEGACY_BOOTLOADER_VERSION",

@@ -178,3 +178,14 @@ def test_log_keeps_one_entry_per_call() -> None:
         ("erase", 0x080C0000, 1),
         ("program", 0x080C0000, 1024),
     ]
+
+
+def test_pickled_flash_keeps_its_numpy_view_aliased() -> None:
+    import pickle
+
+    f = NorFlash()
+    f.program(SECTOR8, b"\x00\x00\x00\x00")
+    g = pickle.loads(pickle.dumps(f))
+    g.erase_sector(8)
+    assert g.read(SECTOR8, 4) == b"\xff" * 4
+    assert f.read(SECTOR8, 4) == b"\x00" * 4

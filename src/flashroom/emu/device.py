@@ -214,11 +214,12 @@ class Device:
                 f"unknown bootloader variant {bootloader!r}: expected one of "
                 f"{', '.join(BOOTLOADER_VARIANTS)}"
             )
-        contents, regs, state = _fresh_image(prof.platform, prof.name, bootloader)
+        contents, regs, state, reason = _fresh_image(prof.platform, prof.name, bootloader)
         dev = cls(prof, bootloader=bootloader, granularity=granularity)
         dev.flash.load_contents(contents)
         dev.regs.regs = list(regs)
         dev.state = state
+        dev.reason = reason
         return dev
 
     @classmethod
@@ -628,7 +629,7 @@ class Device:
 @functools.lru_cache(maxsize=16)
 def _fresh_image(
     platform: str, profile: str, bootloader: str
-) -> tuple[bytes, tuple[int, ...], str]:
+) -> tuple[bytes, tuple[int, ...], str, str]:
     """Flash contents, registers and state of a fresh device (cached: built once per kind)."""
     prof = get_profile(platform, profile)
     dev = Device(prof, bootloader=bootloader)
@@ -637,7 +638,7 @@ def _fresh_image(
     if profile == "stock":
         dev.install(factory_image(platform), address=prof.fac_addr, reset=False)
     dev.boot()
-    return dev.flash.contents(), tuple(dev.regs.regs), dev.state
+    return dev.flash.contents(), tuple(dev.regs.regs), dev.state, dev.reason
 
 
 def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import signal
 import sys
 from dataclasses import dataclass
@@ -370,8 +371,11 @@ def _run_connect(opts: ConnectOptions) -> Any:
     parse_coap_url(opts.url)  # precise error before touching the image
     link = build_link(opts)
     device = Device.load(opts.image)
+    # A stable 12-byte device ID per image file (the Hello carries it, spec 6.5).
+    device_id = hashlib.sha256(str(opts.image.resolve()).encode()).digest()[:12]
     cfg = DeviceConfig(
         platform=device_platform(device),
+        device_id=device_id,
         seed=opts.seed,
         inactivity_timeout_s=opts.inactivity_timeout,
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),

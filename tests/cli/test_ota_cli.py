@@ -1,0 +1,203 @@
+"""``flashroom ota serve`` in a separate process and ``flashroom emu connect`` against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flashroom.emu.device import Device
+from flashroom.particle.build import synthetic_user_app
+
+SERVER_DEADLINE_S = 60
+
+
+class Server:
+    """A ``python -m flashroom ota serve`` subprocess on an ephemeral loopback port."""
+
+    def __init__(self, firmware: Path, *extra: str) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "flashroom",
+            "ota",
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--firmware",
+            str(firmware),
+            "--ack-timeout",
+            "0.2",
+            "--format",
+            "json",
+            *extra,
+        ]
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()  # "listening on coap://127.0.0.1:PORT"
+        m = re.search(r"coap://[\d.]+:\d+", line)
+        if m is None:
+            self.kill()
+            raise AssertionError(f"server did not start: {line!r}")
+        self.url = m.group(0)
+
+    def wait_json(self) -> Any:
+        out, _ = self.proc.communicate(timeout=SERVER_DEADLINE_S)
+        return json.loads(out)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Any]:
+    started: list[Server] = []
+
+    def make(firmware: Path, *extra: str) -> Server:
+        s = Server(firmware, *extra)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.kill()
+
+
+@pytest.fixture
+def device_image(tmp_path: Path) -> Path:
+    path = tmp_path / "dev.img"
+    Device.new("electron", "extended").save(path)
+    return path
+
+
+@pytest.fixture
+def app_bin(tmp_path: Path) -> Path:
+    path = tmp_path / "app.bin"
+    path.write_bytes(synthetic_user_app(48 * 1024, platform="electron", version=11, seed=7))
+    return path
+
+
+def _connect_args(url: str, image: Path, *extra: str) -> list[str]:
+    return ["emu", "connect", url, "--image", str(image), "--ack-timeout", "0.2", *extra]
+
+
+def test_emu_connect_json_against_server_process(
+    cli: Any, server_factory: Any, device_image: Path, app_bin: Path
+) -> None:
+    srv = server_factory(app_bin, "--max-sessions", "1")
+    res = cli(_connect_args(srv.url, device_image, "--link", "lossy", "--format", "json"))
+    assert res.exit_code == 0, res.stderr
+    data = res.json()
+    assert data["result"] == "applied"
+    assert data["payload_bytes"] == 48 * 1024
+    assert data["wire_bytes"] > data["payload_bytes"]
+    assert data["messages"] > 96
+    assert data["retransmissions"] >= 0
+    assert data["link_time_s"] > 0
+    assert data["link"]["name"] == "lossy"
+    assert data["boot"] == "application"
+    assert data["running"]["module_version"] == 11
+    assert set(data["outcome"]) >= {"result", "boot", "running", "flash_ops"}
+    served = srv.wait_json()
+    assert served["completed"] == 1 and served["failed"] == 0
+    assert served["payload_bytes"] == 48 * 1024
+    # The image was saved: the updated app runs after a reload.
+    running = Device.load(device_image).running_module()
+    assert running is not None and running.module_version == 11
+
+
+def test_emu_connect_text_with_explicit_link_values(
+    cli: Any, server_factory: Any, device_image: Path, app_bin: Path
+) -> None:
+    srv = server_factory(app_bin, "--max-sessions", "1", "--no-fast")
+    res = cli(
+        _connect_args(
+            srv.url,
+            device_image,
+            "--rtt-ms",
+            "150",
+            "--bandwidth-bps",
+            "300000",
+            "--loss",
+            "0.02",
+            "--seed",
+            "4",
+        )
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "applied" in res.stdout and "wire bytes" in res.stdout
+    assert srv.wait_json()["completed"] == 1
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_server_process_killed_mid_transfer_leaves_device_app_intact(
+    server_factory: Any, tmp_path: Path, fast: bool
+) -> None:
+    from flashroom.ota.device_end import update_over_udp
+    from flashroom.ota.endpoint import CoapTuning
+    from flashroom.ota.protocol import DeviceConfig
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(synthetic_user_app(200 * 1024, platform="electron", version=12, seed=1))
+    dev = Device.new("electron", "extended")
+    before = dev.running_module()
+    srv = server_factory(big, "--fast" if fast else "--no-fast")
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done >= 20 and srv.proc.poll() is None:
+            os.kill(srv.proc.pid, signal.SIGKILL)  # the server is gone mid-transfer
+            srv.proc.wait(timeout=10)
+
+    cfg = DeviceConfig(
+        platform="electron",
+        inactivity_timeout_s=1.0,
+        tuning=CoapTuning(ack_timeout_s=0.05),
+        linger_s=0.2,
+    )
+    res = update_over_udp(dev, srv.url, device_config=cfg, progress=progress, time_limit_s=30)
+    assert max(seen) < 400  # it really stopped part-way
+    assert res.result in ("timeout", "aborted")
+    assert res.error
+    assert res.outcome is not None and res.outcome["boot"] == "application"
+    after = dev.running_module()
+    assert before is not None and after is not None
+    assert after.sha256 == before.sha256
+
+
+def test_emu_connect_rejects_bad_url(cli: Any, device_image: Path) -> None:
+    res = cli(["emu", "connect", "http://x", "--image", str(device_image)])
+    assert res.exit_code == 2
+    assert "coap://HOST:PORT" in res.stderr
+
+
+def test_emu_connect_rejects_bad_probability(cli: Any, device_image: Path) -> None:
+    res = cli(["emu", "connect", "coap://127.0.0.1:9", "--image", str(device_image), "--loss", "2"])
+    assert res.exit_code == 2
+    assert "--loss" in res.stderr
+
+
+def test_ota_serve_rejects_bad_bind(cli: Any, app_bin: Path) -> None:
+    res = cli(["ota", "serve", "--bind", "localhost", "--firmware", str(app_bin)])
+    assert res.exit_code == 2
+    assert "HOST:PORT" in res.stderr
+
+
+@pytest.mark.parametrize("args", [["ota", "--help"], ["ota", "serve", "--help"]])
+def test_ota_help_teaches_with_an_example(cli: Any, args: list[str]) -> None:
+    res = cli(args)
+    assert res.exit_code == 0
+    assert "Example" in res.stdout and "coap" in res.stdout.lower()

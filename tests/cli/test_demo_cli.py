@@ -1,0 +1,35 @@
+"""``flashroom demo --quick`` writes the report with the key facts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def test_demo_quick_writes_report_with_key_facts(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = cli(["demo", "--quick", "--out", str(out)])
+    assert r.exit_code == 0, r.stderr
+    for name in (
+        "report.md",
+        "report.json",
+        "flash-map.png",
+        "export/user-part.ld",
+        "export/flash_layout.h",
+        "export/layout.json",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "flash-map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rep = json.loads((out / "report.json").read_text())
+    steps = {s["key"]: s for s in rep["steps"]}
+    assert rep["ok"] is True
+    assert steps["refused_on_stock"]["facts"]["error_code"] == -1300
+    assert steps["refused_on_stock"]["facts"]["old_app_unchanged"] is True
+    assert steps["delivered_extended"]["facts"]["runs_new_app"] is True
+    assert steps["sweep"]["facts"]["counts"]["brick"] == 0
+    assert steps["sweep"]["facts"]["legacy_counts"]["invariant_violation"] > 0
+    assert steps["layout_192k"]["facts"]["valid"] is False
+    md = (out / "report.md").read_text()
+    assert "-1300" in md and "flash-map.png" in md
+    assert "sector 9" in r.stdout  # the 192K explanation is shown

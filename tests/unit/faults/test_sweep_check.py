@@ -1,0 +1,127 @@
+"""The sweep's independent checkers: DCD selection (spec 8.1), erase plan, classification."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from flashroom.emu.device import Device
+from flashroom.emu.sweep_check import (
+    DCD_ADDRS,
+    DCD_SECTOR_SIZE,
+    MAGIC_PENDING,
+    SEAL_INVALID_V2,
+    erase_plan,
+    read_dcd,
+)
+from flashroom.emu.sweep_engine import SweepConfig, _build_setup, _classify
+from flashroom.geometry import STM32F205XG
+
+
+def _sectors(dev: Device) -> tuple[bytearray, bytearray]:
+    return (
+        bytearray(dev.flash.read(DCD_ADDRS[0], DCD_SECTOR_SIZE)),
+        bytearray(dev.flash.read(DCD_ADDRS[1], DCD_SECTOR_SIZE)),
+    )
+
+
+def test_fresh_device_dct_is_valid_with_no_pending_slot() -> None:
+    dev = Device.new(platform="electron", profile="extended")
+    s0, s1 = _sectors(dev)
+    st = read_dcd(bytes(s0), bytes(s1))
+    assert st.valid
+    assert st.pending_slots == ()
+    assert st.slot_table_problems() == []
+
+
+def test_corrupt_current_copy_falls_back_to_the_other_or_is_invalid() -> None:
+    dev = Device.new(platform="electron", profile="extended")
+    s0, s1 = _sectors(dev)
+    st = read_dcd(bytes(s0), bytes(s1))
+    assert st.current is not None
+    cur = [s0, s1][st.current]
+    cur[100] ^= 0xFF  # breaks the selected copy's CRC
+    again = read_dcd(bytes(s0), bytes(s1))
+    assert again.current != st.current or not again.valid
+
+
+def test_no_valid_header_means_dct_lost() -> None:
+    blank = b"\xff" * DCD_SECTOR_SIZE
+    st = read_dcd(blank, blank)
+    assert st.current is None and not st.valid
+
+
+def test_invalid_v2_seal_prefers_the_other_copy() -> None:
+    dev = Device.new(platform="electron", profile="extended")
+    s0, s1 = _sectors(dev)
+    st = read_dcd(bytes(s0), bytes(s1))
+    assert st.current is not None
+    cur = [s0, s1][st.current]
+    cur[4:8] = SEAL_INVALID_V2.to_bytes(4, "little")
+    other = [s0, s1][1 - st.current]
+    if other[:4] == b"\xff\xff\xff\xff":  # single-copy DCT: invalidating it loses the DCT
+        assert read_dcd(bytes(s0), bytes(s1)).current == st.current
+    else:
+        assert read_dcd(bytes(s0), bytes(s1)).current == 1 - st.current
+
+
+def test_erase_plan_for_256k_user_ota_on_extended() -> None:
+    plan = erase_plan(STM32F205XG, "user-ota", 0x08080000, 256 * 1024)
+    assert dict(plan.clean) == {8: 1, 9: 1, 10: 1, 11: 1}
+    assert dict(plan.per_cut) == {8: 1, 9: 1}
+    assert plan.violations({8: 2, 9: 2, 10: 1, 11: 1, 1: 1, 2: 2}, cuts=1) == []
+    over = plan.violations({8: 3, 10: 2}, cuts=1)
+    assert any("sector 8" in v for v in over) and any("sector 10" in v for v in over)
+    assert plan.violations({1: 2, 2: 2}, cuts=1)  # 4 DCT erases > 2 writes + 1 cut
+
+
+def test_erase_plan_for_install_allows_no_retry() -> None:
+    plan = erase_plan(STM32F205XG, "install", 0x08080000, 100 * 1024)
+    assert dict(plan.clean) == {8: 1}
+    assert plan.violations({8: 2}, cuts=1)
+
+
+def test_classifier_flags_a_mixed_image_that_runs() -> None:
+    s = _build_setup(SweepConfig(granularity="chunk", old_size=256 * 1024))
+    dev = s.device
+    dev.restore(s.snap0)
+    half = 128 * 1024
+    mix = s.new[:half] + s.old[half:]
+    fl = dev.flash
+    fl.erase_sector(8)
+    fl.erase_sector(9)
+    fl.program(s.target_start, mix)
+    # pretend the boot ran it: the classifier must not accept a mix as old or new
+    cls, _kind, viol = _classify(s, {"boot": "application"}, {8: 1, 9: 1}, 1, None)
+    assert cls == "invariant_violation"
+    assert any(v.startswith("no_mix") for v in viol)
+
+
+def test_classifier_flags_changed_dct_data() -> None:
+    s = _build_setup(SweepConfig(granularity="chunk"))
+    dev = s.device
+    dev.restore(s.snap0)
+    st = read_dcd(*_sectors_bytes(dev))
+    assert st.current is not None
+    dev.hw.dct.write_app(16, b"\x00\x01\x02\x03")  # some setting outside the slot table
+    cls, _kind, viol = _classify(s, {"boot": "application"}, {}, 1, None)
+    assert cls == "invariant_violation"
+    assert any("outside the slot table" in v for v in viol)
+
+
+def test_classifier_flags_a_pending_slot_left_behind() -> None:
+    s = _build_setup(SweepConfig(granularity="chunk"))
+    dev = s.device
+    dev.restore(s.snap0)
+    st = read_dcd(*_sectors_bytes(dev))
+    slots = dev.hw.dct.read_slots()
+    pending = dataclasses.replace(slots[1], magicNumber=MAGIC_PENDING)
+    dev.hw.dct.write_slot(1, pending)
+    assert st.valid
+    cls, _kind, viol = _classify(s, {"boot": "application"}, {}, 1, None)
+    assert cls == "invariant_violation"
+    assert any("still pending" in v for v in viol)
+
+
+def _sectors_bytes(dev: Device) -> tuple[bytes, bytes]:
+    a, b = _sectors(dev)
+    return bytes(a), bytes(b)

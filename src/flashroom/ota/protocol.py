@@ -571,6 +571,7 @@ class ServerSession:
         self.missed_requests = 0
         self.bad_replies = 0
         self.started_at: float | None = None
+        self.ready_at: float | None = None  # UpdateReady received: the data phase starts
         self.finished_at: float | None = None
         self._begin: CoapMessage | None = None
         self._cursor = 0  # stop-and-wait: next index to confirm
@@ -743,6 +744,7 @@ class ServerSession:
     def _ready(self, ready: UpdateReady, now: float) -> list[bytes]:
         self.fast = self.config.fast and bool(ready.flags & FLAG_FAST_OTA)
         self.status = SessionStatus.SENDING
+        self.ready_at = now
         self._wait_until = None
         if self.fast:
             n = self.chunk_count

@@ -117,7 +117,12 @@ class SweepResult:
             cut += f" --seed {c.seed}"
         cmds = [f"cp {image_dir}/device-before.img {img}"]
         if c.scenario == "install":
-            cmds.append(f"flashroom emu install --image {img} {new} {cut}")
+            # `emu install` has no --cut-at-op: the Python API does it.
+            cmds.append(
+                "python -c \"from flashroom.emu.device import Device; d = Device.load('"
+                f"{img}'); d.install(open('{new}', 'rb').read(), cut_at_op={f.cut_at_op}, "
+                f"torn={f.torn}, seed={c.seed}); d.save('{img}')\""
+            )
         else:
             cmds.append(f"flashroom emu ota --image {img} {new} {cut}")
         cmds.append(f"flashroom emu boot --image {img}")
@@ -370,7 +375,8 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
     write_bytes_atomic(out_dir / "new.bin", setup.new)
     target = result.first_failure or CutResult(0, False, "", "", "")
     cmds = result.reproduce(target, str(out_dir))
-    script = "#!/bin/sh\n# reproduce a sweep cut point by hand\nset -e\n" + "\n".join(cmds) + "\n"
+    # no `set -e`: the cut run itself exits non-zero (interrupted) by design
+    script = "#!/bin/sh\n# reproduce a sweep cut point by hand\n" + "\n".join(cmds) + "\n"
     write_text_atomic(out_dir / "reproduce.sh", script)
     return [img, out_dir / "old.bin", out_dir / "new.bin", out_dir / "reproduce.sh"]
 

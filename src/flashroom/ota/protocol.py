@@ -338,7 +338,11 @@ class DeviceEnd:
             self._end(DeviceStatus.REFUSED, now, f"UpdateBegin refused: {why}")
             return out
         out = [self.ep.reply(msg, empty_ack(msg.message_id))]
-        rc = self.target.ota_begin(file_length, chunk_size, req.file_address)
+        try:
+            rc = self.target.ota_begin(file_length, chunk_size, req.file_address)
+        except FlashroomError as e:  # the device cannot take an update (not running, cut...)
+            self._end(DeviceStatus.ABORTED, now, f"prepare (HAL_FLASH_Begin) failed: {e}")
+            return out
         if rc != 0:
             self.error_code = rc
             self._end(DeviceStatus.ABORTED, now, f"prepare (HAL_FLASH_Begin) failed with {rc}")
@@ -453,7 +457,11 @@ class DeviceEnd:
         # spec 6.4 #2: validate-only pass does not change the ACK; #3 ACK 2.04 with the token
         ack = CoapMessage(CoapType.ACK, CODE_CHANGED, msg.message_id, msg.token)
         out = [self.ep.reply(msg, ack)]
-        rc = self.target.ota_finish()  # spec 6.4 #4 -> HAL_FLASH_End (spec 4.2)
+        try:
+            rc = self.target.ota_finish()  # spec 6.4 #4 -> HAL_FLASH_End (spec 4.2)
+        except FlashroomError as e:
+            self._end(DeviceStatus.ABORTED, now, f"finish (HAL_FLASH_End) failed: {e}")
+            return out
         if rc in (1, 2):  # 1 pending restart; 2 bootloader flashed at once (spec 4.7)
             self._end(DeviceStatus.APPLIED, now, None, linger=True)
         else:

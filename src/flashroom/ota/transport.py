@@ -162,9 +162,19 @@ class ServeReport:
         return sum(s.payload_bytes for s in self.sessions)
 
     @property
+    def active_s(self) -> float:
+        """Real seconds from the first session's start to the last session's end."""
+        starts = [s.started_at for s in self.sessions if s.started_at is not None]
+        ends = [s.finished_at for s in self.sessions if s.finished_at is not None]
+        if not starts or not ends:
+            return 0.0
+        return max(ends) - min(starts)
+
+    @property
     def throughput_bps(self) -> float:
-        """Delivered image bits per real second (loopback, all sessions together)."""
-        return self.payload_bytes * 8 / self.wall_s if self.wall_s > 0 else 0.0
+        """Delivered image bits per real second while sessions were active (all together)."""
+        span = self.active_s or self.wall_s
+        return self.payload_bytes * 8 / span if span > 0 else 0.0
 
     def to_json(self) -> dict[str, Any]:
         """Stable keys."""
@@ -180,6 +190,7 @@ class ServeReport:
             "bytes_out": self.bytes_out,
             "malformed": self.malformed,
             "wall_s": round(self.wall_s, 3),
+            "active_s": round(self.active_s, 3),
             "throughput_bps": round(self.throughput_bps, 1),
             "session_records": [s.to_json() for s in self.sessions],
         }

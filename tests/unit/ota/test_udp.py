@@ -147,3 +147,23 @@ def test_200_concurrent_devices_all_get_the_module(capsys: pytest.CaptureFixture
             f"server throughput {served.throughput_bps / 1e6:.2f} Mbit/s of image data "
             f"({served.datagrams_out} datagrams out, {served.datagrams_in} in)"
         )
+
+
+def test_udp_link_time_estimate_agrees_with_in_process_simulation(ota: Any) -> None:
+    from flashroom.ota.simulate import simulate
+
+    image = ota.make_image(64 * 1024, seed=8)
+    link = PRESETS["3g"]
+    sim = simulate(image, ota.FakeOtaDevice(), link=link, seed=1).report
+
+    async def run() -> Any:
+        task, url = await _serve(image, 1)
+        dev = DeviceEnd(ota.FakeOtaDevice(), _device_cfg(1))
+        rep = await connect_udp(dev, "127.0.0.1", int(url.rsplit(":", 1)[1]), link=link)
+        await task
+        return rep.report
+
+    udp = asyncio.run(run())
+    assert udp.payload_bytes == sim.payload_bytes
+    # Both are simulated seconds (no wall time): the device-side estimate follows the model.
+    assert 0.75 * sim.link_time_s <= udp.link_time_s <= 1.25 * sim.link_time_s

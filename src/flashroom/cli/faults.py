@@ -78,10 +78,13 @@ _STYLE = {
 @click.option("--seed", type=int, default=0, show_default=True, help="Content and torn seed.")
 @click.option(
     "--method",
-    type=click.Choice(["replay", "rerun"]),
-    default="replay",
+    type=click.Choice(["equiv", "replay", "rerun"]),
+    default="equiv",
     show_default=True,
-    help="replay: checkpointed (fast); rerun: re-run the whole scenario per cut point.",
+    help="replay: restore the checkpoint at the cut's flash call, cut, boot every point; "
+    "equiv: replay, but a point whose state differs from a booted one only in bytes that boot "
+    "never depended on is counted without booting (proven equivalent); rerun: re-run the "
+    "whole scenario per point (as emu ota --cut-at-op does).",
 )
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option(
@@ -178,6 +181,10 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
     con.print(
         f"{j['total_ops']} flash operations; {j['points']} cut points ({kind}); "
         f"clean run: {j['clean_run']['class']} ({j['clean_run']['outcome'].get('result')})"
+    )
+    con.print(
+        f"method {c['method']}: {j['booted']} recovery boots run, {j['proven_equivalent']} "
+        "points proven equivalent to a booted one"
     )
     table = Table(title="Outcomes")
     table.add_column("class")

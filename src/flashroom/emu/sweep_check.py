@@ -63,6 +63,7 @@ class DcdState:
     crc_ok: bool
     app_data: bytes
     slot_magics: tuple[int, ...]
+    slots_offset: int = SLOTS_OFFSET
 
     @property
     def valid(self) -> bool:
@@ -90,7 +91,7 @@ class DcdState:
     def app_data_outside_slots(self) -> bytes:
         """Application data with the slot table masked out (for 'nothing else changed')."""
         d = self.app_data
-        lo, hi = SLOTS_OFFSET, SLOTS_OFFSET + SLOT_SIZE * SLOT_COUNT
+        lo, hi = self.slots_offset, self.slots_offset + SLOT_SIZE * SLOT_COUNT
         return d[:lo] + d[hi:] if d else b""
 
 
@@ -106,12 +107,14 @@ def _copy(sector: bytes) -> DcdCopy:
     return DcdCopy(header_ok, seal, crc_ok, counter)
 
 
-def read_dcd(s0: bytes, s1: bytes) -> DcdState:
+def read_dcd(s0: bytes, s1: bytes, app_offset: int = DCD_DATA_OFFSET) -> DcdState:
     """Apply the DCD selection rules (spec 8.1) to the raw bytes of both DCT sectors.
 
     Args:
         s0: the 16 KB at 0x08004000 (DCD sector index 0).
         s1: the 16 KB at 0x08008000 (DCD sector index 1).
+        app_offset: where the application DCT starts in a sector: 8 on Electron (spec 8.1);
+            the emulator's Photon/P1 choice puts it at 7548 (spec 4.3 physical addresses).
     """
     copies = (_copy(s0), _copy(s1))
     sectors = (s0, s1)
@@ -140,10 +143,11 @@ def read_dcd(s0: bytes, s1: bytes) -> DcdState:
         current = primary
     chosen = sectors[current]
     data = bytes(chosen[DCD_DATA_OFFSET : DCD_DATA_OFFSET + DCD_DATA_LENGTH])
+    slots = app_offset - DCD_DATA_OFFSET + SLOTS_OFFSET
     magics = tuple(
-        struct.unpack_from("<H", data, SLOTS_OFFSET + SLOT_SIZE * i)[0] for i in range(SLOT_COUNT)
+        struct.unpack_from("<H", data, slots + SLOT_SIZE * i)[0] for i in range(SLOT_COUNT)
     )
-    return DcdState(current, copies[current].crc_ok, data, magics)
+    return DcdState(current, copies[current].crc_ok, data, magics, slots)
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,7 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
             seed=cfg.seed + 3,
         )
     snap0 = dev.snapshot()
-    dcd0 = _dcd(flash)
+    dcd0 = _dcd(dev)
     erase0 = tuple(flash.erase_counts)
     time0 = flash.device_time_s
     boot_sector0 = flash.read(flash.base, flash.chip.sectors[0].size)
@@ -354,11 +354,14 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
     )
 
 
-def _dcd(flash: Any) -> Any:
+def _dcd(dev: Any) -> Any:
     from flashroom.emu.sweep_check import DCD_ADDRS, DCD_SECTOR_SIZE
 
+    flash = dev.flash
     return read_dcd(
-        flash.read(DCD_ADDRS[0], DCD_SECTOR_SIZE), flash.read(DCD_ADDRS[1], DCD_SECTOR_SIZE)
+        flash.read(DCD_ADDRS[0], DCD_SECTOR_SIZE),
+        flash.read(DCD_ADDRS[1], DCD_SECTOR_SIZE),
+        int(getattr(dev.profile, "dct_app_offset", 8)),
     )
 
 
@@ -424,13 +427,13 @@ def _classify(
         cls = boot_kind
     elif boot_kind == "bricked":
         cls = "brick"
-        violations.append(f"the device reports bricked: {boot.get('events', '')}")
+        violations.append(f"the device reports bricked: {getattr(s.device, 'reason', '')}")
     elif boot_kind == "factory":
         cls = "safe_mode"  # spec 5.3: factory image runs; recoverable over the air like safe mode
     else:
         cls = "brick"
         violations.append(f"unknown boot outcome {boot_kind!r}")
-    dcd = _dcd(flash)
+    dcd = _dcd(s.device)
     if s.cfg.scenario != "install" and cls not in ("new_app", "old_app"):
         violations.append(
             f"update_atomic: an interrupted update left the device in {boot_kind} instead of "

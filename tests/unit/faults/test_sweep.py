@@ -59,6 +59,17 @@ def test_legacy_hazard_also_found_at_word_granularity() -> None:
     assert res.counts["invariant_violation"] > 0
 
 
+def test_photon_stock_system_part_copy_is_not_resumable() -> None:
+    # spec 4.5 (derived): on Photon the bootloader reads the DCT through system part 2, so a cut
+    # while part 2 is being copied cannot be retried; the sweep must report it.
+    res = run_sweep(
+        SweepConfig(platform="photon", profile="stock", scenario="system-ota", granularity="chunk")
+    )
+    assert res.counts["brick"] > 0
+    assert all(f.label.endswith("system_part_2") for f in res.failures)
+    assert res.clean_class == "new_app"
+
+
 def test_dfu_install_cut_leaves_safe_mode_not_a_violation() -> None:
     # DFU writes in place (spec 3.4): a cut leaves a broken user part, which the system
     # refuses to run (safe mode); recovery is to run DFU again. Not an atomic update, so no

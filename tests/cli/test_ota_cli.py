@@ -201,3 +201,33 @@ def test_ota_help_teaches_with_an_example(cli: Any, args: list[str]) -> None:
     res = cli(args)
     assert res.exit_code == 0
     assert "Example" in res.stdout and "coap" in res.stdout.lower()
+
+
+def test_ota_serve_refuses_a_corrupt_module(cli: Any, tmp_path: Path, app_bin: Path) -> None:
+    bad = tmp_path / "bad.bin"
+    data = bytearray(app_bin.read_bytes())
+    data[100] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    res = cli(["ota", "serve", "--bind", "127.0.0.1:0", "--firmware", str(bad)])
+    assert res.exit_code == 2
+    assert "CRC-32 stored" in res.stderr and "--allow-invalid" in res.stderr
+
+
+def test_corrupt_module_served_anyway_is_refused_by_the_device(
+    cli: Any, server_factory: Any, device_image: Path, tmp_path: Path, app_bin: Path
+) -> None:
+    bad = tmp_path / "bad.bin"
+    data = bytearray(app_bin.read_bytes())
+    data[100] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    before = Device.load(device_image).running_module()
+    srv = server_factory(bad, "--allow-invalid", "--max-sessions", "1")
+    res = cli(_connect_args(srv.url, device_image, "--format", "json"))
+    assert res.exit_code == 1
+    out = res.json()
+    assert out["result"] == "rejected" and out["error_code"] is not None
+    assert out["boot"] == "application"
+    after = Device.load(device_image).running_module()
+    assert before is not None and after is not None and after.sha256 == before.sha256
+    served = srv.wait_json()
+    assert served["firmware"]["valid"] is False

@@ -47,6 +47,37 @@ class ServeOptions:
     max_sessions: int | None
     ack_timeout: float
     response_timeout: float
+    allow_invalid: bool = False
+
+
+def _check_firmware(opts: ServeOptions) -> dict[str, Any]:
+    """What is served; an invalid module is refused unless --allow-invalid (spec-silent: the
+    Particle cloud validates binaries before flashing them)."""
+    from flashroom.errors import FlashroomError
+    from flashroom.particle.module import parse_module
+
+    data = opts.firmware.read_bytes()
+    info: dict[str, Any] = {"path": str(opts.firmware), "size": len(data)}
+    try:
+        mod = parse_module(data, filename=str(opts.firmware))
+    except FlashroomError as e:
+        if not opts.allow_invalid:
+            raise UsageError(f"--firmware {opts.firmware}: not a valid module: {e}") from None
+        info["valid"] = False
+        return info
+    if not mod.crc_ok and not opts.allow_invalid:
+        raise UsageError(
+            f"--firmware {opts.firmware}: CRC-32 stored 0x{mod.crc_stored:08x}, computed "
+            f"0x{mod.crc_computed:08x} (use --allow-invalid to serve it anyway)"
+        )
+    info.update(
+        valid=mod.crc_ok,
+        platform_id=mod.info.platform_id,
+        module_function=mod.info.module_function,
+        module_index=mod.info.module_index,
+        module_version=mod.info.module_version,
+    )
+    return info
 
 
 @ota.command()
@@ -76,6 +107,12 @@ class ServeOptions:
     help="Bytes per chunk (the device default is 512, spec 6.5).",
 )
 @click.option(
+    "--allow-invalid",
+    is_flag=True,
+    help="Serve FIRMWARE even when it does not parse as a module or its CRC-32 is wrong "
+    "(to watch the device refuse it).",
+)
+@click.option(
     "--max-sessions",
     type=click.IntRange(1),
     default=None,
@@ -101,6 +138,7 @@ def serve(
     firmware: Path,
     fast: bool,
     chunk_size: int,
+    allow_invalid: bool,
     max_sessions: int | None,
     ack_timeout: float,
     response_timeout: float,
@@ -118,10 +156,19 @@ def serve(
       flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --max-sessions 1
     """
     opts = ServeOptions(
-        bind, firmware, fast, chunk_size, max_sessions, ack_timeout, response_timeout
+        bind,
+        firmware,
+        fast,
+        chunk_size,
+        max_sessions,
+        ack_timeout,
+        response_timeout,
+        allow_invalid,
     )
+    firmware_info = _check_firmware(opts)
     report = _run_serve(opts)
     data = report.to_json()
+    data["firmware"] = firmware_info
     if fmt == "json":
         emit_json(data)
     else:
@@ -203,6 +250,13 @@ def _print_serve(data: dict[str, Any]) -> None:
             s["error"] or "",
         )
     console.print(t)
+    fw = data.get("firmware") or {}
+    if "module_version" in fw:
+        console.print(
+            f"firmware {fw['path']}: {fmt_size(fw['size'])}, platform {fw['platform_id']}, "
+            f"function {fw['module_function']} index {fw['module_index']} "
+            f"version {fw['module_version']}"
+        )
     console.print(
         f"sessions {data['sessions']}: {data['completed']} complete, {data['failed']} failed; "
         f"{fmt_size(data['payload_bytes'])} delivered in {data['wall_s']} s "

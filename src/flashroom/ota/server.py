@@ -37,7 +37,7 @@ class SessionRecord:
     def to_json(self) -> dict[str, Any]:
         """Stable keys."""
         return {
-            "peer": str(self.addr),
+            "peer": _peer(self.addr),
             "status": self.status,
             "error": self.error,
             "device_id": self.device_id,
@@ -45,6 +45,13 @@ class SessionRecord:
             "chunks_sent": self.chunks_sent,
             "resends": self.resends,
         }
+
+
+def _peer(addr: Any) -> str:
+    """``("127.0.0.1", 5683)`` -> ``"127.0.0.1:5683"``."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        return f"{addr[0]}:{addr[1]}"
+    return str(addr)
 
 
 class OtaServer:

@@ -9,24 +9,19 @@ operations, recovery cuts and bit-level NOR physics):
 2. Run the scenario once, uncut, recording every flash mutation call (kind, address, data and the
    operation-index range it covers). This gives the op count ``N`` and the clean outcome.
 3. For each cut point ``n`` (with ``torn``, a torn variant too) rebuild the flash state the device
-   would have when power fails at operation ``n`` and boot it again (the recovery boot), then
-   classify. Two methods give the same flash state:
-
-   * ``replay`` (default): restore the checkpoint taken at the start of the mutation call that
-     contains op ``n``, then run *that one call* through :class:`~flashroom.emu.flash.NorFlash`
-     with the fault armed at the right op. NOR physics and the torn behaviour stay in NorFlash;
-     only the Python control flow of the scenario is skipped, which is lost at a power cut anyway.
-     A cut point costs one partial call plus a boot, not a scenario run.
-   * ``rerun``: restore the snapshot and run the whole scenario with ``cut_at_op=n`` (what
-     ``flashroom emu ota --cut-at-op n`` does). Slower; the tests check both agree.
-
+   would have when power fails at operation ``n``, boot it again (the recovery boot), classify.
+   :mod:`flashroom.emu.sweep_engine` explains the three methods (``equiv``, ``replay``,
+   ``rerun``) and why they agree; the tests compare them point by point.
 4. Optionally cut power again during the recovery boot (``recovery_cuts``), then boot once more.
 
 Outcome classes (:data:`OUTCOMES`): ``new_app`` / ``old_app`` (the updated region holds exactly
 the new / old module and the device runs it), ``safe_mode``, ``dfu``, ``brick`` (no path back
-without a debug probe: the bootloader sector was damaged, or the emulator reached a state no
-Device OS path handles), ``invariant_violation`` (see :func:`_classify`). Bad outcomes
-(:data:`BAD_OUTCOMES`) make the CLI exit 1.
+without a debug probe), ``invariant_violation`` (see ``sweep_engine._classify`` and
+docs/power-loss.md). Bad outcomes (:data:`BAD_OUTCOMES`) make the CLI exit 1.
+
+Points are split into contiguous chunks; with ``workers > 1`` the chunks run in forked worker
+processes and are merged in order, so the counts and outcomes do not depend on ``workers``
+(only ``booted``/``proven`` may: an equivalence proof never crosses a chunk boundary).
 """
 
 from __future__ import annotations
@@ -125,6 +120,13 @@ class SweepResult:
             )
         else:
             cmds.append(f"flashroom emu ota --image {img} {new} {cut}")
+        if f.recovery_cut_at_op is not None:
+            # `emu boot` has no --cut-at-op: cut the recovery boot through the Python API.
+            cmds.append(
+                "python -c \"from flashroom.emu.device import Device; d = Device.load('"
+                f"{img}'); d.flash.arm_fault({f.recovery_cut_at_op}, False, {c.seed}); "
+                f"d.boot(); d.flash.disarm(); d.save('{img}')\""
+            )
         cmds.append(f"flashroom emu boot --image {img}")
         return cmds
 
@@ -341,16 +343,19 @@ def _run_parallel(
     parts = [cuts[i : i + size] for i in range(0, len(cuts), size)]
     results: list[_ChunkResult | None] = [None] * len(parts)
     done = 0
-    with ProcessPoolExecutor(
-        max_workers=cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,)
-    ) as pool:
-        futures = {pool.submit(_worker_run, p): i for i, p in enumerate(parts)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()
-            done += len(parts[i]) * per_cut
-            if progress:
-                progress(done, total_points)
+    try:
+        with ProcessPoolExecutor(
+            max_workers=cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,)
+        ) as pool:
+            futures = {pool.submit(_worker_run, p): i for i, p in enumerate(parts)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                done += len(parts[i]) * per_cut
+                if progress:
+                    progress(done, total_points)
+    finally:
+        _WORKER_SETUP = None  # do not keep the 1 MB snapshots alive in the parent
     return [r for r in results if r is not None]
 
 

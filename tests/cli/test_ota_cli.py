@@ -231,3 +231,29 @@ def test_corrupt_module_served_anyway_is_refused_by_the_device(
     assert before is not None and after is not None and after.sha256 == before.sha256
     served = srv.wait_json()
     assert served["firmware"]["valid"] is False
+
+
+def test_emu_connect_to_nothing_ends_unreachable(cli: Any, device_image: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound but never read: nobody answers
+        res = cli(
+            [
+                "emu",
+                "connect",
+                f"coap://127.0.0.1:{port}",
+                "--image",
+                str(device_image),
+                "--ack-timeout",
+                "0.02",
+                "--format",
+                "json",
+            ]
+        )
+    assert res.exit_code == 1
+    data = res.json()
+    assert data["result"] == "unreachable"
+    assert data["messages"] == 5  # the Hello and its 4 retransmissions (RFC 7252 4.8)
+    assert data["boot"] == "application"

@@ -236,7 +236,8 @@ class DeviceEnd:
         out, failed = self.ep.poll(now)
         for msg in failed:
             if self._hello_mid is not None and msg.message_id == self._hello_mid:
-                self._end(DeviceStatus.UNREACHABLE, now, "no ACK to the Hello from the server")
+                if self.status == DeviceStatus.CONNECTING:  # else the server did answer
+                    self._end(DeviceStatus.UNREACHABLE, now, "no ACK to the Hello from the server")
             elif not self.terminal:
                 # spec 6.4 #7: a protocol error while updating aborts with finish(0)
                 self._end(
@@ -335,7 +336,8 @@ class DeviceEnd:
             # spec 6.2 #2: ACK coded 5.03 on failure, with the request's token
             ack = CoapMessage(CoapType.ACK, CODE_SERVICE_UNAVAILABLE, msg.message_id, msg.token)
             out = [self.ep.reply(msg, ack)]
-            self._end(DeviceStatus.REFUSED, now, f"UpdateBegin refused: {why}")
+            # linger: the device keeps running and re-sends the 5.03 to a retransmission
+            self._end(DeviceStatus.REFUSED, now, f"UpdateBegin refused: {why}", linger=True)
             return out
         out = [self.ep.reply(msg, empty_ack(msg.message_id))]
         try:
@@ -429,6 +431,18 @@ class DeviceEnd:
         if not self.fast:
             return min(self.next_index, self.chunk_count)
         return sum(bin(b).count("1") for b in self.bitmap)
+
+    def abandon(self, now: float, why: str) -> None:
+        """Stop where it stands (the driver's time limit): ABORTED if an update was running,
+        else NO_UPDATE."""
+        if self.terminal:
+            return
+        status = (
+            DeviceStatus.ABORTED
+            if self.status == DeviceStatus.UPDATING
+            else (DeviceStatus.NO_UPDATE)
+        )
+        self._end(status, now, why)
 
     def missing(self) -> list[int]:
         """Indices whose bitmap bit is clear (spec 6.4 #1)."""
@@ -843,6 +857,8 @@ class ServerSession:
             )
             return []
         self._wait_until = None
+        if self._done_mid is not None:  # its 4.00 ACK was lost or is late: stop repeating it
+            self.ep.cancel(self._done_mid)
         self._done_mid = None  # a new UpdateDone follows the resent chunks
         self.status = SessionStatus.SENDING
         if not self.fast:

@@ -154,6 +154,7 @@ def simulate(
         if dev.done_lingering(now):
             break
     dev = devices[-1]
+    dev.abandon(now, f"simulated time limit of {max_time_s:g} s reached")
     session = server.sessions.get(DEVICE_ADDR)
     end = dev.finished_at if dev.finished_at is not None else now
     if session is not None and session.finished_at is not None and dev.status == "applied":

@@ -412,6 +412,7 @@ async def connect_udp(
                 send(out)
         for c in up.flush():
             transport.sendto(c)
+        device.abandon(loop.time(), f"time limit of {time_limit_s:g} s reached")
     finally:
         transport.close()
     meter.retransmissions = device.ep.stats.retransmissions + device.resends_seen

@@ -144,6 +144,18 @@ def _sweep_rows(clean_s: float, boot_s: float) -> list[dict[str, Any]]:
             f"{tj['points']} cut points in {torn.wall_s / TARGET_S:.3f}x the 60 s target",
         )
     )
+    sys_ota = run_sweep(SweepConfig(scenario="system-ota", torn=True, workers=2))
+    sj = sys_ota.to_json()
+    rows.append(
+        _row(
+            "exhaustive system-part OTA word sweep with torn cuts: bricks + violations",
+            sj["bad"],
+            "points",
+            "0",
+            f"{sj['points']} cut points ({sj['total_ops']} ops, 128K system part 2) in "
+            f"{sys_ota.wall_s / TARGET_S:.3f}x the 60 s target",
+        )
+    )
     return rows
 
 

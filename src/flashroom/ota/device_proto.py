@@ -1,0 +1,458 @@
+"""The device end of Particle's OTA transfer (spec 6.2-6.5) as a sans-I/O state machine.
+
+See :mod:`flashroom.ota.protocol` for who drives the exchange and the confirmability choices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from flashroom.errors import FlashroomError, TransportError
+from flashroom.ota.device_os import (
+    DEFAULT_CHUNK_SIZE,
+    FLASH_END,
+    INACTIVITY_TIMEOUT_S,
+    MAX_CHUNKS,
+    OTA_FLASH_LENGTH,
+    OTA_REGION_START,
+    PLATFORM_IDS,
+    OtaTarget,
+    ProgressFn,
+    missed_request_count,
+    noop_progress,
+)
+from flashroom.ota.endpoint import CoapEndpoint, CoapTuning
+from flashroom.ota.messages import (
+    CODE_BAD_REQUEST,
+    CODE_CHANGED,
+    CODE_SERVICE_UNAVAILABLE,
+    FLAG_FAST_OTA,
+    Chunk,
+    ChunkMissed,
+    ChunkReceived,
+    CoapMessage,
+    CoapType,
+    Hello,
+    UpdateBegin,
+    UpdateDone,
+    UpdateReady,
+    code_str,
+    empty_ack,
+    parse_request,
+    reset_for,
+)
+from flashroom.particle.crc import crc32
+
+
+class DeviceStatus(StrEnum):
+    """Where the device end is. The last seven are terminal."""
+
+    CONNECTING = "connecting"
+    IDLE = "idle"
+    UPDATING = "updating"
+    APPLIED = "applied"  # ota_finish returned 1; reset pending (spec 4.2 #3)
+    REJECTED = "rejected"  # ota_finish returned an error; nothing recorded (spec 4.2 #1)
+    REFUSED = "refused"  # UpdateBegin dry run failed; ACK 5.03 sent (spec 6.2 #2)
+    TIMEOUT = "timeout"  # inactivity timeout: reset with UPDATE_TIMEOUT (spec 6.5)
+    ABORTED = "aborted"  # protocol error while updating: finish(0) (spec 6.4 #7)
+    UNREACHABLE = "unreachable"  # the Hello was never acknowledged
+    NO_UPDATE = "no_update"  # the server never started an update
+    RESET = "reset"  # the device was reset mid-transfer (fault injection)
+
+
+TERMINAL_DEVICE = frozenset(DeviceStatus) - {
+    DeviceStatus.CONNECTING,
+    DeviceStatus.IDLE,
+    DeviceStatus.UPDATING,
+}
+
+
+@dataclass
+class DeviceConfig:
+    """Device-end parameters.
+
+    Attributes:
+        platform: "electron", "photon" or "p1" (region length, timeout, platform ID).
+        device_id: 12 bytes sent in the Hello.
+        allow_fast: the FAST_OTA connection property (spec 6.2).
+        updates_enabled: when false the dry run fails and UpdateBegin gets 5.03 (spec 6.2 #2).
+        inactivity_timeout_s: None means the platform's TIMING_FLASH_UPDATE_TIMEOUT (spec 6.5).
+        begin_timeout_s: how long to wait for UpdateBegin after the Hello (spec-silent).
+        linger_s: after finishing, keep answering duplicates this long (the device resets
+            shortly after finish; spec-silent).
+        reset_after_chunks: fault injection: reset after writing this many chunks.
+        tuning: CoAP retransmission parameters.
+        seed: message-ID/token/jitter seed.
+    """
+
+    platform: str = "electron"
+    device_id: bytes = bytes(12)
+    allow_fast: bool = True
+    updates_enabled: bool = True
+    inactivity_timeout_s: float | None = None
+    begin_timeout_s: float = 120.0
+    linger_s: float = 5.0
+    reset_after_chunks: int | None = None
+    tuning: CoapTuning = field(default_factory=CoapTuning)
+    seed: int = 0
+
+
+class DeviceEnd:
+    """The device side of spec 6: Hello, then UpdateBegin/Chunk/UpdateDone handling.
+
+    Drive it with :meth:`start`, :meth:`receive` and :meth:`poll`; send what they return; call
+    :meth:`poll` at :meth:`deadline`.
+    """
+
+    def __init__(
+        self,
+        target: OtaTarget,
+        config: DeviceConfig | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.target = target
+        self.config = config or DeviceConfig()
+        if self.config.platform not in OTA_FLASH_LENGTH:
+            raise TransportError(
+                f"platform {self.config.platform!r}: expected one of {sorted(OTA_FLASH_LENGTH)}"
+            )
+        self.ep = CoapEndpoint(seed=self.config.seed, tuning=self.config.tuning)
+        self.progress = progress or noop_progress
+        self.status = DeviceStatus.CONNECTING
+        self.error: str | None = None
+        self.error_code: int | None = None
+        self.fast = False
+        self.chunk_size = DEFAULT_CHUNK_SIZE
+        self.file_length = 0
+        self.file_address = 0
+        self.chunk_count = 0
+        self.bitmap = bytearray()
+        self.next_index = 0  # implicit index in stop-and-wait (spec 6.3 #2)
+        self.chunks_written = 0
+        self.bytes_written = 0
+        self.crc_errors = 0
+        self.duplicate_chunks = 0
+        self.out_of_bitmap_chunks = 0
+        self.missed_requests = 0
+        self.resends_seen = 0
+        self._received_in_flight = 0
+        self._requested: set[int] = set()
+        self._bad_pending = False
+        self._last_activity = 0.0
+        self._begin_deadline: float | None = None
+        self._linger_until: float | None = None
+        self._hello_mid: int | None = None
+        self.finished_at: float | None = None
+        self.inactivity_timeout_s = (
+            self.config.inactivity_timeout_s
+            if self.config.inactivity_timeout_s is not None
+            else INACTIVITY_TIMEOUT_S[self.config.platform]
+        )
+
+    # ----------------------------------------------------------------- driving
+    def start(self, now: float) -> list[bytes]:
+        """Send the Hello (CON ``POST h``)."""
+        hello = Hello(PLATFORM_IDS[self.config.platform], self.config.device_id)
+        msg = hello.to_coap(self.ep.next_mid())
+        self._hello_mid = msg.message_id
+        self._begin_deadline = now + self.config.begin_timeout_s
+        return [self.ep.send(msg, now)]
+
+    @property
+    def terminal(self) -> bool:
+        """The update is over (successfully or not)."""
+        return self.status in TERMINAL_DEVICE
+
+    @property
+    def finished(self) -> bool:
+        """Terminal and done lingering: the driver may stop."""
+        return self.terminal and self._linger_until is not None
+
+    def done_lingering(self, now: float) -> bool:
+        """Terminal and past the linger period."""
+        return self.finished and self._linger_until is not None and now >= self._linger_until
+
+    def deadline(self) -> float | None:
+        """When :meth:`poll` must next be called."""
+        cands = [self.ep.deadline()]
+        if self.status == DeviceStatus.UPDATING:
+            cands.append(self._last_activity + self.inactivity_timeout_s)
+        elif self.status in (DeviceStatus.CONNECTING, DeviceStatus.IDLE):
+            cands.append(self._begin_deadline)
+        if self._linger_until is not None:
+            cands.append(self._linger_until)
+        vals = [c for c in cands if c is not None]
+        return min(vals) if vals else None
+
+    def poll(self, now: float) -> list[bytes]:
+        """Retransmissions and timeouts."""
+        out, failed = self.ep.poll(now)
+        for msg in failed:
+            if self._hello_mid is not None and msg.message_id == self._hello_mid:
+                if self.status == DeviceStatus.CONNECTING:  # else the server did answer
+                    self._end(DeviceStatus.UNREACHABLE, now, "no ACK to the Hello from the server")
+            elif not self.terminal:
+                # spec 6.4 #7: a protocol error while updating aborts with finish(0)
+                self._end(
+                    DeviceStatus.ABORTED,
+                    now,
+                    f"the server stopped answering ({code_str(msg.code)} unacknowledged)",
+                )
+        if (
+            self.status == DeviceStatus.UPDATING
+            and now >= self._last_activity + self.inactivity_timeout_s
+        ):
+            self._end(
+                DeviceStatus.TIMEOUT,
+                now,
+                f"no OTA activity for {self.inactivity_timeout_s:g} s "
+                "(TIMING_FLASH_UPDATE_TIMEOUT, spec 6.5): reset with reason UPDATE_TIMEOUT",
+            )
+        if (
+            self.status in (DeviceStatus.CONNECTING, DeviceStatus.IDLE)
+            and self._begin_deadline is not None
+            and now >= self._begin_deadline
+        ):
+            self._end(DeviceStatus.NO_UPDATE, now, "the server did not start an update")
+        return out
+
+    def receive(self, data: bytes, now: float) -> list[bytes]:
+        """Process one datagram from the server."""
+        d = self.ep.receive(data)
+        out = list(d.out)
+        msg = d.message
+        if msg is None:
+            return out
+        if d.acked is not None:
+            if msg.mtype == CoapType.RST and not self.terminal:
+                self._end(DeviceStatus.ABORTED, now, "the server reset the exchange (RST)")
+            elif d.acked.message_id == self._hello_mid and self.status == DeviceStatus.CONNECTING:
+                self.status = DeviceStatus.IDLE
+            return out
+        if self.terminal:
+            # After finish the device is resetting: new exchanges are refused.
+            if msg.mtype == CoapType.CON:
+                out.append(self.ep.reply(msg, reset_for(msg.message_id)))
+            return out
+        if not msg.is_request:
+            if msg.mtype == CoapType.CON:
+                out.append(self.ep.reply(msg, empty_ack(msg.message_id)))
+            return out
+        if self.status == DeviceStatus.CONNECTING:
+            self.status = DeviceStatus.IDLE  # the Hello's ACK may have been lost
+        try:
+            req = parse_request(msg)
+        except TransportError as e:
+            return out + self._protocol_error(msg, now, str(e))
+        if isinstance(req, UpdateBegin):
+            out += self._on_begin(msg, req, now)
+        elif isinstance(req, Chunk):
+            out += self._on_chunk(msg, req, now)
+        elif isinstance(req, UpdateDone):
+            out += self._on_done(msg, now)
+        elif msg.mtype == CoapType.CON:
+            out.append(self.ep.reply(msg, reset_for(msg.message_id)))
+        return out
+
+    # ----------------------------------------------------------------- handlers
+    def _protocol_error(self, msg: CoapMessage, now: float, why: str) -> list[bytes]:
+        out: list[bytes] = []
+        if msg.mtype == CoapType.CON:
+            out.append(self.ep.reply(msg, reset_for(msg.message_id)))
+        if self.status == DeviceStatus.UPDATING:
+            self._end(DeviceStatus.ABORTED, now, f"protocol error: {why}")
+        return out
+
+    def _dry_run(self, req: UpdateBegin) -> tuple[int, int, str | None]:
+        """spec 4.1 #1 / 6.2 #1: defaults, chunk count, range check; no erase."""
+        chunk_size = req.chunk_size or DEFAULT_CHUNK_SIZE
+        file_length = req.file_length
+        if req.chunk_size == 0 or file_length == 0:  # spec 4.1 #1, spec 6.2 legacy defaults
+            file_length = OTA_FLASH_LENGTH[self.config.platform]
+        if not self.config.updates_enabled:
+            return chunk_size, file_length, "updates are disabled"
+        chunks = math.ceil(file_length / chunk_size)
+        if chunks >= MAX_CHUNKS:
+            return chunk_size, file_length, f"{chunks} chunks; must be below {MAX_CHUNKS}"
+        end = OTA_REGION_START + req.file_address + file_length
+        if end > FLASH_END:
+            return (
+                chunk_size,
+                file_length,
+                f"file ends at 0x{end:08x}, past the end of flash 0x{FLASH_END:08x}",
+            )
+        return chunk_size, file_length, None
+
+    def _on_begin(self, msg: CoapMessage, req: UpdateBegin, now: float) -> list[bytes]:
+        chunk_size, file_length, why = self._dry_run(req)
+        if why is not None:
+            # spec 6.2 #2: ACK coded 5.03 on failure, with the request's token
+            ack = CoapMessage(CoapType.ACK, CODE_SERVICE_UNAVAILABLE, msg.message_id, msg.token)
+            out = [self.ep.reply(msg, ack)]
+            # linger: the device keeps running and re-sends the 5.03 to a retransmission
+            self._end(DeviceStatus.REFUSED, now, f"UpdateBegin refused: {why}", linger=True)
+            return out
+        out = [self.ep.reply(msg, empty_ack(msg.message_id))]
+        try:
+            rc = self.target.ota_begin(file_length, chunk_size, req.file_address)
+        except FlashroomError as e:  # the device cannot take an update (not running, cut...)
+            self._end(DeviceStatus.ABORTED, now, f"prepare (HAL_FLASH_Begin) failed: {e}")
+            return out
+        if rc != 0:
+            self.error_code = rc
+            self._end(DeviceStatus.ABORTED, now, f"prepare (HAL_FLASH_Begin) failed with {rc}")
+            return out
+        self.fast = req.fast and self.config.allow_fast
+        self.chunk_size = chunk_size
+        self.file_length = file_length
+        self.file_address = req.file_address
+        self.chunk_count = math.ceil(file_length / chunk_size)
+        # spec 6.2 #4: all-zero bitmap in fast mode, all-0xFF ("everything received") otherwise
+        fill = 0x00 if self.fast else 0xFF
+        self.bitmap = bytearray([fill]) * math.ceil(self.chunk_count / 8)
+        self.next_index = 0
+        self.chunks_written = 0
+        self.bytes_written = 0
+        self._received_in_flight = 0
+        self._requested.clear()
+        self.status = DeviceStatus.UPDATING
+        self._last_activity = now
+        self.progress(0, self.chunk_count)
+        ready = UpdateReady(FLAG_FAST_OTA if self.fast else 0)
+        out.append(self.ep.send(ready.to_coap(self.ep.next_mid(), msg.token), now))
+        return out
+
+    def _bit(self, index: int) -> bool:
+        return bool(self.bitmap[index >> 3] & (1 << (index & 7)))
+
+    def _on_chunk(self, msg: CoapMessage, chunk: Chunk, now: float) -> list[bytes]:
+        out: list[bytes] = []
+        if self.status != DeviceStatus.UPDATING:
+            if msg.mtype == CoapType.CON:
+                out.append(self.ep.reply(msg, reset_for(msg.message_id)))
+            return out
+        self._last_activity = now  # spec 6.5: each chunk resets the inactivity timer
+        if msg.mtype == CoapType.CON:
+            out.append(self.ep.reply(msg, empty_ack(msg.message_id)))  # spec 6.3 #2
+        fast_chunk = chunk.index is not None
+        index = chunk.index if chunk.index is not None else self.next_index
+        if index >= MAX_CHUNKS:  # spec 6.2: indices are only checked against 65535
+            return out + self._protocol_error(msg, now, f"chunk index {index}")
+        in_bitmap = index < self.chunk_count
+        if fast_chunk and in_bitmap and self._bit(index):
+            self.duplicate_chunks += 1  # spec 6.3 #4: duplicates ignored
+            self.resends_seen += 1
+            return out
+        if index in self._requested or (not fast_chunk and self._bad_pending):
+            self.resends_seen += 1
+            self._requested.discard(index)
+        if crc32(chunk.data) != chunk.crc:
+            self.crc_errors += 1
+            if not self.fast:
+                self._bad_pending = True
+                bad = ChunkReceived(False).to_coap(self.ep.next_mid(), msg.token)
+                out.append(self.ep.send(bad, now))
+            return out  # fast mode: silent, re-requested later (spec 6.3 #5)
+        self._bad_pending = False
+        # spec 6.3 #3: address = file_address + index * chunk_size; ota_begin took file_address
+        offset = index * self.chunk_size
+        try:
+            self.target.ota_write(offset, chunk.data)
+        except FlashroomError as e:  # e.g. a write past the end of flash bus-faults
+            return out + self._protocol_error(msg, now, f"write at offset {offset}: {e}")
+        if in_bitmap:
+            self.bitmap[index >> 3] |= 1 << (index & 7)
+        else:
+            # Stock v2.3.1 would set a bit past the bitmap (a buffer overrun, spec 6.2); the
+            # data is written as FLASH_Update does and the image validation decides.
+            self.out_of_bitmap_chunks += 1
+        self.chunks_written += 1
+        if in_bitmap:
+            self.bytes_written += len(chunk.data)
+        self._received_in_flight += 1
+        if not fast_chunk:
+            self.next_index += 1
+            ok = ChunkReceived(True).to_coap(self.ep.next_mid(), msg.token)
+            out.append(self.ep.send(ok, now))
+        self.progress(self._count_received(), self.chunk_count)
+        limit = self.config.reset_after_chunks
+        if limit is not None and self.chunks_written >= limit:
+            self._end(DeviceStatus.RESET, now, f"device reset after {limit} chunks (fault)")
+        return out
+
+    def _count_received(self) -> int:
+        if not self.fast:
+            return min(self.next_index, self.chunk_count)
+        return sum(bin(b).count("1") for b in self.bitmap)
+
+    def abandon(self, now: float, why: str) -> None:
+        """Stop where it stands (the driver's time limit): ABORTED if an update was running,
+        else NO_UPDATE."""
+        if self.terminal:
+            return
+        status = (
+            DeviceStatus.ABORTED
+            if self.status == DeviceStatus.UPDATING
+            else (DeviceStatus.NO_UPDATE)
+        )
+        self._end(status, now, why)
+
+    def missing(self) -> list[int]:
+        """Indices whose bitmap bit is clear (spec 6.4 #1)."""
+        if not self.fast:
+            return []
+        return [i for i in range(self.chunk_count) if not self._bit(i)]
+
+    def _on_done(self, msg: CoapMessage, now: float) -> list[bytes]:
+        if self.status != DeviceStatus.UPDATING:
+            ack = CoapMessage(CoapType.ACK, CODE_BAD_REQUEST, msg.message_id, msg.token)
+            return [self.ep.reply(msg, ack)]
+        self._last_activity = now
+        missing = self.missing()
+        if missing:
+            # spec 6.4 #3, #5: ACK 4.00, then one ChunkMissed with the lowest missing indices
+            ack = CoapMessage(CoapType.ACK, CODE_BAD_REQUEST, msg.message_id, msg.token)
+            out = [self.ep.reply(msg, ack)]
+            n = missed_request_count(self._received_in_flight)
+            self._received_in_flight = 0
+            ask = tuple(missing[:n])
+            self._requested.update(ask)
+            self.missed_requests += 1
+            cm = ChunkMissed(ask).to_coap(self.ep.next_mid(), self.ep.next_token())
+            out.append(self.ep.send(cm, now))
+            return out
+        # spec 6.4 #2: validate-only pass does not change the ACK; #3 ACK 2.04 with the token
+        ack = CoapMessage(CoapType.ACK, CODE_CHANGED, msg.message_id, msg.token)
+        out = [self.ep.reply(msg, ack)]
+        try:
+            rc = self.target.ota_finish()  # spec 6.4 #4 -> HAL_FLASH_End (spec 4.2)
+        except FlashroomError as e:
+            self._end(DeviceStatus.ABORTED, now, f"finish (HAL_FLASH_End) failed: {e}")
+            return out
+        if rc in (1, 2):  # 1 pending restart; 2 bootloader flashed at once (spec 4.7)
+            self._end(DeviceStatus.APPLIED, now, None, linger=True)
+        else:
+            self.error_code = rc
+            reason = getattr(self.target, "last_ota_error", "") or ""
+            self._end(
+                DeviceStatus.REJECTED,
+                now,
+                f"HAL_FLASH_End refused the image with {rc}"
+                + (f": {reason}" if reason else "")
+                + "; nothing recorded (spec 4.2 #1)",
+                linger=True,
+            )
+        self.progress(self.chunk_count, self.chunk_count)
+        return out
+
+    def _end(
+        self, status: DeviceStatus, now: float, error: str | None, *, linger: bool = False
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.finished_at = now
+        self._linger_until = now + (self.config.linger_s if linger else 0.0)
+        if not linger:
+            self.ep.cancel_all()

@@ -121,7 +121,7 @@ def test_emu_connect_json_against_server_process(
 def test_emu_connect_text_with_explicit_link_values(
     cli: Any, server_factory: Any, device_image: Path, app_bin: Path
 ) -> None:
-    srv = server_factory(app_bin, "--max-sessions", "1", "--no-fast")
+    srv = server_factory(app_bin, "--max-sessions", "1")  # asks for fast OTA
     res = cli(
         _connect_args(
             srv.url,
@@ -134,10 +134,12 @@ def test_emu_connect_text_with_explicit_link_values(
             "0.02",
             "--seed",
             "4",
+            "--no-fast-ota",
         )
     )
     assert res.exit_code == 0, res.stderr
     assert "applied" in res.stdout and "wire bytes" in res.stdout
+    assert re.search(r"fast OTA\s+.\s+False", res.stdout)
     assert srv.wait_json()["completed"] == 1
 
 

@@ -284,6 +284,7 @@ class ConnectOptions:
     inactivity_timeout: float | None
     time_limit: float
     save: bool
+    fast_ota: bool = True
 
 
 def build_link(opts: ConnectOptions) -> Any:
@@ -359,6 +360,13 @@ _PROB = click.FloatRange(0.0, 1.0, max_open=True)
     show_default=True,
     help="Real seconds before the run is abandoned.",
 )
+@click.option(
+    "--fast-ota/--no-fast-ota",
+    default=True,
+    show_default=True,
+    help="The device's FAST_OTA connection property: accept fast OTA when the server asks "
+    "(spec 6.2).",
+)
 @click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
 @format_option
 def connect(
@@ -375,6 +383,7 @@ def connect(
     ack_timeout: float,
     inactivity_timeout: float | None,
     time_limit: float,
+    fast_ota: bool,
     save: bool,
     fmt: str,
 ) -> None:
@@ -404,6 +413,7 @@ def connect(
         inactivity_timeout,
         time_limit,
         save,
+        fast_ota,
     )
     result = _run_connect(opts)
     data = result.to_json()
@@ -430,6 +440,7 @@ def _run_connect(opts: ConnectOptions) -> Any:
     cfg = DeviceConfig(
         platform=device_platform(device),
         device_id=device_id,
+        allow_fast=opts.fast_ota,
         seed=opts.seed,
         inactivity_timeout_s=opts.inactivity_timeout,
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),

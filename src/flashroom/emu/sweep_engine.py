@@ -557,6 +557,14 @@ class _Ref:
     device_time: float
 
 
+def _apply_call(flash: Any, call: _Call) -> None:
+    """Run one recorded mutation call on ``flash`` (a fault may be armed)."""
+    if call.kind == "erase":
+        flash.erase_sector(call.arg)
+    else:
+        flash.program(call.arg, call.data or b"")
+
+
 def _done_bytes(granularity: str, ops: int, size: int, j: int) -> int:
     """Bytes of a program call covered by its first ``j`` operations (NorFlash numbering)."""
     if granularity == "chunk":
@@ -590,11 +598,7 @@ class _Runner:
             fl.restore(self.base)
             start = self.k
         for call in self.s.calls[start:k]:
-            if call.kind == "erase":
-                fl.erase_sector(call.arg)
-            else:
-                assert call.data is not None
-                fl.program(call.arg, call.data)
+            _apply_call(fl, call)
         self.k = k
         self.base = fl.snapshot()
         return self.base
@@ -623,14 +627,8 @@ class _Runner:
         dev.restore(DeviceSnapshot(base, call.regs, "off", "power cut", None))
         fl = self.flash
         fl.arm_fault(n - call.first_op, torn, s.cfg.seed)
-        try:
-            if call.kind == "erase":
-                fl.erase_sector(call.arg)
-            else:
-                assert call.data is not None
-                fl.program(call.arg, call.data)
-        except PowerCut:
-            pass
+        with contextlib.suppress(PowerCut):
+            _apply_call(fl, call)
         fl.disarm()
         return call, k
 
@@ -645,8 +643,7 @@ class _Runner:
             or ref.k != k
         ):
             return None
-        assert call.data is not None
-        size = len(call.data)
+        size = len(call.data or b"")
         g = s.cfg.granularity
         j1, j2 = ref.local_op, n - call.first_op
         lo = min(_done_bytes(g, call.ops, size, j1), _done_bytes(g, call.ops, size, j2))

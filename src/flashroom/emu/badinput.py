@@ -186,6 +186,11 @@ def _combined_broken_chain(ctx: Ctx) -> bytes:
     return bytes(combined[: len(a) + len(b) // 2])
 
 
+def _other_gen2(ctx: Ctx) -> int:
+    """A Gen2 platform ID that is not the device's (spec 2.3)."""
+    return 10 if ctx.platform_id == 6 else 6
+
+
 def _chunk_of(image: bytes, index: int, size: int = 512) -> bytes:
     return image[index * size : (index + 1) * size]
 
@@ -205,8 +210,10 @@ def _begin(**args: Any) -> Step:
 # fmt: off
 CATALOGUE: tuple[BadCase, ...] = (
     # ---- identity: platform, function, index, addresses (spec 3.1 fetch_module, 3.3)
-    BadCase("wrong_platform_photon", "device", "user part built for Photon (platform 6)",
-            "spec 3.3: PLATFORM bit -> -1360", lambda c: _app(c, platform_id=6), -1360),
+    BadCase("wrong_platform_gen2", "device",
+            "user part built for another Gen2 platform (Photon 6, or Electron 10 on a Photon)",
+            "spec 3.3: PLATFORM bit -> -1360",
+            lambda c: _app(c, platform_id=_other_gen2(c)), -1360),
     BadCase("wrong_platform_gen3", "device", "user part built for Boron (platform 13)",
             "spec 3.3: PLATFORM bit -> -1360", lambda c: _app(c, platform_id=13), -1360),
     BadCase("wrong_function_resource", "device", "module_function RESOURCE: no bounds entry",
@@ -276,8 +283,9 @@ CATALOGUE: tuple[BadCase, ...] = (
     BadCase("system_downgrade", "device",
             "system part 2 version 100: system part 3 needs >= 110",
             "spec 3.1 full reverse check -> -1340", lambda c: _system2(c, version=100), -1340),
-    BadCase("system_wrong_platform", "device", "system part 2 built for Photon",
-            "spec 3.3: PLATFORM -> -1360", lambda c: _system2(c, platform_id=6), -1360),
+    BadCase("system_wrong_platform", "device", "system part 2 built for another platform",
+            "spec 3.3: PLATFORM -> -1360",
+            lambda c: _system2(c, platform_id=_other_gen2(c)), -1360),
     # ---- packaging (module-format.md 6; Gen2 has no compressed OTA, spec 1.3)
     BadCase("compressed_bad_header", "host",
             "COMPRESSED flag with a header naming method 7 and a 2 GB original size",

@@ -14,7 +14,7 @@ def test_catalogue_has_at_least_30_distinct_kinds_in_every_layer() -> None:
     assert len(set(names)) == len(names)
     assert {c.layer for c in CATALOGUE} == {"device", "transfer", "host"}
     for required in (
-        "wrong_platform_photon",
+        "wrong_platform_gen2",
         "wrong_function_system",
         "wrong_start_address",
         "end_beyond_region",
@@ -34,9 +34,14 @@ def test_catalogue_has_at_least_30_distinct_kinds_in_every_layer() -> None:
         assert required in names
 
 
-@pytest.mark.parametrize("profile", ["extended", "stock"])
-def test_every_case_is_refused_with_a_specific_error_and_the_app_unchanged(profile: str) -> None:
-    res = run_campaign(platform="electron", profile=profile)
+@pytest.mark.parametrize(
+    ("platform", "profile"),
+    [("electron", "extended"), ("electron", "stock"), ("photon", "stock")],
+)
+def test_every_case_is_refused_with_a_specific_error_and_the_app_unchanged(
+    platform: str, profile: str
+) -> None:
+    res = run_campaign(platform=platform, profile=profile)
     bad = [c for c in res.cases if c.verdict != "refused"]
     assert bad == []
     assert res.ok
@@ -49,7 +54,7 @@ def test_every_case_is_refused_with_a_specific_error_and_the_app_unchanged(profi
 def test_device_error_codes_match_the_spec() -> None:
     res = run_campaign(
         only=[
-            "wrong_platform_photon",
+            "wrong_platform_gen2",
             "bad_crc",
             "wrong_function_resource",
             "system_unmet_dependency",
@@ -57,7 +62,7 @@ def test_device_error_codes_match_the_spec() -> None:
         ]
     )
     codes = {c.name: c.code for c in res.cases}
-    assert codes["wrong_platform_photon"] == -1360  # spec 3.1: PLATFORM
+    assert codes["wrong_platform_gen2"] == -1360  # spec 3.1: PLATFORM
     assert codes["bad_crc"] == -1330  # INTEGRITY
     assert codes["wrong_function_resource"] == -1300  # no bounds
     assert codes["system_unmet_dependency"] == -1340  # DEPENDENCIES_FULL

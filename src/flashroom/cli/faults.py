@@ -182,6 +182,14 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
         f"{j['total_ops']} flash operations; {j['points']} cut points ({kind}); "
         f"clean run: {j['clean_run']['class']} ({j['clean_run']['outcome'].get('result')})"
     )
+    clean = j["clean_run"]["outcome"]
+    if clean.get("result") != "applied":
+        err = clean.get("error") or {}
+        con.print(
+            f"[yellow]note[/]: the uncut run did not apply the update ({clean.get('result')}"
+            f"{', error ' + str(err.get('code')) if err else ''}), so every cut point can only "
+            "keep the old module; choose a module the profile accepts (e.g. --app-size)."
+        )
     con.print(
         f"method {c['method']}: {j['booted']} recovery boots run, {j['proven_equivalent']} "
         "points proven equivalent to a booted one"

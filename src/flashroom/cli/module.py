@@ -5,13 +5,12 @@ A thin shell over :mod:`flashroom.particle`: parse options, call one API functio
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
 
+from flashroom.atomicfile import write_bytes_atomic
 from flashroom.cli.common import (
     ADDRESS,
     SIZE,
@@ -23,20 +22,6 @@ from flashroom.cli.common import (
 )
 from flashroom.errors import ModuleFormatError
 from flashroom.ranges import fmt_addr
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temp file beside ``path`` and rename: nothing half-written on failure."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read(path: str) -> bytes:
@@ -284,7 +269,7 @@ def pack(
     )
     data = _read(input_file) if input_file is not None else None
     result = pack_module(req, data)
-    _write_atomic(Path(output), result.module)
+    write_bytes_atomic(Path(output), result.module)
     if fmt == "json":
         obj = {"output": output, **result.to_json()}
         emit_json(obj)
@@ -323,7 +308,7 @@ def compress(input_file: str, output: str, level: int, window_bits: int, fmt: st
 
     data = _read(input_file)
     out = compress_module(data, level=level, window_bits=window_bits)
-    _write_atomic(Path(output), out)
+    write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, len(data), len(out), "compressed")
 
 
@@ -342,7 +327,7 @@ def decompress(input_file: str, output: str, fmt: str) -> None:
 
     data = _read(input_file)
     out = decompress_module(data)
-    _write_atomic(Path(output), out)
+    write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, len(data), len(out), "decompressed")
 
 
@@ -361,7 +346,7 @@ def combine(inputs: tuple[str, ...], output: str, fmt: str) -> None:
 
     mods = [_read(p) for p in inputs]
     out = combine_modules(mods)
-    _write_atomic(Path(output), out)
+    write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, sum(len(m) for m in mods), len(out), f"combined {len(mods)}")
 
 
@@ -390,7 +375,7 @@ def split(input_file: str, output_dir: str, fmt: str) -> None:
     written = []
     for i, p in enumerate(parts, 1):
         path = d / f"part{i}.bin"
-        _write_atomic(path, p)
+        write_bytes_atomic(path, p)
         written.append({"file": str(path), "size": len(p)})
     if fmt == "json":
         emit_json({"input": input_file, "parts": written})

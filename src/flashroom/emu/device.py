@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flashroom.atomicfile import write_bytes_atomic
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
@@ -24,7 +25,7 @@ from flashroom.emu.flashmal import (
     stored_sha256,
 )
 from flashroom.emu.hardware import Hardware
-from flashroom.emu.image import decode_image, encode_image, write_atomic
+from flashroom.emu.image import decode_image, encode_image
 from flashroom.emu.profiles import (
     BOOTLOADER_VARIANTS,
     LEGACY_BOOTLOADER_VERSION,
@@ -279,7 +280,7 @@ class Device:
                 "device_time_max_s": self.flash.device_time_max_s,
             },
         }
-        write_atomic(Path(path), encode_image(meta, self.flash.contents()))
+        write_bytes_atomic(Path(path), encode_image(meta, self.flash.contents()))
 
     # ================================================================== state
     def snapshot(self) -> DeviceSnapshot:

@@ -17,11 +17,8 @@ Written atomically (temp file in the same directory, then ``os.replace``).
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 import zlib
-from pathlib import Path
 from typing import Any
 
 from flashroom.errors import EmulatorError
@@ -83,18 +80,4 @@ def decode_image(data: bytes, *, name: str = "<image>") -> tuple[dict[str, Any],
     return meta, flash
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file and rename: never half-written."""
-    path = Path(path)
-    d = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-__all__ = ["FORMAT_VERSION", "MAGIC", "decode_image", "encode_image", "write_atomic"]
+__all__ = ["FORMAT_VERSION", "MAGIC", "decode_image", "encode_image"]

@@ -369,7 +369,7 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
     Returns:
         The files written.
     """
-    from flashroom.report.markdown import write_bytes_atomic, write_text_atomic
+    from flashroom.atomicfile import write_bytes_atomic, write_text_atomic
 
     setup = _prepare(replace(result.config, workers=1))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,11 @@ half-written file behind. Pictures are drawn by :mod:`flashroom.report.flashmap`
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from flashroom import __version__
+from flashroom.atomicfile import write_text_atomic
 from flashroom.layout.model import Layout, Region
 from flashroom.ranges import fmt_addr, fmt_size
 
@@ -124,22 +123,6 @@ def render_json(layout: Layout) -> str:
     return json.dumps(layout.to_json(), indent=2, sort_keys=False) + "\n"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary build files
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_exports(layout: Layout) -> dict[str, str]:
     """File name -> content of the text exports (``user-part.ld``, ``flash_layout.h``,
     ``layout.json``)."""
@@ -161,6 +144,6 @@ def write_exports(layout: Layout, out_dir: Path) -> list[Path]:
     written: list[Path] = []
     for name, text in files.items():
         p = out_dir / name
-        write_atomic(p, text.encode())
+        write_text_atomic(p, text)
         written.append(p)
     return written

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from flashroom.atomicfile import write_bytes_atomic
 from flashroom.errors import UsageError
-from flashroom.layout.export import write_atomic
 from flashroom.layout.model import Layout, Region
 from flashroom.ranges import fmt_addr, fmt_size
 
@@ -245,7 +245,7 @@ def render_flash_map(layouts: Sequence[Layout], path: Path, title: str | None = 
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("svg", "png"):
         raise UsageError(f"flash map {path}: expected a .svg or .png file name")
-    write_atomic(path, figure_bytes(layouts, fmt, title))
+    write_bytes_atomic(path, figure_bytes(layouts, fmt, title))
     return path
 
 

@@ -363,10 +363,10 @@ def step_192k() -> DemoStep:
 
 def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
     """Write ``report.md``, ``report.json``, ``flash-map.png`` and ``export/`` into ``out_dir``."""
+    from flashroom.atomicfile import write_text_atomic
     from flashroom.layout import get_layout
     from flashroom.layout.export import write_exports
     from flashroom.report.flashmap import render_flash_map
-    from flashroom.report.markdown import write_text_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stock = get_layout("electron", "stock")

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from flashroom.atomicfile import write_bytes_atomic
 from flashroom.errors import UsageError
 from flashroom.layout import get_layout
 from flashroom.layout.export import (
     render_header,
     render_json,
     render_ld,
-    write_atomic,
     write_exports,
 )
 from flashroom.report.flashmap import render_flash_map, write_flash_maps
@@ -107,7 +107,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(
 
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError, match="disk full"):
-        write_atomic(target, b"new contents")
+        write_bytes_atomic(target, b"new contents")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["user-part.ld"]  # no temp file left
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flashroom.emu.dct import (
-    FLAGS_CRC_DEST_FUNCTION,
-    FLASH_INTERNAL,
     MAGIC_FACTORY,
     MAGIC_PENDING,
     FlashModuleSlot,
+    factory_slot,
 )
 from flashroom.emu.flashmal import (
     check_copy_memory,
@@ -26,7 +25,7 @@ from flashroom.emu.flashmal import (
     is_user_module_info_valid,
 )
 from flashroom.emu.hardware import Hardware
-from flashroom.emu.profiles import CORE_FW_ADDRESS, FACTORY_SLOT_LENGTH
+from flashroom.emu.profiles import CORE_FW_ADDRESS
 from flashroom.emu.sysflags import (
     DR1_CLEARED,
     DR1_ENTER_DFU,
@@ -254,16 +253,7 @@ class Bootloader:
         slots = self._read_slots()
         if slots is not None and slots[0].magicNumber == MAGIC_FACTORY:
             return slots[0]
-        return FlashModuleSlot(
-            MAGIC_FACTORY,
-            FLASH_INTERNAL,
-            FLASH_INTERNAL,
-            p.fac_addr,
-            p.user_loc,
-            FACTORY_SLOT_LENGTH,
-            FLAGS_CRC_DEST_FUNCTION,
-            ModuleFunction.USER_PART,
-        )
+        return factory_slot(p.fac_addr, p.user_loc)
 
     def factory_reset_available(self) -> bool:
         """``FLASH_IsFactoryResetAvailable`` (spec 5.4 #1): the restore's checks would pass."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from flashroom.emu.flash import NorFlash
 from flashroom.errors import EmulatorError
 from flashroom.particle.crc import crc32
+from flashroom.particle.module_info import ModuleFunction
 from flashroom.ranges import fmt_addr
 
 SECTOR_SIZE = 0x4000
@@ -57,6 +58,7 @@ MODULE_DROP_MODULE_INFO = 0x10
 MODULE_COMPRESSED = 0x20
 FLAGS_CRC_DEST_FUNCTION = 0x0E
 FLASH_INTERNAL = 0
+FACTORY_SLOT_LENGTH = 0x20000  # spec 5.1: registered length is the whole region
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,26 @@ class DcdStore:
         self.flash.program(base, struct.pack("<II", WATERMARK, SEAL_VALID))
 
 
+def factory_slot(fac_addr: int, user_loc: int, *, reserved: int = 0xFFFF) -> FlashModuleSlot:
+    """Slot 0 for the factory image as Device OS builds it (spec 5.1, 5.3 #2).
+
+    Source FAC, destination USER_LOC, the whole 0x20000 region, USER_PART, flags 0x0E, magic
+    0x0FAC. ``HAL_Core_Config`` writes it with ``reserved`` 0; the bootloader's compiled-in
+    default leaves the field unset (0xFFFF here).
+    """
+    return FlashModuleSlot(
+        MAGIC_FACTORY,
+        FLASH_INTERNAL,
+        FLASH_INTERNAL,
+        fac_addr,
+        user_loc,
+        FACTORY_SLOT_LENGTH,
+        FLAGS_CRC_DEST_FUNCTION,
+        ModuleFunction.USER_PART,
+        reserved,
+    )
+
+
 __all__ = [
     "DCD_LENGTH",
     "DCT_FLASH_MODULES_OFFSET",
@@ -318,4 +340,5 @@ __all__ = [
     "DcdCopyState",
     "DcdStore",
     "FlashModuleSlot",
+    "factory_slot",
 ]

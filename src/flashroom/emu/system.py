@@ -12,11 +12,11 @@ from flashroom.emu.dct import (
     DCT_OTA_UPDATE_FLAG_OFFSET,
     FLAGS_CRC_DEST_FUNCTION,
     FLASH_INTERNAL,
-    MAGIC_FACTORY,
     MAGIC_PENDING,
     MAGIC_UNUSED,
     OTA_UPDATE_FLAG_SET,
     FlashModuleSlot,
+    factory_slot,
 )
 from flashroom.emu.flashmal import (
     copy_memory,
@@ -27,7 +27,7 @@ from flashroom.emu.flashmal import (
     verify_crc32,
 )
 from flashroom.emu.hardware import Hardware
-from flashroom.emu.profiles import FACTORY_SLOT_LENGTH, ModuleBounds
+from flashroom.emu.profiles import ModuleBounds
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, IWDG_ENABLE
 from flashroom.errors import OtaError
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
@@ -277,17 +277,7 @@ class SystemFirmware:
         hw = self.hw
         p = hw.profile
         if p.registers_factory_slot:
-            want = FlashModuleSlot(
-                MAGIC_FACTORY,
-                FLASH_INTERNAL,
-                FLASH_INTERNAL,
-                p.fac_addr,
-                p.user_loc,
-                FACTORY_SLOT_LENGTH,
-                FLAGS_CRC_DEST_FUNCTION,
-                ModuleFunction.USER_PART,
-                0,
-            )
+            want = factory_slot(p.fac_addr, p.user_loc, reserved=0)
             slot0 = hw.dct.read_slots()[0]
             if slot0 != want:  # spec 5.1: only written if it differs
                 hw.dct.write_slot(0, want)

@@ -160,3 +160,53 @@ def test_emu_ota_torn_chunk_granularity_and_multi_module_install(
         ]
     )
     assert r.exit_code == 0 and r.json()["running"]["size"] == 100 * K
+
+
+def _copy_start_op(app: bytes, bootloader: str) -> int:
+    """The op index at which the bootloader copy erases sector 8 in an uncut OTA of ``app``."""
+    from flashroom.emu.device import Device
+
+    dev = Device.new("electron", "extended", bootloader)  # type: ignore[arg-type]
+    dev.ota(app)
+    erases = [e for e in dev.flash.log if e.kind == "erase" and e.addr == 0x08080000]
+    assert len(erases) == 1
+    return int(erases[0].first_op)
+
+
+def test_emu_boot_cut_at_op_double_fault_in_the_copy_still_applies_the_update(
+    cli: Any, tmp_path: Path, app_files: dict[str, Path]
+) -> None:
+    """spec 4.5: the slot stays pending (>= 1003), so a cut in the retried copy is retried too."""
+    img = tmp_path / "dev.img"
+    _new(cli, img, "extended", "--bootloader", "resumable")
+    app = app_files["app100"]
+    cut = _copy_start_op(app.read_bytes(), "resumable") + 5000
+    r = cli(
+        ["emu", "ota", "--image", str(img), str(app), "--cut-at-op", str(cut), "--format", "json"]
+    )
+    assert r.exit_code == 1 and r.json()["result"] == "interrupted"
+    # Power on, and cut again 3000 word programs into the retried copy (op 0 is its erase).
+    r = cli(
+        ["emu", "boot", "--image", str(img), "--cut-at-op", "3000", "--torn", "--format", "json"]
+    )
+    assert r.json()["result"] == "interrupted"
+    assert r.json()["sector_erases"] == {"8": 1}
+    r = cli(["emu", "boot", "--image", str(img), "--format", "json"])
+    doc = r.json()
+    assert doc["boot"] == "application"
+    assert doc["running"]["size"] == 100 * K
+
+
+def test_emu_install_cut_at_op_leaves_a_broken_app_and_safe_mode(
+    cli: Any, tmp_path: Path, app_files: dict[str, Path]
+) -> None:
+    """spec 3.4 + 3.2: DFU writes in place with no atomicity; a cut app fails its CRC check."""
+    img = tmp_path / "dev.img"
+    _new(cli, img, "extended")
+    args = ["emu", "install", "--image", str(img), str(app_files["app200"])]
+    r = cli([*args, "--cut-at-op", "20000", "--format", "json"])
+    assert r.exit_code == 1 and r.json()["result"] == "interrupted"
+    r = cli(["emu", "boot", "--image", str(img), "--format", "json"])
+    assert r.json()["boot"] == "safe_mode"
+    bad = cli([*args, "--torn"])
+    assert bad.exit_code == 2 and "--torn needs --cut-at-op" in bad.stderr

@@ -100,6 +100,22 @@ def _finish(out: Any, fmt: str, title: str, ok: bool) -> None:
         raise CheckFailed()
 
 
+def _cut_options(f: Any) -> Any:
+    """``--cut-at-op N [--torn] [--seed S]``: cut power at flash operation N of this run."""
+    f = click.option(
+        "--seed", type=int, default=0, show_default=True, help="Seed of a torn operation."
+    )(f)
+    f = click.option("--torn", is_flag=True, help="The cut operation happens partially (seeded).")(
+        f
+    )
+    return click.option(
+        "--cut-at-op",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Cut power at flash operation N of this run (0 = the first).",
+    )(f)
+
+
 @click.group(name="emu")
 def emu() -> None:
     """Emulate a Particle Gen2 device: flash, DCT, bootloader and the Device OS OTA path.
@@ -181,21 +197,42 @@ def new_cmd(
     default=None,
     help="DFU address (default: each module's module_start_address, as particle-cli does).",
 )
+@_cut_options
 @format_option
-def install_cmd(image: Path, modules: tuple[Path, ...], address: int | None, fmt: str) -> None:
+def install_cmd(
+    image: Path,
+    modules: tuple[Path, ...],
+    address: int | None,
+    cut_at_op: int | None,
+    torn: bool,
+    seed: int,
+    fmt: str,
+) -> None:
     """Write modules directly, as USB DFU does (spec 3.4), then leave DFU and boot.
 
     DFU checks only the address range; no module parsing, no size limit per region.
+    With --cut-at-op, power is cut at flash operation N of the (single-module) write.
 
     Example: flashroom emu install --image dev.img app-256k.bin
     """
     if address is not None and len(modules) != 1:
         raise UsageError("--address applies to a single module; got " + str(len(modules)))
+    if cut_at_op is not None and len(modules) != 1:
+        raise UsageError("--cut-at-op applies to a single module; got " + str(len(modules)))
+    if torn and cut_at_op is None:
+        raise UsageError("--torn needs --cut-at-op N")
     dev = _load(image)
     datas = [_read_module(p) for p in modules]
     out = None
     for i, data in enumerate(datas):
-        out = dev.install(data, address=address, reset=i == len(datas) - 1)
+        out = dev.install(
+            data,
+            address=address,
+            reset=i == len(datas) - 1,
+            cut_at_op=cut_at_op,
+            torn=torn,
+            seed=seed,
+        )
     dev.save(image)
     if out is None:  # pragma: no cover - nargs=-1 with required=True gives one module at least
         raise UsageError("no module to install")
@@ -206,14 +243,7 @@ def install_cmd(image: Path, modules: tuple[Path, ...], address: int | None, fmt
 @emu.command("ota")
 @_image_option
 @click.argument("module_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--cut-at-op",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Cut power at flash operation N of this run (0 = the first).",
-)
-@click.option("--torn", is_flag=True, help="The cut operation happens partially (seeded).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of a torn operation.")
+@_cut_options
 @click.option(
     "--granularity",
     type=click.Choice(list(GRANULARITIES)),
@@ -264,14 +294,34 @@ def ota_cmd(
     is_flag=True,
     help="Request a factory reset from the running firmware (System.factoryReset(), spec 5.2).",
 )
+@_cut_options
 @format_option
-def boot_cmd(image: Path, button_s: float, factory_reset: bool, fmt: str) -> None:
+def boot_cmd(
+    image: Path,
+    button_s: float,
+    factory_reset: bool,
+    cut_at_op: int | None,
+    torn: bool,
+    seed: int,
+    fmt: str,
+) -> None:
     """Power the device on again (after a power cut, or to see how it boots now).
 
-    Example: flashroom emu boot --image dev.img --format json
+    With --cut-at-op, power is cut again at flash operation N of this boot (for example in
+    the middle of a bootloader copy that an earlier cut left pending: a double fault).
+
+    Example: flashroom emu boot --image dev.img --cut-at-op 3 --format json
     """
+    if torn and cut_at_op is None:
+        raise UsageError("--torn needs --cut-at-op N")
+    if factory_reset and cut_at_op is not None:
+        raise UsageError("--cut-at-op cannot be combined with --factory-reset")
     dev = _load(image)
-    out = dev.factory_reset() if factory_reset else dev.boot(button_s=button_s)
+    out = (
+        dev.factory_reset()
+        if factory_reset
+        else dev.boot(button_s=button_s, cut_at_op=cut_at_op, torn=torn, seed=seed)
+    )
     dev.save(image)
     _finish(out, fmt, f"boot {image}", out.boot != "bricked")
 

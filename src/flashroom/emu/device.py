@@ -346,18 +346,33 @@ class Device:
         return Bootloader(self.hw).version()
 
     # ================================================================== runs
-    def boot(self, *, button_s: float = 0.0) -> Outcome:
+    def boot(
+        self,
+        *,
+        button_s: float = 0.0,
+        cut_at_op: int | None = None,
+        torn: bool = False,
+        seed: int = 0,
+    ) -> Outcome:
         """Power the device on (again): bootloader, then system firmware (spec 4.4, 3.2).
 
         Args:
             button_s: seconds the MODE button is held at reset (spec 5.2).
+            cut_at_op: cut power at flash operation N of this boot (numbered from 0), e.g. in
+                the middle of a bootloader copy that a previous cut left pending.
+            torn: the cut operation happens partially (see :meth:`NorFlash.arm_fault`).
+            seed: seed of the torn operation.
         """
         start = self._counters()
         self.hw.events = []
+        if cut_at_op is not None:
+            self.flash.arm_fault(cut_at_op, torn, seed)
         try:
             self._power_on(button_s=button_s)
         except PowerCut as e:
             return self._interrupted(start, e)
+        finally:
+            self.flash.disarm()
         return self._outcome("booted", None, start)
 
     def reset(self) -> Outcome:

@@ -112,21 +112,12 @@ class SweepResult:
             cut += f" --seed {c.seed}"
         cmds = [f"cp {image_dir}/device-before.img {img}"]
         if c.scenario == "install":
-            # `emu install` has no --cut-at-op: the Python API does it.
-            cmds.append(
-                "python -c \"from flashroom.emu.device import Device; d = Device.load('"
-                f"{img}'); d.install(open('{new}', 'rb').read(), cut_at_op={f.cut_at_op}, "
-                f"torn={f.torn}, seed={c.seed}); d.save('{img}')\""
-            )
+            cmds.append(f"flashroom emu install --image {img} {new} {cut}")
         else:
             cmds.append(f"flashroom emu ota --image {img} {new} {cut}")
         if f.recovery_cut_at_op is not None:
-            # `emu boot` has no --cut-at-op: cut the recovery boot through the Python API.
-            cmds.append(
-                "python -c \"from flashroom.emu.device import Device; d = Device.load('"
-                f"{img}'); d.flash.arm_fault({f.recovery_cut_at_op}, False, {c.seed}); "
-                f"d.boot(); d.flash.disarm(); d.save('{img}')\""
-            )
+            rcut = f"--cut-at-op {f.recovery_cut_at_op}" + (f" --seed {c.seed}" if c.seed else "")
+            cmds.append(f"flashroom emu boot --image {img} {rcut}")
         cmds.append(f"flashroom emu boot --image {img}")
         return cmds
 

@@ -33,3 +33,11 @@ def test_demo_quick_writes_report_with_key_facts(cli: Any, tmp_path: Path) -> No
     md = (out / "report.md").read_text()
     assert "-1300" in md and "flash-map.png" in md
     assert "sector 9" in r.stdout  # the 192K explanation is shown
+    # The device flash map before and after each OTA (issue 4's demo): on stock only the
+    # scratch changed; on extended the user part now holds the 200K app.
+    stock_rows = {row[0]: row for row in steps["refused_on_stock"]["tables"][0]["rows"]}
+    assert stock_rows["user_part"][5] == ""
+    assert stock_rows["ota_scratch"][5] == "yes"
+    ext_rows = {row[0]: row for row in steps["delivered_extended"]["tables"][0]["rows"]}
+    assert "204800 bytes" in ext_rows["user_part"][3] and ext_rows["user_part"][5] == "yes"
+    assert "before and after" in md

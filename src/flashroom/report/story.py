@@ -182,17 +182,40 @@ def _outcome(out: Any) -> dict[str, Any]:
     return j
 
 
+def _device_map_table(title: str, before: list[Any], after: list[Any]) -> Table:
+    """What each region of an emulated device holds, before and after a step (``emu show``)."""
+    rows = []
+    for b, a in zip(before, after, strict=True):
+        changed = (b.content, b.detail, b.erases) != (a.content, a.detail, a.erases)
+        rows.append(
+            [
+                b.name,
+                f"{fmt_addr(b.start)}-{fmt_addr(b.end)}",
+                b.detail,
+                a.detail,
+                str(a.erases - b.erases),
+                "yes" if changed else "",
+            ]
+        )
+    return Table(title, ["region", "range", "before", "after", "erases", "changed"], rows)
+
+
 def step_refused(app: bytes) -> DemoStep:
     """Step 2: the 200 KB app is refused on stock with -1300 and the old app keeps running."""
     from flashroom.emu.device import Device
+    from flashroom.emu.inspect import flash_map
     from flashroom.layout import get_layout
     from flashroom.particle.module_info import read_module_info_at
 
     dev = Device.new(platform="electron", profile="stock")
     dev.boot()
     before = dev.user_part_bytes()
+    map_before = flash_map(dev)
     out = _outcome(dev.ota(app))
     after = dev.user_part_bytes()
+    map_table = _device_map_table(
+        "stock device flash, before and after", map_before, flash_map(dev)
+    )
     err = out.get("error") or {}
     info = read_module_info_at(app, 0)
     stock = get_layout("electron", "stock")
@@ -209,7 +232,7 @@ def step_refused(app: bytes) -> DemoStep:
             "written.",
             f"The old app still runs, byte for byte: {before == after} (boot: {out.get('boot')}).",
         ],
-        [],
+        [map_table],
         {
             "result": out.get("result"),
             "error_code": code,
@@ -226,9 +249,11 @@ def step_refused(app: bytes) -> DemoStep:
 def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
     """Step 3: the same app over the emulated 3G link to an extended device, then running."""
     from flashroom.emu.device import Device
+    from flashroom.emu.inspect import flash_map
 
     dev = Device.new(platform="electron", profile="extended")
     dev.boot()
+    map_before = flash_map(dev)
     lines: list[str] = []
     facts: dict[str, Any] = {"link": link_name}
     try:
@@ -273,11 +298,14 @@ def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
             "device_time_s": out.get("device_time_s"),
         }
     )
+    map_table = _device_map_table(
+        "extended device flash, before and after", map_before, flash_map(dev)
+    )
     return DemoStep(
         "delivered_extended",
         f"The same app over emulated {link_name.upper()} to an extended Electron, and running",
         lines,
-        [],
+        [map_table],
         facts,
         runs_new,
     )

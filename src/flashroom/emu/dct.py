@@ -179,7 +179,9 @@ class DcdStore:
         if primary is None:
             return None
         other = states[1 - primary.index]
-        if other.watermark_ok and other.seal == SEAL_VALID:
+        # spec 8.1 #2-#4 judge the other copy by its seal alone (dcd.h evaluateSectors() is
+        # given the secondary's seal, never its watermark).
+        if other.seal == SEAL_VALID:
             if primary.crc_ok and not other.crc_ok:
                 return primary.index
             if other.crc_ok and not primary.crc_ok:
@@ -192,7 +194,7 @@ class DcdStore:
                     return 0
                 return primary.index
             return 1  # spec 8.1 #2: neither CRC valid -> sector 1 (0x08008000)
-        if other.watermark_ok and other.seal == SEAL_INVALID_V2:
+        if other.seal == SEAL_INVALID_V2:
             return primary.index if primary.crc_ok else other.index
         return primary.index  # spec 8.1 #4: other not a v2 copy -> primary, no CRC check
 

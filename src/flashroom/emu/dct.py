@@ -311,8 +311,9 @@ def factory_slot(fac_addr: int, user_loc: int, *, reserved: int = 0xFFFF) -> Fla
     """Slot 0 for the factory image as Device OS builds it (spec 5.1, 5.3 #2).
 
     Source FAC, destination USER_LOC, the whole 0x20000 region, USER_PART, flags 0x0E, magic
-    0x0FAC. ``HAL_Core_Config`` writes it with ``reserved`` 0; the bootloader's compiled-in
-    default leaves the field unset (0xFFFF here).
+    0x0FAC. ``reserved`` is not one of the fields Device OS sets: ``HAL_Core_Config`` keeps
+    whatever slot 0 held (pass it), the bootloader's compiled-in default has no slot at all
+    (0xFFFF here).
     """
     return FlashModuleSlot(
         MAGIC_FACTORY,

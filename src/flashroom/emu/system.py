@@ -277,8 +277,10 @@ class SystemFirmware:
         hw = self.hw
         p = hw.profile
         if p.registers_factory_slot:
-            want = factory_slot(p.fac_addr, p.user_loc, reserved=0)
             slot0 = hw.dct.read_slots()[0]
+            # FLASH_AddToFactoryResetModuleSlot copies the current slot and fills in the fields
+            # of spec 5.1; ``reserved`` is carried over, so it never makes a difference.
+            want = factory_slot(p.fac_addr, p.user_loc, reserved=slot0.reserved)
             if slot0 != want:  # spec 5.1: only written if it differs
                 hw.dct.write_slot(0, want)
                 hw.log(
@@ -454,7 +456,7 @@ class SystemFirmware:
                         length,
                         FLAGS_CRC_DEST_FUNCTION,
                         info.module_function,
-                        0,
+                        slots[i].reserved,  # not set by flash_mal.c: kept from the DCT
                     ),
                 )
                 hw.log(

@@ -80,6 +80,7 @@ class CoapEndpoint:
         self._token = self.rng.randrange(0x100)
         self._pending: dict[int, _Pending] = {}
         self._seen: OrderedDict[int, bytes | None] = OrderedDict()
+        self._retransmitted: set[int] = set()
         self.stats = EndpointStats()
 
     # ----------------------------------------------------------------- ids
@@ -94,12 +95,18 @@ class CoapEndpoint:
         return bytes((self._token,))
 
     # ----------------------------------------------------------------- sending
-    def send(self, msg: CoapMessage, now: float) -> bytes:
-        """Encode ``msg``; a CON is remembered for retransmission until its ACK/RST arrives."""
+    def send(self, msg: CoapMessage, now: float, *, ack_timeout_s: float | None = None) -> bytes:
+        """Encode ``msg``; a CON is remembered for retransmission until its ACK/RST arrives.
+
+        ``ack_timeout_s`` overrides the tuning's ACK_TIMEOUT for this CON (RFC 7252 4.8.1
+        allows environment-specific, dynamically adjusted values); the random factor and the
+        doubling still apply.
+        """
         data = msg.encode()
         if msg.mtype == CoapType.CON:
             t = self.tuning
-            timeout = t.ack_timeout_s * self.rng.uniform(1.0, t.ack_random_factor)
+            base = t.ack_timeout_s if ack_timeout_s is None else ack_timeout_s
+            timeout = base * self.rng.uniform(1.0, t.ack_random_factor)
             self._pending[msg.message_id] = _Pending(msg, data, now + timeout, timeout)
         self._count_sent(data)
         return data
@@ -166,12 +173,18 @@ class CoapEndpoint:
                 failed.append(p.msg)
                 continue
             p.attempts += 1
+            self._retransmitted.add(mid)
             p.timeout *= 2
             p.deadline = now + p.timeout
             self.stats.retransmissions += 1
             self._count_sent(p.data)
             out.append(p.data)
         return out, failed
+
+    def was_retransmitted(self, message_id: int) -> bool:
+        """Whether the CON ``message_id`` was ever retransmitted (an ACK to it then gives no
+        round-trip sample: it could answer either copy, Karn's rule)."""
+        return message_id in self._retransmitted
 
     def cancel(self, message_id: int) -> None:
         """Stop retransmitting ``message_id``."""

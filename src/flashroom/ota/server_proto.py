@@ -1,6 +1,27 @@
 """The server end of Particle's OTA transfer (spec 6.1-6.4) as a sans-I/O state machine.
 
 See :mod:`flashroom.ota.protocol` for who drives the exchange and the confirmability choices.
+
+Early UpdateDone (paced fast OTA; the server is ours, the device is unchanged). The only way to
+learn which chunks a v2.3.1 device lacks is an UpdateDone: it answers 4.00 and one ChunkMissed
+listing the lowest missing indices (spec 6.4 #3, #5). Sent after the last chunk, that costs a
+full round trip of idle link before the resends, then another for the final UpdateDone. When
+the server paces at the link rate it knows how long its queue will take to drain, so it sends
+one UpdateDone ``done_lead_rtts`` measured round trips *before* the queue drains: the answer
+comes back while the tail is still on the link, and the resends follow the tail back to back.
+The device handles that UpdateDone exactly as any other (spec 6.4): chunks still in flight are
+"missing" and may be listed too, so the server resends only the listed chunks it had sent
+*before* that UpdateDone (the link is FIFO; a reordered chunk may be resent needlessly, which the
+device ignores as a duplicate, spec 6.3 #4). Chunks keep arriving after a 4.00 and are written
+as usual (the device is still updating). The round trip is measured Karn-style from CONs that
+were answered without a retransmission (UpdateBegin, UpdateDone and stop-and-wait Chunk -> ACK).
+
+Retransmission timeout. Once a round trip has been measured, the server's CONs (UpdateDone,
+stop-and-wait Chunks) start from ``rto_rtts`` round trips (at least ``min_rto_s``, at most the
+tuning's ACK_TIMEOUT) instead of RFC 7252's 2 s default, which is ten round trips on the 3g
+preset; RFC 7252 4.8.1 allows environment-specific, dynamically adjusted values. The random
+factor, the doubling and MAX_RETRANSMIT are unchanged. The device's own timers (UpdateReady,
+ChunkMissed) are Device OS's and stay at the tuning's values.
 """
 
 from __future__ import annotations
@@ -81,6 +102,12 @@ class ServerConfig:
             the same lowest index (the device is not receiving anything).
         pace_bps: fast OTA: send chunks at this wire rate (None: back to back).
         per_datagram_overhead: bytes below CoAP per datagram, used for pacing.
+        done_lead_rtts: paced fast OTA: send an UpdateDone this many measured round trips
+            before the chunk queue drains, so the ChunkMissed answer overlaps the tail of the
+            data (see the module docstring); 0 sends UpdateDone only after the last chunk.
+        rto_rtts: first retransmission timeout of the server's CONs, in measured round trips,
+            once one is known (0: always the tuning's ACK_TIMEOUT; module docstring).
+        min_rto_s: lower bound of that timeout.
         tuning: CoAP retransmission parameters.
         faults: deliberate misbehaviour for tests.
     """
@@ -93,6 +120,9 @@ class ServerConfig:
     max_stalled_rounds: int = 20
     pace_bps: float | None = None
     per_datagram_overhead: int = 0
+    done_lead_rtts: float = 1.5
+    rto_rtts: float = 2.0
+    min_rto_s: float = 0.5
     tuning: CoapTuning = field(default_factory=CoapTuning)
     faults: ServerFaults = field(default_factory=ServerFaults)
 
@@ -135,6 +165,12 @@ class ServerSession:
         self._queue: deque[int] = deque()
         self._next_send_at = 0.0
         self._done_mid: int | None = None
+        self._saw_sent_at = 0.0
+        self._done_sent_at = 0.0  # first transmission of the UpdateDone now open
+        self._done_mark = 0  # chunks_sent when that UpdateDone went out
+        self._last_tx: dict[int, int] = {}  # index -> chunks_sent after its latest send
+        self.rtt_s: float | None = None  # smoothed round trip (CON -> ACK, Karn)
+        self.early_dones = 0  # UpdateDones sent while chunks were still queued
         self._wait_until: float | None = None
         self._bad_in_row = 0
         self._stalled = 0
@@ -239,7 +275,7 @@ class ServerSession:
         self.status = SessionStatus.BEGIN
         self._wait(now)
         self.progress(0, self.chunk_count)
-        return [self.ep.send(msg, now)]
+        return [self.ep.send(msg, now, ack_timeout_s=self._ack_timeout())]
 
     def _on_ack(self, msg: CoapMessage, acked: CoapMessage, now: float) -> list[bytes]:
         if self.terminal:
@@ -248,6 +284,8 @@ class ServerSession:
             self._fail(now, f"the device reset the exchange (RST to {code_str(acked.code)})")
             return []
         if self._begin is not None and acked.message_id == self._begin.message_id:
+            if self.started_at is not None:
+                self._rtt_sample(acked.message_id, now - self.started_at)
             if msg.code == CODE_SERVICE_UNAVAILABLE:
                 self._fail(now, "the device refused UpdateBegin (5.03, spec 6.2 #2)")
                 return []
@@ -256,6 +294,7 @@ class ServerSession:
             return []
         if acked.message_id == self._done_mid:
             self._done_mid = None
+            self._rtt_sample(acked.message_id, now - self._done_sent_at)
             if msg.code == CODE_CHANGED:
                 self.status = SessionStatus.COMPLETE
                 self.finished_at = now
@@ -266,6 +305,8 @@ class ServerSession:
             else:
                 self._fail(now, f"UpdateDone answered with {code_str(msg.code)}")
             return []
+        if self._saw is not None and acked.message_id == self._saw.message_id:
+            self._rtt_sample(acked.message_id, now - self._saw_sent_at)
         if (
             self._saw is not None
             and acked.message_id == self._saw.message_id
@@ -273,6 +314,21 @@ class ServerSession:
         ):
             return self._chunk_received(ChunkReceived(msg.code == CODE_CHANGED), now)
         return []
+
+    def _rtt_sample(self, message_id: int, sample: float) -> None:
+        """Fold one CON -> ACK time into :attr:`rtt_s`, unless the CON was retransmitted
+        (Karn: the ACK could answer either copy)."""
+        if self.ep.was_retransmitted(message_id):
+            return
+        self.rtt_s = sample if self.rtt_s is None else 0.875 * self.rtt_s + 0.125 * sample
+
+    def _ack_timeout(self) -> float | None:
+        """ACK_TIMEOUT for the next CON: from the measured round trip when there is one."""
+        cfg = self.config
+        if not cfg.rto_rtts or self.rtt_s is None:
+            return None
+        rto = max(cfg.rto_rtts * self.rtt_s, cfg.min_rto_s)
+        return min(rto, cfg.tuning.ack_timeout_s)
 
     def _on_response(self, msg: CoapMessage, now: float) -> list[bytes]:
         if self.terminal or msg.code == CODE_EMPTY:
@@ -324,8 +380,9 @@ class ServerSession:
             return []
         msg = self._chunk_msg(self._cursor, CoapType.CON, with_index=False)
         self._saw = msg
+        self._saw_sent_at = now
         self._wait(now)
-        return [self.ep.send(msg, now)]
+        return [self.ep.send(msg, now, ack_timeout_s=self._ack_timeout())]
 
     def _chunk_received(self, cr: ChunkReceived, now: float) -> list[bytes]:
         if self.status != SessionStatus.SENDING or self._saw is None:
@@ -359,6 +416,9 @@ class ServerSession:
             if pace:
                 bits = (len(data) + self.config.per_datagram_overhead) * 8
                 self._next_send_at = max(self._next_send_at, now) + bits / pace
+                if self._early_done_due(len(data), pace):
+                    self.early_dones += 1
+                    out += self._send_done(now, early=True)
         if not self._queue and self._done_mid is None and self._wait_until is None:
             extra = self.config.faults.extra_chunk_index
             if extra is not None and extra not in self._sent_once:
@@ -368,6 +428,25 @@ class ServerSession:
                 out.append(self.ep.send(msg, now))
             out += self._send_done(now)
         return out
+
+    def _early_done_due(self, chunk_datagram: int, pace: float) -> bool:
+        """Paced fast OTA: is it time for an UpdateDone while chunks are still queued?
+
+        Yes when none is open, the queue will take at most ``done_lead_rtts`` round trips to
+        drain, and at least one round trip (otherwise the answer would come back after the
+        queue drained and the final UpdateDone would only be delayed by waiting for it).
+        """
+        lead = self.config.done_lead_rtts
+        rtt = self.rtt_s
+        if not lead or rtt is None or not self._queue:
+            return False
+        if self._done_mid is not None or self._wait_until is not None:
+            return False  # one UpdateDone open at a time
+        if self.chunks_sent <= self._done_mark:
+            return False  # nothing sent since the last one
+        per_chunk = (chunk_datagram + self.config.per_datagram_overhead) * 8 / pace
+        drain = len(self._queue) * per_chunk
+        return rtt <= drain <= lead * rtt
 
     def _on_missed(self, req: ChunkMissed, now: float) -> list[bytes]:
         self.missed_requests += 1
@@ -398,8 +477,14 @@ class ServerSession:
             # Stop-and-wait never leaves gaps; restart the counter at the lowest index.
             self._cursor = min(req.indices, default=self._cursor)
             return self._send_saw(now)
+        # Resend what was sent before the UpdateDone this answers; chunks sent after it, or
+        # still queued, were in flight or pending and are listed only because they had not
+        # arrived yet (see the module docstring).
+        queued = set(self._queue)
         for i in req.indices:
-            if i not in self._queue:
+            last = self._last_tx.get(i)  # None: never sent (e.g. an UpdateDone fault)
+            if (last is None or last <= self._done_mark) and i not in queued:
+                queued.add(i)
                 self._queue.append(i)
         self._next_send_at = max(self._next_send_at, now)
         return self._pump(now)
@@ -423,12 +508,16 @@ class ServerSession:
             self.resends += 1
         self._sent_once.add(index)
         self.chunks_sent += 1
+        self._last_tx[index] = self.chunks_sent
         self.chunk_bytes_sent += len(data)
         chunk = Chunk(data, crc, index if with_index else None)
         return chunk.to_coap(self.ep.next_mid(), self.ep.next_token(), mtype)
 
-    def _send_done(self, now: float) -> list[bytes]:
+    def _send_done(self, now: float, *, early: bool = False) -> list[bytes]:
         msg = UpdateDone().to_coap(self.ep.next_mid(), self.ep.next_token())
         self._done_mid = msg.message_id
-        self.status = SessionStatus.DONE_SENT
-        return [self.ep.send(msg, now)]
+        self._done_sent_at = now
+        self._done_mark = self.chunks_sent
+        if not early:  # an early UpdateDone leaves the rest of the queue flowing
+            self.status = SessionStatus.DONE_SENT
+        return [self.ep.send(msg, now, ack_timeout_s=self._ack_timeout())]

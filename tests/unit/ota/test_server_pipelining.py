@@ -1,0 +1,78 @@
+"""The server's early UpdateDone and round-trip-based retransmission timeout (paced fast OTA).
+
+Simulated link time only (deterministic for a seed); nothing here measures wall time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flashroom.ota.endpoint import CoapEndpoint
+from flashroom.ota.link import PRESETS
+from flashroom.ota.messages import UpdateDone
+from flashroom.ota.protocol import DeviceStatus, ServerConfig, ServerFaults, SessionStatus
+from flashroom.ota.simulate import simulate
+
+LINK = PRESETS["3g"]  # 200 ms RTT, no loss: only the faults below lose chunks
+
+
+def _run(ota: Any, image: bytes, **cfg: Any) -> Any:
+    fake = ota.FakeOtaDevice()
+    out = simulate(image, fake, server_config=ServerConfig(**cfg), link=LINK, seed=4)
+    assert out.status == DeviceStatus.APPLIED, out.device.error
+    assert out.session is not None and out.session.status == SessionStatus.COMPLETE
+    assert fake.pending == image
+    return out
+
+
+def test_early_update_done_lists_in_flight_chunks_but_server_does_not_resend_them(
+    ota: Any,
+) -> None:
+    image = ota.make_image(64 * 1024, seed=11)
+    out = _run(ota, image)
+    assert out.session.early_dones == 1
+    assert out.device.missed_requests == 1  # the early UpdateDone found the tail in flight
+    assert out.session.resends == 0  # ...and none of those in-flight chunks went out twice
+    assert out.device.duplicate_chunks == 0
+
+
+def test_early_update_done_saves_a_round_trip_when_a_chunk_needs_resending(ota: Any) -> None:
+    image = ota.make_image(64 * 1024, seed=12)
+    faults = ServerFaults(bad_crc_once=frozenset({5}))
+    late = _run(ota, image, faults=faults, done_lead_rtts=0.0)
+    early = _run(ota, image, faults=faults)
+    assert late.session.resends == early.session.resends == 1
+    assert late.session.early_dones == 0 and early.session.early_dones == 1
+    # Late: the ChunkMissed comes a round trip after the last chunk, then the resend; early:
+    # the resend follows the tail at once.
+    saved = late.report.link_time_s - early.report.link_time_s
+    assert 0.8 * LINK.rtt_s <= saved <= 1.5 * LINK.rtt_s
+
+
+def test_early_update_done_is_not_sent_without_pacing(ota: Any) -> None:
+    out = simulate(ota.IMAGE, ota.FakeOtaDevice(), link=LINK, pace=False, seed=4)
+    assert out.status == DeviceStatus.APPLIED
+    assert out.session is not None and out.session.early_dones == 0
+
+
+def test_server_measures_the_round_trip_and_shortens_its_retransmission_timeout(
+    ota: Any,
+) -> None:
+    out = _run(ota, ota.make_image(16 * 1024, seed=13))
+    rtt = out.session.rtt_s
+    assert rtt is not None and LINK.rtt_s <= rtt <= LINK.rtt_s + 0.05
+    # 2 round trips, floored at 0.5 s, capped at the RFC 7252 ACK_TIMEOUT of 2 s.
+    assert out.session._ack_timeout() == max(2 * rtt, 0.5)
+    off = _run(ota, ota.make_image(16 * 1024, seed=13), rto_rtts=0.0)
+    assert off.session._ack_timeout() is None
+
+
+def test_per_con_ack_timeout_override_keeps_random_factor_and_karn_bookkeeping() -> None:
+    ep = CoapEndpoint(seed=1)
+    msg = UpdateDone().to_coap(ep.next_mid(), ep.next_token())
+    ep.send(msg, 0.0, ack_timeout_s=0.5)
+    dl = ep.deadline()
+    assert dl is not None and 0.5 <= dl <= 0.75
+    assert not ep.was_retransmitted(msg.message_id)
+    out, _ = ep.poll(dl)
+    assert len(out) == 1 and ep.was_retransmitted(msg.message_id)

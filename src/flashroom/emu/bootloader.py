@@ -1,9 +1,9 @@
 """The Gen2 bootloader: boot selection, ``FLASH_UpdateModules``, factory restore (spec 4.4, 4.5, 5).
 
 The copy semantics follow the **installed** bootloader's ``module_version`` (spec 4.5): <= 1002
-(``legacy``) clears each pending slot *before* copying, so an interrupted copy is not retried;
->= 1003 (``resumable``) clears it *after*, regardless of success, so an interrupted copy is
-repeated from the start at the next boot.
+(``legacy``) clears every pending slot *before* the first copy, so an interrupted copy is not
+retried; >= 1003 (``resumable``) clears each slot *after* its copy, regardless of success, so an
+interrupted copy is repeated from the start at the next boot.
 
 Not modelled (spec-silent or out of scope): the IWDG retry ladder on watchdog resets (no code runs
 long enough here to be bitten), LEDs, option-byte write protection (always removable, spec 8.6).
@@ -127,13 +127,14 @@ class Bootloader:
             flags.StartupMode_SysFlag = 0
         flags.FeaturesEnabled_SysFlag = 0xFF
         regs.save_flags(flags)
-        # 2. FLASH_OTA_Update_SysFlag 0x0005 would drop into DFU (spec 4.4 #2); only the
-        #    external-flash code writes it.
-        if flags.FLASH_OTA_Update_SysFlag == 0x0005:
-            return BootloaderResult("dfu", reason="FLASH_OTA_Update_SysFlag == 0x0005")
+        # 2. FLASH_OTA_Update_SysFlag 0x0005 marks "OTA available" (the DR10 test is compiled
+        #    out, spec 4.4 #2); only the external-flash code writes it. It is acted on in the
+        #    priority chain (#6.1), after the DR1 and button handling.
+        ota_available = flags.FLASH_OTA_Update_SysFlag == 0x0005
         # 3. factory reset request
         factory_mode = flags.Factory_Reset_SysFlag == FACTORY_RESET_REQUEST
         dfu_mode = False
+        safe_mode = False
         # 4. DR1 requests (spec 8.5)
         dr1 = regs.dr1
         if dr1 == DR1_CLEARED:
@@ -143,21 +144,40 @@ class Bootloader:
             dfu_mode = True
         elif dr1 == DR1_ENTER_SAFE_MODE:
             regs.dr1 = DR1_CLEARED
-            regs.update_flags(StartupMode_SysFlag=1)
-        # 5. MODE button (spec 5.2)
+            safe_mode = True
+        # 5. MODE button (spec 5.2). Spec-silent details follow bootloader main.c's loop, one
+        #    branch per pass as the held time grows: reaching 1 s sets safe mode and cancels a
+        #    pending OTA/factory mode; 3 s adds DFU; > 6.5 s sets factory mode again (only if
+        #    available) with NVMEM_SPARK_Reset = 0; > 10 s "reset settings" saves
+        #    NVMEM_SPARK_Reset = 1 and cancels DFU and safe mode.
         if button_s >= 1.0:
+            ota_available = False
+            factory_mode = False
+            safe_mode = True
+            nvmem: int | None = None
+            if button_s >= 3.0:
+                dfu_mode = True
             if button_s > 6.5 and self.factory_reset_available():
                 factory_mode = True
+                nvmem = 0x0000
                 hw.log(f"bootloader: button held {button_s:g} s: factory reset (green)")
-            elif button_s >= 3.0:
-                dfu_mode = True
+            if button_s > 10.0:
+                nvmem = 0x0001
+                dfu_mode = False
+                safe_mode = False
+                hw.log(f"bootloader: button held {button_s:g} s: reset settings (white)")
+            elif dfu_mode:
                 hw.log(f"bootloader: button held {button_s:g} s: DFU mode (yellow)")
             else:
-                regs.update_flags(StartupMode_SysFlag=1)
                 hw.log(f"bootloader: button held {button_s:g} s: safe mode (magenta)")
-            if button_s > 10.0:
-                regs.update_flags(NVMEM_SPARK_Reset_SysFlag=0x0001)
-        # 6. priority: (OTA flag: compiled out) factory reset, normal path, DFU
+            if nvmem is not None:
+                regs.update_flags(NVMEM_SPARK_Reset_SysFlag=nvmem)
+        if safe_mode:
+            regs.update_flags(StartupMode_SysFlag=1)
+        # 6. priority: OTA flag (does nothing on these platforms: falls through to DFU),
+        #    factory reset, normal path, DFU
+        if ota_available:
+            return BootloaderResult("dfu", reason="FLASH_OTA_Update_SysFlag == 0x0005")
         if factory_mode:
             return self._factory_mode()
         if dfu_mode:
@@ -217,13 +237,14 @@ class Bootloader:
             hw.log("bootloader: FLASH_UpdateModules: DCT read failed, nothing copied")
             return
         legacy = self.variant() == "legacy"
-        for i in range(1, 5):
-            s = slots[i]
-            if s.magicNumber != MAGIC_PENDING:
-                continue
-            if legacy:
-                # spec 4.5 v1.5.2 difference: the slot is marked unused BEFORE the copy
+        pending = [i for i in range(1, 5) if slots[i].magicNumber == MAGIC_PENDING]
+        if legacy:
+            # spec 4.5 v1.5.2 difference: a first loop marks every pending slot unused
+            # (flash_mal.c v1.5.2:635-639), the copies run afterwards in a second loop (:651).
+            for i in pending:
                 hw.dct.clear_slot_magic(i)
+        for i in pending:
+            s = slots[i]
             hw.log(
                 f"bootloader: slot {i}: copy {fmt_addr(s.sourceAddress)} -> "
                 f"{fmt_addr(s.destinationAddress)} ({s.length} bytes)"

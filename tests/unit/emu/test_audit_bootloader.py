@@ -1,0 +1,118 @@
+"""Fidelity audit: the bootloader's run order and FLASH_UpdateModules variants (spec 4.4, 4.5)."""
+
+from __future__ import annotations
+
+from flashroom.emu.dct import MAGIC_PENDING
+from flashroom.emu.device import Device
+from flashroom.emu.flash import FlashOp
+from flashroom.particle.build import synthetic_user_app
+
+K = 1024
+
+
+def _receive(dev: Device, app: bytes) -> None:
+    assert dev.ota_begin(len(app)) == 0
+    for off in range(0, len(app), 512):
+        dev.ota_write(off, app[off : off + 512])
+    assert dev.ota_finish() == 1
+
+
+def _two_pending(bootloader: str) -> tuple[Device, bytes]:
+    """Slot 1 and slot 2 both pending the same user-part copy (slot 2 written by hand)."""
+    dev = Device.new("electron", "extended", bootloader)
+    app = synthetic_user_app(40 * K, platform="electron", seed=7)
+    _receive(dev, app)
+    slots = dev.hw.dct.read_slots()
+    dev.hw.dct.write_slot(2, slots[1])
+    assert [s.magicNumber for s in dev.hw.dct.read_slots()[1:3]] == [MAGIC_PENDING] * 2
+    return dev, app
+
+
+def _first_user_erase(ops: list[FlashOp], first_op: int) -> int:
+    """Run-relative index of the op right after the first erase of sector 8 (0x08080000)."""
+    for op in ops:
+        if op.kind == "erase" and op.addr == 0x08080000:
+            return op.first_op - first_op + 1
+    raise AssertionError("no erase of sector 8")
+
+
+def test_legacy_clears_every_pending_slot_before_the_first_copy_spec_4_5_v152() -> None:
+    # spec 4.5 "v1.5.2 difference": FLASH_UpdateModules marked the slots unused (flash_mal.c
+    # v1.5.2:635-639, a first loop over slots 1-4) and copied afterwards (:651, a second loop).
+    # A power cut in the first copy (sector 8 just erased) therefore loses *every* pending
+    # slot, not just that one.
+    dev, _ = _two_pending("legacy")
+    snap = dev.snapshot()
+    start = dev.flash.op_count
+    dev.boot()
+    cut = _first_user_erase(list(dev.flash.log), start)
+    dev.restore(snap)
+    out = dev.boot(cut_at_op=cut)
+    assert out.result == "interrupted"
+    assert [s.magicNumber for s in dev.hw.dct.read_slots()[1:5]] == [0xFFFF] * 4
+    again = dev.boot()
+    assert again.boot == "safe_mode"  # nothing retried: sector 8 was left erased
+
+
+def test_resumable_keeps_every_pending_slot_until_its_copy_is_done_spec_4_5() -> None:
+    dev, app = _two_pending("resumable")
+    snap = dev.snapshot()
+    start = dev.flash.op_count
+    dev.boot()
+    cut = _first_user_erase(list(dev.flash.log), start)
+    dev.restore(snap)
+    assert dev.boot(cut_at_op=cut).result == "interrupted"
+    again = dev.boot()
+    assert again.boot == "application"
+    assert dev.user_part_bytes() == app
+
+
+def test_ota_flag_0x0005_drops_to_dfu_after_the_dr1_handling_spec_4_4() -> None:
+    # spec 4.4: steps 1-5 (flags, DR1 requests, button) run first; the OTA flag is the first
+    # *priority* (6.1) and, doing nothing on these platforms, drops into DFU. DR1 == 0xFFFF is
+    # therefore still turned into 1 (spec 8.5) before the device ends in DFU.
+    dev = Device.new("electron", "stock")
+    dev.regs.update_flags(FLASH_OTA_Update_SysFlag=0x0005)
+    dev.regs.dr1 = 0xFFFF
+    out = dev.boot()
+    assert out.boot == "dfu"
+    assert dev.regs.dr1 == 1
+
+
+def test_ota_flag_0x0005_is_cancelled_by_the_safe_mode_button_spec_4_4_5_2() -> None:
+    # bootloader main.c: reaching 1 s of MODE clears OTA_FLASH_AVAILABLE (and factory mode)
+    # before the priority chain, so the device boots the system in safe mode instead of DFU.
+    dev = Device.new("electron", "stock")
+    dev.regs.update_flags(FLASH_OTA_Update_SysFlag=0x0005)
+    out = dev.boot(button_s=1.5)
+    assert out.boot == "safe_mode"
+
+
+def test_safe_mode_button_cancels_a_pending_software_factory_reset_spec_5_2() -> None:
+    # main.c: the 1 s branch sets FACTORY_RESET_MODE = 0; only > 6.5 s sets it again.
+    dev = Device.new("electron", "stock")
+    dev.regs.update_flags(Factory_Reset_SysFlag=0xAAAA)
+    out = dev.boot(button_s=1.5)
+    assert out.boot == "safe_mode"
+
+
+def test_button_past_10_s_without_factory_image_boots_normally_spec_5_2() -> None:
+    # main.c: RESET_SETTINGS (> 10 s) saves NVMEM_SPARK_Reset = 1 and clears USB_DFU_MODE and
+    # SAFE_MODE; with no factory image available nothing else is pending: normal boot.
+    dev = Device.new("electron", "extended")
+    out = dev.boot(button_s=11.0)
+    assert out.boot == "application"
+    assert dev.regs.load_flags().NVMEM_SPARK_Reset_SysFlag == 0x0001
+
+
+def test_button_between_3_and_6_5_s_enters_dfu_spec_5_2() -> None:
+    dev = Device.new("electron", "stock")
+    assert dev.boot(button_s=4.0).boot == "dfu"
+    assert dev.boot().boot == "application"
+
+
+def test_button_past_6_5_s_with_factory_image_restores_it_spec_5_2() -> None:
+    dev = Device.new("electron", "stock")
+    out = dev.boot(button_s=7.0)
+    assert out.boot == "factory"
+    assert dev.regs.load_flags().NVMEM_SPARK_Reset_SysFlag == 0x0000

@@ -232,30 +232,28 @@ class SystemFirmware:
                 )
         # --- system_part2_pre_init: HAL_Core_Config (spec 3.2 #1, 5.1)
         self._core_config()
-        # --- Photon/P1: HAL_Core_Validate_Modules(1) (spec 3.2 #2)
+        # A failed check below only puts the system in safe mode: system_part2_pre_init sets
+        # SAFE_MODE and carries on, so HAL_Core_Setup and the startup steps still run.
+        safe: str | None = None
+        # --- Photon/P1: HAL_Core_Validate_Modules(1) (spec 3.2 #2); when it fails the user
+        #     part is not even validated (so no factory fallback either).
         if p.validates_bootloader:
             ok, why = self._validate_modules()
             if not ok:
                 hw.log(f"system: HAL_Core_Validate_Modules failed: {why}: safe mode")
-                return SystemBoot("safe_mode", f"HAL_Core_Validate_Modules: {why}")
+                safe = f"HAL_Core_Validate_Modules: {why}"
         # --- dependency chain of the system parts (spec 8.9). BOOTLOADER dependency2 is not part
         #     of the chain on Electron (bootloader validation skipped, spec 3.2 #2).
-        for b in p.system_bounds:
-            info = hw.installed(b)
-            if info is None:  # pragma: no cover - intact above
-                continue
-            for dep in (info.dependency, info.dependency2):
-                if dep.module_function != ModuleFunction.SYSTEM_PART:
-                    continue
-                ok, why = self._dep_ok(dep)
-                if not ok:
-                    msg = f"system part {info.module_index} {why} (spec 8.9)"
-                    hw.log(f"system: dependency chain broken: {msg}: safe mode")
-                    return SystemBoot("safe_mode", msg)
+        #     Spec-silent placement: checked before the user part, like the bootloader check.
+        if safe is None:
+            safe = self._system_chain()
         # --- HAL_Core_Validate_User_Module (spec 3.2 #3)
-        user = self._validate_user()
-        if user == "reset":
-            return SystemBoot("reset", "automatic factory reset (spec 3.2 #3.5)")
+        if safe is None:
+            user = self._validate_user()
+            if user == "reset":
+                return SystemBoot("reset", "automatic factory reset (spec 3.2 #3.5)")
+            if user != "ok":
+                safe = user
         # --- HAL_Core_Setup: the IWDG flag left by Finish_Update -> reset once more (spec 5.3)
         flags = hw.regs.load_flags()
         if flags.IWDG_Enable_SysFlag == IWDG_ENABLE:
@@ -269,9 +267,26 @@ class SystemFirmware:
             rc = self._end()
             hw.log(f"system: ota_update_flag 0xA5: applied the OTA region ({rc}): reset")
             return SystemBoot("reset", "ota_update_flag")
-        if user == "ok":
+        if safe is None:
             return SystemBoot("application")
-        return SystemBoot("safe_mode", user)
+        return SystemBoot("safe_mode", safe)
+
+    def _system_chain(self) -> str | None:
+        """Spec 8.9: the reason the system parts' SYSTEM_PART dependencies are unmet, or None."""
+        hw = self.hw
+        for b in hw.profile.system_bounds:
+            info = hw.installed(b)
+            if info is None:  # pragma: no cover - intact (checked by boot)
+                continue
+            for dep in (info.dependency, info.dependency2):
+                if dep.module_function != ModuleFunction.SYSTEM_PART:
+                    continue
+                ok, why = self._dep_ok(dep)
+                if not ok:
+                    msg = f"system part {info.module_index} {why} (spec 8.9)"
+                    hw.log(f"system: dependency chain broken: {msg}: safe mode")
+                    return msg
+        return None
 
     def _core_config(self) -> None:
         hw = self.hw

@@ -353,6 +353,12 @@ class ServerSession:
         return []  # stale response to an earlier exchange
 
     def _ready(self, ready: UpdateReady, now: float) -> list[bytes]:
+        # The first chunk waits for UpdateReady, although that costs a round trip: UpdateReady
+        # says the region is erased and the bitmap allocated (spec 6.2 #3-5), and only it tells
+        # whether the device accepted fast OTA (the FAST_OTA property may veto it, spec 6.2).
+        # Device OS drops a chunk that arrives before UpdateBegin took effect ("got chunk when
+        # not updating"), and the erase time (spec 8.7) is not on the simulated clock, so chunks
+        # sent earlier would have to wait in the modem through a real erase (spec-silent).
         self.fast = self.config.fast and bool(ready.flags & FLAG_FAST_OTA)
         self.status = SessionStatus.SENDING
         self.ready_at = now

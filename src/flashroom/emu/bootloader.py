@@ -257,6 +257,8 @@ class Bootloader:
                 s.module_function,
                 s.flags,
                 hw.profile.platform_id,
+                src_device=s.sourceDeviceID,
+                dst_device=s.destinationDeviceID,
             )
             if not res.ok:
                 hw.log(f"bootloader: slot {i}: FLASH_CheckCopyMemory refused: {res.reason}")
@@ -288,6 +290,8 @@ class Bootloader:
                 s.module_function,
                 s.flags,
                 self.hw.profile.platform_id,
+                src_device=s.sourceDeviceID,
+                dst_device=s.destinationDeviceID,
             )
             is None
         )
@@ -304,6 +308,8 @@ class Bootloader:
             s.module_function,
             s.flags,
             hw.profile.platform_id,
+            src_device=s.sourceDeviceID,
+            dst_device=s.destinationDeviceID,
         )
         if res.ok:
             hw.log(

@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from flashroom.emu.dct import (
+    FLASH_INTERNAL,
     MODULE_VERIFY_CRC,
     MODULE_VERIFY_DESTINATION_IS_START_ADDRESS,
     MODULE_VERIFY_FUNCTION,
@@ -33,8 +34,17 @@ INTERNAL_FLASH_PAGE_SIZE = 0x20000
 _VERIFY_MASK = 0x0E
 
 
-def check_valid_address_range(start: int, length: int) -> bool:
-    """``FLASH_CheckValidAddressRange`` (spec 3.1): ``start+len-1 <= 0x08100000`` (off by one)."""
+#: ``flash_device_t`` serial (spec 4.3: 0 = internal, 1 = serial).
+FLASH_SERIAL = 1
+
+
+def check_valid_address_range(start: int, length: int, device: int = FLASH_INTERNAL) -> bool:
+    """``FLASH_CheckValidAddressRange`` (spec 3.1): ``start+len-1 <= 0x08100000`` (off by one).
+
+    Any other device (the serial flash, or an unknown id) is false on Gen2 (spec 3.1).
+    """
+    if device != FLASH_INTERNAL:
+        return False
     return start >= INTERNAL_FLASH_START and start + length - 1 <= INTERNAL_FLASH_END
 
 
@@ -90,12 +100,19 @@ def check_copy_memory(
     function: int,
     flags: int,
     platform_id: int,
+    *,
+    src_device: int = FLASH_INTERNAL,
+    dst_device: int = FLASH_INTERNAL,
 ) -> str | None:
-    """``FLASH_CheckCopyMemory`` (spec 3.1): None when the copy may go ahead, else the reason."""
-    if not check_valid_address_range(src, length):
-        return f"source {fmt_addr(src)}+{length} is outside internal flash"
-    if not check_valid_address_range(dst, length):
-        return f"destination {fmt_addr(dst)}+{length} is outside internal flash"
+    """``FLASH_CheckCopyMemory`` (spec 3.1): None when the copy may go ahead, else the reason.
+
+    ``src_device``/``dst_device`` are the slot's ``sourceDeviceID``/``destinationDeviceID``:
+    only the internal flash passes the range check on Gen2 (spec 3.1).
+    """
+    if not check_valid_address_range(src, length, src_device):
+        return f"source device {src_device} {fmt_addr(src)}+{length} is outside internal flash"
+    if not check_valid_address_range(dst, length, dst_device):
+        return f"destination device {dst_device} {fmt_addr(dst)}+{length} is outside internal flash"
     if flags & _VERIFY_MASK:
         info = module_info_at(flash, src)
         if info is None:
@@ -133,6 +150,9 @@ def copy_memory(
     function: int,
     flags: int,
     platform_id: int,
+    *,
+    src_device: int = FLASH_INTERNAL,
+    dst_device: int = FLASH_INTERNAL,
 ) -> CopyResult:
     """``FLASH_CopyMemory`` (spec 4.5 #2.2): check, then sector-wise ``CopyFlashBlock``.
 
@@ -142,7 +162,17 @@ def copy_memory(
     Raises:
         PowerCut: the armed fault fired (the destination is then partly erased/written).
     """
-    reason = check_copy_memory(flash, src, dst, length, function, flags, platform_id)
+    reason = check_copy_memory(
+        flash,
+        src,
+        dst,
+        length,
+        function,
+        flags,
+        platform_id,
+        src_device=src_device,
+        dst_device=dst_device,
+    )
     if reason is not None:
         return CopyResult(False, reason)
     remaining = length
@@ -189,6 +219,8 @@ def first_word(flash: NorFlash, addr: int) -> int:
 
 
 __all__ = [
+    "FLASH_INTERNAL",
+    "FLASH_SERIAL",
     "INTERNAL_FLASH_END",
     "INTERNAL_FLASH_START",
     "CopyResult",

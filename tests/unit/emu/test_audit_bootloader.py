@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flashroom.emu.dct import MAGIC_PENDING
 from flashroom.emu.device import Device
 from flashroom.emu.flash import FlashOp
@@ -116,3 +118,29 @@ def test_button_past_6_5_s_with_factory_image_restores_it_spec_5_2() -> None:
     out = dev.boot(button_s=7.0)
     assert out.boot == "factory"
     assert dev.regs.load_flags().NVMEM_SPARK_Reset_SysFlag == 0x0000
+
+
+def test_slot_with_a_serial_flash_source_is_refused_and_cleared_spec_3_1() -> None:
+    # spec 3.1: FLASH_CheckValidAddressRange is false for the serial device on Gen2, so
+    # FLASH_CheckCopyMemory returns BADARG: the destination is not touched and (>= 1003) the
+    # slot is cleared anyway (spec 4.5 failure table).
+    dev = Device.new("electron", "extended")
+    app = synthetic_user_app(40 * K, platform="electron", seed=8)
+    _receive(dev, app)
+    slot = dev.hw.dct.read_slots()[1]
+    dev.hw.dct.write_slot(1, dataclasses.replace(slot, sourceDeviceID=1))
+    old = dev.user_part_bytes()
+    out = dev.boot()
+    assert 8 not in out.sector_erases
+    assert out.boot == "application" and dev.user_part_bytes() == old
+    assert dev.hw.dct.read_slots()[1].magicNumber == 0xFFFF
+
+
+def test_slot_with_a_serial_flash_destination_is_refused_spec_3_1() -> None:
+    dev = Device.new("electron", "extended")
+    app = synthetic_user_app(40 * K, platform="electron", seed=9)
+    _receive(dev, app)
+    slot = dev.hw.dct.read_slots()[1]
+    dev.hw.dct.write_slot(1, dataclasses.replace(slot, destinationDeviceID=1))
+    out = dev.boot()
+    assert 8 not in out.sector_erases and out.boot == "application"

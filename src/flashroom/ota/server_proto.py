@@ -13,8 +13,12 @@ The device handles that UpdateDone exactly as any other (spec 6.4): chunks still
 "missing" and may be listed too, so the server resends only the listed chunks it had sent
 *before* that UpdateDone (the link is FIFO; a reordered chunk may be resent needlessly, which the
 device ignores as a duplicate, spec 6.3 #4). Chunks keep arriving after a 4.00 and are written
-as usual (the device is still updating). The round trip is measured Karn-style from CONs that
-were answered without a retransmission (UpdateBegin, UpdateDone and stop-and-wait Chunk -> ACK).
+as usual (the device is still updating). If the queue drains before that UpdateDone is
+answered (its ChunkMissed lost, say), the server does not wait for the device's CoAP
+retransmission but sends the final UpdateDone at once; a ChunkMissed carries no token, so a
+late answer to the early one is taken as the answer to the open one (at worst a few chunks are
+resent needlessly and one more UpdateDone follows). The round trip is measured Karn-style from
+CONs answered without a retransmission (UpdateBegin, UpdateDone and stop-and-wait Chunk -> ACK).
 
 Retransmission timeout. Once a round trip has been measured, the server's CONs (UpdateDone,
 stop-and-wait Chunks) start from ``rto_rtts`` round trips (at least ``min_rto_s``, at most the
@@ -168,6 +172,7 @@ class ServerSession:
         self._saw_sent_at = 0.0
         self._done_sent_at = 0.0  # first transmission of the UpdateDone now open
         self._done_mark = 0  # chunks_sent when that UpdateDone went out
+        self._done_early = False  # that UpdateDone was sent with chunks still queued
         self._last_tx: dict[int, int] = {}  # index -> chunks_sent after its latest send
         self.rtt_s: float | None = None  # smoothed round trip (CON -> ACK, Karn)
         self.early_dones = 0  # UpdateDones sent while chunks were still queued
@@ -425,6 +430,14 @@ class ServerSession:
                 if self._early_done_due(len(data), pace):
                     self.early_dones += 1
                     out += self._send_done(now, early=True)
+        if not self._queue and self._done_early:
+            # The queue drained before the early UpdateDone was answered: its ChunkMissed (or
+            # the UpdateDone itself) was probably lost. Do not wait out the device's CoAP
+            # retransmission; a fresh UpdateDone gets a fresh ChunkMissed (spec 6.4 #5).
+            if self._done_mid is not None:
+                self.ep.cancel(self._done_mid)
+            self._done_mid = None
+            self._wait_until = None
         if not self._queue and self._done_mid is None and self._wait_until is None:
             extra = self.config.faults.extra_chunk_index
             if extra is not None and extra not in self._sent_once:
@@ -478,6 +491,7 @@ class ServerSession:
         if self._done_mid is not None:  # its 4.00 ACK was lost or is late: stop repeating it
             self.ep.cancel(self._done_mid)
         self._done_mid = None  # a new UpdateDone follows the resent chunks
+        self._done_early = False
         self.status = SessionStatus.SENDING
         if not self.fast:
             # Stop-and-wait never leaves gaps; restart the counter at the lowest index.
@@ -524,6 +538,7 @@ class ServerSession:
         self._done_mid = msg.message_id
         self._done_sent_at = now
         self._done_mark = self.chunks_sent
+        self._done_early = early
         if not early:  # an early UpdateDone leaves the rest of the queue flowing
             self.status = SessionStatus.DONE_SENT
         return [self.ep.send(msg, now, ack_timeout_s=self._ack_timeout())]

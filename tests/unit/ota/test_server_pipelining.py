@@ -9,8 +9,24 @@ from typing import Any
 
 from flashroom.ota.endpoint import CoapEndpoint
 from flashroom.ota.link import PRESETS
-from flashroom.ota.messages import UpdateDone
-from flashroom.ota.protocol import DeviceStatus, ServerConfig, ServerFaults, SessionStatus
+from flashroom.ota.messages import (
+    CODE_BAD_REQUEST,
+    CODE_POST,
+    CODE_PUT,
+    CoapMessage,
+    CoapType,
+    Hello,
+    UpdateDone,
+    UpdateReady,
+    empty_ack,
+)
+from flashroom.ota.protocol import (
+    DeviceStatus,
+    ServerConfig,
+    ServerFaults,
+    ServerSession,
+    SessionStatus,
+)
 from flashroom.ota.simulate import simulate
 
 LINK = PRESETS["3g"]  # 200 ms RTT, no loss: only the faults below lose chunks
@@ -76,3 +92,51 @@ def test_per_con_ack_timeout_override_keeps_random_factor_and_karn_bookkeeping()
     assert not ep.was_retransmitted(msg.message_id)
     out, _ = ep.poll(dl)
     assert len(out) == 1 and ep.was_retransmitted(msg.message_id)
+
+
+def _drive_to_first_early_done(ota: Any) -> tuple[ServerSession, float, CoapMessage]:
+    """A hand-driven paced session on a 200 ms link until its early UpdateDone goes out."""
+    image = ota.make_image(64 * 1024, seed=14)
+    cfg = ServerConfig(pace_bps=LINK.bandwidth_bps, per_datagram_overhead=57)
+    sess = ServerSession(image, cfg, seed=1)
+    out = [
+        CoapMessage.decode(d) for d in sess.receive(Hello(10, bytes(12)).to_coap(7).encode(), 0.0)
+    ]
+    begin = out[-1]
+    assert begin.code == CODE_POST and begin.uri_path == "u"
+    sess.receive(empty_ack(begin.message_id).encode(), 0.2)  # round-trip sample: 0.2 s
+    ready = UpdateReady(1).to_coap(8, begin.token)
+    now = 0.2
+    sess.receive(ready.encode(), now)
+    while True:
+        dl = sess.deadline()
+        assert dl is not None
+        now = dl
+        for d in sess.poll(now):
+            msg = CoapMessage.decode(d)
+            if msg.code == CODE_PUT:
+                return sess, now, msg
+
+
+def test_early_update_done_whose_chunk_missed_is_lost_does_not_stall_the_final_one(
+    ota: Any,
+) -> None:
+    sess, t_early, done = _drive_to_first_early_done(ota)
+    assert sess.early_dones == 1 and sess.status == SessionStatus.SENDING
+    # The device answers 4.00; its ChunkMissed is lost (the device would retransmit it 2-3 s
+    # later). The server keeps sending the queued chunks...
+    ack = CoapMessage(CoapType.ACK, CODE_BAD_REQUEST, done.message_id, done.token)
+    sess.receive(ack.encode(), t_early + 0.2)
+    last_chunk = t_early
+    while True:
+        dl = sess.deadline()
+        assert dl is not None and dl < t_early + 1.0, "stalled waiting for the lost ChunkMissed"
+        outs = [CoapMessage.decode(d) for d in sess.poll(dl)]
+        if any(m.code == CODE_PUT for m in outs):
+            final_at = dl
+            break
+        if outs:
+            last_chunk = dl
+    # ...and sends the final UpdateDone as soon as the queue has drained, not after a timeout.
+    assert final_at - last_chunk < 0.05
+    assert sess.status == SessionStatus.DONE_SENT and sess.early_dones == 1

@@ -207,8 +207,8 @@ class Bootloader:
         if self.factory_restore():
             self._finish_factory()
             return BootloaderResult("reset", factory_restored=True, reason="factory restore")
-        # spec 5.3 #5: only the 0xAAAA flag is cleared; reset if the system is valid, else DFU.
-        hw.regs.update_flags(Factory_Reset_SysFlag=0xFFFF)
+        # spec 5.3 #5: only the 0xAAAA flag is cleared (factory_restore did it); reset if the
+        # system is valid, else DFU.
         if is_user_module_info_valid(
             hw.flash, CORE_FW_ADDRESS, CORE_FW_ADDRESS, hw.profile.platform_id
         ):
@@ -297,7 +297,9 @@ class Bootloader:
         )
 
     def factory_restore(self) -> bool:
-        """``FLASH_RestoreFromFactoryResetModuleSlot`` (spec 5.3): checked sector-wise copy."""
+        """``FACTORY_Flash_Reset`` (spec 5.3): the checked sector-wise copy of the factory slot;
+        on failure only ``Factory_Reset_SysFlag`` is cleared (the caller runs Finish_Update on
+        success)."""
         hw = self.hw
         s = self._factory_slot()
         res = copy_memory(
@@ -318,4 +320,6 @@ class Bootloader:
             )
         else:
             hw.log(f"bootloader: factory restore refused (BADARG): {res.reason}")
+            # spec 5.3 #5: on failure FACTORY_Flash_Reset clears only the 0xAAAA request
+            hw.regs.update_flags(Factory_Reset_SysFlag=0xFFFF)
         return res.ok

@@ -144,3 +144,15 @@ def test_slot_with_a_serial_flash_destination_is_refused_spec_3_1() -> None:
     dev.hw.dct.write_slot(1, dataclasses.replace(slot, destinationDeviceID=1))
     out = dev.boot()
     assert 8 not in out.sector_erases and out.boot == "application"
+
+
+def test_failed_restore_from_the_red_path_clears_the_factory_request_spec_5_3_5() -> None:
+    # spec 5.3 #5: FACTORY_Flash_Reset clears only the 0xAAAA flag on failure, whoever calls it;
+    # here the red "no valid system" path (spec 4.4 #6.3.5) after the 1 s button cancelled the
+    # factory mode. Extended: no factory image, so the restore fails and the device drops to DFU.
+    dev = Device.new("electron", "extended")
+    dev.install(b"\x00" * 16, address=0x08020000, reset=False)
+    dev.regs.update_flags(Factory_Reset_SysFlag=0xAAAA)
+    out = dev.boot(button_s=1.5)
+    assert out.boot == "dfu"
+    assert dev.regs.load_flags().Factory_Reset_SysFlag == 0xFFFF

@@ -13,12 +13,14 @@ The device handles that UpdateDone exactly as any other (spec 6.4): chunks still
 "missing" and may be listed too, so the server resends only the listed chunks it had sent
 *before* that UpdateDone (the link is FIFO; a reordered chunk may be resent needlessly, which the
 device ignores as a duplicate, spec 6.3 #4). Chunks keep arriving after a 4.00 and are written
-as usual (the device is still updating). If the queue drains before that UpdateDone is
-answered (its ChunkMissed lost, say), the server does not wait for the device's CoAP
-retransmission but sends the final UpdateDone at once; a ChunkMissed carries no token, so a
-late answer to the early one is taken as the answer to the open one (at worst a few chunks are
-resent needlessly and one more UpdateDone follows). The round trip is measured Karn-style from
-CONs answered without a retransmission (UpdateBegin, UpdateDone and stop-and-wait Chunk -> ACK).
+as usual (the device is still updating). If the queue has drained and that UpdateDone is still
+unanswered two round trips after it went out (its ChunkMissed lost, say), the server does not
+wait for the device's CoAP retransmission but sends the final UpdateDone; a ChunkMissed carries
+no token, so a late answer to the early one is taken as the answer to the open one (at worst a
+few chunks are resent needlessly and one more UpdateDone follows).
+
+The round trip is measured Karn-style from CONs answered without a retransmission (UpdateBegin,
+UpdateDone and stop-and-wait Chunk -> ACK), smoothed as TCP's SRTT (1/8 gain).
 
 Retransmission timeout. Once a round trip has been measured, the server's CONs (UpdateDone,
 stop-and-wait Chunks) start from ``rto_rtts`` round trips (at least ``min_rto_s``, at most the
@@ -173,6 +175,7 @@ class ServerSession:
         self._done_sent_at = 0.0  # first transmission of the UpdateDone now open
         self._done_mark = 0  # chunks_sent when that UpdateDone went out
         self._done_early = False  # that UpdateDone was sent with chunks still queued
+        self._early_giveup_at = 0.0  # when to stop waiting for its answer once drained
         self._last_tx: dict[int, int] = {}  # index -> chunks_sent after its latest send
         self.rtt_s: float | None = None  # smoothed round trip (CON -> ACK, Karn)
         self.early_dones = 0  # UpdateDones sent while chunks were still queued
@@ -193,8 +196,10 @@ class ServerSession:
         if self._vanished:
             return None
         cands = [self.ep.deadline(), self._wait_until]
-        if self._queue and self.config.pace_bps:
+        if self._queue and self.config.pace_bps and self.status == SessionStatus.SENDING:
             cands.append(self._next_send_at)
+        if self._done_early and not self._queue and self.status == SessionStatus.SENDING:
+            cands.append(self._early_giveup_at)
         vals = [c for c in cands if c is not None]
         return min(vals) if vals else None
 
@@ -304,6 +309,8 @@ class ServerSession:
                 self.status = SessionStatus.COMPLETE
                 self.finished_at = now
                 self._wait_until = None
+                self._queue.clear()  # an early UpdateDone found nothing missing
+                self._done_early = False
                 self.progress(self.chunk_count, self.chunk_count)
             elif msg.code == CODE_BAD_REQUEST:
                 self._wait(now)  # spec 6.4 #5: a ChunkMissed follows
@@ -430,10 +437,11 @@ class ServerSession:
                 if self._early_done_due(len(data), pace):
                     self.early_dones += 1
                     out += self._send_done(now, early=True)
-        if not self._queue and self._done_early:
-            # The queue drained before the early UpdateDone was answered: its ChunkMissed (or
-            # the UpdateDone itself) was probably lost. Do not wait out the device's CoAP
-            # retransmission; a fresh UpdateDone gets a fresh ChunkMissed (spec 6.4 #5).
+        if not self._queue and self._done_early and now >= self._early_giveup_at:
+            # The queue drained and the early UpdateDone is still unanswered two round trips
+            # on: its ChunkMissed (or the UpdateDone itself) was probably lost. Do not wait out
+            # the device's CoAP retransmission; a fresh UpdateDone gets a fresh ChunkMissed
+            # (spec 6.4 #5).
             if self._done_mid is not None:
                 self.ep.cancel(self._done_mid)
             self._done_mid = None
@@ -539,6 +547,7 @@ class ServerSession:
         self._done_sent_at = now
         self._done_mark = self.chunks_sent
         self._done_early = early
+        self._early_giveup_at = now + 2 * (self.rtt_s or 0.0)
         if not early:  # an early UpdateDone leaves the rest of the queue flowing
             self.status = SessionStatus.DONE_SENT
         return [self.ep.send(msg, now, ack_timeout_s=self._ack_timeout())]

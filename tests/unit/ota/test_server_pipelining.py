@@ -11,6 +11,7 @@ from flashroom.ota.endpoint import CoapEndpoint
 from flashroom.ota.link import PRESETS
 from flashroom.ota.messages import (
     CODE_BAD_REQUEST,
+    CODE_CHANGED,
     CODE_POST,
     CODE_PUT,
     CoapMessage,
@@ -108,7 +109,7 @@ def _drive_to_first_early_done(ota: Any) -> tuple[ServerSession, float, CoapMess
     ready = UpdateReady(1).to_coap(8, begin.token)
     now = 0.2
     sess.receive(ready.encode(), now)
-    while True:
+    for _ in range(10_000):
         dl = sess.deadline()
         assert dl is not None
         now = dl
@@ -116,6 +117,7 @@ def _drive_to_first_early_done(ota: Any) -> tuple[ServerSession, float, CoapMess
             msg = CoapMessage.decode(d)
             if msg.code == CODE_PUT:
                 return sess, now, msg
+    raise AssertionError("no early UpdateDone")
 
 
 def test_early_update_done_whose_chunk_missed_is_lost_does_not_stall_the_final_one(
@@ -128,7 +130,8 @@ def test_early_update_done_whose_chunk_missed_is_lost_does_not_stall_the_final_o
     ack = CoapMessage(CoapType.ACK, CODE_BAD_REQUEST, done.message_id, done.token)
     sess.receive(ack.encode(), t_early + 0.2)
     last_chunk = t_early
-    while True:
+    final_at = None
+    for _ in range(10_000):
         dl = sess.deadline()
         assert dl is not None and dl < t_early + 1.0, "stalled waiting for the lost ChunkMissed"
         outs = [CoapMessage.decode(d) for d in sess.poll(dl)]
@@ -137,6 +140,20 @@ def test_early_update_done_whose_chunk_missed_is_lost_does_not_stall_the_final_o
             break
         if outs:
             last_chunk = dl
-    # ...and sends the final UpdateDone as soon as the queue has drained, not after a timeout.
-    assert final_at - last_chunk < 0.05
+    assert final_at is not None, "no final UpdateDone"
+    # ...and, once the queue has drained, gives the early UpdateDone two round trips to be
+    # answered, then sends the final one (instead of waiting out a 2-3 s CoAP retransmission).
+    rtt = sess.rtt_s
+    assert rtt is not None
+    assert abs(final_at - max(last_chunk, t_early + 2 * rtt)) < 0.02
     assert sess.status == SessionStatus.DONE_SENT and sess.early_dones == 1
+
+
+def test_early_update_done_answered_2_04_completes_and_leaves_no_stale_timer(ota: Any) -> None:
+    # E.g. only needless resends were still queued: the device has everything and finishes.
+    sess, t_early, done = _drive_to_first_early_done(ota)
+    ack = CoapMessage(CoapType.ACK, CODE_CHANGED, done.message_id, done.token)
+    sess.receive(ack.encode(), t_early + 0.2)
+    assert sess.status == SessionStatus.COMPLETE
+    assert sess.deadline() is None  # a driver loop would otherwise spin on a past deadline
+    assert sess.poll(t_early + 10.0) == []

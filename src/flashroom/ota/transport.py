@@ -17,7 +17,9 @@ timeouts are real, so tests use a short ``ack_timeout_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +103,9 @@ def parse_bind(bind: str) -> tuple[str, int]:
     return host.strip("[]"), p
 
 
+_RCVBUF_BYTES = 4 * 1024 * 1024
+
+
 class _Datagrams(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.queue: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
@@ -109,6 +114,14 @@ class _Datagrams(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Fast OTA sends chunks back to back; with the kernel's default receive buffer
+            # (~200 KB, ~100 datagrams on loopback) a busy peer drops most of a 256 KB burst
+            # and recovers it with ChunkMissed rounds. Ask for room for a whole image; the
+            # kernel clamps the request to net.core.rmem_max.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF_BYTES)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.queue.put_nowait((data, addr))

@@ -184,6 +184,7 @@ class Device:
             self.flash,
             self.regs,
             DcdStore(self.flash, app_offset=profile.dct_app_offset),
+            embedded_bootloader=embedded_bootloader(profile.platform, bootloader),
         )
         self.state = "off"
         self.reason = ""
@@ -701,6 +702,24 @@ def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def embedded_bootloader(platform: str, bootloader: str) -> bytes | None:
+    """The bootloader image the system firmware embeds (spec 4.7), None off Electron.
+
+    Electron v2.3.1 embeds bootloader 1004 (spec 2.4), which is what a fresh ``resumable``
+    device carries. Spec-silent modelling choice: a ``legacy`` device stands for a system build
+    whose embedded image is that same <= 1002 bootloader; a real v2.3.1 system would replace a
+    1002 bootloader with 1004 at its first boot (spec 4.7), so the legacy hazard (spec 4.5)
+    is only real before the system reaches 2.x.
+    """
+    if platform != "electron":
+        return None
+    for m in default_modules(platform, "stock", bootloader):
+        if read_module_info_at(m, 0).module_function == ModuleFunction.BOOTLOADER:
+            return m
+    return None  # pragma: no cover - every install has a bootloader
+
+
 def factory_image(platform: str) -> bytes:
     """The factory image of a fresh stock device: a user part linked for the user slot (5.1)."""
     from flashroom.particle.build import synthetic_user_app
@@ -720,5 +739,6 @@ __all__ = [
     "Outcome",
     "OutcomeError",
     "default_modules",
+    "embedded_bootloader",
     "factory_image",
 ]

@@ -31,6 +31,7 @@ from flashroom.emu.profiles import ModuleBounds
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, IWDG_ENABLE
 from flashroom.errors import OtaError
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
+from flashroom.particle.module_info import read_module_info_at as module_info_at_bytes
 from flashroom.ranges import fmt_addr
 
 # spec 3.1: validity bits (ota_flash_hal.h:59-68)
@@ -260,6 +261,9 @@ class SystemFirmware:
             hw.regs.update_flags(IWDG_Enable_SysFlag=0xFFFF)
             hw.log("system: HAL_Core_Setup cleared IWDG_Enable_SysFlag: reset (double reset)")
             return SystemBoot("reset", "IWDG flag cleared")
+        # --- HAL_Core_Setup: bootloader_update_if_needed (spec 4.7, Electron only)
+        if self._replace_bootloader():
+            return SystemBoot("reset", "embedded bootloader applied")
         # --- ota_update_flag (spec 4.3 / 4.7 "DFU + flag")
         flag = hw.dct.read_app(DCT_OTA_UPDATE_FLAG_OFFSET, 1)[0]
         if flag == OTA_UPDATE_FLAG_SET:
@@ -270,6 +274,30 @@ class SystemFirmware:
         if safe is None:
             return SystemBoot("application")
         return SystemBoot("safe_mode", safe)
+
+    def _replace_bootloader(self) -> bool:
+        """``bootloader_update_if_needed`` (spec 4.7): True when sector 0 was rewritten.
+
+        Compares the raw u16 at 0x08000000 + 0x184 + 10 with the embedded image's version and,
+        when the embedded one is newer, copies it to 0x08000000 as ``bootloader_update`` does:
+        the whole sector 0 erased in place, then 32-bit words (not power-loss safe). The
+        image's own checks (DEST_IS_START | CRC | FUNCTION) pass by construction.
+        """
+        hw = self.hw
+        image = hw.embedded_bootloader
+        if image is None:
+            return False
+        installed = int.from_bytes(hw.flash.read(0x08000000 + 0x184 + 10, 2), "little")
+        embedded = module_info_at_bytes(image).module_version
+        if embedded <= installed:
+            return False
+        hw.flash.erase_containing(0x08000000)
+        hw.flash.program(0x08000000, image + b"\xff" * (-len(image) % 4))
+        hw.log(
+            f"system: HAL_Core_Setup replaced bootloader {installed} with the embedded "
+            f"{embedded} (spec 4.7): reset"
+        )
+        return True
 
     def _system_chain(self) -> str | None:
         """Spec 8.9: the reason the system parts' SYSTEM_PART dependencies are unmet, or None."""

@@ -121,3 +121,72 @@ def test_ota_user_part_end_check_is_inclusive_of_the_exclusive_end_spec_3_3() ->
     out = dev.ota(over)
     assert out.result == "rejected"
     assert out.error is not None and out.error.code == -1300
+
+
+def _bootloader(version: int) -> bytes:
+    return synthetic_module(
+        15_664,
+        platform_id=10,
+        function=ModuleFunction.BOOTLOADER,
+        index=0,
+        version=version,
+        start_address=0x08000000,
+        seed=51,
+    )
+
+
+def test_electron_system_replaces_an_older_bootloader_with_its_embedded_one_spec_4_7() -> None:
+    # spec 4.7 "Electron only: embedded image": HAL_Core_Setup compares the u16 at
+    # 0x08000000 + 0x184 + 10 with the embedded image's version (1004 in v2.3.1, spec 2.4) and,
+    # if the embedded one is newer, copies it into sector 0 and resets.
+    dev = Device.new("electron", "extended")
+    dev.install(_bootloader(1003), reset=False)
+    assert dev.bootloader_version() == 1003
+    out = dev.boot()
+    assert out.boot == "application"
+    assert dev.bootloader_version() == 1004
+    assert out.sector_erases.get(0) == 1
+
+
+def test_electron_system_keeps_a_newer_bootloader_spec_4_7() -> None:
+    dev = Device.new("electron", "stock")
+    dev.install(_bootloader(1006), reset=False)
+    out = dev.boot()
+    assert dev.bootloader_version() == 1006 and 0 not in out.sector_erases
+
+
+def test_power_cut_during_the_embedded_bootloader_replacement_bricks_spec_4_7() -> None:
+    # spec 4.7: the copy erases sector 0 in place: not power-loss safe.
+    dev = Device.new("electron", "extended")
+    dev.install(_bootloader(1003), reset=False)
+    snap = dev.snapshot()
+    start = dev.flash.op_count
+    dev.boot()
+    erase = next(
+        op
+        for op in dev.flash.log
+        if op.kind == "erase" and op.addr == 0x08000000 and op.first_op >= start
+    )
+    dev.restore(snap)
+    assert dev.boot(cut_at_op=erase.first_op - start + 1).result == "interrupted"
+    assert dev.boot().boot == "bricked"
+
+
+def test_photon_has_no_embedded_bootloader_replacement_spec_4_7() -> None:
+    dev = Device.new("photon", "stock")
+    old = dev.bootloader_version()
+    assert old is not None
+    dev.install(
+        synthetic_module(
+            15_348,
+            platform_id=6,
+            function=ModuleFunction.BOOTLOADER,
+            index=0,
+            version=old - 1,
+            start_address=0x08000000,
+            seed=52,
+        ),
+        reset=False,
+    )
+    dev.boot()
+    assert dev.bootloader_version() == old - 1

@@ -119,13 +119,14 @@ class Bootloader:
                 "whatever is at 0x08000000 (spec 4.7: a bootloader update is not power-loss safe)",
             )
         regs = hw.regs
-        # 1. Load_SystemFlags; rewrite the bootloader version; clear StartupMode; features on.
+        # 1. Load_SystemFlags; rewrite the bootloader version; clear StartupMode. The feature
+        #    byte is forced to 0xFF in a local copy only (main.c:173-177): every button
+        #    feature is on, the register keeps its value.
         flags = regs.load_flags()
         if flags.Bootloader_Version_SysFlag != version:
             flags.Bootloader_Version_SysFlag = version
         if flags.StartupMode_SysFlag != 0:
             flags.StartupMode_SysFlag = 0
-        flags.FeaturesEnabled_SysFlag = 0xFF
         regs.save_flags(flags)
         # 2. FLASH_OTA_Update_SysFlag 0x0005 marks "OTA available" (the DR10 test is compiled
         #    out, spec 4.4 #2); only the external-flash code writes it. It is acted on in the

@@ -156,3 +156,12 @@ def test_failed_restore_from_the_red_path_clears_the_factory_request_spec_5_3_5(
     out = dev.boot(button_s=1.5)
     assert out.boot == "dfu"
     assert dev.regs.load_flags().Factory_Reset_SysFlag == 0xFFFF
+
+
+def test_feature_byte_is_forced_to_0xff_locally_not_in_the_register_spec_4_4_1() -> None:
+    # spec 4.4 #1 (bootloader main.c:173-177): ``features`` is a local copy forced to 0xFF, so
+    # every button feature works; the FeaturesEnabled byte in DR8 is left as it was.
+    dev = Device.new("electron", "stock")
+    dev.regs.update_flags(FeaturesEnabled_SysFlag=0x5A)
+    assert dev.boot(button_s=4.0).boot == "dfu"  # DFU feature on despite 0x5A
+    assert dev.regs.load_flags().FeaturesEnabled_SysFlag == 0x5A

@@ -81,3 +81,9 @@ class OtaError(FlashroomError):
 
 class TransportError(OtaError):
     """The transport (CoAP/UDP) failed: peer gone, timeout, malformed datagram."""
+
+
+class OutputError(FlashroomError, OSError):
+    """An output file or directory cannot be written (missing or read-only directory, a file
+    where a directory is needed, disk full...). Also an ``OSError``, so callers that caught the
+    raw ``OSError`` before keep working."""

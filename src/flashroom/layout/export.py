@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from flashroom import __version__
-from flashroom.atomicfile import write_text_atomic
+from flashroom.atomicfile import ensure_dir, write_text_atomic
 from flashroom.layout.model import Layout, Region
 from flashroom.ranges import fmt_addr, fmt_size
 
@@ -140,7 +140,7 @@ def write_exports(layout: Layout, out_dir: Path) -> list[Path]:
         The paths written, in order.
     """
     files = render_exports(layout)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     written: list[Path] = []
     for name, text in files.items():
         p = out_dir / name

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flashroom.atomicfile import write_bytes_atomic
+from flashroom.atomicfile import ensure_dir, write_bytes_atomic
 from flashroom.errors import UsageError
 from flashroom.layout.model import Layout, Region
 from flashroom.ranges import fmt_addr, fmt_size
@@ -253,5 +253,5 @@ def write_flash_maps(
     layouts: Sequence[Layout], out_dir: Path, stem: str = "flash-map", title: str | None = None
 ) -> list[Path]:
     """Write ``<stem>.svg`` and ``<stem>.png`` into ``out_dir``; returns the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     return [render_flash_map(layouts, out_dir / f"{stem}.{ext}", title) for ext in ("svg", "png")]

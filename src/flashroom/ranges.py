@@ -16,24 +16,34 @@ _SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F]+|\d+)\s*([kKmM]?)(?:[iI]?[bB])?\s*
 def parse_size(text: str | int) -> int:
     """Parse a size such as ``"128K"``, ``"256k"``, ``"1M"``, ``"0x20000"`` or ``"4096"``.
 
-    K and M are binary (1024, 1048576), as in every flash datasheet.
+    K and M are binary (1024, 1048576), as in every flash datasheet. A size never exceeds the
+    32-bit address space (4G) of the microcontrollers flashroom models.
 
     Raises:
-        UsageError: the text is not a size.
+        UsageError: the text is not a size, or it is larger than the 32-bit address space.
     """
     if isinstance(text, int):
         if text < 0:
             raise UsageError(f"size must not be negative, got {text}")
-        return text
-    m = _SIZE_RE.match(text)
-    if not m:
+        value = text
+    else:
+        m = _SIZE_RE.match(text)
+        if not m:
+            raise UsageError(
+                f"invalid size {text!r}: expected a number with an optional K or M suffix "
+                "(e.g. 200K, 0x20000, 131072)"
+            )
+        value = int(m.group(1), 0) * {"": 1, "K": 1024, "M": 1024 * 1024}[m.group(2).upper()]
+    if value > MAX_SIZE:
         raise UsageError(
-            f"invalid size {text!r}: expected a number with an optional K or M suffix "
-            "(e.g. 200K, 0x20000, 131072)"
+            f"size {text!r} ({value} bytes) is larger than the 32-bit address space: expected "
+            "at most 4096M (0x100000000)"
         )
-    value = int(m.group(1), 0)
-    unit = m.group(2).upper()
-    return value * {"": 1, "K": 1024, "M": 1024 * 1024}[unit]
+    return value
+
+
+#: The largest size :func:`parse_size` accepts: the whole 32-bit address space.
+MAX_SIZE = 1 << 32
 
 
 def parse_addr(text: str | int) -> int:
@@ -51,8 +61,16 @@ def parse_addr(text: str | int) -> int:
             raise UsageError(
                 f"invalid address {text!r}: expected a number such as 0x08080000"
             ) from None
-    if not 0 <= value <= 0xFFFFFFFF:
-        raise UsageError(f"address 0x{value:x} is outside the 32-bit address space")
+    if value < 0:
+        raise UsageError(
+            f"invalid address {text!r}: negative; expected 0x00000000..0xffffffff "
+            "(e.g. 0x08080000)"
+        )
+    if value > 0xFFFFFFFF:
+        raise UsageError(
+            f"address 0x{value:x} is outside the 32-bit address space: expected "
+            "0x00000000..0xffffffff"
+        )
     return value
 
 

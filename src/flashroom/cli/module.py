@@ -5,12 +5,14 @@ A thin shell over :mod:`flashroom.particle`: parse options, call one API functio
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from flashroom.atomicfile import write_bytes_atomic
+from flashroom.atomicfile import ensure_dir, write_bytes_atomic
 from flashroom.cli.common import (
     ADDRESS,
     SIZE,
@@ -20,7 +22,7 @@ from flashroom.cli.common import (
     progress_bar,
     stdout_console,
 )
-from flashroom.errors import ModuleFormatError
+from flashroom.errors import ChecksumError, ModuleFormatError, UsageError
 from flashroom.ranges import fmt_addr
 
 
@@ -31,6 +33,52 @@ def _read(path: str) -> bytes:
         raise ModuleFormatError(
             f"{path}: cannot read file ({e.strerror or e})", field="file"
         ) from None
+
+
+@contextmanager
+def _about(path: str) -> Iterator[None]:
+    """Prefix the file name to a library error that does not name it (the library sees bytes)."""
+    try:
+        yield
+    except ModuleFormatError as e:
+        if str(e).startswith(path):
+            raise
+        err = ModuleFormatError(f"{path}: {e}")
+        err.field, err.offset = e.field, e.offset
+        raise err from None
+    except UsageError as e:
+        if str(e).startswith(path):
+            raise
+        raise UsageError(f"{path}: {e}") from None
+
+
+def _parse(path: str) -> Any:
+    """Read and parse one module, naming the file in any error."""
+    from flashroom.particle.module import parse_module
+
+    data = _read(path)
+    with _about(path):
+        return parse_module(data, path)
+
+
+def _refuse_corrupt(path: str, data: bytes, action: str) -> None:
+    """Refuse to rewrite a module whose CRC-32 is wrong (spec-silent policy of the CLI).
+
+    compress/combine recompute the CRC-32 (module-format.md 6.1-6.2), which would hide the
+    damage from the device's own check (spec 3.2); the library follows the reference tool and
+    does not verify, so the command does.
+    """
+    from flashroom.particle.module import parse_module
+
+    with _about(path):
+        m = parse_module(data, path)
+    if not m.crc_ok:
+        raise ChecksumError(
+            f"{path}: refusing to {action} a corrupt module (the new CRC-32 would hide the "
+            "damage); CRC-32",
+            stored=f"0x{m.crc_stored:08x}",
+            computed=f"0x{m.crc_computed:08x}",
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -136,15 +184,19 @@ def _render_module_text(m: Any, console: Any) -> None:
 
 def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
     results, parsed, worst = _inspect_files(files)
+    # Unparseable files are named on stderr in both formats (the JSON carries them too).
+    for name, item in zip(files, parsed, strict=True):
+        if isinstance(item, ModuleFormatError):
+            msg = str(item)
+            click.echo(f"error: {msg if msg.startswith(name) else f'{name}: {msg}'}", err=True)
     if fmt == "json":
         emit_json(results[0] if len(results) == 1 else results)
     else:
         console = stdout_console()
         for name, item in zip(files, parsed, strict=True):
             if isinstance(item, ModuleFormatError):
-                msg = str(item)
-                click.echo(f"error: {msg if msg.startswith(name) else f'{name}: {msg}'}", err=True)
-            elif verify_only:
+                continue
+            if verify_only:
                 bad = [c for c in item.checks() if not c.ok]
                 if bad:
                     for c in bad:
@@ -307,7 +359,9 @@ def compress(input_file: str, output: str, level: int, window_bits: int, fmt: st
     from flashroom.particle.compress import compress_module
 
     data = _read(input_file)
-    out = compress_module(data, level=level, window_bits=window_bits)
+    _refuse_corrupt(input_file, data, "compress")
+    with _about(input_file):
+        out = compress_module(data, level=level, window_bits=window_bits)
     write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, len(data), len(out), "compressed")
 
@@ -326,7 +380,8 @@ def decompress(input_file: str, output: str, fmt: str) -> None:
     from flashroom.particle.compress import decompress_module
 
     data = _read(input_file)
-    out = decompress_module(data)
+    with _about(input_file):
+        out = decompress_module(data)
     write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, len(data), len(out), "decompressed")
 
@@ -345,6 +400,8 @@ def combine(inputs: tuple[str, ...], output: str, fmt: str) -> None:
     from flashroom.particle.compress import combine_modules
 
     mods = [_read(p) for p in inputs]
+    for p, m in zip(inputs, mods, strict=True):
+        _refuse_corrupt(p, m, "combine")
     out = combine_modules(mods)
     write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, sum(len(m) for m in mods), len(out), f"combined {len(mods)}")
@@ -369,9 +426,10 @@ def split(input_file: str, output_dir: str, fmt: str) -> None:
     """
     from flashroom.particle.compress import split_modules
 
-    parts = split_modules(_read(input_file))
-    d = Path(output_dir)
-    d.mkdir(parents=True, exist_ok=True)
+    data = _read(input_file)
+    with _about(input_file):
+        parts = split_modules(data)
+    d = ensure_dir(output_dir)
     written = []
     for i, p in enumerate(parts, 1):
         path = d / f"part{i}.bin"
@@ -418,10 +476,9 @@ def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) ->
       flashroom module deps app.bin --against system-part1.bin system-part2.bin
     """
     from flashroom.particle.deps import check_dependencies
-    from flashroom.particle.module import parse_module
 
-    target = parse_module(_read(app), app)
-    installed = [parse_module(_read(p), p) for p in (*against, *more)]
+    target = _parse(app)
+    installed = [_parse(p) for p in (*against, *more)]
     result = check_dependencies(target.info, [m.info for m in installed])
     if fmt == "json":
         emit_json({"file": app, "against": [m.filename for m in installed], **result.to_json()})

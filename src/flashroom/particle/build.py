@@ -568,6 +568,14 @@ def elf_image(data: bytes, *, name: str = "<elf>") -> tuple[int, bytes]:
 
     try:
         elf = ELFFile(io.BytesIO(data))
+        machine = elf["e_machine"]
+        if machine != "EM_ARM" or elf.elfclass != 32:
+            raise ModuleFormatError(
+                f"{name}: ELF is for {machine} ({elf.elfclass}-bit); expected a 32-bit ARM "
+                "(EM_ARM) image for the STM32F205",
+                offset=0x12,
+                field="e_machine",
+            )
         segs = []
         for seg in elf.iter_segments():
             if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:

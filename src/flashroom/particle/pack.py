@@ -114,6 +114,14 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
         raise UsageError("give either an input file or --synthetic SIZE, not both or neither")
     region = region_for_module(req.platform, req.layout, fn, req.index)
     start = region.start if req.start_address is None else req.start_address
+    if start % 4:
+        # Spec-silent guard: flash is programmed in 32-bit words (spec 8.6) and a vector table
+        # or module_info_t at an unaligned address cannot be read by the Cortex-M3 as Device
+        # OS does; no real module starts off a word boundary.
+        raise UsageError(
+            f"--start 0x{start:08x} is not 4-byte aligned: expected a word-aligned address "
+            f"such as 0x{start & ~3:08x} (region {region.region} starts at 0x{region.start:08x})"
+        )
     dep1, dep2 = dependencies_from_specs(req.depends)
     elf_addr: int | None = None
     if req.synthetic_size is not None:
@@ -138,10 +146,22 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
         payload_size = len(module) - overhead(vector_table=vt)
     else:
         payload = input_data if input_data is not None else b""
+        if not payload:
+            raise UsageError(
+                f"{req.input_name} is empty: expected a raw image or an ELF file to pack"
+            )
         source = "raw"
         if is_elf(payload):
             elf_addr, payload = elf_image(payload, name=req.input_name)
             source = "elf"
+            # An ELF knows where it was linked; one linked for another region is a mistake
+            # that would run code at the wrong address (spec-silent guard).
+            if not region.start <= elf_addr < region.end:
+                raise UsageError(
+                    f"{req.input_name}: ELF loadable image starts at 0x{elf_addr:08x}, outside "
+                    f"region {region.region} [0x{region.start:08x}, 0x{region.end:08x}) that "
+                    f"--function/--index select; expected an ELF linked for that region"
+                )
         _refuse_existing_module(payload, start, pid, req.input_name)
         module = build_module(
             payload,

@@ -14,8 +14,9 @@ import click
 
 from flashroom.cli.common import ADDRESS, CheckFailed, emit_json, format_option
 from flashroom.cli.common import stdout_console as _console
+from flashroom.cli.params import FiniteFloatRange
 from flashroom.emu.profiles import BOOTLOADER_VARIANTS, PLATFORMS, PROFILES
-from flashroom.errors import UsageError
+from flashroom.errors import EmulatorError, UsageError
 from flashroom.ranges import fmt_size
 
 _FUNCTIONS = {0: "NONE", 2: "BOOTLOADER", 4: "SYSTEM_PART", 5: "USER_PART"}
@@ -92,6 +93,22 @@ def _render_outcome(out: Any, fmt: str, title: str) -> None:
         con.print("[bold]trace[/bold]")
         for e in out.events:
             con.print(f"  {e}", markup=False)
+
+
+def _require_cut(out: Any, cut_at_op: int | None, what: str, image: Path) -> None:
+    """Refuse a --cut-at-op that the run never reached (before the image is saved).
+
+    A cut past the last operation would silently run the whole update, which is not what the
+    user asked for; the image is left as it was.
+    """
+    if cut_at_op is None or out.result == "interrupted":
+        return
+    n = out.flash_ops
+    ops = f"has only {n} flash operations (0..{n - 1})" if n else "has no flash operation"
+    raise UsageError(
+        f"--cut-at-op {cut_at_op}: this {what} {ops}, so power was never cut; "
+        f"the image is unchanged ({image})"
+    )
 
 
 def _finish(out: Any, fmt: str, title: str, ok: bool) -> None:
@@ -224,15 +241,21 @@ def install_cmd(
     dev = _load(image)
     datas = [_read_module(p) for p in modules]
     out = None
-    for i, data in enumerate(datas):
-        out = dev.install(
-            data,
-            address=address,
-            reset=i == len(datas) - 1,
-            cut_at_op=cut_at_op,
-            torn=torn,
-            seed=seed,
-        )
+    for i, (path, data) in enumerate(zip(modules, datas, strict=True)):
+        try:
+            out = dev.install(
+                data,
+                address=address,
+                reset=i == len(datas) - 1,
+                cut_at_op=cut_at_op,
+                torn=torn,
+                seed=seed,
+            )
+        except EmulatorError as e:
+            hint = " (--address)" if address is None and "explicitly" in str(e) else ""
+            raise EmulatorError(f"{path}: {e}{hint}") from None
+    if out is not None:
+        _require_cut(out, cut_at_op, "DFU install", image)
     dev.save(image)
     if out is None:  # pragma: no cover - nargs=-1 with required=True gives one module at least
         raise UsageError("no module to install")
@@ -276,6 +299,7 @@ def ota_cmd(
         dev.flash.granularity = granularity
     out = dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed)
     dev.flash.granularity = saved
+    _require_cut(out, cut_at_op, "OTA", image)
     dev.save(image)
     _finish(out, fmt, f"OTA {module_path}", out.result == "applied")
 
@@ -285,7 +309,7 @@ def ota_cmd(
 @click.option(
     "--button",
     "button_s",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=0.0,
     help="Seconds the MODE button is held at reset (1 safe mode, 3 DFU, 6.5 factory reset).",
 )
@@ -322,6 +346,7 @@ def boot_cmd(
         if factory_reset
         else dev.boot(button_s=button_s, cut_at_op=cut_at_op, torn=torn, seed=seed)
     )
+    _require_cut(out, cut_at_op, "boot", image)
     dev.save(image)
     _finish(out, fmt, f"boot {image}", out.boot != "bricked")
 

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from flashroom.cli.common import CheckFailed, emit_json, format_option, progress_bar, stdout_console
+from flashroom.cli.params import FiniteFloatRange
 from flashroom.errors import UsageError
 from flashroom.ranges import fmt_size
 
@@ -56,7 +57,12 @@ def _check_firmware(opts: ServeOptions) -> dict[str, Any]:
     from flashroom.errors import FlashroomError
     from flashroom.particle.module import parse_module
 
-    data = opts.firmware.read_bytes()
+    try:
+        data = opts.firmware.read_bytes()
+    except OSError as e:
+        raise UsageError(
+            f"--firmware {opts.firmware}: cannot read file ({e.strerror or e})"
+        ) from None
     info: dict[str, Any] = {"path": str(opts.firmware), "size": len(data)}
     try:
         mod = parse_module(data, filename=str(opts.firmware))
@@ -120,14 +126,14 @@ def _check_firmware(opts: ServeOptions) -> dict[str, Any]:
 )
 @click.option(
     "--ack-timeout",
-    type=click.FloatRange(0.001),
+    type=FiniteFloatRange(0.001),
     default=2.0,
     show_default=True,
     help="CoAP ACK_TIMEOUT in seconds (RFC 7252: 2; use ~0.2 on loopback).",
 )
 @click.option(
     "--response-timeout",
-    type=click.FloatRange(0.01),
+    type=FiniteFloatRange(0.01),
     default=60.0,
     show_default=True,
     help="Seconds to wait for UpdateReady, ChunkReceived or ChunkMissed before giving up.",
@@ -310,7 +316,7 @@ def build_link(opts: ConnectOptions) -> Any:
     return base.with_(**changes)
 
 
-_PROB = click.FloatRange(0.0, 1.0, max_open=True)
+_PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
 
 
 @click.command()
@@ -327,35 +333,35 @@ _PROB = click.FloatRange(0.0, 1.0, max_open=True)
     default=None,
     help="Link preset (figures and sources: flashroom.ota.link). Default: no emulation.",
 )
-@click.option("--rtt-ms", type=click.FloatRange(0), default=None, help="Round-trip time (ms).")
+@click.option("--rtt-ms", type=FiniteFloatRange(0), default=None, help="Round-trip time (ms).")
 @click.option(
     "--bandwidth-bps",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=None,
     help="Downlink bits/s (0 = unlimited).",
 )
-@click.option("--uplink-bps", type=click.FloatRange(0), default=None, help="Uplink bits/s.")
+@click.option("--uplink-bps", type=FiniteFloatRange(0), default=None, help="Uplink bits/s.")
 @click.option("--loss", type=_PROB, default=None, help="Datagram loss probability.")
 @click.option("--duplicate", type=_PROB, default=None, help="Duplication probability.")
 @click.option("--reorder", type=_PROB, default=None, help="Reordering probability.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Link RNG seed.")
 @click.option(
     "--ack-timeout",
-    type=click.FloatRange(0.001),
+    type=FiniteFloatRange(0.001),
     default=2.0,
     show_default=True,
     help="Real CoAP ACK_TIMEOUT in seconds (RFC 7252: 2; ~0.2 on loopback).",
 )
 @click.option(
     "--inactivity-timeout",
-    type=click.FloatRange(0.01),
+    type=FiniteFloatRange(0.01),
     default=None,
     help="Seconds without OTA activity before the device gives up (default: the platform's "
     "TIMING_FLASH_UPDATE_TIMEOUT, 300 on Electron, 30 on Photon/P1; spec 6.5).",
 )
 @click.option(
     "--time-limit",
-    type=click.FloatRange(0.1),
+    type=FiniteFloatRange(0.1),
     default=900.0,
     show_default=True,
     help="Real seconds before the run is abandoned.",

@@ -34,7 +34,7 @@ from flashroom.emu.profiles import (
 )
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import OTA_CHUNK_SIZE, SystemFirmware
-from flashroom.errors import EmulatorError, OtaError, PowerCut
+from flashroom.errors import EmulatorError, FlashroomError, OtaError, PowerCut
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.ranges import fmt_addr
 
@@ -237,26 +237,42 @@ class Device:
         except OSError as e:
             raise EmulatorError(f"cannot read device image {p}: {e.strerror}") from None
         meta, contents = decode_image(data, name=str(p))
+        # ``where`` names the metadata field being read, so that an error says which one.
+        where = "platform"
         try:
             prof = get_profile(str(meta["platform"]), str(meta["profile"]))
+            where = "platform_id"
+            if "platform_id" in meta and int(meta["platform_id"]) != prof.platform_id:
+                raise EmulatorError(
+                    f"platform_id {meta['platform_id']} does not match platform "
+                    f"{prof.platform!r} (platform_id {prof.platform_id})"
+                )
+            where = "backup_registers"
+            regs = BackupRegisters([int(v) for v in meta["backup_registers"]])
+            where = "bootloader" if meta["bootloader"] not in BOOTLOADER_VARIANTS else "granularity"
             dev = cls(
                 prof,
                 bootloader=str(meta["bootloader"]),
                 granularity=meta.get("granularity", "word"),
-                regs=BackupRegisters([int(v) for v in meta["backup_registers"]]),
+                regs=regs,
             )
-            counters = meta["counters"]
+            where = "flash"
             dev.flash.load_contents(contents)
+            where = "counters"
+            counters = meta["counters"]
             dev.flash.op_count = int(counters["op_count"])
             dev.flash.erase_counts = [int(v) for v in counters["erase_counts"]]
             dev.flash.device_time_s = float(counters["device_time_s"])
             dev.flash.device_time_max_s = float(counters["device_time_max_s"])
+            where = "state"
             dev.state = str(meta["state"])
             dev.reason = str(meta.get("reason", ""))
-        except (KeyError, TypeError, ValueError) as e:
+        except KeyError as e:
             raise EmulatorError(
-                f"{p}: device image metadata is incomplete or invalid: {e}"
+                f"{p}: device image metadata is incomplete: missing field {e}"
             ) from None
+        except (TypeError, ValueError, AttributeError, FlashroomError) as e:
+            raise EmulatorError(f"{p}: device image field {where}: {e}") from None
         if dev.state not in BOOT_MODES:
             raise EmulatorError(f"{p}: unknown device state {dev.state!r} in metadata")
         if len(dev.flash.erase_counts) != len(dev.flash.chip.sectors):
@@ -416,12 +432,13 @@ class Device:
             except Exception:
                 raise EmulatorError(
                     f"cannot take the DFU address from a {len(module)}-byte file: no "
-                    "module_info_t (pass address=)"
+                    "module_info_t at offset 0; give the address explicitly"
                 ) from None
         end = address + len(module)
         if not (INTERNAL_FLASH_START <= address < INTERNAL_FLASH_END) or end > INTERNAL_FLASH_END:
+            end_txt = fmt_addr(end) if end <= 0xFFFFFFFF else "past 0xffffffff"
             raise EmulatorError(
-                f"DFU write {fmt_addr(address)}-{fmt_addr(end)} is outside internal flash "
+                f"DFU write {fmt_addr(address)}-{end_txt} is outside internal flash "
                 f"{fmt_addr(INTERNAL_FLASH_START)}-{fmt_addr(INTERNAL_FLASH_END)} (spec 3.4)"
             )
         start = self._counters()

@@ -11,7 +11,13 @@ from typing import Any
 
 import click
 
-from flashroom.cli.common import CheckFailed, emit_json, format_option, stdout_console
+from flashroom.cli.common import (
+    CheckFailed,
+    emit_json,
+    format_option,
+    progress_bar,
+    stdout_console,
+)
 
 
 def _render_step(con: Any, index: int, step: Any) -> None:
@@ -55,8 +61,10 @@ def demo(out_dir: Path, quick: bool, fmt: str) -> None:
       flashroom demo --out out
       flashroom demo --quick --format json
     """
+    from flashroom.atomicfile import check_writable_dir
     from flashroom.report.story import run_demo
 
+    check_writable_dir(out_dir)  # a bad --out fails now, not after a minute of work
     con = stdout_console()
     counter = [0]
 
@@ -67,7 +75,8 @@ def demo(out_dir: Path, quick: bool, fmt: str) -> None:
 
     if fmt == "text":
         con.print("[bold]flashroom demo[/]: a 256 KB Electron app, with OTA kept")
-    report = run_demo(out_dir, quick=quick, on_step=on_step)
+    with progress_bar("demo") as progress:
+        report = run_demo(out_dir, quick=quick, on_step=on_step, progress=progress)
     if fmt == "json":
         emit_json(report.to_json())
     else:

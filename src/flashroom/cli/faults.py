@@ -19,6 +19,7 @@ from flashroom.cli.common import (
     progress_bar,
     stdout_console,
 )
+from flashroom.emu.profiles import PLATFORMS
 
 _STYLE = {
     "new_app": "green",
@@ -31,7 +32,13 @@ _STYLE = {
 
 
 @click.command(name="sweep")
-@click.option("--platform", default="electron", show_default=True, help="Device platform.")
+@click.option(
+    "--platform",
+    type=click.Choice(list(PLATFORMS)),
+    default="electron",
+    show_default=True,
+    help="Device platform.",
+)
 @click.option(
     "--profile",
     type=click.Choice(["stock", "extended"]),
@@ -148,6 +155,10 @@ def sweep(
         workers=workers,
     )
     cfg.validate()
+    if save_failing is not None:
+        from flashroom.atomicfile import check_writable_dir
+
+        check_writable_dir(save_failing)  # fail now, not after the sweep
     with progress_bar(f"sweep {scenario}") as progress:
         result = run_sweep(cfg, progress=progress)
     saved: list[Path] = []
@@ -172,7 +183,14 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
     con = console or stdout_console()
     j = result.to_json()
     c = j["config"]
-    kind = "exhaustive" if j["exhaustive"] else f"every {c['stride']}th op (not exhaustive)"
+    if j["exhaustive"]:
+        kind = "exhaustive"
+    else:
+        parts = [f"every {c['stride']} ops"] if c["stride"] > 1 else []
+        last = j["total_ops"] if c["last_op"] is None else min(c["last_op"], j["total_ops"])
+        if c["first_op"] or last < j["total_ops"]:
+            parts.append(f"ops {c['first_op']}..{last - 1}")
+        kind = ", ".join(parts) + " (not exhaustive)"
     con.print(
         f"[bold]Power-loss sweep[/]: {c['platform']} {c['profile']} / {c['bootloader']} "
         f"bootloader, scenario {c['scenario']}, {c['granularity']} granularity"
@@ -234,7 +252,13 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
 
 
 @click.command(name="badinput")
-@click.option("--platform", default="electron", show_default=True, help="Device platform.")
+@click.option(
+    "--platform",
+    type=click.Choice(list(PLATFORMS)),
+    default="electron",
+    show_default=True,
+    help="Device platform.",
+)
 @click.option(
     "--profile",
     type=click.Choice(["stock", "extended"]),

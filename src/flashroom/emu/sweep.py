@@ -54,7 +54,8 @@ from flashroom.emu.sweep_engine import (
     _Runner,
     _Setup,
 )
-from flashroom.ranges import fmt_size
+from flashroom.errors import EmulatorError, UsageError
+from flashroom.ranges import fmt_addr, fmt_size
 
 
 @dataclass
@@ -244,8 +245,27 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
     """
     cfg.validate()
     t0 = time.perf_counter()
-    setup = _prepare(cfg)
+    try:
+        setup = _prepare(cfg)
+    except EmulatorError as e:
+        raise UsageError(
+            f"--app-size {cfg.app_size} / --old-size {cfg.old_size}: the {cfg.scenario} "
+            f"scenario cannot be set up on {cfg.platform} {cfg.profile}: {e}"
+        ) from None
+    flash = setup.device.flash
+    if setup.target_start + len(setup.new) > flash.base + flash.size:
+        raise UsageError(
+            f"--app-size {len(setup.new)}: a module at {fmt_addr(setup.target_start)} would end "
+            f"at {fmt_addr(setup.target_start + len(setup.new))}, past the end of flash "
+            f"{fmt_addr(flash.base + flash.size)}; expected at most "
+            f"{flash.base + flash.size - setup.target_start} bytes"
+        )
     cuts = _cut_points(cfg, setup.total_ops)
+    if not cuts:
+        raise UsageError(
+            f"--first-op {cfg.first_op} is past the end of the scenario: it has "
+            f"{setup.total_ops} flash operations (cut points 0..{setup.total_ops - 1})"
+        )
     per_cut = (2 if cfg.torn else 1) * (1 + cfg.recovery_cuts)
     total_points = len(cuts) * per_cut
     if progress:
@@ -360,10 +380,10 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
     Returns:
         The files written.
     """
-    from flashroom.atomicfile import write_bytes_atomic, write_text_atomic
+    from flashroom.atomicfile import ensure_dir, write_bytes_atomic, write_text_atomic
 
     setup = _prepare(replace(result.config, workers=1))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     setup.device.restore(setup.snap0)
     img = out_dir / "device-before.img"
     setup.device.save(img)

@@ -113,6 +113,11 @@ class SweepConfig:
             raise UsageError(f"--recovery-cuts must be >= 0, got {self.recovery_cuts}")
         if self.first_op < 0:
             raise UsageError(f"--first-op must be >= 0, got {self.first_op}")
+        if self.last_op is not None and self.last_op <= self.first_op:
+            raise UsageError(
+                f"--first-op {self.first_op} must be below --last-op {self.last_op}: the range "
+                "of cut points [first, last) would be empty"
+            )
         for name, size in (("--app-size", self.app_size), ("--old-size", self.old_size)):
             if size <= 0 or size % 2:
                 raise UsageError(f"{name} must be a positive even number of bytes, got {size}")

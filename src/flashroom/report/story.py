@@ -311,7 +311,9 @@ def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
     )
 
 
-def step_sweep(quick: bool) -> tuple[DemoStep, Any]:
+def step_sweep(
+    quick: bool, progress: Callable[[int, int], None] | None = None
+) -> tuple[DemoStep, Any]:
     """Step 4: a power-loss sweep (clearly labelled), expecting zero bricks, plus the same sweep
     on a legacy bootloader to show that the sweep can fail (spec 4.5)."""
     from flashroom.emu.sweep import SweepConfig, run_sweep
@@ -321,7 +323,7 @@ def step_sweep(quick: bool) -> tuple[DemoStep, Any]:
         if quick
         else SweepConfig(granularity="word", torn=True, app_size=256 * 1024, workers=2)
     )
-    res = run_sweep(cfg)
+    res = run_sweep(cfg, progress=progress)
     j = res.to_json()
     legacy = run_sweep(SweepConfig(granularity="chunk", bootloader="legacy", app_size=cfg.app_size))
     lj = legacy.to_json()
@@ -391,12 +393,12 @@ def step_192k() -> DemoStep:
 
 def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
     """Write ``report.md``, ``report.json``, ``flash-map.png`` and ``export/`` into ``out_dir``."""
-    from flashroom.atomicfile import write_text_atomic
+    from flashroom.atomicfile import ensure_dir, write_text_atomic
     from flashroom.layout import get_layout
     from flashroom.layout.export import write_exports
     from flashroom.report.flashmap import render_flash_map
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     stock = get_layout("electron", "stock")
     ext = get_layout("electron", "extended")
     written = [render_flash_map([stock, ext], out_dir / "flash-map.png")]
@@ -408,29 +410,45 @@ def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
     return [out_dir / "report.md", out_dir / "report.json", *written]
 
 
-def run_demo(out_dir: Path, quick: bool = False, on_step: StepFn | None = None) -> DemoReport:
+def run_demo(
+    out_dir: Path,
+    quick: bool = False,
+    on_step: StepFn | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DemoReport:
     """Run the whole story and write the report.
 
     Args:
         out_dir: where ``report.md``, ``report.json``, ``flash-map.png`` and ``export/`` go.
         quick: a smaller sweep (for tests).
         on_step: called with each step as soon as it completes (the CLI renders it).
+        progress: called as ``progress(done, total)``: one unit per step, plus one per sweep
+            cut point once the sweep has counted them (the sweep is most of the run).
     """
     from flashroom.particle.build import synthetic_user_app
 
     t0 = time.perf_counter()
     steps: list[DemoStep] = []
+    n_steps = 5
+    sweep_total = [0]
 
     def done(step: DemoStep) -> None:
         steps.append(step)
         if on_step:
             on_step(step)
+        if progress:
+            progress(len(steps) + sweep_total[0], n_steps + sweep_total[0])
+
+    def sweep_progress(d: int, total: int) -> None:
+        sweep_total[0] = total
+        if progress:
+            progress(len(steps) + d, n_steps + total)
 
     app = synthetic_user_app(APP_SIZE, platform="electron", version=7, seed=200)
     done(step_maps())
     done(step_refused(app))
     done(step_delivered(app))
-    sweep_step, _ = step_sweep(quick)
+    sweep_step, _ = step_sweep(quick, sweep_progress)
     done(sweep_step)
     done(step_192k())
     report = DemoReport(steps, [], quick)

@@ -376,8 +376,12 @@ def show_cmd(image: Path, fmt: str) -> None:
     )
     con.print(f"running: {_running_text(doc['running'])}", markup=False)
     t = Table(title="flash map", title_justify="left")
-    for col in ("Region", "Start", "End (excl.)", "Sectors", "Erases", "Holds", "Detail"):
-        t.add_column(col)
+    # Addresses and names stay whole; on a narrow console (80 columns) the detail follows the
+    # table as lines instead of being squeezed into a column.
+    wide = con.width >= 110
+    cols = ["Region", "Start", "End (excl.)", "Sectors", "Erases", "Holds"]
+    for col in [*cols, "Detail"] if wide else cols:
+        t.add_column(col, no_wrap=col != "Detail", overflow="fold")
     for r in doc["regions"]:
         sec = r["sectors"]
         t.add_row(
@@ -387,9 +391,13 @@ def show_cmd(image: Path, fmt: str) -> None:
             "-" if not sec else (str(sec[0]) if len(sec) == 1 else f"{sec[0]}-{sec[-1]}"),
             str(r["erases"]),
             r["content"],
-            r["detail"],
+            *([r["detail"]] if wide else []),
         )
     con.print(t)
+    if not wide:
+        for r in doc["regions"]:
+            if r["detail"]:
+                con.print(f"  {r['name']}: {r['detail']}", markup=False)
     dct = doc["dct"]
     d = Table(title="DCT copies (spec 8.1)", title_justify="left")
     for col in ("Copy", "Address", "Seal", "Counter", "CRC", "Current"):

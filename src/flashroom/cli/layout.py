@@ -58,20 +58,45 @@ def _sectors_text(layout: Layout, r: Region) -> str:
     return str(idx[0]) if len(idx) == 1 else f"{idx[0]}-{idx[-1]}"
 
 
-def _region_table(layout: Layout, title: str) -> Any:
+#: Below this console width the Note column moves under the table (80-column terminals).
+_WIDE = 110
+
+
+def _print_region_table(console: Any, layout: Layout, title: str) -> None:
+    """The region table; on a narrow console the notes follow it as lines instead of a column."""
+    from rich.text import Text
+
+    wide = console.width >= _WIDE
+    console.print(_region_table(layout, title, notes=wide))
+    if not wide:
+        for r in layout.regions:
+            if r.note:
+                console.print(Text(f"  {r.name}: {r.note}"))
+
+
+def _region_table(layout: Layout, title: str, notes: bool = True) -> Any:
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
-    for col, just in (
-        ("Region", "left"),
-        ("Start", "right"),
-        ("End (excl.)", "right"),
-        ("Size", "right"),
-        ("Sectors", "right"),
-        ("Module", "left"),
-        ("Note", "left"),
-    ):
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    # Names, addresses and sizes never wrap or get cut (0x%08x must stay whole at 80 columns);
+    # the module and note columns wrap instead.
+    cols = [
+        ("Region", "left", True),
+        ("Start", "right", True),
+        ("End (excl.)", "right", True),
+        ("Size", "right", True),
+        ("Sectors", "right", True),
+        ("Module", "left", False),
+    ]
+    if notes:
+        cols.append(("Note", "left", False))
+    for col, just, keep in cols:
+        t.add_column(
+            col,
+            justify=just,  # type: ignore[arg-type]
+            no_wrap=keep,
+            overflow="ellipsis" if keep else "fold",
+        )
     for r in layout.regions:
         t.add_row(
             r.name,
@@ -80,7 +105,7 @@ def _region_table(layout: Layout, title: str) -> Any:
             fmt_size(r.size),
             _sectors_text(layout, r),
             _module_text(r),
-            r.note,
+            *([r.note] if notes else []),
         )
     return t
 
@@ -130,11 +155,10 @@ def show(platform: str, name: str, fmt: str) -> None:
         emit_json(lay.to_json())
         return
     console = _console()
-    console.print(
-        _region_table(
-            lay,
-            f"{lay.platform} (platform {lay.platform_id}) layout {lay.name!r} on {lay.chip.name}",
-        )
+    _print_region_table(
+        console,
+        lay,
+        f"{lay.platform} (platform {lay.platform_id}) layout {lay.name!r} on {lay.chip.name}",
     )
     from rich.text import Text
 
@@ -225,7 +249,7 @@ def _print_check(result: CheckResult) -> None:
 
     console = _console()
     lay = result.layout
-    console.print(_region_table(lay, f"{lay.platform} layout {lay.name!r}"))
+    _print_region_table(console, lay, f"{lay.platform} layout {lay.name!r}")
     _print_notes(console, result.notes)
     if result.valid:
         console.print(Text(f"OK: {lay.platform} layout {lay.name!r} satisfies every rule."))

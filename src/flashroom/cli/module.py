@@ -136,8 +136,8 @@ def _render_module_text(m: Any, console: Any) -> None:
 
     i = m.info
     t = Table(title=f"{m.filename}  ({len(m.data)} bytes)", show_header=False, title_justify="left")
-    t.add_column("field", style="bold")
-    t.add_column("value")
+    t.add_column("field", style="bold", no_wrap=True)
+    t.add_column("value", overflow="fold")  # hashes fold onto the next line, never cut
     t.add_row("platform_id", str(i.platform_id))
     t.add_row(
         "module", f"{function_name(i.module_function)} ({i.module_function}) idx {i.module_index}"
@@ -248,16 +248,47 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 
 @module.command()
 @click.argument("input_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--platform", required=True, type=click.Choice(["electron", "photon", "p1"]))
-@click.option("--function", "function", required=True, help="user, system, bootloader... or 0-9")
-@click.option("--index", required=True, type=click.IntRange(0, 255))
-@click.option("--version", "version", required=True, type=click.IntRange(0, 0xFFFF))
-@click.option("--start", type=ADDRESS, help="module_start_address (default: region start)")
+@click.option(
+    "--platform",
+    required=True,
+    type=click.Choice(["electron", "photon", "p1"]),
+    help="Target platform (platform_id 10, 6, 8).",
+)
+@click.option(
+    "--function",
+    "function",
+    required=True,
+    help="module_function: user, system, bootloader... or its number (user = 5).",
+)
+@click.option(
+    "--index",
+    required=True,
+    type=click.IntRange(0, 255),
+    help="module_index (user part: 1; system parts: 1-3, spec 1.4).",
+)
+@click.option(
+    "--version",
+    "version",
+    required=True,
+    type=click.IntRange(0, 0xFFFF),
+    help="module_version, 0..65535 (e.g. 6 for a 2.3.1 user app, 2302 for its system parts).",
+)
+@click.option(
+    "--start",
+    type=ADDRESS,
+    help="module_start_address, word-aligned, e.g. 0x08080000 (default: the region start).",
+)
 @click.option(
     "--depends", multiple=True, help="FUNCTION:INDEX:VERSION, e.g. system:2:2302 (up to two)"
 )
-@click.option("--product-id", type=click.IntRange(0, 0xFFFF))
-@click.option("--product-version", type=click.IntRange(0, 0xFFFF))
+@click.option(
+    "--product-id", type=click.IntRange(0, 0xFFFF), help="Suffix product_id (default 0xffff)."
+)
+@click.option(
+    "--product-version",
+    type=click.IntRange(0, 0xFFFF),
+    help="Suffix product_version (default 0xffff).",
+)
 @click.option(
     "--layout",
     type=click.Choice(["stock", "extended"]),
@@ -265,14 +296,25 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
     show_default=True,
     help="Refuse a module too large for its region under this layout.",
 )
-@click.option("--synthetic", type=SIZE, help="Build deterministic code-like content of SIZE.")
+@click.option(
+    "--synthetic",
+    type=SIZE,
+    help="Instead of INPUT_FILE: a module of exactly SIZE bytes (e.g. 200K; even) with "
+    "deterministic code-like content.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --synthetic.")
 @click.option(
     "--vector-table/--no-vector-table",
     default=None,
     help="Force a 0x184-byte vector table in front (default: as Device OS, spec 2.2).",
 )
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Module file to write (replaced atomically; never left half-written).",
+)
 @format_option
 def pack(
     input_file: str | None,
@@ -329,8 +371,9 @@ def pack(
         p = result.placement
         click.echo(
             f"wrote {output}: {len(result.module)} bytes ({result.source}, payload "
-            f"{result.payload_size}) in {p.region} [{fmt_addr(p.start)}, {fmt_addr(p.end)}) "
-            f"of {p.platform}/{p.layout}, {p.end - p.start - len(result.module)} bytes free"
+            f"{result.payload_size} bytes)\n  in {p.region} [{fmt_addr(p.start)}, "
+            f"{fmt_addr(p.end)}) of {p.platform}/{p.layout}, "
+            f"{p.end - p.start - len(result.module)} bytes free"
         )
 
 
@@ -339,8 +382,20 @@ def pack(
 
 @module.command()
 @click.argument("input_file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
-@click.option("--level", type=click.IntRange(0, 9), default=6, show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (replaced atomically; never left half-written).",
+)
+@click.option(
+    "--level",
+    type=click.IntRange(0, 9),
+    default=6,
+    show_default=True,
+    help="zlib level (Particle's tools use 6).",
+)
 @click.option(
     "--window-bits",
     type=click.IntRange(0, 15),
@@ -368,7 +423,13 @@ def compress(input_file: str, output: str, level: int, window_bits: int, fmt: st
 
 @module.command()
 @click.argument("input_file", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (replaced atomically; never left half-written).",
+)
 @format_option
 def decompress(input_file: str, output: str, fmt: str) -> None:
     """Decompress a compressed module back to the original.
@@ -388,7 +449,13 @@ def decompress(input_file: str, output: str, fmt: str) -> None:
 
 @module.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (replaced atomically; never left half-written).",
+)
 @format_option
 def combine(inputs: tuple[str, ...], output: str, fmt: str) -> None:
     """Combine modules into one file (flag 0x04 on all but the last), as Particle's tools do.

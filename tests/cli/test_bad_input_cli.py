@@ -586,6 +586,11 @@ CASES: dict[str, Case] = {
         2,
         ["--cut-at-op", "--factory-reset"],
     ),
+    "emu-boot-factory-reset-with-button": Case(
+        ["emu", "boot", "--image", "{ws}/dev.img", "--factory-reset", "--button", "3"],
+        2,
+        ["--button 3", "--factory-reset"],
+    ),
     # ------------------------------------------------------------------ sweep / badinput
     "sweep-unknown-platform": Case(
         ["emu", "sweep", "--platform", "argon", "--last-op", "2"],

@@ -340,6 +340,11 @@ def boot_cmd(
         raise UsageError("--torn needs --cut-at-op N")
     if factory_reset and cut_at_op is not None:
         raise UsageError("--cut-at-op cannot be combined with --factory-reset")
+    if factory_reset and button_s:
+        raise UsageError(
+            f"--button {button_s:g} cannot be combined with --factory-reset: a software factory "
+            "reset is requested by the running firmware (spec 5.2), not by holding MODE"
+        )
     dev = _load(image)
     out = (
         dev.factory_reset()

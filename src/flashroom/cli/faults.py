@@ -299,13 +299,17 @@ def render_badinput(result: Any, console: Any = None) -> None:
 
     con = console or stdout_console()
     j = result.to_json()
+    # On a narrow terminal (80 columns) the error message gets its own indented line under a
+    # one-line case header instead of a column a few characters wide.
+    wide = con.width >= 120
     table = Table(title=f"Bad-input campaign: {j['platform']} {j['profile']}")
-    table.add_column("case")
-    table.add_column("layer")
-    table.add_column("verdict")
-    table.add_column("code", justify="right")
-    table.add_column("error")
-    table.add_column("app", justify="center")
+    table.add_column("case", no_wrap=True)
+    table.add_column("layer", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("code", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("error", overflow="fold")
+    table.add_column("app", justify="center", no_wrap=True)
     for case in j["cases"]:
         verdict = case["verdict"]
         style = {"refused": "green", "skipped": "dim"}.get(verdict, "bold red")
@@ -317,14 +321,16 @@ def render_badinput(result: Any, console: Any = None) -> None:
                 f" [dim](the device alone {alone}: boot {d['boot']}, app "
                 f"{'unchanged' if d['app_unchanged'] else 'replaced'})[/]"
             )
-        table.add_row(
-            case["name"],
-            case["layer"],
-            f"[{style}]{verdict}[/]",
-            "" if case["code"] is None else str(case["code"]),
-            message,
-            "same" if case["app_unchanged"] else "[bold red]CHANGED[/]",
-        )
+        code = "" if case["code"] is None else str(case["code"])
+        app = "same" if case["app_unchanged"] else "[bold red]CHANGED[/]"
+        if wide:
+            table.add_row(case["name"], case["layer"], f"[{style}]{verdict}[/]", code, message, app)
+        else:
+            table.add_row(case["name"], case["layer"], f"[{style}]{verdict}[/]", code, app)
+            table.add_row(f"  [dim]{message}[/]", "", "", "", "")
+    if not wide:
+        table.columns[0].no_wrap = False
+        table.columns[0].overflow = "fold"
     con.print(table)
     s = j["summary"]
     con.print(

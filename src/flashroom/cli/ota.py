@@ -49,20 +49,28 @@ class ServeOptions:
     ack_timeout: float
     response_timeout: float
     allow_invalid: bool = False
+    pace_kbps: float | None = None
 
 
-def _check_firmware(opts: ServeOptions) -> dict[str, Any]:
-    """What is served; an invalid module is refused unless --allow-invalid (spec-silent: the
-    Particle cloud validates binaries before flashing them)."""
-    from flashroom.errors import FlashroomError
-    from flashroom.particle.module import parse_module
-
+def _read_firmware(opts: ServeOptions) -> bytes:
+    """The served file, read once."""
     try:
         data = opts.firmware.read_bytes()
     except OSError as e:
         raise UsageError(
             f"--firmware {opts.firmware}: cannot read file ({e.strerror or e})"
         ) from None
+    if not data:
+        raise UsageError(f"--firmware {opts.firmware}: the file is empty")
+    return data
+
+
+def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
+    """What is served; an invalid module is refused unless --allow-invalid (spec-silent: the
+    Particle cloud validates binaries before flashing them)."""
+    from flashroom.errors import FlashroomError
+    from flashroom.particle.module import parse_module
+
     info: dict[str, Any] = {"path": str(opts.firmware), "size": len(data)}
     try:
         mod = parse_module(data, filename=str(opts.firmware))
@@ -138,6 +146,13 @@ def _check_firmware(opts: ServeOptions) -> dict[str, Any]:
     show_default=True,
     help="Seconds to wait for UpdateReady, ChunkReceived or ChunkMissed before giving up.",
 )
+@click.option(
+    "--pace-kbps",
+    type=FiniteFloatRange(1.0),
+    default=None,
+    help="Fast OTA: send chunks at this wire rate in kbit/s, e.g. the modem's downlink "
+    "(default: back to back).",
+)
 @format_option
 def serve(
     bind: str,
@@ -148,6 +163,7 @@ def serve(
     max_sessions: int | None,
     ack_timeout: float,
     response_timeout: float,
+    pace_kbps: float | None,
     fmt: str,
 ) -> None:
     """Serve FIRMWARE to every device that says Hello, over CoAP on UDP.
@@ -170,9 +186,11 @@ def serve(
         ack_timeout,
         response_timeout,
         allow_invalid,
+        pace_kbps,
     )
-    firmware_info = _check_firmware(opts)
-    report = _run_serve(opts)
+    image = _read_firmware(opts)
+    firmware_info = _check_firmware(opts, image)
+    report = _run_serve(opts, image)
     data = report.to_json()
     data["firmware"] = firmware_info
     if fmt == "json":
@@ -183,18 +201,16 @@ def serve(
         raise CheckFailed()
 
 
-def _run_serve(opts: ServeOptions) -> Any:
+def _run_serve(opts: ServeOptions, image: bytes) -> Any:
     from flashroom.ota.endpoint import CoapTuning
     from flashroom.ota.protocol import ServerConfig
     from flashroom.ota.server import OtaServer
     from flashroom.ota.transport import parse_bind, serve_udp
 
     host, port = parse_bind(opts.bind)
-    image = opts.firmware.read_bytes()
-    if not image:
-        raise UsageError(f"--firmware {opts.firmware}: the file is empty")
     config = ServerConfig(
         fast=opts.fast,
+        pace_bps=None if opts.pace_kbps is None else opts.pace_kbps * 1000.0,
         chunk_size=opts.chunk_size,
         response_timeout_s=opts.response_timeout,
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),

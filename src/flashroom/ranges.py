@@ -63,8 +63,7 @@ def parse_addr(text: str | int) -> int:
             ) from None
     if value < 0:
         raise UsageError(
-            f"invalid address {text!r}: negative; expected 0x00000000..0xffffffff "
-            "(e.g. 0x08080000)"
+            f"invalid address {text!r}: negative; expected 0x00000000..0xffffffff (e.g. 0x08080000)"
         )
     if value > 0xFFFFFFFF:
         raise UsageError(

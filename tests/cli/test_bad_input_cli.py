@@ -643,7 +643,7 @@ CASES: dict[str, Case] = {
     "serve-empty-firmware": Case(
         ["ota", "serve", "--firmware", "{ws}/empty.bin", "--max-sessions", "1"],
         2,
-        ["--firmware", "empty.bin", "not a valid module"],
+        ["--firmware", "empty.bin", "the file is empty"],
     ),
     "serve-corrupt-firmware": Case(
         ["ota", "serve", "--firmware", "{ws}/badcrc.bin", "--max-sessions", "1"],

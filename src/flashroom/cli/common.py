@@ -7,6 +7,7 @@ Exit codes (style.md): 0 ok, 1 a check ran and found a problem, 2 bad usage or b
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,10 +83,20 @@ def emit_json(obj: Any) -> None:
 
 
 def stdout_console() -> Any:
-    """A rich Console for stdout; fixed width when not a terminal so output is reproducible."""
+    """A rich Console for stdout.
+
+    On a terminal it takes the terminal's width; in a pipe it takes ``$COLUMNS`` when set, else
+    120, so output is reproducible and scripts can ask for a width.
+    """
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 120, highlight=False, soft_wrap=False)
+    width: int | None = None
+    if not sys.stdout.isatty():
+        try:
+            width = max(40, int(os.environ.get("COLUMNS", "120")))
+        except ValueError:
+            width = 120
+    return Console(width=width, highlight=False, soft_wrap=False)
 
 
 @contextmanager

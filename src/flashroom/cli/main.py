@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.ClickException as e:
-        e.show()
+        # One line, like every other error: what is wrong, then where to read more.
+        hint = ""
+        if isinstance(e, click.UsageError) and e.ctx is not None:
+            hint = f" (see '{e.ctx.command_path} --help')"
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except FlashroomError as e:
         click.echo(f"error: {e}", err=True)

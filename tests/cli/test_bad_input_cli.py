@@ -214,10 +214,16 @@ CASES: dict[str, Case] = {
         ["empty.bin is empty", "raw image or an ELF"],
         no_output="o.bin",
     ),
-    "pack-existing-module": Case(
-        ["module", "pack", "{ws}/app.bin", *PACK, "-o", "{ws}/o.bin"],
+    "pack-linked-image-other-version": Case(
+        ["module", "pack", "{ws}/app.bin", *PACK[:-1], "9", "-o", "{ws}/o.bin"],
         2,
-        ["already is a module", "0x08080000"],
+        ["already carries module_info_t", "module_version 6", "--version 9"],
+        no_output="o.bin",
+    ),
+    "pack-linked-image-truncated": Case(
+        ["module", "pack", "{ws}/trunc.bin", *PACK, "-o", "{ws}/o.bin"],
+        2,
+        ["module_end_address", "5000"],
         no_output="o.bin",
     ),
     "pack-synthetic-zero": Case(

@@ -335,9 +335,13 @@ def pack(
 ) -> None:
     """Build a module: module_info, end address, suffix, SHA-256 and CRC-32 computed.
 
-    INPUT_FILE is a raw image or an ELF (its loadable segments are taken); or use --synthetic
-    SIZE for a module of exactly SIZE bytes (emulator and demos). A module too large for its
-    region under --layout is refused, naming the region.
+    INPUT_FILE is a raw image or an ELF (its loadable segments are taken). Its bytes go right
+    after module_info_t, so code must be linked to run there (0x08080018 for an Electron user
+    part). An image that already carries its own module_info_t at the start (a Device OS
+    user.ld link) is finished in place instead, as Device OS's post-link step does: SHA-256
+    and CRC-32 written over the placeholder tail. Or use --synthetic SIZE for a module of
+    exactly SIZE bytes (emulator and demos). A module too large for its region under --layout
+    is refused, naming the region.
 
     \b
     Example:

@@ -15,13 +15,17 @@ from flashroom.particle.build import (
     default_vector_table,
     dependencies_from_specs,
     elf_image,
+    finish_checksums,
     is_elf,
     overhead,
     platform_id_of,
     synthetic_module,
 )
+from flashroom.particle.crc import crc32_be_bytes
 from flashroom.particle.module_info import (
     FUNCTION_NAMES,
+    VECTOR_TABLE_SIZE,
+    ModuleDependency,
     ModuleFunction,
     ModuleInfo,
     module_info_offset,
@@ -162,7 +166,34 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
                     f"region {region.region} [0x{region.start:08x}, 0x{region.end:08x}) that "
                     f"--function/--index select; expected an ELF linked for that region"
                 )
-        _refuse_existing_module(payload, start, pid, req.input_name)
+        existing = _own_module_info(payload, start, pid)
+        if existing is not None:
+            # A Device OS build's image (the user.ld / module_end.ld link): finish it in place
+            # as build/module.mk does, instead of wrapping it in a second module_info_t.
+            _refuse_conflicting_fields(req, existing, dep1, dep2)
+            module = finish_device_os_image(payload, existing, fn, req.index, req.input_name)
+            placement = check_fits(
+                size=len(module),
+                start_address=start,
+                platform=req.platform,
+                layout=req.layout,
+                function=fn,
+                index=req.index,
+            )
+            return PackResult(module, placement, len(module), f"{source}+module_info", elf_addr)
+        vt = req.vector_table
+        if vt is None:
+            vt = default_vector_table(pid, fn, req.index)
+        payload_addr = start + (VECTOR_TABLE_SIZE if vt else 0) + ModuleInfo.SIZE
+        if elf_addr is not None and elf_addr != payload_addr:
+            # The payload goes right after module_info_t; code linked to run anywhere else
+            # would run at the wrong addresses (spec 2.2: module_info_t at +0 for user parts).
+            raise UsageError(
+                f"{req.input_name}: ELF loadable image starts at 0x{elf_addr:08x}, but the "
+                f"payload goes after module_info_t at 0x{payload_addr:08x}; expected an ELF "
+                f"linked at 0x{payload_addr:08x}, or one that carries its own module_info_t "
+                f"at 0x{start:08x} (Device OS's user.ld), which pack then finishes in place"
+            )
         module = build_module(
             payload,
             platform_id=pid,
@@ -188,16 +219,9 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
     return PackResult(module, placement, payload_size, source, elf_addr)
 
 
-def _refuse_existing_module(payload: bytes, start: int, platform_id: int, name: str) -> None:
-    """Refuse an input that already is a module for this address (spec-silent guard).
-
-    A Device OS build's image already starts with its module_info_t (at +0 or +0x184, spec
-    2.2); wrapping it again would give a module whose first module_info describes a second one.
-
-    Raises:
-        UsageError: the payload's own module_info (where the device looks) has this module's
-            start address and platform.
-    """
+def _own_module_info(payload: bytes, start: int, platform_id: int) -> ModuleInfo | None:
+    """The payload's own ``module_info_t`` where the device looks (spec 2.2), when it describes
+    a module at ``start`` for this platform: the input is then already a Device OS image."""
     if len(payload) < 0x184 + ModuleInfo.SIZE:
         candidates = [0] if len(payload) >= ModuleInfo.SIZE else []
     else:
@@ -205,8 +229,76 @@ def _refuse_existing_module(payload: bytes, start: int, platform_id: int, name: 
     for off in candidates:
         info = ModuleInfo.from_bytes(payload, off)
         if info.module_start_address == start and info.platform_id == platform_id:
+            return info
+    return None
+
+
+def _refuse_conflicting_fields(
+    req: PackRequest,
+    info: ModuleInfo,
+    dep1: ModuleDependency | None,
+    dep2: ModuleDependency | None,
+) -> None:
+    """In finish mode the image's own module_info_t is authoritative: an option that asks for
+    something else would be silently ignored, so it is refused instead."""
+    name = req.input_name
+    if req.version != info.module_version:
+        raise UsageError(
+            f"{name} already carries module_info_t with module_version {info.module_version}; "
+            f"--version {req.version} cannot change a linked image (rebuild it, or pass "
+            f"--version {info.module_version} to finish it)"
+        )
+    for opt, want, have in (("first", dep1, info.dependency), ("second", dep2, info.dependency2)):
+        if want is not None and want != have:
             raise UsageError(
-                f"{name} already is a module: module_info_t at +0x{off:x} has start "
-                f"0x{start:08x} and platform {platform_id}; inspect it with "
-                "'flashroom module inspect' instead of packing it again"
+                f"{name}: --depends asks for {opt} dependency {want.module_function}:"
+                f"{want.module_index}:{want.module_version}, but the linked module_info_t has "
+                f"{have.module_function}:{have.module_index}:{have.module_version}"
             )
+    if req.product_id is not None or req.product_version is not None:
+        raise UsageError(
+            f"{name} is a linked Device OS image: its product id/version are set at link time "
+            "(PRODUCT_ID/PRODUCT_VERSION), not by pack"
+        )
+
+
+#: The tail Device OS's link leaves for the post-link step (spec 2.5 post-link #2): SHA-256
+#: placeholder bytes 0x01..0x20, suffix size 0x0028, CRC placeholder 0x12345678 (LE in flash).
+TAIL_PLACEHOLDER = bytes(range(1, 33)) + b"\x28\x00" + b"\x78\x56\x34\x12"
+
+
+def finish_device_os_image(
+    image: bytes, info: ModuleInfo, function: int, index: int, name: str
+) -> bytes:
+    """Finish a Device OS build's flat image as ``build/module.mk`` does (spec 2.5 post-link).
+
+    Checks that the image is the whole module (``module_end_address - module_start_address +
+    4`` bytes), that its ``module_info_t`` has the requested function and index, and that its
+    last 38 bytes are the link's placeholder (or already hold a valid CRC, so finishing twice is
+    harmless); then writes the SHA-256 over ``[0, N-38)`` and the CRC-32 over ``[0, N-4)``.
+
+    Raises:
+        UsageError: the image is not a complete, unfinished module of the requested kind.
+    """
+    n = len(image)
+    want = info.module_end_address - info.module_start_address + 4
+    if n != want:
+        raise UsageError(
+            f"{name}: its module_info_t says module_end_address 0x{info.module_end_address:08x}"
+            f" - module_start_address 0x{info.module_start_address:08x} + 4 = {want} bytes, "
+            f"but the image has {n}; expected the whole flat image (objcopy -O binary)"
+        )
+    if (info.module_function, info.module_index) != (function, index):
+        raise UsageError(
+            f"{name}: its module_info_t is function {info.module_function} index "
+            f"{info.module_index}; --function/--index ask for {function} index {index}"
+        )
+    if image[-38:] != TAIL_PLACEHOLDER and crc32_be_bytes(image[:-4]) != image[-4:]:
+        raise UsageError(
+            f"{name}: the last 38 bytes (from offset {n - 38}) are neither Device OS's "
+            "SHA-256/CRC placeholder nor a finished tail; expected an image linked with "
+            "module_end.ld"
+        )
+    module = bytearray(image)
+    finish_checksums(module)
+    return bytes(module)

@@ -129,10 +129,35 @@ def test_pack_synthetic_system_part_and_size_refusals() -> None:
         pack_module(req, b"abc")
 
 
-def test_pack_refuses_input_that_already_is_a_module_for_that_address() -> None:
+def test_pack_finishes_a_linked_device_os_image_in_place_instead_of_wrapping_it() -> None:
+    """spec 2.5 post-link: an image that carries its own module_info_t gets SHA-256 then CRC-32
+    over the link's placeholder tail; its fields are the linked ones."""
+    from flashroom.particle.pack import TAIL_PLACEHOLDER
+
+    finished = synthetic_user_app(4096)
+    linked = finished[:-38] + TAIL_PLACEHOLDER  # what objcopy gives before module.mk's step
     req = PackRequest(platform="electron", function="user", index=1, version=6)
-    with pytest.raises(UsageError, match="already is a module"):
-        pack_module(req, synthetic_user_app(4096))
+    r = pack_module(req, linked)
+    assert r.module == finished
+    assert r.source == "raw+module_info"
+    assert pack_module(req, finished).module == finished  # finishing twice is harmless
     sys_req = PackRequest(platform="electron", function="system", index=1, version=2302)
-    with pytest.raises(UsageError, match=r"\+0x184"):
-        pack_module(sys_req, device_os_install()[1])
+    part1 = device_os_install()[1]
+    assert pack_module(sys_req, part1).module == part1  # module_info at +0x184 (spec 2.2)
+
+
+def test_pack_refuses_a_linked_image_it_would_have_to_change() -> None:
+    finished = synthetic_user_app(4096)
+    with pytest.raises(UsageError, match="module_version 6"):
+        pack_module(PackRequest(platform="electron", function="user", index=1, version=7), finished)
+    other_dep = PackRequest(
+        platform="electron", function="user", index=1, version=6, depends=("system:2:9999",)
+    )
+    with pytest.raises(UsageError, match="dependency"):
+        pack_module(other_dep, finished)
+    req = PackRequest(platform="electron", function="user", index=1, version=6)
+    with pytest.raises(UsageError, match="4096 bytes, but the image has 4092"):
+        pack_module(req, finished[:-4])
+    garbled = finished[:-38] + bytes(38)
+    with pytest.raises(UsageError, match="placeholder"):
+        pack_module(req, garbled)

@@ -2,7 +2,8 @@
 
 A tiny program (a vector table, code, read-only data and a ``.data`` initialiser that is loaded
 from flash: a second PT_LOAD segment whose load address differs from its run address) is linked
-so that its loadable image starts at 0x08080000. ``flashroom module pack`` must take exactly the
+so that its loadable image starts at 0x08080018, right after the 24-byte ``module_info_t`` that
+pack puts at 0x08080000 (spec 2.2). ``flashroom module pack`` must take exactly the
 bytes ``arm-none-eabi-objcopy -O binary`` gives (the oracle), and wrap them in a module whose
 fields and checksums verify. Skips when binutils-arm-none-eabi is absent (``make test`` installs
 it when it can).
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 START = 0x08080000
+PAYLOAD = START + 0x18  # after module_info_t (spec 2.2: at +0 for user parts)
 
 ASM = """\
     .syntax unified
@@ -65,7 +67,7 @@ counter:
 LINKER_SCRIPT = f"""\
 MEMORY
 {{
-    FLASH (rx) : ORIGIN = 0x{START:08x}, LENGTH = 256K
+    FLASH (rx) : ORIGIN = 0x{PAYLOAD:08x}, LENGTH = 256K - 0x18
     RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 128K
 }}
 SECTIONS
@@ -95,7 +97,7 @@ def _objcopy_binary(elf: Path) -> bytes:
     return out.read_bytes()
 
 
-def test_pack_elf_payload_equals_objcopy_binary_at_0x08080000(app_elf: Path, cli: Any) -> None:
+def test_pack_elf_payload_equals_objcopy_binary_after_module_info(app_elf: Path, cli: Any) -> None:
     oracle = _objcopy_binary(app_elf)
     assert b"flashroom elf test" in oracle
     assert b"\xa5\xa5\xa5\xa5\x78\x56\x34\x12" in oracle  # .data's load image came along
@@ -110,7 +112,7 @@ def test_pack_elf_payload_equals_objcopy_binary_at_0x08080000(app_elf: Path, cli
     assert r.exit_code == 0, r.stderr
     doc = r.json()
     assert doc["source"] == "elf"
-    assert doc["elf_load_address"] == START
+    assert doc["elf_load_address"] == PAYLOAD
     assert doc["payload_size"] == len(oracle)
 
     module = out.read_bytes()
@@ -128,13 +130,13 @@ def test_pack_elf_payload_equals_objcopy_binary_at_0x08080000(app_elf: Path, cli
 
 def test_library_elf_image_agrees_with_objcopy(app_elf: Path) -> None:
     addr, image = elf_image(app_elf.read_bytes(), name=str(app_elf))
-    assert addr == START
+    assert addr == PAYLOAD
     assert image == _objcopy_binary(app_elf)
 
 
 def test_pack_refuses_elf_linked_for_another_region(tmp_path: Path, cli: Any) -> None:
     (tmp_path / "app.s").write_text(ASM)
-    (tmp_path / "app.ld").write_text(LINKER_SCRIPT.replace(f"0x{START:08x}", "0x08020000"))
+    (tmp_path / "app.ld").write_text(LINKER_SCRIPT.replace(f"0x{PAYLOAD:08x}", "0x08020000"))
     _tool(AS, "-mcpu=cortex-m3", "-mthumb", "app.s", "-o", "app.o", cwd=tmp_path)
     _tool(LD, "-T", "app.ld", "app.o", "-o", "app.elf", cwd=tmp_path)
     out = tmp_path / "app.bin"
@@ -147,3 +149,95 @@ def test_pack_refuses_elf_linked_for_another_region(tmp_path: Path, cli: Any) ->
     assert r.exit_code == 2, r.stderr
     assert "0x08020000" in r.stderr and "user_part" in r.stderr
     assert not out.exists()
+
+
+def test_pack_refuses_elf_linked_at_the_module_start_without_module_info(
+    tmp_path: Path, cli: Any
+) -> None:
+    """Its code expects to run at 0x08080000, but the payload would land 24 bytes later."""
+    (tmp_path / "app.s").write_text(ASM)
+    (tmp_path / "app.ld").write_text(LINKER_SCRIPT.replace(f"0x{PAYLOAD:08x}", f"0x{START:08x}"))
+    _tool(AS, "-mcpu=cortex-m3", "-mthumb", "app.s", "-o", "app.o", cwd=tmp_path)
+    _tool(LD, "-T", "app.ld", "app.o", "-o", "app.elf", cwd=tmp_path)
+    out = tmp_path / "app.bin"
+    r = cli(
+        [
+            "module", "pack", str(tmp_path / "app.elf"), "--platform", "electron",
+            "--function", "user", "--index", "1", "--version", "6", "-o", str(out),
+        ]
+    )  # fmt: skip
+    assert r.exit_code == 2
+    assert "0x08080000" in r.stderr and "linked at 0x08080018" in r.stderr
+    assert not out.exists()
+
+
+# A user part linked the way Device OS's user.ld and module_end.ld link it: module_info_t first
+# (end address from the link), code, then the tail with the SHA-256/CRC placeholders that
+# build/module.mk fills in after objcopy (spec 2.5 post-link).
+DEVICE_OS_ASM = """\
+    .syntax unified
+    .cpu cortex-m3
+    .thumb
+    .section .module_info, "a"
+    .word 0x08080000
+    .word link_module_end
+    .byte 0, 0
+    .hword 6
+    .hword 10
+    .byte 5, 1
+    .byte 4, 2
+    .hword 2302
+    .byte 0, 0
+    .hword 0
+    .text
+    .thumb_func
+loop:
+    b loop
+    .section .rodata
+    .asciz "linked by Device OS rules"
+    .section .modinfo_tail, "a"
+    .hword 0xffff, 0xffff
+    .hword 0
+    .byte 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+    .byte 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32
+    .hword 0x28
+    .section .crc, "a"
+    .word 0x12345678
+"""
+
+DEVICE_OS_LD = f"""\
+MEMORY {{ APP_FLASH (rx) : ORIGIN = 0x{START:08x}, LENGTH = 256K }}
+SECTIONS
+{{
+    .module_info : {{ KEEP(*(.module_info)) }} > APP_FLASH
+    .text : {{ *(.text*) *(.rodata*) . = ALIGN(2); }} > APP_FLASH
+    .modinfo_tail : {{ KEEP(*(.modinfo_tail)) }} > APP_FLASH
+    link_module_end = .;
+    .crc : {{ KEEP(*(.crc)) }} > APP_FLASH
+}}
+"""
+
+
+def test_pack_finishes_an_elf_linked_with_its_own_module_info(tmp_path: Path, cli: Any) -> None:
+    (tmp_path / "app.s").write_text(DEVICE_OS_ASM)
+    (tmp_path / "app.ld").write_text(DEVICE_OS_LD)
+    _tool(AS, "-mcpu=cortex-m3", "-mthumb", "app.s", "-o", "app.o", cwd=tmp_path)
+    _tool(LD, "-T", "app.ld", "app.o", "-o", "app.elf", cwd=tmp_path)
+    flat = _objcopy_binary(tmp_path / "app.elf")
+    out = tmp_path / "app.bin"
+    r = cli(
+        [
+            "module", "pack", str(tmp_path / "app.elf"), "--platform", "electron",
+            "--function", "user", "--index", "1", "--version", "6", "-o", str(out),
+            "--format", "json",
+        ]
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert r.json()["source"] == "elf+module_info"
+    module = out.read_bytes()
+    assert len(module) == len(flat)
+    assert module[:-38] == flat[:-38]  # only the SHA-256 and CRC-32 were written
+    m = parse_module(module, str(out))
+    assert m.crc_ok and m.sha256_ok and m.size_ok
+    assert m.info.module_end_address == START + len(module) - 4
+    assert (m.info.dependency.module_function, m.info.dependency.module_version) == (4, 2302)

@@ -281,8 +281,9 @@ def _print_serve(data: dict[str, Any]) -> None:
         )
     console.print(
         f"sessions {data['sessions']}: {data['completed']} complete, {data['failed']} failed; "
-        f"{fmt_size(data['payload_bytes'])} delivered in {data['wall_s']} s "
-        f"({data['throughput_bps'] / 1000:.1f} kbit/s); datagrams in {data['datagrams_in']}, "
+        f"{fmt_size(data['payload_bytes'])} delivered in {data['active_s']} s of sessions "
+        f"({data['throughput_bps'] / 1000:.1f} kbit/s; served {data['wall_s']} s in all); "
+        f"datagrams in {data['datagrams_in']}, "
         f"out {data['datagrams_out']}, malformed {data['malformed']}"
     )
 

@@ -172,42 +172,11 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
             # as build/module.mk does, instead of wrapping it in a second module_info_t.
             _refuse_conflicting_fields(req, existing, dep1, dep2)
             module = finish_device_os_image(payload, existing, fn, req.index, req.input_name)
-            placement = check_fits(
-                size=len(module),
-                start_address=start,
-                platform=req.platform,
-                layout=req.layout,
-                function=fn,
-                index=req.index,
-            )
-            return PackResult(module, placement, len(module), f"{source}+module_info", elf_addr)
-        vt = req.vector_table
-        if vt is None:
-            vt = default_vector_table(pid, fn, req.index)
-        payload_addr = start + (VECTOR_TABLE_SIZE if vt else 0) + ModuleInfo.SIZE
-        if elf_addr is not None and elf_addr != payload_addr:
-            # The payload goes right after module_info_t; code linked to run anywhere else
-            # would run at the wrong addresses (spec 2.2: module_info_t at +0 for user parts).
-            raise UsageError(
-                f"{req.input_name}: ELF loadable image starts at 0x{elf_addr:08x}, but the "
-                f"payload goes after module_info_t at 0x{payload_addr:08x}; expected an ELF "
-                f"linked at 0x{payload_addr:08x}, or one that carries its own module_info_t "
-                f"at 0x{start:08x} (Device OS's user.ld), which pack then finishes in place"
-            )
-        module = build_module(
-            payload,
-            platform_id=pid,
-            function=fn,
-            index=req.index,
-            version=req.version,
-            start_address=start,
-            dependency=dep1,
-            dependency2=dep2,
-            product_id=req.product_id,
-            product_version=req.product_version,
-            vector_table=req.vector_table,
-        )
-        payload_size = len(payload)
+            source += "+module_info"
+            payload_size = len(module)
+        else:
+            module = _wrap_payload(req, payload, elf_addr, pid, fn, start, dep1, dep2)
+            payload_size = len(payload)
     placement = check_fits(
         size=len(module),
         start_address=start,
@@ -217,6 +186,49 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
         index=req.index,
     )
     return PackResult(module, placement, payload_size, source, elf_addr)
+
+
+def _wrap_payload(
+    req: PackRequest,
+    payload: bytes,
+    elf_addr: int | None,
+    pid: int,
+    fn: int,
+    start: int,
+    dep1: ModuleDependency | None,
+    dep2: ModuleDependency | None,
+) -> bytes:
+    """Put ``payload`` right after a new ``module_info_t`` and finish the module (spec 2.2, 2.5).
+
+    Raises:
+        UsageError: an ELF payload was linked to run somewhere other than where it lands.
+    """
+    vt = req.vector_table
+    if vt is None:
+        vt = default_vector_table(pid, fn, req.index)
+    payload_addr = start + (VECTOR_TABLE_SIZE if vt else 0) + ModuleInfo.SIZE
+    if elf_addr is not None and elf_addr != payload_addr:
+        # The payload goes right after module_info_t; code linked to run anywhere else
+        # would run at the wrong addresses (spec 2.2: module_info_t at +0 for user parts).
+        raise UsageError(
+            f"{req.input_name}: ELF loadable image starts at 0x{elf_addr:08x}, but the "
+            f"payload goes after module_info_t at 0x{payload_addr:08x}; expected an ELF "
+            f"linked at 0x{payload_addr:08x}, or one that carries its own module_info_t "
+            f"at 0x{start:08x} (Device OS's user.ld), which pack then finishes in place"
+        )
+    return build_module(
+        payload,
+        platform_id=pid,
+        function=fn,
+        index=req.index,
+        version=req.version,
+        start_address=start,
+        dependency=dep1,
+        dependency2=dep2,
+        product_id=req.product_id,
+        product_version=req.product_version,
+        vector_table=req.vector_table,
+    )
 
 
 def _own_module_info(payload: bytes, start: int, platform_id: int) -> ModuleInfo | None:

@@ -11,7 +11,9 @@ long enough here to be bitten), LEDs, option-byte write protection (always remov
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from flashroom.emu.dct import (
     MAGIC_FACTORY,
@@ -250,17 +252,7 @@ class Bootloader:
                 f"bootloader: slot {i}: copy {fmt_addr(s.sourceAddress)} -> "
                 f"{fmt_addr(s.destinationAddress)} ({s.length} bytes)"
             )
-            res = copy_memory(
-                hw.flash,
-                s.sourceAddress,
-                s.destinationAddress,
-                s.length,
-                s.module_function,
-                s.flags,
-                hw.profile.platform_id,
-                src_device=s.sourceDeviceID,
-                dst_device=s.destinationDeviceID,
-            )
+            res = _slot_copy(copy_memory, hw, s)
             if not res.ok:
                 hw.log(f"bootloader: slot {i}: FLASH_CheckCopyMemory refused: {res.reason}")
             if not legacy:
@@ -281,21 +273,7 @@ class Bootloader:
 
     def factory_reset_available(self) -> bool:
         """``FLASH_IsFactoryResetAvailable`` (spec 5.4 #1): the restore's checks would pass."""
-        s = self._factory_slot()
-        return (
-            check_copy_memory(
-                self.hw.flash,
-                s.sourceAddress,
-                s.destinationAddress,
-                s.length,
-                s.module_function,
-                s.flags,
-                self.hw.profile.platform_id,
-                src_device=s.sourceDeviceID,
-                dst_device=s.destinationDeviceID,
-            )
-            is None
-        )
+        return _slot_copy(check_copy_memory, self.hw, self._factory_slot()) is None
 
     def factory_restore(self) -> bool:
         """``FACTORY_Flash_Reset`` (spec 5.3): the checked sector-wise copy of the factory slot;
@@ -303,17 +281,7 @@ class Bootloader:
         success)."""
         hw = self.hw
         s = self._factory_slot()
-        res = copy_memory(
-            hw.flash,
-            s.sourceAddress,
-            s.destinationAddress,
-            s.length,
-            s.module_function,
-            s.flags,
-            hw.profile.platform_id,
-            src_device=s.sourceDeviceID,
-            dst_device=s.destinationDeviceID,
-        )
+        res = _slot_copy(copy_memory, hw, s)
         if res.ok:
             hw.log(
                 f"bootloader: factory image {fmt_addr(s.sourceAddress)} restored to "
@@ -324,3 +292,22 @@ class Bootloader:
             # spec 5.3 #5: on failure FACTORY_Flash_Reset clears only the 0xAAAA request
             hw.regs.update_flags(Factory_Reset_SysFlag=0xFFFF)
         return res.ok
+
+
+_R = TypeVar("_R")
+
+
+def _slot_copy(fn: Callable[..., _R], hw: Hardware, s: FlashModuleSlot) -> _R:
+    """Call ``FLASH_CopyMemory`` or ``FLASH_CheckCopyMemory`` with a slot's parameters (spec 4.3,
+    4.5): source, destination, length, function, flags and both device ids."""
+    return fn(
+        hw.flash,
+        s.sourceAddress,
+        s.destinationAddress,
+        s.length,
+        s.module_function,
+        s.flags,
+        hw.profile.platform_id,
+        src_device=s.sourceDeviceID,
+        dst_device=s.destinationDeviceID,
+    )

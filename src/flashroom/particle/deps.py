@@ -94,12 +94,27 @@ def check_dependencies(
             not checked and a BOOTLOADER ``dependency2`` is skipped. False at boot (spec 3.2).
 
     Returns:
-        One finding per non-NONE slot. Each slot is judged on its own (spec 3.1 step 3 and
-        ``validate_module_dependencies``: both slots must pass).
+        One finding per non-NONE slot. When ``dependency`` is set, each slot is judged on its
+        own (spec 3.1 step 3: both must pass); when it is NONE the module is valid and a set
+        ``dependency2`` is reported as not checked (spec 3.1 step 1).
     """
     findings: list[DependencyFinding] = []
     for slot, dep in ((1, info.dependency), (2, info.dependency2)):
         if dep.is_none:
+            continue
+        if slot == 2 and info.dependency.is_none:
+            # spec 3.1 step 1: ``dependency.module_function == NONE`` makes the module valid
+            # outright; the device never looks at dependency2 then (quirk, kept).
+            findings.append(
+                DependencyFinding(
+                    slot,
+                    dep,
+                    True,
+                    None,
+                    f"{describe_dependency(dep)}: not checked (the first slot is empty; "
+                    "the device then skips the second)",
+                )
+            )
             continue
         if user_optional and info.module_function == ModuleFunction.USER_PART:
             findings.append(

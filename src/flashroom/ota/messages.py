@@ -320,19 +320,20 @@ class UpdateBegin:
 
     @classmethod
     def from_coap(cls, msg: CoapMessage) -> UpdateBegin:
-        """Parse as Device OS does: a payload shorter than 12 bytes means legacy defaults.
+        """Parse as Device OS does (spec 6.2): the long form only when the datagram is at least
+        20 bytes and byte 7 is the ``0xFF`` payload marker (1-byte token, 1-character path);
+        the fields are then bytes 8-19. Anything else means the legacy defaults.
 
         Raises:
             TransportError: not a ``POST u``/``POST s``.
         """
         if msg.code != CODE_POST or _path(msg) not in ("u", "s"):
             raise TransportError(f"not an UpdateBegin: {code_str(msg.code)} {_path(msg)!r}")
-        if len(msg.payload) < _UPDATE_BEGIN.size:
+        raw = msg.encode()  # decode() is lossless, so this is the datagram as received
+        if len(raw) < 20 or raw[7] != PAYLOAD_MARKER:
             # spec 6.2: shorter message -> chunk_size 0, file_length 0, FIRMWARE, offset 0
             return cls(0, 0, 0, STORE_FIRMWARE, 0)
-        flags, chunk_size, file_length, store, addr = _UPDATE_BEGIN.unpack(
-            msg.payload[: _UPDATE_BEGIN.size]
-        )
+        flags, chunk_size, file_length, store, addr = _UPDATE_BEGIN.unpack(raw[8:20])
         return cls(flags, chunk_size, file_length, store, addr)
 
 

@@ -1,0 +1,67 @@
+"""Fidelity audit of the device end against spec 6 and 4.1 (Device OS v2.3.1, warts included).
+
+Each test drives :class:`DeviceEnd` with hand-built datagrams and names the spec rule it pins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flashroom.ota.messages import (
+    CODE_POST,
+    OPT_CHUNK,
+    OPT_URI_PATH,
+    Chunk,
+    CoapMessage,
+    CoapType,
+    UpdateBegin,
+)
+from flashroom.ota.protocol import DeviceConfig, DeviceEnd
+
+REGION_ELECTRON = 0x20000  # HAL_OTA_FlashLength() on Electron (spec 4.1 #1)
+
+
+def _device(ota: Any, **cfg: Any) -> tuple[DeviceEnd, Any]:
+    fake = ota.FakeOtaDevice()
+    dev = DeviceEnd(fake, DeviceConfig(**cfg))
+    dev.start(0.0)
+    return dev, fake
+
+
+def _decode(out: list[bytes]) -> list[CoapMessage]:
+    return [CoapMessage.decode(d) for d in out]
+
+
+def _begin(dev: DeviceEnd, begin: UpdateBegin, now: float = 0.1) -> list[CoapMessage]:
+    return _decode(dev.receive(begin.to_coap(1, b"\x01").encode(), now))
+
+
+def test_update_begin_long_form_needs_the_payload_marker_at_byte_7_spec_6_2() -> None:
+    # A 2-byte token moves the marker to byte 8: Device OS then uses the legacy defaults.
+    payload = bytes((1,)) + (256).to_bytes(2, "big") + (9000).to_bytes(4, "big") + bytes(5)
+    msg = CoapMessage(CoapType.CON, CODE_POST, 7, b"\x01\x02", ((OPT_URI_PATH, b"u"),), payload)
+    raw = msg.encode()
+    assert len(raw) >= 20 and raw[7] != 0xFF
+    assert UpdateBegin.from_coap(CoapMessage.decode(raw)) == UpdateBegin(0, 0, 0, 0, 0)
+
+
+def test_update_begin_long_form_reads_bytes_8_to_19_big_endian_spec_6_2() -> None:
+    raw = UpdateBegin(1, 0x0102, 0x03040506, 128, 0x0708090A).to_coap(3, b"\x09").encode()
+    assert raw[7] == 0xFF and len(raw) == 20
+    assert raw[8:20] == bytes.fromhex("01 0102 03040506 80 0708090a")
+    got = UpdateBegin.from_coap(CoapMessage.decode(raw))
+    assert got == UpdateBegin(1, 0x0102, 0x03040506, 128, 0x0708090A)
+
+
+def test_update_begin_with_a_short_payload_uses_legacy_defaults_spec_6_2() -> None:
+    msg = CoapMessage(CoapType.CON, CODE_POST, 7, b"\x01", ((OPT_URI_PATH, b"u"),), bytes(11))
+    assert len(msg.encode()) == 19
+    assert UpdateBegin.from_coap(msg) == UpdateBegin(0, 0, 0, 0, 0)
+
+
+def test_chunk_options_are_positional_crc_then_index_spec_6_3_1() -> None:
+    msg = Chunk(b"x", 0x01020304, 0x0506).to_coap(1, b"\x01", CoapType.NON)
+    raw = msg.encode()
+    assert raw[4] == 0x01 and raw[5:7] == b"\xb1c"  # 1-byte token, path 'c' at 5 + token_len
+    opts = [v for n, v in msg.options if n == OPT_CHUNK]
+    assert opts == [b"\x01\x02\x03\x04", b"\x05\x06"]

@@ -269,7 +269,7 @@ class DeviceEnd:
         """spec 4.1 #1 / 6.2 #1: defaults, chunk count, range check; no erase."""
         chunk_size = req.chunk_size or DEFAULT_CHUNK_SIZE
         file_length = req.file_length
-        if req.chunk_size == 0 or file_length == 0:  # spec 4.1 #1, spec 6.2 legacy defaults
+        if req.chunk_size == 0:  # spec 4.1 #1: only chunk_size 0 selects both defaults
             file_length = OTA_FLASH_LENGTH[self.config.platform]
         if not self.config.updates_enabled:
             return chunk_size, file_length, "updates are disabled"

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from flashroom.ota.messages import (
+    CODE_CHANGED,
+    CODE_EMPTY,
     CODE_POST,
     OPT_CHUNK,
     OPT_URI_PATH,
@@ -16,7 +20,7 @@ from flashroom.ota.messages import (
     CoapType,
     UpdateBegin,
 )
-from flashroom.ota.protocol import DeviceConfig, DeviceEnd
+from flashroom.ota.protocol import DeviceConfig, DeviceEnd, DeviceStatus
 
 REGION_ELECTRON = 0x20000  # HAL_OTA_FlashLength() on Electron (spec 4.1 #1)
 
@@ -34,6 +38,23 @@ def _decode(out: list[bytes]) -> list[CoapMessage]:
 
 def _begin(dev: DeviceEnd, begin: UpdateBegin, now: float = 0.1) -> list[CoapMessage]:
     return _decode(dev.receive(begin.to_coap(1, b"\x01").encode(), now))
+
+
+def test_long_form_file_length_zero_stays_zero_when_chunk_size_given_spec_4_1(ota: Any) -> None:
+    # spec 4.1 #1: only chunk_size == 0 selects the defaults (512 and HAL_OTA_FlashLength())
+    dev, fake = _device(ota)
+    _begin(dev, UpdateBegin(0, 512, 0))
+    assert dev.status == DeviceStatus.UPDATING
+    assert fake.file_length == 0
+    assert dev.chunk_count == 0
+
+
+def test_chunk_size_zero_selects_512_and_the_region_length_spec_4_1(ota: Any) -> None:
+    dev, fake = _device(ota)
+    _begin(dev, UpdateBegin(0, 0, 5000))
+    assert dev.chunk_size == 512
+    assert fake.file_length == REGION_ELECTRON
+    assert dev.chunk_count == REGION_ELECTRON // 512
 
 
 def test_update_begin_long_form_needs_the_payload_marker_at_byte_7_spec_6_2() -> None:
@@ -57,6 +78,19 @@ def test_update_begin_with_a_short_payload_uses_legacy_defaults_spec_6_2() -> No
     msg = CoapMessage(CoapType.CON, CODE_POST, 7, b"\x01", ((OPT_URI_PATH, b"u"),), bytes(11))
     assert len(msg.encode()) == 19
     assert UpdateBegin.from_coap(msg) == UpdateBegin(0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(("fast", "fill"), [(True, 0x00), (False, 0xFF)])
+def test_bitmap_starts_all_zero_fast_all_ff_normal_and_update_ready_flags_spec_6_2(
+    ota: Any, fast: bool, fill: int
+) -> None:
+    dev, _ = _device(ota)
+    out = _begin(dev, UpdateBegin(1 if fast else 0, 512, 20 * 512))
+    assert out[0].mtype == CoapType.ACK and out[0].code == CODE_EMPTY and not out[0].token
+    ready = out[1]
+    assert ready.code == CODE_CHANGED and ready.token == b"\x01" and ready.mtype == CoapType.CON
+    assert ready.payload == bytes((1 if fast else 0,))
+    assert dev.bitmap == bytearray([fill]) * 3
 
 
 def test_chunk_options_are_positional_crc_then_index_spec_6_3_1() -> None:

@@ -409,9 +409,10 @@ class DeviceEnd:
         if self.status != DeviceStatus.UPDATING:
             ack = CoapMessage(CoapType.ACK, CODE_BAD_REQUEST, msg.message_id, msg.token)
             return [self.ep.reply(msg, ack)]
-        self._last_activity = now
         missing = self.missing()
         if missing:
+            # spec 6.5: the inactivity timer is reset by prepare, each chunk and finish only;
+            # an UpdateDone that finds chunks missing does not reset it.
             # spec 6.4 #3, #5: ACK 4.00, then one ChunkMissed with the lowest missing indices
             ack = CoapMessage(CoapType.ACK, CODE_BAD_REQUEST, msg.message_id, msg.token)
             out = [self.ep.reply(msg, ack)]
@@ -423,6 +424,7 @@ class DeviceEnd:
             cm = ChunkMissed(ask).to_coap(self.ep.next_mid(), self.ep.next_token())
             out.append(self.ep.send(cm, now))
             return out
+        self._last_activity = now  # finish (spec 6.5)
         # spec 6.4 #2: validate-only pass does not change the ACK; #3 ACK 2.04 with the token
         ack = CoapMessage(CoapType.ACK, CODE_CHANGED, msg.message_id, msg.token)
         out = [self.ep.reply(msg, ack)]

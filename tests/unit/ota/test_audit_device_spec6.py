@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flashroom.ota.messages import (
+    CODE_BAD_REQUEST,
     CODE_CHANGED,
     CODE_EMPTY,
     CODE_POST,
@@ -19,6 +20,8 @@ from flashroom.ota.messages import (
     CoapMessage,
     CoapType,
     UpdateBegin,
+    UpdateDone,
+    empty_ack,
 )
 from flashroom.ota.protocol import DeviceConfig, DeviceEnd, DeviceStatus
 
@@ -91,6 +94,22 @@ def test_bitmap_starts_all_zero_fast_all_ff_normal_and_update_ready_flags_spec_6
     assert ready.code == CODE_CHANGED and ready.token == b"\x01" and ready.mtype == CoapType.CON
     assert ready.payload == bytes((1 if fast else 0,))
     assert dev.bitmap == bytearray([fill]) * 3
+
+
+def test_update_done_with_missing_chunks_does_not_reset_the_inactivity_timer_spec_6_5(
+    ota: Any,
+) -> None:
+    # spec 6.5: the timer is reset by prepare, by each chunk and by finish; an UpdateDone that
+    # finds chunks missing (spec 6.4 #5) is none of those.
+    dev, _ = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512), now=0.0)
+    done = UpdateDone().to_coap(2, b"\x02")
+    out = _decode(dev.receive(done.encode(), 200.0))
+    assert out[0].code == CODE_BAD_REQUEST
+    missed = out[1]
+    dev.receive(empty_ack(missed.message_id).encode(), 200.1)  # the server ACKs ChunkMissed
+    dev.poll(300.0)
+    assert dev.status == DeviceStatus.TIMEOUT
 
 
 def test_chunk_options_are_positional_crc_then_index_spec_6_3_1() -> None:

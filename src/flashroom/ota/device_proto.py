@@ -334,9 +334,12 @@ class DeviceEnd:
                 out.append(self.ep.reply(msg, reset_for(msg.message_id)))
             return out
         self._last_activity = now  # spec 6.5: each chunk resets the inactivity timer
-        if msg.mtype == CoapType.CON:
-            out.append(self.ep.reply(msg, empty_ack(msg.message_id)))  # spec 6.3 #2
+        # spec 6.3 #1: the index option, per message, means fast mode (whatever UpdateBegin
+        # negotiated); #2: only a non-fast chunk is ACKed first. (Device OS would also "ACK" a
+        # NON one; flashroom ACKs only a CON, as RFC 7252 4.2 wants: spec-silent.)
         fast_chunk = chunk.index is not None
+        if msg.mtype == CoapType.CON and not fast_chunk:
+            out.append(self.ep.reply(msg, empty_ack(msg.message_id)))
         index = chunk.index if chunk.index is not None else self.next_index
         if index >= MAX_CHUNKS:  # spec 6.2: indices are only checked against 65535
             return out + self._protocol_error(msg, now, f"chunk index {index}")
@@ -350,7 +353,7 @@ class DeviceEnd:
             self._requested.discard(index)
         if crc32(chunk.data) != chunk.crc:
             self.crc_errors += 1
-            if not self.fast:
+            if not fast_chunk:  # spec 6.3 #5: BAD in normal mode only
                 self._bad_pending = True
                 bad = ChunkReceived(False).to_coap(self.ep.next_mid(), msg.token)
                 out.append(self.ep.send(bad, now))
@@ -372,8 +375,8 @@ class DeviceEnd:
         if in_bitmap:
             self.bytes_written += len(chunk.data)
         self._received_in_flight += 1
+        self.next_index = index + 1  # spec 6.3 #5: one index, incremented after a good chunk
         if not fast_chunk:
-            self.next_index += 1
             ok = ChunkReceived(True).to_coap(self.ep.next_mid(), msg.token)
             out.append(self.ep.send(ok, now))
         self.progress(self._count_received(), self.chunk_count)

@@ -24,6 +24,7 @@ from flashroom.ota.messages import (
     empty_ack,
 )
 from flashroom.ota.protocol import DeviceConfig, DeviceEnd, DeviceStatus
+from flashroom.particle.crc import crc32
 
 REGION_ELECTRON = 0x20000  # HAL_OTA_FlashLength() on Electron (spec 4.1 #1)
 
@@ -110,6 +111,67 @@ def test_update_done_with_missing_chunks_does_not_reset_the_inactivity_timer_spe
     dev.receive(empty_ack(missed.message_id).encode(), 200.1)  # the server ACKs ChunkMissed
     dev.poll(300.0)
     assert dev.status == DeviceStatus.TIMEOUT
+
+
+def test_indexed_chunk_is_fast_mode_and_gets_no_ack_even_if_confirmable_spec_6_3(
+    ota: Any,
+) -> None:
+    # spec 6.3 #1-#2: the index option means fast mode; only non-fast chunks are ACKed first
+    dev, fake = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512))
+    data = bytes(range(256)) * 2
+    msg = Chunk.of(data, 0).to_coap(5, b"\x05", CoapType.CON)
+    assert dev.receive(msg.encode(), 0.2) == []
+    assert fake.region[:512] == data
+
+
+def test_chunk_without_index_in_a_fast_session_is_normal_mode_bad_crc_spec_6_3(
+    ota: Any,
+) -> None:
+    # spec 6.3 #1: without the index option the chunk is a normal-mode chunk: ACK first (#2)
+    # and ChunkReceived BAD on a CRC mismatch (#5), whatever UpdateBegin negotiated.
+    dev, _ = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512))
+    data = bytes(512)
+    msg = Chunk(data, crc32(data) ^ 1, None).to_coap(5, b"\x05", CoapType.CON)
+    out = _decode(dev.receive(msg.encode(), 0.2))
+    assert [m.mtype for m in out] == [CoapType.ACK, CoapType.CON]
+    assert out[0].code == CODE_EMPTY and out[0].message_id == 5
+    assert out[1].code == CODE_BAD_REQUEST and out[1].token == b"\x05"
+
+
+def test_indexed_chunk_with_bad_crc_in_a_normal_session_gets_no_reply_spec_6_3(
+    ota: Any,
+) -> None:
+    dev, fake = _device(ota)
+    _begin(dev, UpdateBegin(0, 512, 20 * 512))
+    data = bytes(512)
+    msg = Chunk(data, crc32(data) ^ 1, 3).to_coap(5, b"\x05", CoapType.NON)
+    assert dev.receive(msg.encode(), 0.2) == []
+    assert fake.region[3 * 512 : 4 * 512] == b"\xff" * 512
+
+
+def test_the_running_index_continues_after_an_indexed_chunk_spec_6_3_5(ota: Any) -> None:
+    # spec 6.3 #3/#5: one index; a good chunk increments it, so a following chunk without the
+    # index option lands at (index + 1) * chunk_size.
+    dev, fake = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512))
+    a, b = b"\xa5" * 512, b"\x3c" * 512
+    dev.receive(Chunk.of(a, 5).to_coap(5, b"\x05", CoapType.NON).encode(), 0.2)
+    dev.receive(Chunk.of(b, None).to_coap(6, b"\x06", CoapType.CON).encode(), 0.3)
+    assert fake.region[5 * 512 : 6 * 512] == a
+    assert fake.region[6 * 512 : 7 * 512] == b
+    assert fake.region[:512] == b"\xff" * 512
+
+
+def test_normal_mode_chunk_is_acked_first_then_chunk_received_ok_spec_6_3(ota: Any) -> None:
+    dev, fake = _device(ota)
+    _begin(dev, UpdateBegin(0, 512, 20 * 512))
+    data = b"\x11" * 512
+    out = _decode(dev.receive(Chunk.of(data).to_coap(5, b"\x05", CoapType.CON).encode(), 0.2))
+    assert out[0].mtype == CoapType.ACK and out[0].code == CODE_EMPTY
+    assert out[1].code == CODE_CHANGED and out[1].token == b"\x05" and not out[1].payload
+    assert fake.region[:512] == data
 
 
 def test_chunk_options_are_positional_crc_then_index_spec_6_3_1() -> None:

@@ -649,3 +649,22 @@ def test_split_errors() -> None:
 def test_split_of_a_single_uncombined_module_returns_it() -> None:
     m = module(head=bytes(0x184), function=4, index=2, dep=(0, 0, 0))
     assert split_modules(m) == [m]
+
+
+def test_compressed_modules_combine_split_and_decompress_back() -> None:
+    mods = _three()
+    comps = [compress_module(m) for m in mods]
+    out = combine_modules(comps)
+    parts = split_modules(out)
+    assert parts == comps
+    assert [decompress_module(p) for p in parts] == mods
+    m = parse_module(out)
+    assert m.combined is not None and len(m.combined) == 3
+    assert all(p.module.compressed is not None for p in m.combined)
+
+
+def test_all_ff_buffer_fails_on_prefix_extensions_without_end() -> None:
+    # Every score is 0 (end == start), so offset 0; flags 0xFF include PREFIX_EXTENSIONS and the
+    # first extension has type 0xFFFF, so the list has no END (module-format.md 5.2).
+    with pytest.raises(ModuleFormatError, match="Prefix extensions should end with END"):
+        parse_module(b"\xff" * 300)

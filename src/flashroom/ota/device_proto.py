@@ -334,6 +334,9 @@ class DeviceEnd:
                 out.append(self.ep.reply(msg, reset_for(msg.message_id)))
             return out
         self._last_activity = now  # spec 6.5: each chunk resets the inactivity timer
+        # spec 6.4 #5 "chunks received in this flight": every Chunk message counts, as Device
+        # OS's chunk_count++ on entry to handle_chunk (duplicates and bad CRCs included)
+        self._received_in_flight += 1
         # spec 6.3 #1: the index option, per message, means fast mode (whatever UpdateBegin
         # negotiated); #2: only a non-fast chunk is ACKed first. (Device OS would also "ACK" a
         # NON one; flashroom ACKs only a CON, as RFC 7252 4.2 wants: spec-silent.)
@@ -374,7 +377,6 @@ class DeviceEnd:
         self.chunks_written += 1
         if in_bitmap:
             self.bytes_written += len(chunk.data)
-        self._received_in_flight += 1
         self.next_index = index + 1  # spec 6.3 #5: one index, incremented after a good chunk
         if not fast_chunk:
             ok = ChunkReceived(True).to_coap(self.ep.next_mid(), msg.token)
@@ -424,7 +426,8 @@ class DeviceEnd:
             ask = tuple(missing[:n])
             self._requested.update(ask)
             self.missed_requests += 1
-            cm = ChunkMissed(ask).to_coap(self.ep.next_mid(), self.ep.next_token())
+            # Device OS builds it with no token (0x40 0x01 mid 0xb1 'c' 0xff ...); spec 6.1
+            cm = ChunkMissed(ask).to_coap(self.ep.next_mid(), b"")
             out.append(self.ep.send(cm, now))
             return out
         self._last_activity = now  # finish (spec 6.5)

@@ -180,3 +180,47 @@ def test_chunk_options_are_positional_crc_then_index_spec_6_3_1() -> None:
     assert raw[4] == 0x01 and raw[5:7] == b"\xb1c"  # 1-byte token, path 'c' at 5 + token_len
     opts = [v for n, v in msg.options if n == OPT_CHUNK]
     assert opts == [b"\x01\x02\x03\x04", b"\x05\x06"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="spec 4.1 #1: the dry run does no range check (FLASH_EraseMemory's check is in the "
+    "real prepare and its result is ignored), but device_proto refuses with 5.03; fixing it "
+    "contradicts tests/unit/ota/test_protocol.py::test_update_begin_past_end_of_flash_is_refused "
+    "(not the auditor's file): left for the lead",
+)
+def test_update_begin_past_end_of_flash_passes_the_dry_run_spec_4_1(ota: Any) -> None:
+    dev, _ = _device(ota)
+    out = _begin(dev, UpdateBegin(0, 512, 0x40000, 0, 0x1000))
+    assert out[0].code == CODE_EMPTY
+
+
+def test_chunk_missed_count_counts_every_chunk_message_of_the_flight_spec_6_4_5(
+    ota: Any,
+) -> None:
+    # spec 6.4 #5: min(chunks received in this flight + max(0.2 x that, 2), 40). Device OS
+    # counts every Chunk message it handles (chunk_count++ on entry), duplicates and bad CRCs
+    # included: 4 here, so 4 + 2 = 6 indices, not 2 + 2.
+    dev, _ = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512))
+    good, bad = b"\x01" * 512, b"\x02" * 512
+    chunks = [Chunk.of(good, 0), Chunk.of(good, 1), Chunk.of(good, 1), Chunk(bad, 0, 2)]
+    for mid, c in enumerate(chunks, start=10):
+        dev.receive(c.to_coap(mid, b"\x07", CoapType.NON).encode(), 0.2)
+    out = _decode(dev.receive(UpdateDone().to_coap(30, b"\x08").encode(), 0.3))
+    missed = out[1]
+    ask = [int.from_bytes(missed.payload[i : i + 2], "big") for i in range(0, 12, 2)]
+    assert len(missed.payload) == 12
+    assert ask == [2, 3, 4, 5, 6, 7]
+
+
+def test_chunk_missed_is_a_confirmable_get_c_without_token_spec_6_1(ota: Any) -> None:
+    # spec 6.1: ChunkMissed is a CON GET c with the big-endian u16 indices as payload; Device OS
+    # builds it by hand as 0x40 0x01 <mid> 0xb1 'c' 0xff (no token; send_missing_chunks).
+    dev, _ = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512))
+    out = dev.receive(UpdateDone().to_coap(30, b"\x08").encode(), 0.3)
+    raw = out[1]
+    assert raw[0] == 0x40 and raw[1] == 0x01
+    assert raw[4:7] == b"\xb1c\xff"
+    assert raw[7:] == b"\x00\x00\x00\x01"

@@ -564,6 +564,7 @@ def test_decompress_accepts_window_bits_0_and_8_to_15_and_a_larger_header() -> N
     [
         ({"hs": 7}, "size"),
         ({"hs": 0}, "size"),
+        ({"hs": 0x1000}, "size"),  # larger than the data that follows: does not fit
         ({"method": 1}, "method"),
         ({"wb": 7}, "window_bits"),
         ({"wb": 16}, "window_bits"),

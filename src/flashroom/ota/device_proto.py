@@ -304,6 +304,10 @@ class DeviceEnd:
             self.error_code = rc
             self._end(DeviceStatus.ABORTED, now, f"prepare (HAL_FLASH_Begin) failed with {rc}")
             return out
+        # The FAST_OTA property (spec 6.2) is modelled as "disable" only. The store field
+        # (FIRMWARE/SYSTEM/APPLICATION) is carried but not acted on: spec 6.2 lists its values
+        # and says nothing of other stores' handling, so every store is written to the OTA
+        # region (spec-silent).
         self.fast = req.fast and self.config.allow_fast
         self.chunk_size = chunk_size
         self.file_length = file_length
@@ -330,6 +334,9 @@ class DeviceEnd:
     def _on_chunk(self, msg: CoapMessage, chunk: Chunk, now: float) -> list[bytes]:
         out: list[bytes] = []
         if self.status != DeviceStatus.UPDATING:
+            # Spec-silent: Device OS returns without any reply (not even the ACK); flashroom
+            # sends an RST so a stray CON chunk fails fast at the server instead of being
+            # retransmitted to exhaustion.
             if msg.mtype == CoapType.CON:
                 out.append(self.ep.reply(msg, reset_for(msg.message_id)))
             return out
@@ -412,6 +419,8 @@ class DeviceEnd:
 
     def _on_done(self, msg: CoapMessage, now: float) -> list[bytes]:
         if self.status != DeviceStatus.UPDATING:
+            # Spec-silent: Device OS ACKs from its stale bitmap and does nothing else; flashroom
+            # always answers 4.00 (nothing to finish).
             ack = CoapMessage(CoapType.ACK, CODE_BAD_REQUEST, msg.message_id, msg.token)
             return [self.ep.reply(msg, ack)]
         missing = self.missing()

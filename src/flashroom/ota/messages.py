@@ -368,23 +368,40 @@ class Chunk:
 
     @classmethod
     def from_coap(cls, msg: CoapMessage) -> Chunk:
-        """Parse positionally as Device OS does: 1st option after the path is the CRC, 2nd the
-        index (spec 6.3 #1).
+        """Parse as Device OS's ``handle_chunk`` does (spec 6.3 #1), warts included: walk the
+        datagram's option headers from byte 7 (it assumes a 1-byte token and the 1-byte
+        Uri-Path) until the ``0xFF`` marker, stepping ``(header & 0xF) + 1`` bytes; the CRC-32
+        is the 4 bytes after the 1st header and the index the 2 bytes after the 2nd, whatever
+        those options' lengths; the CRC is 0 when there is no option. The data is everything
+        after the marker.
 
         Raises:
-            TransportError: not a ``POST c`` or the CRC option is missing/short.
+            TransportError: not a ``POST c``, or the walk or a field read runs past the end of
+                the datagram (Device OS would read past the message; spec-silent).
         """
         if msg.code != CODE_POST or _path(msg) != "c":
             raise TransportError(f"not a Chunk: {code_str(msg.code)} {_path(msg)!r}")
-        rest = [v for n, v in msg.options if n != OPT_URI_PATH]
-        if not rest or len(rest[0]) != 4:
-            raise TransportError("Chunk without a 4-byte CRC-32 option (spec 6.3 #1)")
-        index = None
-        if len(rest) > 1:
-            if len(rest[1]) != 2:
-                raise TransportError(f"Chunk index option of {len(rest[1])} bytes; expected 2")
-            index = int.from_bytes(rest[1], "big")
-        return cls(msg.payload, int.from_bytes(rest[0], "big"), index)
+        raw = msg.encode()  # decode() is lossless, so this is the datagram as received
+        crc, index, option, pos = 0, None, 0, 7
+        while True:
+            if pos >= len(raw):
+                raise TransportError("Chunk options run past the datagram end (spec 6.3 #1)")
+            header = raw[pos]
+            if header == PAYLOAD_MARKER:
+                break
+            if option < 2:
+                size = 4 if option == 0 else 2
+                if pos + 1 + size > len(raw):
+                    what = "CRC-32" if option == 0 else "index"
+                    raise TransportError(f"Chunk {what} at byte {pos + 1} runs past the end")
+                value = int.from_bytes(raw[pos + 1 : pos + 1 + size], "big")
+                if option == 0:
+                    crc = value
+                else:
+                    index = value
+            option += 1
+            pos += (header & 0x0F) + 1
+        return cls(bytes(raw[pos + 1 :]), crc, index)
 
 
 @dataclass(frozen=True)

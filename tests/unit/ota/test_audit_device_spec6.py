@@ -224,3 +224,34 @@ def test_chunk_missed_is_a_confirmable_get_c_without_token_spec_6_1(ota: Any) ->
     assert raw[0] == 0x40 and raw[1] == 0x01
     assert raw[4:7] == b"\xb1c\xff"
     assert raw[7:] == b"\x00\x00\x00\x01"
+
+
+def _chunk_msg(token: bytes, options: tuple[tuple[int, bytes], ...], data: bytes) -> CoapMessage:
+    opts = ((OPT_URI_PATH, b"c"), *options)
+    raw = CoapMessage(CoapType.CON, CODE_POST, 4, token, opts, data).encode()
+    return CoapMessage.decode(raw)
+
+
+def test_chunk_options_are_walked_from_byte_7_with_a_short_crc_option_spec_6_3_1() -> None:
+    # spec 6.3 #1: Device OS walks option headers from byte 7 and reads the CRC as the 4 bytes
+    # after the 1st header, whatever that option's length; here they run into the next option.
+    msg = _chunk_msg(b"\x01", ((OPT_CHUNK, b"\xaa\xbb"), (OPT_CHUNK, b"\x00\x05")), b"data")
+    assert Chunk.from_coap(msg) == Chunk(b"data", 0xAABB0200, 5)
+
+
+def test_chunk_without_crc_option_has_crc_zero_spec_6_3_1() -> None:
+    # Device OS starts with given_crc = 0; no option after the path leaves it so (no index:
+    # normal mode), and the CRC comparison then decides.
+    assert Chunk.from_coap(_chunk_msg(b"\x01", (), b"data")) == Chunk(b"data", 0, None)
+
+
+def test_chunk_with_a_two_byte_token_is_misparsed_as_device_os_does_spec_6_3_1() -> None:
+    # "The parser assumes a 1-byte token": with 2, byte 7 is the path value 'c' (0x63), read as
+    # an option header of length 3; the CRC is bytes 8-11. (The 0xFF tail keeps the rest of
+    # the walk inside the datagram.)
+    data = b"\x10\x20\x30\x40\x50" + b"\xff" * 16
+    msg = _chunk_msg(b"\x01\x02", ((OPT_CHUNK, crc32(data).to_bytes(4, "big")),), data)
+    raw = msg.encode()
+    assert raw[7] == ord("c")
+    got = Chunk.from_coap(msg)
+    assert got.crc == int.from_bytes(raw[8:12], "big") != crc32(data)

@@ -231,7 +231,11 @@ def reset_for(message_id: int) -> CoapMessage:
 
 
 def _path(msg: CoapMessage) -> str:
-    return msg.uri_path
+    """The character Device OS dispatches on: byte ``5 + token_len`` of the datagram (spec
+    6.1), i.e. the first character of a leading 1-character Uri-Path; ``""`` past the end."""
+    raw = msg.encode()  # decode() is lossless, so this is the datagram as received
+    at = 5 + len(msg.token)
+    return chr(raw[at]) if at < len(raw) else ""
 
 
 # --------------------------------------------------------------------------- OTA messages

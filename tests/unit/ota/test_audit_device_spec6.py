@@ -14,6 +14,7 @@ from flashroom.ota.messages import (
     CODE_CHANGED,
     CODE_EMPTY,
     CODE_POST,
+    CODE_PUT,
     OPT_CHUNK,
     OPT_URI_PATH,
     Chunk,
@@ -22,6 +23,7 @@ from flashroom.ota.messages import (
     UpdateBegin,
     UpdateDone,
     empty_ack,
+    parse_request,
 )
 from flashroom.ota.protocol import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.particle.crc import crc32
@@ -255,3 +257,21 @@ def test_chunk_with_a_two_byte_token_is_misparsed_as_device_os_does_spec_6_3_1()
     assert raw[7] == ord("c")
     got = Chunk.from_coap(msg)
     assert got.crc == int.from_bytes(raw[8:12], "big") != crc32(data)
+
+
+def test_requests_are_dispatched_by_the_character_at_byte_5_plus_token_length_spec_6_1() -> None:
+    # spec 6.1: Device OS looks only at the path character at byte 5 + token_len, so a longer
+    # path ("cx") or a second segment still dispatches as a Chunk. (Its option walk then starts
+    # at 'x'; the 0xFF data keeps it inside the datagram.)
+    data = b"\xff" * 8
+    crc = ((OPT_CHUNK, crc32(data).to_bytes(4, "big")),)
+    long_path = CoapMessage(
+        CoapType.CON, CODE_POST, 4, b"\x01", ((OPT_URI_PATH, b"cx"), *crc), data
+    )
+    assert long_path.encode()[6] == ord("c")
+    got = parse_request(CoapMessage.decode(long_path.encode()))
+    assert isinstance(got, Chunk) and got.index is None
+    two = CoapMessage(
+        CoapType.CON, CODE_PUT, 4, b"\x01", ((OPT_URI_PATH, b"u"), (OPT_URI_PATH, b"zz"))
+    )
+    assert isinstance(parse_request(CoapMessage.decode(two.encode())), UpdateDone)

@@ -267,8 +267,10 @@ CATALOGUE: tuple[BadCase, ...] = (
             "spec 3.3: CRC read from erased scratch -> -1330",
             lambda c: _app(c)[: ModuleInfo.SIZE], None),
     BadCase("oversized", "device", "user part 4 KB larger than the profile's user region",
-            "spec 3.5 #20: fetch_module range -> -1300",
-            lambda c: _app(c, c.user_max + 4096), -1300),
+            "extended: the file overruns the 256K scratch at 0x08100000 and FLASH_Update has "
+            "no bounds check (spec 4.1 #3): bus fault, reset, no slot; stock: fetch_module "
+            "range -> -1300 (spec 3.5 #20)",
+            lambda c: _app(c, c.user_max + 4096), "no_code"),
     # ---- dependencies (spec 2.4, 3.1 validate_module_dependencies)
     BadCase("system_unmet_dependency", "device",
             "system part 2 that needs system part 1 >= 9999",
@@ -310,7 +312,8 @@ CATALOGUE: tuple[BadCase, ...] = (
     # ---- transfer sessions (spec 6)
     BadCase("chunk_crc_mismatch", "transfer",
             "stop-and-wait: every copy of chunk 3 carries a wrong CRC-32 option",
-            "spec 6.3 #5: ChunkReceived BAD (4.00); the image never completes", _app, "4.00",
+            "spec 6.3 #5: ChunkReceived BAD (4.00); the stop-and-wait bitmap reads complete, so "
+            "UpdateDone runs HAL_FLASH_End, whose CRC check fails (-1330)", _app, -1330,
             (_begin(), Step("chunks", {"last": 3}), Step("chunk", {"index": 3, "crc_xor": 1}),
              Step("chunk", {"index": 3, "crc_xor": 1}), _DONE)),
     BadCase("fast_chunk_crc_mismatch", "transfer",
@@ -320,10 +323,11 @@ CATALOGUE: tuple[BadCase, ...] = (
             (_begin(fast=True), Step("chunks", {"bad_crc": [5]}), _DONE, _DONE)),
     BadCase("chunk_index_out_of_range", "transfer",
             "fast OTA: chunk indices shifted past the end of the file (index + 2000)",
-            "spec 6.2: indices only checked against 65535; image incomplete", _app, "4.00",
+            "spec 6.2: indices only checked against 65535, FLASH_Update has no bounds check "
+            "(spec 4.1 #3): the write past 0x08100000 bus-faults and resets", _app, "RST",
             (_begin(fast=True), Step("chunks", {"index_offset": 2000}), _DONE)),
     BadCase("chunk_index_65535", "transfer", "fast OTA: a chunk with index 65535",
-            "spec 6.2: index >= 65535 is a protocol error -> aborted", _app, "aborted",
+            "spec 6.2: index >= 65535 is a protocol error -> RST, transfer aborted", _app, "RST",
             (_begin(fast=True), Step("chunk", {"index": 0, "index_option": 65535}), _DONE)),
     BadCase("update_done_early", "transfer",
             "UpdateDone after half the chunks (fast OTA)",
@@ -344,7 +348,8 @@ CATALOGUE: tuple[BadCase, ...] = (
             "4.00", (_begin(fast=True, file_length=2 * BASE_APP_SIZE), _ALL, _DONE, _DONE)),
     BadCase("file_past_flash_end", "transfer",
             "UpdateBegin with file_address 0x3f000 and a 64 KB file (past the end of flash)",
-            "spec 4.1 #2.3 range check -> 5.03", _app, "5.03",
+            "spec 4.1 #1: the dry run has no range check and the prepare's is ignored (3.5 #17); "
+            "the first chunk past 0x08100000 bus-faults and resets", _app, "RST",
             (_begin(file_address=0x3F000), _ALL, _DONE)),
     BadCase("reset_mid_transfer", "transfer", "the device is power-cycled after 40 chunks",
             "spec 4.2: no slot recorded before HAL_FLASH_End", _app, "reset",

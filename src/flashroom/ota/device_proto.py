@@ -12,11 +12,9 @@ from enum import StrEnum
 from flashroom.errors import FlashroomError, TransportError
 from flashroom.ota.device_os import (
     DEFAULT_CHUNK_SIZE,
-    FLASH_END,
     INACTIVITY_TIMEOUT_S,
     MAX_CHUNKS,
     OTA_FLASH_LENGTH,
-    OTA_REGION_START,
     PLATFORM_IDS,
     OtaTarget,
     ProgressFn,
@@ -276,17 +274,10 @@ class DeviceEnd:
         chunks = math.ceil(file_length / chunk_size)
         if chunks >= MAX_CHUNKS:
             return chunk_size, file_length, f"{chunks} chunks; must be below {MAX_CHUNKS}"
-        # NOT v2.3.1: its dry run checks nothing but "updates enabled" (spec 4.1 #1); the range
-        # check lives in FLASH_EraseMemory during the real prepare, whose result is ignored.
-        # Kept because tests/unit/ota/test_protocol.py pins it; the strict xfail in
-        # test_audit_device_spec6.py pins the v2.3.1 behaviour for when this is settled.
-        end = OTA_REGION_START + req.file_address + file_length
-        if end > FLASH_END:
-            return (
-                chunk_size,
-                file_length,
-                f"file ends at 0x{end:08x}, past the end of flash 0x{FLASH_END:08x}",
-            )
+        # No range check here (spec 4.1 #1: the dry run checks only "updates enabled" and the
+        # chunk count). FLASH_EraseMemory's range check runs in the real prepare and its result
+        # is ignored (spec 3.5 #17), so a file past the end of flash is accepted and fails only
+        # when a chunk is written there.
         return chunk_size, file_length, None
 
     def _on_begin(self, msg: CoapMessage, req: UpdateBegin, now: float) -> list[bytes]:

@@ -81,3 +81,18 @@ def test_bad_sha256_is_refused_by_the_host_but_accepted_by_the_device() -> None:
 def test_unknown_case_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="no_such_case"):
         run_campaign(only=["no_such_case"])
+
+
+def test_every_case_ends_with_the_error_its_catalogue_entry_names_on_extended() -> None:
+    """The catalogue's ``expect`` is binding on the default device (Electron, extended): each
+    case is refused for its own reason, not merely refused."""
+    from flashroom.emu.badinput import CATALOGUE, run_campaign
+
+    res = run_campaign("electron", "extended")
+    expected = {c.name: c.expect for c in CATALOGUE}
+    wrong = {
+        c.name: (expected[c.name], c.code)
+        for c in res.cases
+        if expected[c.name] is not None and str(expected[c.name]) != str(c.code)
+    }
+    assert wrong == {}

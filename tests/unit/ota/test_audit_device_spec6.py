@@ -184,13 +184,6 @@ def test_chunk_options_are_positional_crc_then_index_spec_6_3_1() -> None:
     assert opts == [b"\x01\x02\x03\x04", b"\x05\x06"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec 4.1 #1: the dry run does no range check (FLASH_EraseMemory's check is in the "
-    "real prepare and its result is ignored), but device_proto refuses with 5.03; fixing it "
-    "contradicts tests/unit/ota/test_protocol.py::test_update_begin_past_end_of_flash_is_refused "
-    "(not the auditor's file): left for the lead",
-)
 def test_update_begin_past_end_of_flash_passes_the_dry_run_spec_4_1(ota: Any) -> None:
     dev, _ = _device(ota)
     out = _begin(dev, UpdateBegin(0, 512, 0x40000, 0, 0x1000))

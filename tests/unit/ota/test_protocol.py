@@ -9,7 +9,6 @@ import pytest
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import IDEAL, PRESETS
 from flashroom.ota.messages import (
-    CODE_SERVICE_UNAVAILABLE,
     CoapMessage,
     CoapType,
     UpdateBegin,
@@ -90,16 +89,6 @@ def test_update_begin_dry_run_failure_is_acked_5_03_and_nothing_erased(ota: Any)
     assert fake.begins == 0
     assert out.session is not None and out.session.status == SessionStatus.FAILED
     assert "5.03" in (out.session.error or "")
-
-
-def test_update_begin_past_end_of_flash_is_refused(ota: Any) -> None:
-    dev = DeviceEnd(ota.FakeOtaDevice(), DeviceConfig())
-    dev.start(0.0)
-    begin = UpdateBegin(0, 512, 0x40000, 0, 0x1000).to_coap(1, b"\x01")
-    ack = CoapMessage.decode(dev.receive(begin.encode(), 0.1)[0])
-    assert ack.mtype == CoapType.ACK and ack.code == CODE_SERVICE_UNAVAILABLE
-    assert ack.token == b"\x01"
-    assert dev.status == DeviceStatus.REFUSED
 
 
 def test_too_many_chunks_are_refused(ota: Any) -> None:

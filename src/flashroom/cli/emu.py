@@ -117,6 +117,16 @@ def _finish(out: Any, fmt: str, title: str, ok: bool) -> None:
         raise CheckFailed()
 
 
+#: ``--platform`` for every command that makes an emulated device (Gen2 platforms only).
+platform_option = click.option(
+    "--platform",
+    type=click.Choice(list(PLATFORMS)),
+    default="electron",
+    show_default=True,
+    help="Device platform.",
+)
+
+
 def _cut_options(f: Any) -> Any:
     """``--cut-at-op N [--torn] [--seed S]``: cut power at flash operation N of this run."""
     f = click.option(
@@ -149,13 +159,7 @@ def emu() -> None:
 
 
 @emu.command("new")
-@click.option(
-    "--platform",
-    type=click.Choice(list(PLATFORMS)),
-    default="electron",
-    show_default=True,
-    help="Device platform.",
-)
+@platform_option
 @click.option(
     "--profile",
     type=click.Choice(list(PROFILES)),

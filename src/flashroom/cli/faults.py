@@ -19,7 +19,7 @@ from flashroom.cli.common import (
     progress_bar,
     stdout_console,
 )
-from flashroom.emu.profiles import PLATFORMS
+from flashroom.cli.emu import platform_option
 
 _STYLE = {
     "new_app": "green",
@@ -32,13 +32,7 @@ _STYLE = {
 
 
 @click.command(name="sweep")
-@click.option(
-    "--platform",
-    type=click.Choice(list(PLATFORMS)),
-    default="electron",
-    show_default=True,
-    help="Device platform.",
-)
+@platform_option
 @click.option(
     "--profile",
     type=click.Choice(["stock", "extended"]),
@@ -252,13 +246,7 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
 
 
 @click.command(name="badinput")
-@click.option(
-    "--platform",
-    type=click.Choice(list(PLATFORMS)),
-    default="electron",
-    show_default=True,
-    help="Device platform.",
-)
+@platform_option
 @click.option(
     "--profile",
     type=click.Choice(["stock", "extended"]),

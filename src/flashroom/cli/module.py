@@ -81,6 +81,15 @@ def _refuse_corrupt(path: str, data: bytes, action: str) -> None:
         )
 
 
+_output_option = click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="File to write (replaced atomically; never left half-written).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def module() -> None:
     """Inspect, verify, build, compress and combine Particle firmware modules.
@@ -386,13 +395,7 @@ def pack(
 
 @module.command()
 @click.argument("input_file", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="File to write (replaced atomically; never left half-written).",
-)
+@_output_option
 @click.option(
     "--level",
     type=click.IntRange(0, 9),
@@ -427,13 +430,7 @@ def compress(input_file: str, output: str, level: int, window_bits: int, fmt: st
 
 @module.command()
 @click.argument("input_file", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="File to write (replaced atomically; never left half-written).",
-)
+@_output_option
 @format_option
 def decompress(input_file: str, output: str, fmt: str) -> None:
     """Decompress a compressed module back to the original.
@@ -453,13 +450,7 @@ def decompress(input_file: str, output: str, fmt: str) -> None:
 
 @module.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="File to write (replaced atomically; never left half-written).",
-)
+@_output_option
 @format_option
 def combine(inputs: tuple[str, ...], output: str, fmt: str) -> None:
     """Combine modules into one file (flag 0x04 on all but the last), as Particle's tools do.

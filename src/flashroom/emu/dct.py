@@ -20,6 +20,7 @@ import struct
 from dataclasses import dataclass
 
 from flashroom.emu.flash import NorFlash
+from flashroom.emu.profiles import FACTORY_SLOT_LENGTH
 from flashroom.errors import EmulatorError
 from flashroom.particle.crc import crc32
 from flashroom.particle.module_info import ModuleFunction
@@ -58,7 +59,6 @@ MODULE_DROP_MODULE_INFO = 0x10
 MODULE_COMPRESSED = 0x20
 FLAGS_CRC_DEST_FUNCTION = 0x0E
 FLASH_INTERNAL = 0
-FACTORY_SLOT_LENGTH = 0x20000  # spec 5.1: registered length is the whole region
 
 
 @dataclass(frozen=True)

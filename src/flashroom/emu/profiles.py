@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flashroom.emu.dct import FACTORY_SLOT_LENGTH
 from flashroom.errors import EmulatorError
 from flashroom.particle.module_info import (
     ModuleDependency,
@@ -43,6 +42,7 @@ PLATFORMS = {"photon": PlatformId.PHOTON, "p1": PlatformId.P1, "electron": Platf
 
 CORE_FW_ADDRESS = 0x08020000  # spec 1.1: where the bootloader jumps
 FLASH_END = 0x08100000  # spec 3.1: FLASH_CheckValidAddressRange upper bound
+FACTORY_SLOT_LENGTH = 0x20000  # spec 5.1: registered length is the whole region
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ from flashroom.cli.common import (
     progress_bar,
     stdout_console,
 )
-from flashroom.cli.emu import platform_option
+from flashroom.cli.emu import GRANULARITIES, platform_option
+from flashroom.emu.profiles import BOOTLOADER_VARIANTS, PROFILES
+from flashroom.emu.sweep_engine import METHODS, SCENARIOS
 
 _STYLE = {
     "new_app": "green",
@@ -35,21 +37,21 @@ _STYLE = {
 @platform_option
 @click.option(
     "--profile",
-    type=click.Choice(["stock", "extended"]),
+    type=click.Choice(list(PROFILES)),
     default="extended",
     show_default=True,
     help="Device OS profile: stock v2.3.1 or the extended 256K layout (spec 9).",
 )
 @click.option(
     "--bootloader",
-    type=click.Choice(["resumable", "legacy"]),
+    type=click.Choice(list(BOOTLOADER_VARIANTS)),
     default="resumable",
     show_default=True,
     help="Copy semantics (spec 4.5): resumable (>= 1003) or legacy (<= 1002).",
 )
 @click.option(
     "--scenario",
-    type=click.Choice(["user-ota", "system-ota", "install"]),
+    type=click.Choice(list(SCENARIOS)),
     default="user-ota",
     show_default=True,
     help="What is interrupted: an app OTA + apply, a system-part OTA + apply, or a DFU install.",
@@ -58,7 +60,7 @@ _STYLE = {
 @click.option("--old-size", type=SIZE, default="100K", show_default=True, help="Old app size.")
 @click.option(
     "--granularity",
-    type=click.Choice(["word", "chunk"]),
+    type=click.Choice(list(GRANULARITIES)),
     default="word",
     show_default=True,
     help="word: a cut point before every 32-bit word; chunk: before every program call.",
@@ -79,7 +81,7 @@ _STYLE = {
 @click.option("--seed", type=int, default=0, show_default=True, help="Content and torn seed.")
 @click.option(
     "--method",
-    type=click.Choice(["equiv", "replay", "rerun"]),
+    type=click.Choice(list(METHODS)),
     default="equiv",
     show_default=True,
     help="replay: restore the checkpoint at the cut's flash call, cut, boot every point; "
@@ -249,7 +251,7 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
 @platform_option
 @click.option(
     "--profile",
-    type=click.Choice(["stock", "extended"]),
+    type=click.Choice(list(PROFILES)),
     default="extended",
     show_default=True,
     help="Device OS profile.",

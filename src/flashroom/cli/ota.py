@@ -20,6 +20,7 @@ import click
 from flashroom.cli.common import CheckFailed, emit_json, format_option, progress_bar, stdout_console
 from flashroom.cli.params import FiniteFloatRange
 from flashroom.errors import UsageError
+from flashroom.ota.link import PRESETS
 from flashroom.ranges import fmt_size
 
 _DEFAULT_BIND = "127.0.0.1:5683"
@@ -346,7 +347,7 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
 )
 @click.option(
     "--link",
-    type=click.Choice(["2g", "3g", "lte-m", "lossy"]),
+    type=click.Choice(list(PRESETS)),
     default=None,
     help="Link preset (figures and sources: flashroom.ota.link). Default: no emulation.",
 )

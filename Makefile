@@ -12,16 +12,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Debian's binutils-arm-none-eabi for the linker test; best effort (needs root and apt).
+# Debian packages the tests need (best effort: needs root and apt-get; the tests that need them
+# skip with the package name otherwise):
+#   binutils-arm-none-eabi gcc-arm-none-eabi libnewlib-arm-none-eabi: the linker test and the
+#     Device OS build (spec 10); libarchive-zip-perl xxd: the crc32/xxd tools its makefiles run;
+#   dfu-util: dfu-suffix checks the DfuSe files flashroom writes.
+DEB_PACKAGES := binutils-arm-none-eabi gcc-arm-none-eabi libnewlib-arm-none-eabi \
+	libarchive-zip-perl xxd dfu-util
 toolchain:
-	@if ! command -v arm-none-eabi-ld >/dev/null 2>&1; then \
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq binutils-arm-none-eabi >/dev/null) \
-	      || echo "toolchain: could not install binutils-arm-none-eabi; the linker test will skip"; \
-	  else echo "toolchain: not root or no apt-get; the linker test will skip"; fi; \
+	    echo "toolchain: installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "toolchain: could not install$$missing; the tests that need them will skip"; \
+	  else echo "toolchain: not root or no apt-get; missing$$missing: the tests that need them will skip"; fi; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) toolchain
 	$(VENV)/bin/flashroom demo --out out
 
 test: $(STAMP) toolchain

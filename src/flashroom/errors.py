@@ -71,6 +71,18 @@ class PowerCut(EmulatorError):
         self.torn = torn
 
 
+class FlashOpError(EmulatorError):
+    """A flash program or erase **failed** (the chip set an FLASH_SR error bit, as on a
+    brown-out), raised by an armed ``fail`` fault. Unlike :class:`PowerCut` the device keeps
+    running: Device OS sees the error and takes its own error path (spec 4.5, 8.1)."""
+
+    def __init__(self, op_index: int, kind: str, addr: int):
+        super().__init__(f"flash {kind} failed at operation {op_index} (address 0x{addr:08x})")
+        self.op_index = op_index
+        self.kind = kind
+        self.addr = addr
+
+
 class OtaError(FlashroomError):
     """An OTA transfer failed. ``code`` is the Device OS system_error_t value when there is one."""
 

@@ -61,6 +61,15 @@ class EmulatorError(FlashroomError):
     """The emulator was asked to do something impossible (bad address, bad image file...)."""
 
 
+class PlatformError(LayoutError, EmulatorError):
+    """An unknown platform or profile, or a profile a platform cannot have.
+
+    Raised by :mod:`flashroom.deviceos` (the one home of platform facts), which both the layout
+    engine and the emulator read; it is therefore both a :class:`LayoutError` and an
+    :class:`EmulatorError`, so that each caller's error contract holds.
+    """
+
+
 class PowerCut(EmulatorError):
     """Raised inside the emulator when the fault hook cuts power; the device is then off."""
 

@@ -15,7 +15,9 @@ import click
 from flashroom.cli.common import ADDRESS, CheckFailed, emit_json, format_option
 from flashroom.cli.common import stdout_console as _console
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.emu.profiles import BOOTLOADER_VARIANTS, PLATFORMS, PROFILES
+from flashroom.deviceos import GEN2_PLATFORMS as PLATFORMS
+from flashroom.deviceos import GEN2_PROFILES as PROFILES
+from flashroom.deviceos.gen2 import BOOTLOADER_VARIANTS
 from flashroom.errors import EmulatorError, UsageError
 from flashroom.ranges import fmt_size
 

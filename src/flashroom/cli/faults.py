@@ -20,7 +20,8 @@ from flashroom.cli.common import (
     stdout_console,
 )
 from flashroom.cli.emu import GRANULARITIES, platform_option
-from flashroom.emu.profiles import BOOTLOADER_VARIANTS, PROFILES
+from flashroom.deviceos import GEN2_PROFILES as PROFILES
+from flashroom.deviceos.gen2 import BOOTLOADER_VARIANTS
 from flashroom.emu.sweep_engine import METHODS, SCENARIOS
 
 _STYLE = {

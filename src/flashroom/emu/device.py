@@ -15,26 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from flashroom.atomicfile import write_bytes_atomic
+from flashroom.deviceos import Profile, get_platform, get_profile
+from flashroom.deviceos.gen2 import (
+    BOOTLOADER_VARIANTS,
+    DEFAULT_CHUNK_SIZE,
+    INTERNAL_FLASH_END,
+    INTERNAL_FLASH_START,
+    LEGACY_BOOTLOADER_VERSION,
+)
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
-from flashroom.emu.flashmal import (
-    INTERNAL_FLASH_END,
-    INTERNAL_FLASH_START,
-    module_info_at,
-    stored_sha256,
-)
+from flashroom.emu.flashmal import module_info_at, stored_sha256
 from flashroom.emu.hardware import Hardware
 from flashroom.emu.image import decode_image, encode_image
-from flashroom.emu.profiles import (
-    BOOTLOADER_VARIANTS,
-    LEGACY_BOOTLOADER_VERSION,
-    Profile,
-    get_profile,
-)
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
-from flashroom.emu.system import OTA_CHUNK_SIZE, SystemFirmware
+from flashroom.emu.system import SystemFirmware
 from flashroom.errors import EmulatorError, FlashroomError, OtaError, PowerCut
+from flashroom.particle.build import device_os_install, synthetic_module, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.ranges import fmt_addr
 
@@ -210,7 +208,7 @@ class Device:
         Raises:
             EmulatorError: unknown platform/profile/variant, or extended on Photon/P1.
         """
-        prof = get_profile(platform, profile)
+        prof = get_profile(platform, profile, gen2_only=True)
         if bootloader not in BOOTLOADER_VARIANTS:
             raise EmulatorError(
                 f"unknown bootloader variant {bootloader!r}: expected one of "
@@ -240,7 +238,7 @@ class Device:
         # ``where`` names the metadata field being read, so that an error says which one.
         where = "platform"
         try:
-            prof = get_profile(str(meta["platform"]), str(meta["profile"]))
+            prof = get_profile(str(meta["platform"]), str(meta["profile"]), gen2_only=True)
             where = "platform_id"
             if "platform_id" in meta and int(meta["platform_id"]) != prof.platform_id:
                 raise EmulatorError(
@@ -469,7 +467,7 @@ class Device:
         cut_at_op: int | None = None,
         torn: bool = False,
         seed: int = 0,
-        chunk_size: int = OTA_CHUNK_SIZE,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> Outcome:
         """A cloud OTA: UpdateBegin (length = ``len(module)``), chunks in order, UpdateDone,
         then the unconditional reset (spec 4.2 #4), the bootloader apply and the boot.
@@ -665,7 +663,7 @@ def _fresh_image(
     platform: str, profile: str, bootloader: str
 ) -> tuple[bytes, tuple[int, ...], str, str]:
     """Flash contents, registers and state of a fresh device (cached: built once per kind)."""
-    prof = get_profile(platform, profile)
+    prof = get_profile(platform, profile, gen2_only=True)
     dev = Device(prof, bootloader=bootloader)
     for m in default_modules(platform, profile, bootloader):
         dev.install(m, reset=False)
@@ -681,13 +679,7 @@ def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]
     Raises:
         EmulatorError: unknown platform/profile.
     """
-    from flashroom.particle.build import (
-        device_os_install,
-        synthetic_module,
-        synthetic_user_app,
-    )
-
-    prof = get_profile(platform, profile)
+    prof = get_profile(platform, profile, gen2_only=True)
     out: list[bytes] = []
     for m in device_os_install(prof.platform):
         info = read_module_info_at(m, 0)
@@ -729,7 +721,7 @@ def embedded_bootloader(platform: str, bootloader: str) -> bytes | None:
     1002 bootloader with 1004 at its first boot (spec 4.7), so the legacy hazard (spec 4.5)
     is only real before the system reaches 2.x.
     """
-    if platform != "electron":
+    if get_platform(platform).embedded_bootloader_version is None:  # HAL_REPLACE_BOOTLOADER
         return None
     for m in default_modules(platform, "stock", bootloader):
         if read_module_info_at(m, 0).module_function == ModuleFunction.BOOTLOADER:
@@ -739,8 +731,6 @@ def embedded_bootloader(platform: str, bootloader: str) -> bytes | None:
 
 def factory_image(platform: str) -> bytes:
     """The factory image of a fresh stock device: a user part linked for the user slot (5.1)."""
-    from flashroom.particle.build import synthetic_user_app
-
     return synthetic_user_app(
         FACTORY_APP_SIZE, platform=platform, version=FACTORY_APP_VERSION, seed=99
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flashroom.deviceos.gen2 import INTERNAL_FLASH_END
 from flashroom.emu.dct import DcdStore
-from flashroom.emu.flashmal import INTERNAL_FLASH_END, module_info_at, verify_crc32
+from flashroom.emu.flashmal import module_info_at, verify_crc32
 from flashroom.ranges import fmt_addr
 
 if TYPE_CHECKING:

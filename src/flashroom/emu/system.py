@@ -8,16 +8,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flashroom.emu.dct import (
+from flashroom.deviceos import ModuleBounds
+from flashroom.deviceos.gen2 import (
+    BOOTLOADER_ADDRESS,
+    BOOTLOADER_VERSION_ADDRESS,
     DCT_OTA_UPDATE_FLAG_OFFSET,
+    DEFAULT_CHUNK_SIZE,
     FLAGS_CRC_DEST_FUNCTION,
     FLASH_INTERNAL,
+    HAL_UPDATE_APPLIED,
+    HAL_UPDATE_APPLIED_PENDING_RESTART,
     MAGIC_PENDING,
     MAGIC_UNUSED,
+    MODULE_VALIDATION_DEPENDENCIES,
+    MODULE_VALIDATION_DEPENDENCIES_FULL,
+    MODULE_VALIDATION_INTEGRITY,
+    MODULE_VALIDATION_PLATFORM,
+    MODULE_VALIDATION_RANGE,
     OTA_UPDATE_FLAG_SET,
-    FlashModuleSlot,
-    factory_slot,
+    SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED,
+    SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED,
+    SYSTEM_ERROR_OTA_INVALID_ADDRESS,
+    SYSTEM_ERROR_OTA_INVALID_PLATFORM,
+    SYSTEM_ERROR_OTA_MODULE_NOT_FOUND,
+    SYSTEM_ERROR_OTA_VALIDATION_FAILED,
 )
+from flashroom.emu.dct import FlashModuleSlot, factory_slot
 from flashroom.emu.flashmal import (
     copy_memory,
     erase_memory,
@@ -27,36 +43,11 @@ from flashroom.emu.flashmal import (
     verify_crc32,
 )
 from flashroom.emu.hardware import Hardware
-from flashroom.emu.profiles import ModuleBounds
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, IWDG_ENABLE
 from flashroom.errors import OtaError
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
 from flashroom.particle.module_info import read_module_info_at as module_info_at_bytes
 from flashroom.ranges import fmt_addr
-
-# spec 3.1: validity bits (ota_flash_hal.h:59-68)
-MODULE_VALIDATION_INTEGRITY = 0x02
-MODULE_VALIDATION_DEPENDENCIES = 0x04
-MODULE_VALIDATION_RANGE = 0x08
-MODULE_VALIDATION_PLATFORM = 0x10
-MODULE_VALIDATION_PRODUCT = 0x20
-MODULE_VALIDATION_DEPENDENCIES_FULL = 0x40
-
-# spec 3.1: system_error_t values
-SYSTEM_ERROR_OTA_MODULE_NOT_FOUND = -1300
-SYSTEM_ERROR_OTA_UNSUPPORTED_MODULE = -1310
-SYSTEM_ERROR_OTA_VALIDATION_FAILED = -1320
-SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED = -1330
-SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED = -1340
-SYSTEM_ERROR_OTA_INVALID_ADDRESS = -1350
-SYSTEM_ERROR_OTA_INVALID_PLATFORM = -1360
-
-# hal_update_complete_t
-HAL_UPDATE_ERROR = 0
-HAL_UPDATE_APPLIED_PENDING_RESTART = 1
-HAL_UPDATE_APPLIED = 2
-
-OTA_CHUNK_SIZE = 512  # spec 6.5
 
 
 @dataclass(frozen=True)
@@ -287,12 +278,12 @@ class SystemFirmware:
         image = hw.embedded_bootloader
         if image is None:
             return False
-        installed = int.from_bytes(hw.flash.read(0x08000000 + 0x184 + 10, 2), "little")
+        installed = int.from_bytes(hw.flash.read(BOOTLOADER_VERSION_ADDRESS, 2), "little")
         embedded = module_info_at_bytes(image).module_version
         if embedded <= installed:
             return False
-        hw.flash.erase_containing(0x08000000)
-        hw.flash.program(0x08000000, image + b"\xff" * (-len(image) % 4))
+        hw.flash.erase_containing(BOOTLOADER_ADDRESS)
+        hw.flash.program(BOOTLOADER_ADDRESS, image + b"\xff" * (-len(image) % 4))
         hw.log(
             f"system: HAL_Core_Setup replaced bootloader {installed} with the embedded "
             f"{embedded} (spec 4.7): reset"
@@ -381,7 +372,7 @@ class SystemFirmware:
 
     # ================================================================== OTA receive path
     def ota_begin(
-        self, file_length: int, chunk_size: int = OTA_CHUNK_SIZE, file_address: int = 0
+        self, file_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE, file_address: int = 0
     ) -> int:
         """``Spark_Prepare_For_Firmware_Update`` + ``HAL_FLASH_Begin`` (spec 4.1).
 
@@ -390,9 +381,9 @@ class SystemFirmware:
         """
         hw = self.hw
         p = hw.profile
-        addr = p.module_ota.start_address + file_address
+        addr = p.ota_flash_address + file_address
         if chunk_size == 0:
-            chunk_size = OTA_CHUNK_SIZE
+            chunk_size = DEFAULT_CHUNK_SIZE
             file_length = p.ota_flash_length
         hw.regs.update_flags(OTA_FLASHED_Status_SysFlag=0)
         slots = hw.dct.read_slots()
@@ -416,7 +407,7 @@ class SystemFirmware:
                 there (emulator model: the device panics and resets, no slot is written).
         """
         hw = self.hw
-        base = self._ota[0] if self._ota is not None else hw.profile.module_ota.start_address
+        base = self._ota[0] if self._ota is not None else hw.profile.ota_flash_address
         addr = base + offset
         end_of_flash = hw.flash.base + hw.flash.size
         if addr + len(data) > end_of_flash:
@@ -441,7 +432,7 @@ class SystemFirmware:
         hw = self.hw
         p = hw.profile
         r = self.fetch_module(
-            p.module_ota,
+            p.ota_bounds,
             user_deps_optional=True,
             flags=MODULE_VALIDATION_INTEGRITY | MODULE_VALIDATION_DEPENDENCIES_FULL,
         )
@@ -466,13 +457,13 @@ class SystemFirmware:
             return code
         info = r.info
         length = info.module_length + 4
-        src = p.module_ota.start_address
+        src = p.ota_flash_address
         if info.module_function == ModuleFunction.BOOTLOADER:
             # spec 4.7: flashed immediately; not power-loss safe (sector 0 erased in place).
             res = copy_memory(
                 hw.flash,
                 src,
-                0x08000000,
+                BOOTLOADER_ADDRESS,
                 length,
                 ModuleFunction.BOOTLOADER,
                 FLAGS_CRC_DEST_FUNCTION,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from flashroom.emu.dct import MAGIC_PENDING
+from flashroom.deviceos.gen2 import MAGIC_PENDING
 from flashroom.emu.device import Device
 from flashroom.emu.flash import FlashOp
 from flashroom.particle.build import synthetic_user_app

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from flashroom.emu.dct import (
-    DCT_SECTORS,
-    SEAL_INVALID_V2,
-    SEAL_VALID,
-    DcdStore,
-)
+from flashroom.deviceos.gen2 import DCT_SECTOR_ADDRS, SEAL_INVALID_V2, SEAL_VALID
+from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import NorFlash
 
 WATERMARK = 0x1E1C279A
@@ -27,7 +23,7 @@ def _two_valid_copies() -> DcdStore:
 def _set_seal(s: DcdStore, index: int, seal: int, watermark: int = WATERMARK) -> None:
     """Force a copy's header (test set-up: erase-free rewrite through a snapshot)."""
     data = bytearray(s.flash.contents())
-    off = DCT_SECTORS[index] - s.flash.base
+    off = DCT_SECTOR_ADDRS[index] - s.flash.base
     data[off : off + 8] = struct.pack("<II", watermark, seal)
     s.flash.load_contents(bytes(data))
 
@@ -44,7 +40,7 @@ def test_other_copy_seal_valid_is_judged_by_its_seal_alone_spec_8_1_2() -> None:
     # although copy 1's watermark is broken. Before the fix the watermark test sent this to
     # rule #4 (primary without CRC check) and returned 0.
     data = bytearray(s.flash.contents())
-    off = DCT_SECTORS[0] - s.flash.base + 100
+    off = DCT_SECTOR_ADDRS[0] - s.flash.base + 100
     data[off] ^= 0xFF
     s.flash.load_contents(bytes(data))
     assert not s.copy_state(0).crc_ok
@@ -56,7 +52,7 @@ def test_other_copy_seal_invalid_v2_is_judged_by_its_seal_alone_spec_8_1_3() -> 
     s = _two_valid_copies()
     _set_seal(s, 1, SEAL_INVALID_V2, watermark=0x12345678)
     data = bytearray(s.flash.contents())
-    off = DCT_SECTORS[0] - s.flash.base + 100
+    off = DCT_SECTOR_ADDRS[0] - s.flash.base + 100
     data[off] ^= 0xFF  # primary (copy 0) CRC broken
     s.flash.load_contents(bytes(data))
     assert s.select() == 1
@@ -66,7 +62,7 @@ def test_other_copy_v1_or_blank_means_primary_without_crc_check_spec_8_1_4() -> 
     s = _two_valid_copies()
     _set_seal(s, 1, 0x00000000)  # SEAL_CLEARED: written by v1 code
     data = bytearray(s.flash.contents())
-    data[DCT_SECTORS[0] - s.flash.base + 100] ^= 0xFF
+    data[DCT_SECTOR_ADDRS[0] - s.flash.base + 100] ^= 0xFF
     s.flash.load_contents(bytes(data))
     assert s.select() == 0
 
@@ -89,14 +85,17 @@ def test_write_order_ends_with_header_valid_then_old_seal_invalid_spec_8_1_write
     s.write_app(30, b"abcd")
     ops = list(s.flash.log)[before:]
     kinds = [
-        (op.kind, op.addr - DCT_SECTORS[1] if op.addr >= DCT_SECTORS[1] else None) for op in ops
+        (op.kind, op.addr - DCT_SECTOR_ADDRS[1] if op.addr >= DCT_SECTOR_ADDRS[1] else None)
+        for op in ops
     ]
     assert kinds[0] == ("erase", 0)
-    header = [i for i, op in enumerate(ops) if op.kind == "program" and op.addr == DCT_SECTORS[1]]
-    crc = [i for i, op in enumerate(ops) if op.addr == DCT_SECTORS[1] + 0x3FFC]
-    footer = [i for i, op in enumerate(ops) if op.addr == DCT_SECTORS[1] + 0x3FE0]
+    header = [
+        i for i, op in enumerate(ops) if op.kind == "program" and op.addr == DCT_SECTOR_ADDRS[1]
+    ]
+    crc = [i for i, op in enumerate(ops) if op.addr == DCT_SECTOR_ADDRS[1] + 0x3FFC]
+    footer = [i for i, op in enumerate(ops) if op.addr == DCT_SECTOR_ADDRS[1] + 0x3FE0]
     assert footer and crc and header and footer[0] < crc[0] < header[0]
-    assert ops[-1].addr in (DCT_SECTORS[0], DCT_SECTORS[0] + 4)  # old copy's seal, last
+    assert ops[-1].addr in (DCT_SECTOR_ADDRS[0], DCT_SECTOR_ADDRS[0] + 4)  # old copy's seal, last
     assert s.copy_state(0).seal == SEAL_INVALID_V2
     assert s.copy_state(1).seal == SEAL_VALID and s.copy_state(1).counter == 2
 

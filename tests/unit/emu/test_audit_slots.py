@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from flashroom.emu.dct import MAGIC_FACTORY, MAGIC_PENDING, FlashModuleSlot
+from flashroom.deviceos.gen2 import MAGIC_FACTORY, MAGIC_PENDING
+from flashroom.emu.dct import FlashModuleSlot
 from flashroom.emu.device import Device
 from flashroom.particle.build import synthetic_user_app
 

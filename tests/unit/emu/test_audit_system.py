@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flashroom.emu.dct import DCT_OTA_UPDATE_FLAG_OFFSET
+from flashroom.deviceos.gen2 import DCT_OTA_UPDATE_FLAG_OFFSET
 from flashroom.emu.device import Device
 from flashroom.emu.flash import NorFlash
 from flashroom.emu.flashmal import check_valid_address_range, erase_memory

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from flashroom.emu.dct import FLAGS_CRC_DEST_FUNCTION
+from flashroom.deviceos import get_profile
+from flashroom.deviceos.gen2 import FLAGS_CRC_DEST_FUNCTION
 from flashroom.emu.device import Device
 from flashroom.emu.flashmal import (
     check_copy_memory,
@@ -13,7 +14,6 @@ from flashroom.emu.flashmal import (
     copy_memory,
     erase_memory,
 )
-from flashroom.emu.profiles import get_profile
 from flashroom.errors import EmulatorError
 from flashroom.particle.build import synthetic_module, synthetic_user_app
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction

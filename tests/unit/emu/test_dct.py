@@ -6,13 +6,8 @@ import struct
 
 import pytest
 
-from flashroom.emu.dct import (
-    DCT_SECTORS,
-    SEAL_INVALID_V2,
-    SEAL_VALID,
-    DcdStore,
-    FlashModuleSlot,
-)
+from flashroom.deviceos.gen2 import DCT_SECTOR_ADDRS, SEAL_INVALID_V2, SEAL_VALID
+from flashroom.emu.dct import DcdStore, FlashModuleSlot
 from flashroom.emu.flash import NorFlash
 from flashroom.errors import EmulatorError, PowerCut
 
@@ -56,8 +51,8 @@ def test_electron_app_offset_8_places_slot_i_at_0x08004b2c() -> None:
     s.write_app(2852, b"\xcd\xab")  # slot 0 magic
     cur = s.select()
     assert cur is not None
-    assert s.flash.read(DCT_SECTORS[cur] + 8 + 2852, 2) == b"\xcd\xab"
-    assert DCT_SECTORS[0] + 8 + 2852 == 0x08004B2C  # spec 4.3 physical address
+    assert s.flash.read(DCT_SECTOR_ADDRS[cur] + 8 + 2852, 2) == b"\xcd\xab"
+    assert DCT_SECTOR_ADDRS[0] + 8 + 2852 == 0x08004B2C  # spec 4.3 physical address
 
 
 def test_photon_app_offset_7548_places_slot_at_0x080068a0() -> None:
@@ -65,7 +60,7 @@ def test_photon_app_offset_7548_places_slot_at_0x080068a0() -> None:
     s.write_slot(0, FlashModuleSlot(0x0FAC, 0, 0, 0x080E0000, 0x080A0000, 0x20000, 0x0E, 5, 0))
     cur = s.select()
     assert cur is not None
-    addr = DCT_SECTORS[cur] + 7548 + 2852
+    addr = DCT_SECTOR_ADDRS[cur] + 7548 + 2852
     assert addr in (0x080068A0, 0x0800A8A0)  # spec 4.3 Photon/P1 row
     assert s.flash.read(addr, 2) == b"\xac\x0f"
 
@@ -100,7 +95,7 @@ def test_selection_prefers_crc_valid_copy_when_both_are_sealed_valid() -> None:
 
 def test_both_valid_and_neither_crc_ok_picks_sector_1() -> None:
     f = NorFlash()
-    for base in DCT_SECTORS:
+    for base in DCT_SECTOR_ADDRS:
         f.program(base, struct.pack("<II", 0x1E1C279A, SEAL_VALID))  # CRC not written
     assert DcdStore(f).select() == 1
 

@@ -9,9 +9,9 @@ import struct
 
 import pytest
 
+from flashroom.deviceos.gen2 import EXTENDED_SYSTEM_VERSION
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.device import Device
-from flashroom.emu.profiles import EXTENDED_SYSTEM_VERSION
 from flashroom.particle.build import synthetic_module, synthetic_user_app
 from flashroom.particle.crc import crc32_be_bytes
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from flashroom.deviceos import get_profile
+from flashroom.deviceos.gen2 import DCT_OTA_UPDATE_FLAG_OFFSET
 from flashroom.emu.bootloader import Bootloader
-from flashroom.emu.dct import DCT_OTA_UPDATE_FLAG_OFFSET
 from flashroom.emu.device import Device
-from flashroom.emu.profiles import get_profile
 from flashroom.errors import EmulatorError
 from flashroom.particle.build import synthetic_module, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction

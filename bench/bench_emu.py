@@ -54,7 +54,7 @@ def _clean_run_s(app_size: int) -> tuple[float, float]:
 
 
 def _sweep_rows(clean_s: float, boot_s: float) -> list[dict[str, Any]]:
-    from flashroom.emu.sweep import SweepConfig, run_sweep
+    from flashroom.scenarios.sweep import SweepConfig, run_sweep
 
     rows: list[dict[str, Any]] = []
     # Throughput of the literal method (every cut point restored, cut and booted).
@@ -241,7 +241,7 @@ def _erase_rows() -> list[dict[str, Any]]:
 def _wire_rows() -> list[dict[str, Any]]:
     try:
         from flashroom.emu.device import Device
-        from flashroom.ota.protocol import ServerConfig
+        from flashroom.ota.server_end import ServerConfig
         from flashroom.ota.simulate import simulate
         from flashroom.particle.build import synthetic_user_app
     except ImportError as e:  # pragma: no cover - depends on the OTA package

@@ -12,7 +12,7 @@ import functools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flashroom.emu.sweep_engine import SweepConfig, _boot, _build_setup, _classify, _Runner
+from flashroom.scenarios.sweep_engine import SweepConfig, _boot, _build_setup, _classify, _Runner
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,7 +38,7 @@ def test_any_cut_boots_old_or_new_never_a_mix(
     call, _k = runner.cut(n, torn)
     boot, err = _boot(s.device)
     torn_erase = call.arg if (torn and call.kind == "erase") else None
-    from flashroom.emu.sweep_engine import _erases_since
+    from flashroom.scenarios.sweep_engine import _erases_since
 
     cls, kind, viol = _classify(s, boot, _erases_since(s, torn_erase), 1, err)
     assert cls in ("old_app", "new_app"), (n, torn, kind, viol)

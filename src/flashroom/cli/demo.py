@@ -1,6 +1,6 @@
 """``flashroom demo``: the whole story in one run (``make demo`` runs ``flashroom demo --out out``).
 
-A thin shell over :func:`flashroom.report.story.run_demo`: each step is rendered with rich as soon
+A thin shell over :func:`flashroom.report.demo.run_demo`: each step is rendered with rich as soon
 as it completes, and the report lands in ``--out`` (Markdown, JSON, PNG flash map, exports).
 """
 
@@ -62,7 +62,7 @@ def demo(out_dir: Path, quick: bool, fmt: str) -> None:
       flashroom demo --quick --format json
     """
     from flashroom.atomicfile import check_writable_dir
-    from flashroom.report.story import run_demo
+    from flashroom.scenarios.story import run_demo
 
     check_writable_dir(out_dir)  # a bad --out fails now, not after a minute of work
     con = stdout_console()

@@ -22,7 +22,7 @@ from flashroom.cli.common import (
 from flashroom.cli.emu import GRANULARITIES, platform_option
 from flashroom.deviceos import GEN2_PROFILES as PROFILES
 from flashroom.deviceos.gen2 import BOOTLOADER_VARIANTS
-from flashroom.emu.sweep_engine import METHODS, SCENARIOS
+from flashroom.scenarios.sweep_engine import METHODS, SCENARIOS
 
 _STYLE = {
     "new_app": "green",
@@ -131,8 +131,8 @@ def sweep(
       flashroom emu sweep --profile extended --scenario user-ota --app-size 256K --workers 2
       flashroom emu sweep --bootloader legacy --granularity chunk   # shows the spec 4.5 hazard
     """
-    from flashroom.emu.sweep import SweepConfig, run_sweep
-    from flashroom.emu.sweep import save_failing as save
+    from flashroom.scenarios.sweep import SweepConfig, run_sweep
+    from flashroom.scenarios.sweep import save_failing as save
 
     cfg = SweepConfig(
         platform=platform,
@@ -270,7 +270,7 @@ def badinput(platform: str, profile: str, cases: tuple[str, ...], fmt: str) -> N
       flashroom emu badinput --platform electron --profile extended
       flashroom emu badinput --case bad_crc --format json
     """
-    from flashroom.emu.badinput import run_campaign
+    from flashroom.scenarios.badinput import run_campaign
 
     with progress_bar("bad inputs") as progress:
         result = run_campaign(

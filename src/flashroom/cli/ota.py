@@ -204,8 +204,8 @@ def serve(
 
 def _run_serve(opts: ServeOptions, image: bytes) -> Any:
     from flashroom.ota.endpoint import CoapTuning
-    from flashroom.ota.protocol import ServerConfig
     from flashroom.ota.server import OtaServer
+    from flashroom.ota.server_end import ServerConfig
     from flashroom.ota.transport import parse_bind, serve_udp
 
     host, port = parse_bind(opts.bind)
@@ -451,10 +451,10 @@ def connect(
 
 def _run_connect(opts: ConnectOptions) -> Any:
     from flashroom.emu.device import Device
-    from flashroom.ota.device_end import device_platform, update_over_udp
+    from flashroom.ota.device_end import DeviceConfig
     from flashroom.ota.endpoint import CoapTuning
-    from flashroom.ota.protocol import DeviceConfig
     from flashroom.ota.transport import parse_coap_url
+    from flashroom.scenarios.deliver import update_over_udp
 
     parse_coap_url(opts.url)  # precise error before touching the image
     link = build_link(opts)
@@ -462,7 +462,7 @@ def _run_connect(opts: ConnectOptions) -> Any:
     # A stable 12-byte device ID per image file (the Hello carries it, spec 6.5).
     device_id = hashlib.sha256(str(opts.image.resolve()).encode()).digest()[:12]
     cfg = DeviceConfig(
-        platform=device_platform(device),
+        platform=device.profile.platform,
         device_id=device_id,
         allow_fast=opts.fast_ota,
         seed=opts.seed,

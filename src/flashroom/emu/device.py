@@ -10,12 +10,13 @@ be cut at any flash operation (``cut_at_op``).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from flashroom.atomicfile import write_bytes_atomic
-from flashroom.deviceos import Profile, get_platform, get_profile
+from flashroom.deviceos import Profile, UpdateFlag, get_platform, get_profile
 from flashroom.deviceos.gen2 import (
     BOOTLOADER_VARIANTS,
     DEFAULT_CHUNK_SIZE,
@@ -23,6 +24,7 @@ from flashroom.deviceos.gen2 import (
     INTERNAL_FLASH_START,
     LEGACY_BOOTLOADER_VERSION,
 )
+from flashroom.deviceos.ota import FileTransferDescriptor
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
@@ -134,7 +136,7 @@ class DeviceSnapshot:
     regs: tuple[int, ...]
     state: str
     reason: str
-    ota: tuple[int, int] | None
+    ota: FileTransferDescriptor | None  # the transfer in flight (RAM: lost on a power cut)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ class Device:
         self.state = "off"
         self.reason = ""
         self._system = SystemFirmware(self.hw)
+        self._transfer: FileTransferDescriptor | None = None
 
     # ================================================================== construction
     @classmethod
@@ -305,7 +308,7 @@ class Device:
             tuple(self.regs.regs),
             self.state,
             self.reason,
-            self._system._ota,
+            self._transfer,
         )
 
     def restore(self, snap: DeviceSnapshot) -> None:
@@ -315,7 +318,7 @@ class Device:
         self.state = snap.state
         self.reason = snap.reason
         self._system = SystemFirmware(self.hw)
-        self._system._ota = snap.ota
+        self._transfer = snap.ota
 
     @property
     def powered(self) -> bool:
@@ -494,11 +497,17 @@ class Device:
             self.flash.arm_fault(cut_at_op, torn, seed)
         error: OutcomeError | None = None
         try:
-            rc = self._system.ota_begin(len(module), chunk_size, 0)
+            sysfw = self._system
+            file = FileTransferDescriptor(len(module), chunk_size, 0)
+            sysfw.prepare_for_firmware_update(file, 0)
             try:
                 for off in range(0, len(module), chunk_size):
-                    self._system.ota_write(off, module[off : off + chunk_size])
-                rc = self._system.ota_finish()
+                    piece = module[off : off + chunk_size]
+                    at = (file.file_address + off) & 0xFFFFFFFF
+                    sysfw.save_firmware_chunk(
+                        replace(file, chunk_address=at, chunk_size=len(piece)), piece
+                    )
+                rc = sysfw.finish_firmware_update(file, UpdateFlag.SUCCESS)
                 if rc <= 0:
                     error = OutcomeError(rc, self._system.last_finish_reason)
             except OtaError as e:
@@ -512,25 +521,22 @@ class Device:
             error = self._applied_check(module)
         return self._outcome("applied" if error is None else "rejected", error, start)
 
-    # ---------------------------------------------------------------- low-level OTA path
-    def ota_begin(self, file_length: int, chunk_size: int = 512, file_address: int = 0) -> int:
-        """UpdateBegin: ``Spark_Prepare_For_Firmware_Update`` + ``FLASH_Begin`` (spec 4.1).
+    # ---------------------------------------------------------------- the system OTA path
+    # deviceos.ota.SystemUpdateCallbacks: what the protocol's device end calls (spec 6.2-6.4).
 
-        Returns 0, as Device OS does once updates are enabled.
+    def prepare_for_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Prepare_For_Firmware_Update`` (spec 4.1, 6.2): fills in ``file``'s defaults
+        and absolute address; erases unless ``flags`` bit 0 (the dry run) is set.
 
         Raises:
             EmulatorError: the device is not running firmware.
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA update")
-        try:
-            return self._system.ota_begin(file_length, chunk_size, file_address)
-        except PowerCut:
-            self.state = "off"
-            raise
+        return self._guard(lambda: self._system.prepare_for_firmware_update(file, flags))
 
-    def ota_write(self, offset: int, data: bytes) -> None:
-        """A chunk: ``FLASH_Update`` at the OTA address + ``offset``; no bounds check (spec 4.1).
+    def save_firmware_chunk(self, file: FileTransferDescriptor, chunk: bytes) -> int:
+        """``Spark_Save_Firmware_Chunk``: ``chunk`` at ``file.chunk_address`` (spec 4.1 #3).
 
         Raises:
             EmulatorError: the device is not running firmware.
@@ -538,32 +544,66 @@ class Device:
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA chunk")
-        try:
-            self._system.ota_write(offset, data)
-        except PowerCut:
-            self.state = "off"
-            raise
+        return self._guard(lambda: self._system.save_firmware_chunk(file, chunk))
 
-    def ota_finish(self) -> int:
-        """UpdateDone: ``HAL_FLASH_End`` (spec 4.2): 1 pending restart, 2 bootloader applied,
-        or the negative ``system_error_t`` (-1300 ...). Call :meth:`reset` afterwards: Device OS
-        always schedules it.
+    def finish_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Finish_Firmware_Update`` (spec 4.2, 6.4): 1 pending restart, 2 bootloader
+        applied, or the negative ``system_error_t`` (-1300 ...). After a successful-transfer
+        finish call :meth:`reset`: Device OS always schedules it (spec 4.2 #4).
 
         Raises:
             EmulatorError: the device is not running firmware.
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA finish")
+        return self._guard(lambda: self._system.finish_firmware_update(file, flags))
+
+    @property
+    def last_ota_error(self) -> str:
+        """Why the last finish failed (empty when it did not)."""
+        return self._system.last_ota_error
+
+    @property
+    def updates_enabled(self) -> bool:
+        """``System.updatesEnabled()``: when False, UpdateBegin's dry run fails (spec 6.2 #2)."""
+        return self._system.updates_enabled
+
+    @updates_enabled.setter
+    def updates_enabled(self, value: bool) -> None:
+        self._system.updates_enabled = value
+
+    def _guard(self, call: Callable[[], int]) -> int:
         try:
-            return self._system.ota_finish()
+            return call()
         except PowerCut:
             self.state = "off"
             raise
 
-    @property
-    def last_ota_error(self) -> str:
-        """Why the last ``ota_finish`` failed (empty when it did not)."""
-        return self._system.last_finish_reason
+    # The same path by offsets, for scripts and tests: one transfer at a time.
+    def ota_begin(
+        self, file_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE, file_address: int = 0
+    ) -> int:
+        """UpdateBegin with these fields (FIRMWARE store): :meth:`prepare_for_firmware_update`
+        without the dry run. Returns 0, as Device OS does once updates are enabled."""
+        file = FileTransferDescriptor(file_length, chunk_size, file_address)
+        rc = self.prepare_for_firmware_update(file, 0)
+        self._transfer = file
+        return rc
+
+    def ota_write(self, offset: int, data: bytes) -> None:
+        """A chunk at ``offset`` past the file start of the last :meth:`ota_begin` (the OTA
+        region's start without one); no bounds check (spec 4.1 #3)."""
+        base = self._transfer or FileTransferDescriptor(file_address=self.profile.ota_flash_address)
+        chunk = replace(
+            base, chunk_address=(base.file_address + offset) & 0xFFFFFFFF, chunk_size=len(data)
+        )
+        self.save_firmware_chunk(chunk, data)
+
+    def ota_finish(self) -> int:
+        """UpdateDone: :meth:`finish_firmware_update` with SUCCESS (``HAL_FLASH_End``)."""
+        file = self._transfer or FileTransferDescriptor()
+        self._transfer = None
+        return self.finish_firmware_update(file, UpdateFlag.SUCCESS)
 
     # ================================================================== internals
     def _require_running(self, what: str) -> None:

@@ -1,6 +1,6 @@
 """Real CoAP over UDP: the only module in flashroom that opens sockets (asyncio datagram endpoints).
 
-The protocol ends are sans-I/O (:mod:`flashroom.ota.protocol`); this module only moves their
+The protocol ends are sans-I/O (:mod:`flashroom.ota`); this module only moves their
 datagrams. Every received datagram is first parsed by aiocoap (``aiocoap.Message.decode``), the
 reference CoAP stack, and dropped as malformed if aiocoap rejects it, so what crosses the wire is
 checked against an independent RFC 7252 implementation. We do not use aiocoap's request/response
@@ -27,9 +27,9 @@ from typing import Any
 
 from flashroom.errors import TransportError
 from flashroom.ota.accounting import Meter, TransferReport
+from flashroom.ota.device_end import DeviceEnd
 from flashroom.ota.link import IDEAL, LinkClock, LinkProfile
 from flashroom.ota.messages import CoapMessage, CoapType
-from flashroom.ota.protocol import DeviceEnd
 from flashroom.ota.server import OtaServer, SessionRecord
 
 _REORDER_HOLD_S = 0.02  # a held-back datagram is released after the next one, or after this

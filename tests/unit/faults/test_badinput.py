@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flashroom.emu.badinput import CATALOGUE, run_campaign
 from flashroom.errors import UsageError
+from flashroom.scenarios.badinput import CATALOGUE, run_campaign
 
 
 def test_catalogue_has_at_least_30_distinct_kinds_in_every_layer() -> None:
@@ -86,7 +86,7 @@ def test_unknown_case_is_a_usage_error() -> None:
 def test_every_case_ends_with_the_error_its_catalogue_entry_names_on_extended() -> None:
     """The catalogue's ``expect`` is binding on the default device (Electron, extended): each
     case is refused for its own reason, not merely refused."""
-    from flashroom.emu.badinput import CATALOGUE, run_campaign
+    from flashroom.scenarios.badinput import CATALOGUE, run_campaign
 
     res = run_campaign("electron", "extended")
     expected = {c.name: c.expect for c in CATALOGUE}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from flashroom.emu.sweep import OUTCOMES, SweepConfig, run_sweep
 from flashroom.errors import UsageError
+from flashroom.scenarios.sweep import OUTCOMES, SweepConfig, run_sweep
 
 #: A strided subset of word granularity keeps the suite fast; the exhaustive runs are in
 #: bench/bench_emu.py and the demo.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from flashroom.emu.device import Device
-from flashroom.emu.sweep_check import (
+from flashroom.geometry import STM32F205XG
+from flashroom.scenarios.sweep_check import (
     DCD_ADDRS,
     DCD_SECTOR_SIZE,
     MAGIC_PENDING,
@@ -13,8 +14,7 @@ from flashroom.emu.sweep_check import (
     erase_plan,
     read_dcd,
 )
-from flashroom.emu.sweep_engine import SweepConfig, _build_setup, _classify
-from flashroom.geometry import STM32F205XG
+from flashroom.scenarios.sweep_engine import SweepConfig, _build_setup, _classify
 
 
 def _sectors(dev: Device) -> tuple[bytearray, bytearray]:

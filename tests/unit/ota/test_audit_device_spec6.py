@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.ota.messages import (
     CODE_BAD_REQUEST,
     CODE_CHANGED,
@@ -25,7 +26,6 @@ from flashroom.ota.messages import (
     empty_ack,
     parse_request,
 )
-from flashroom.ota.protocol import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.particle.crc import crc32
 
 REGION_ELECTRON = 0x20000  # HAL_OTA_FlashLength() on Electron (spec 4.1 #1)

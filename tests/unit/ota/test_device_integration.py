@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from flashroom.emu.device import Device
-from flashroom.ota.device_end import update_in_process
+from flashroom.ota.device_end import DeviceConfig
 from flashroom.ota.link import PRESETS
-from flashroom.ota.protocol import DeviceConfig, ServerConfig, ServerFaults
+from flashroom.ota.server_end import ServerConfig, ServerFaults
 from flashroom.particle.build import synthetic_user_app
+from flashroom.scenarios.deliver import update_in_process
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus, missed_request_count
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import IDEAL, PRESETS
 from flashroom.ota.messages import (
@@ -13,15 +14,7 @@ from flashroom.ota.messages import (
     CoapType,
     UpdateBegin,
 )
-from flashroom.ota.protocol import (
-    DeviceConfig,
-    DeviceEnd,
-    DeviceStatus,
-    ServerConfig,
-    ServerFaults,
-    SessionStatus,
-    missed_request_count,
-)
+from flashroom.ota.server_end import ServerConfig, ServerFaults, SessionStatus
 from flashroom.ota.simulate import simulate
 
 
@@ -83,8 +76,8 @@ def test_chunk_missed_lists_at_most_40_lowest_indices(ota: Any) -> None:
 
 
 def test_update_begin_dry_run_failure_is_acked_5_03_and_nothing_erased(ota: Any) -> None:
-    fake = ota.FakeOtaDevice()
-    out = simulate(ota.IMAGE, fake, device_config=DeviceConfig(updates_enabled=False))
+    fake = ota.FakeOtaDevice(updates_enabled=False)
+    out = simulate(ota.IMAGE, fake, device_config=DeviceConfig())
     assert out.status == DeviceStatus.REFUSED
     assert fake.begins == 0
     assert out.session is not None and out.session.status == SessionStatus.FAILED

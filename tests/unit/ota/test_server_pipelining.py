@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flashroom.ota.device_end import DeviceStatus
 from flashroom.ota.endpoint import CoapEndpoint
 from flashroom.ota.link import PRESETS
 from flashroom.ota.messages import (
@@ -21,13 +22,7 @@ from flashroom.ota.messages import (
     UpdateReady,
     empty_ack,
 )
-from flashroom.ota.protocol import (
-    DeviceStatus,
-    ServerConfig,
-    ServerFaults,
-    ServerSession,
-    SessionStatus,
-)
+from flashroom.ota.server_end import ServerConfig, ServerFaults, ServerSession, SessionStatus
 from flashroom.ota.simulate import simulate
 
 LINK = PRESETS["3g"]  # 200 ms RTT, no loss: only the faults below lose chunks

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from flashroom.emu.device import Device
-from flashroom.ota.device_end import update_over_udp_async
+from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import PRESETS
-from flashroom.ota.protocol import DeviceConfig, DeviceEnd, DeviceStatus, ServerConfig
 from flashroom.ota.server import OtaServer
+from flashroom.ota.server_end import ServerConfig
 from flashroom.ota.transport import ServeReport, connect_udp, serve_udp
 from flashroom.particle.build import synthetic_user_app
+from flashroom.scenarios.deliver import update_over_udp_async
 
 FAST_TUNING = CoapTuning(ack_timeout_s=0.1)
 

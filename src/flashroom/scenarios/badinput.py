@@ -531,6 +531,7 @@ def _run_transfer(ctx: Ctx, dev: Any, case: BadCase, image: bytes) -> tuple[Any,
 
     Returns (code, message, applied).
     """
+    from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
     from flashroom.ota.messages import (
         Chunk,
         CoapMessage,
@@ -540,7 +541,6 @@ def _run_transfer(ctx: Ctx, dev: Any, case: BadCase, image: bytes) -> tuple[Any,
         code_str,
         empty_ack,
     )
-    from flashroom.ota.protocol import DeviceConfig, DeviceEnd, DeviceStatus
 
     end = DeviceEnd(dev, DeviceConfig(platform=ctx.platform))
     now = 0.0
@@ -685,13 +685,6 @@ def run_campaign(
     probe = _Probe(dev, layout)
     before = probe.digest()
     notes: list[str] = []
-    try:
-        import flashroom.ota.protocol  # noqa: F401
-
-        have_ota = True
-    except ImportError:
-        have_ota = False
-        notes.append("flashroom.ota is not available: transfer cases skipped")
     results: list[CaseResult] = []
     for i, case in enumerate(cases):
         if progress:
@@ -699,20 +692,6 @@ def run_campaign(
         dev.restore(snap)
         data = case.make(ctx)
         device_info: dict[str, Any] | None = None
-        if case.layer == "transfer" and not have_ota:
-            results.append(
-                CaseResult(
-                    case.name,
-                    case.layer,
-                    case.description,
-                    case.spec,
-                    "skipped",
-                    None,
-                    "flashroom.ota not available",
-                    True,
-                )
-            )
-            continue
         if case.layer == "host":
             refused, message = _host_check(ctx, dev, data)
             d_code, d_msg, d_boot, d_applied = _run_device(dev, data)

@@ -1,7 +1,7 @@
 """The sweep engine: setup, the clean-run recording, cut states, recovery and classification.
 
-:mod:`flashroom.emu.sweep` is the public face (:func:`~flashroom.emu.sweep.run_sweep`); this module
-holds the machinery. Three ways to reach the state after a cut at operation ``n``
+:mod:`flashroom.scenarios.sweep` is the public face (:func:`~flashroom.scenarios.sweep.run_sweep`);
+this module holds the machinery. Three ways to reach the state after a cut at operation ``n``
 (:data:`METHODS`), which the tests check agree point by point:
 
 * ``rerun``: restore the snapshot, run the whole scenario with the fault armed at ``n`` (what
@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from flashroom.emu.sweep_check import ErasePlan, erase_plan, read_dcd
 from flashroom.errors import FlashroomError, PowerCut, UsageError
 from flashroom.ranges import fmt_addr
+from flashroom.scenarios.sweep_check import ErasePlan, erase_plan, read_dcd
 
 Scenario = Literal["user-ota", "system-ota", "install"]
 SCENARIOS: tuple[str, ...] = ("user-ota", "system-ota", "install")
@@ -360,7 +360,7 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
 
 
 def _dcd(dev: Any) -> Any:
-    from flashroom.emu.sweep_check import DCD_ADDRS, DCD_SECTOR_SIZE
+    from flashroom.scenarios.sweep_check import DCD_ADDRS, DCD_SECTOR_SIZE
 
     flash = dev.flash
     return read_dcd(

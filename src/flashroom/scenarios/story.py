@@ -258,7 +258,7 @@ def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
     facts: dict[str, Any] = {"link": link_name}
     try:
         from flashroom.ota.link import get_link
-        from flashroom.ota.protocol import ServerConfig
+        from flashroom.ota.server_end import ServerConfig
         from flashroom.ota.simulate import simulate
 
         link = get_link(link_name)
@@ -316,7 +316,7 @@ def step_sweep(
 ) -> tuple[DemoStep, Any]:
     """Step 4: a power-loss sweep (clearly labelled), expecting zero bricks, plus the same sweep
     on a legacy bootloader to show that the sweep can fail (spec 4.5)."""
-    from flashroom.emu.sweep import SweepConfig, run_sweep
+    from flashroom.scenarios.sweep import SweepConfig, run_sweep
 
     cfg = (
         SweepConfig(granularity="chunk", stride=4, app_size=APP_SIZE)

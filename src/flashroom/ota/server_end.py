@@ -1,6 +1,6 @@
 """The server end of Particle's OTA transfer (spec 6.1-6.4) as a sans-I/O state machine.
 
-See :mod:`flashroom.ota.protocol` for who drives the exchange and the confirmability choices.
+See :mod:`flashroom.ota` for who drives the exchange and the confirmability choices.
 
 Early UpdateDone (paced fast OTA; the server is ours, the device is unchanged). The only way to
 learn which chunks a v2.3.1 device lacks is an UpdateDone: it answers 4.00 and one ChunkMissed
@@ -37,8 +37,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from flashroom.deviceos.gen2 import DEFAULT_CHUNK_SIZE
 from flashroom.errors import TransportError
-from flashroom.ota.device_os import DEFAULT_CHUNK_SIZE, ProgressFn, noop_progress
 from flashroom.ota.endpoint import CoapEndpoint, CoapTuning
 from flashroom.ota.messages import (
     CODE_BAD_REQUEST,
@@ -62,6 +62,7 @@ from flashroom.ota.messages import (
     reset_for,
 )
 from flashroom.particle.crc import crc32
+from flashroom.progress import ProgressFn, noop_progress
 
 
 class SessionStatus(StrEnum):

@@ -10,7 +10,7 @@ operations, recovery cuts and bit-level NOR physics):
    operation-index range it covers). This gives the op count ``N`` and the clean outcome.
 3. For each cut point ``n`` (with ``torn``, a torn variant too) rebuild the flash state the device
    would have when power fails at operation ``n``, boot it again (the recovery boot), classify.
-   :mod:`flashroom.emu.sweep_engine` explains the three methods (``equiv``, ``replay``,
+   :mod:`flashroom.scenarios.sweep_engine` explains the three methods (``equiv``, ``replay``,
    ``rerun``) and why they agree; the tests compare them point by point.
 4. Optionally cut power again during the recovery boot (``recovery_cuts``), then boot once more.
 
@@ -36,8 +36,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from flashroom.emu.sweep_check import ErasePlan
-from flashroom.emu.sweep_engine import (
+from flashroom.errors import EmulatorError, UsageError
+from flashroom.ranges import fmt_addr, fmt_size
+from flashroom.scenarios.sweep_check import ErasePlan
+from flashroom.scenarios.sweep_engine import (
     BAD_OUTCOMES,
     MAX_FAILURES,
     METHODS,
@@ -54,8 +56,6 @@ from flashroom.emu.sweep_engine import (
     _Runner,
     _Setup,
 )
-from flashroom.errors import EmulatorError, UsageError
-from flashroom.ranges import fmt_addr, fmt_size
 
 
 @dataclass

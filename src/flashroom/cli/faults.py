@@ -22,7 +22,8 @@ from flashroom.cli.common import (
 from flashroom.cli.emu import GRANULARITIES, platform_option
 from flashroom.deviceos import GEN2_PROFILES as PROFILES
 from flashroom.deviceos.gen2 import BOOTLOADER_VARIANTS
-from flashroom.scenarios.sweep_engine import METHODS, SCENARIOS
+from flashroom.scenarios.sweep_engine import METHODS
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 _STYLE = {
     "new_app": "green",
@@ -82,7 +83,7 @@ _STYLE = {
 @click.option("--seed", type=int, default=0, show_default=True, help="Content and torn seed.")
 @click.option(
     "--method",
-    type=click.Choice(list(METHODS)),
+    type=click.Choice([str(m) for m in METHODS]),
     default="equiv",
     show_default=True,
     help="replay: restore the checkpoint at the cut's flash call, cut, boot every point; "

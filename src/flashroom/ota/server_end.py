@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from flashroom.deviceos.gen2 import DEFAULT_CHUNK_SIZE
@@ -63,6 +63,14 @@ from flashroom.ota.messages import (
 )
 from flashroom.particle.crc import crc32
 from flashroom.progress import ProgressFn, noop_progress
+
+
+class BeginForm(StrEnum):
+    """Which UpdateBegin the server sends (spec 6.2)."""
+
+    LONG = "long"  # the 12-byte payload: flags, chunk_size, file_length, store, file_address
+    SHORT = "short"  # no payload: the device takes its defaults (512-byte chunks, the whole
+    # OTA region as file_length, FIRMWARE, offset 0), and fast OTA cannot be requested
 
 
 class SessionStatus(StrEnum):
@@ -103,6 +111,8 @@ class ServerConfig:
         fast: request fast OTA (UpdateBegin flag bit 0).
         chunk_size: bytes per chunk (512 is the device default, spec 6.5).
         store: destination store in UpdateBegin.
+        begin_form: ``long`` (sizes in UpdateBegin) or ``short`` (none: the device's defaults,
+            spec 6.2; the chunk size must then be the device default and fast OTA is off).
         response_timeout_s: how long to wait for UpdateReady/ChunkReceived/ChunkMissed.
         max_bad_chunks: give up after this many ChunkReceived BAD in a row.
         max_stalled_rounds: give up after this many ChunkMissed rounds in a row that ask for
@@ -122,6 +132,7 @@ class ServerConfig:
     fast: bool = True
     chunk_size: int = DEFAULT_CHUNK_SIZE
     store: int = STORE_FIRMWARE
+    begin_form: BeginForm = BeginForm.LONG
     response_timeout_s: float = 60.0
     max_bad_chunks: int = 10
     max_stalled_rounds: int = 20
@@ -149,6 +160,11 @@ class ServerSession:
         self.config = config or ServerConfig()
         if not 1 <= self.config.chunk_size <= 0xFFFF:
             raise TransportError(f"chunk size {self.config.chunk_size}: expected 1..65535")
+        if self.config.begin_form == BeginForm.SHORT and (
+            self.config.chunk_size != DEFAULT_CHUNK_SIZE or self.config.fast
+        ):
+            # spec 6.2: a payload-less UpdateBegin selects chunk_size 512 and no flags
+            self.config = replace(self.config, chunk_size=DEFAULT_CHUNK_SIZE, fast=False)
         self.ep = CoapEndpoint(seed=seed, tuning=self.config.tuning)
         self.progress = progress or noop_progress
         self.chunk_count = math.ceil(len(image) / self.config.chunk_size)
@@ -281,7 +297,8 @@ class ServerSession:
         flags = FLAG_FAST_OTA if cfg.fast else 0
         length = len(self.image) + cfg.faults.file_length_delta
         begin = UpdateBegin(flags, cfg.chunk_size, length, cfg.store, 0)
-        msg = begin.to_coap(self.ep.next_mid(), self.ep.next_token())
+        short = cfg.begin_form == BeginForm.SHORT
+        msg = begin.to_coap(self.ep.next_mid(), self.ep.next_token(), short=short)
         self._begin = msg
         self.status = SessionStatus.BEGIN
         self._wait(now)

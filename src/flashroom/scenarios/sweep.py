@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from flashroom.errors import EmulatorError, UsageError
+from flashroom.progress import ProgressFn
 from flashroom.ranges import fmt_addr, fmt_size
 from flashroom.scenarios.sweep_check import ErasePlan
 from flashroom.scenarios.sweep_engine import (
@@ -44,9 +45,7 @@ from flashroom.scenarios.sweep_engine import (
     MAX_FAILURES,
     METHODS,
     OUTCOMES,
-    SCENARIOS,
     CutResult,
-    ProgressFn,
     SweepConfig,
     _boot,
     _build_setup,
@@ -56,6 +55,7 @@ from flashroom.scenarios.sweep_engine import (
     _Runner,
     _Setup,
 )
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 
 @dataclass
@@ -112,10 +112,7 @@ class SweepResult:
         if c.seed:
             cut += f" --seed {c.seed}"
         cmds = [f"cp {image_dir}/device-before.img {img}"]
-        if c.scenario == "install":
-            cmds.append(f"flashroom emu install --image {img} {new} {cut}")
-        else:
-            cmds.append(f"flashroom emu ota --image {img} {new} {cut}")
+        cmds.append(SCENARIOS[c.scenario].reproduce(img, new, cut))
         if f.recovery_cut_at_op is not None:
             rcut = f"--cut-at-op {f.recovery_cut_at_op}" + (f" --seed {c.seed}" if c.seed else "")
             cmds.append(f"flashroom emu boot --image {img} {rcut}")

@@ -4,8 +4,9 @@ These read the raw flash bytes and re-derive what Device OS would see, without g
 emulator's own DCT or bootloader code, so a bug there cannot hide itself:
 
 * :func:`read_dcd` applies the Electron DCD selection rules of spec 8.1 to the two DCT sectors;
-* :func:`erase_plan` computes, from the scenario alone, how often each sector may be erased
-  (spec 4.1 for the receive erase, spec 4.5 for the sector-wise copy, spec 8.1 for DCT writes).
+* :class:`ErasePlan` is how often each sector may be erased, which each scenario computes
+  from the scenario alone (:mod:`flashroom.scenarios.sweep_scenarios`; spec 4.1 for the
+  receive erase, spec 4.5 for the sector-wise copy, spec 8.1 for DCT writes).
 """
 
 from __future__ import annotations
@@ -15,26 +16,24 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flashroom.geometry import FlashChip
+from flashroom.deviceos.gen2 import (
+    DCD_CRC_OFFSET,
+    DCD_DATA_OFFSET,
+    DCD_FLAGS_OFFSET,
+    DCD_LENGTH,
+    DCD_WATERMARK,
+    DCT_FLASH_MODULES_OFFSET,
+    FLASH_MODULE_SLOT_SIZE,
+    FLASH_MODULES_COUNT,
+    MAGIC_FACTORY,
+    MAGIC_PENDING,
+    MAGIC_UNUSED,
+    SEAL_INVALID_V2,
+    SEAL_VALID,
+)
 
-# spec 8.1: Electron DCD layout (16 KB sectors at 0x08004000 and 0x08008000).
-DCD_ADDRS = (0x08004000, 0x08008000)
-DCD_SECTOR_SIZE = 0x4000
-DCD_WATERMARK = 0x1E1C279A
-SEAL_VALID = 0xEDA15E00
-SEAL_INVALID_V2 = 0x69A00C00
-DCD_DATA_OFFSET = 8
-DCD_DATA_LENGTH = 16344
-DCD_FLAGS_OFFSET = 0x3FF0
-DCD_CRC_OFFSET = 0x3FFC
-
-# spec 4.3: flash_modules[5] at app-DCT offset 0xB24, 20 bytes per slot.
-SLOTS_OFFSET = 0xB24
-SLOT_SIZE = 20
-SLOT_COUNT = 5
-MAGIC_UNUSED = 0xFFFF
-MAGIC_PENDING = 0xABCD
-MAGIC_FACTORY = 0x0FAC
+# The raw layout facts (addresses, watermark, seals, offsets) come from flashroom.deviceos; the
+# selection algorithm below is re-derived independently of flashroom.emu.dct.
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class DcdState:
     crc_ok: bool
     app_data: bytes
     slot_magics: tuple[int, ...]
-    slots_offset: int = SLOTS_OFFSET
+    slots_offset: int = DCT_FLASH_MODULES_OFFSET
 
     @property
     def valid(self) -> bool:
@@ -91,7 +90,7 @@ class DcdState:
     def app_data_outside_slots(self) -> bytes:
         """Application data with the slot table masked out (for 'nothing else changed')."""
         d = self.app_data
-        lo, hi = self.slots_offset, self.slots_offset + SLOT_SIZE * SLOT_COUNT
+        lo, hi = self.slots_offset, self.slots_offset + FLASH_MODULE_SLOT_SIZE * FLASH_MODULES_COUNT
         return d[:lo] + d[hi:] if d else b""
 
 
@@ -142,10 +141,11 @@ def read_dcd(s0: bytes, s1: bytes, app_offset: int = DCD_DATA_OFFSET) -> DcdStat
     else:
         current = primary
     chosen = sectors[current]
-    data = bytes(chosen[DCD_DATA_OFFSET : DCD_DATA_OFFSET + DCD_DATA_LENGTH])
-    slots = app_offset - DCD_DATA_OFFSET + SLOTS_OFFSET
+    data = bytes(chosen[DCD_DATA_OFFSET : DCD_DATA_OFFSET + DCD_LENGTH])
+    slots = app_offset - DCD_DATA_OFFSET + DCT_FLASH_MODULES_OFFSET
     magics = tuple(
-        struct.unpack_from("<H", data, slots + SLOT_SIZE * i)[0] for i in range(SLOT_COUNT)
+        struct.unpack_from("<H", data, slots + FLASH_MODULE_SLOT_SIZE * i)[0]
+        for i in range(FLASH_MODULES_COUNT)
     )
     return DcdState(current, copies[current].crc_ok, data, magics, slots)
 
@@ -205,54 +205,3 @@ class ErasePlan:
             "dct_per_cut": self.dct_per_cut,
             "explanation": list(self.explanation),
         }
-
-
-OTA_SCRATCH_ADDR = 0x080C0000
-OTA_ERASE_UNIT = 0x20000  # spec 4.1: FLASH_EraseMemory counts sectors in 128 KB units
-
-
-def erase_plan(chip: FlashChip, scenario: str, module_start: int, module_size: int) -> ErasePlan:
-    """The sector-erase budget of ``scenario`` for a module of ``module_size`` bytes.
-
-    * ``user-ota`` / ``system-ota``: FLASH_Begin erases ``ceil(len / 128K)`` sectors from
-      0x080C0000, once (spec 4.1 #2.3; the sweep never retries the transfer). The bootloader
-      erases every destination sector once per copy attempt (spec 4.5); a power cut can cause one
-      more attempt. Two DCT writes: the slot record (spec 4.2 #3) and the slot clear
-      (spec 4.5 #2.4); each DCT write erases at most one alternate sector (spec 8.1 write #2), and
-      each cut may cost one more (an interrupted write redone, or the clear after a re-copy).
-    * ``install`` (USB DFU, spec 3.4): each destination sector is erased once; DFU has no
-      automatic retry, so a cut adds nothing; no DCT write.
-    """
-    dest = [
-        s.index
-        for s in chip.sectors
-        if s.start < module_start + module_size and module_start < s.end
-    ]
-    notes: list[str] = []
-    clean: dict[int, int] = {}
-    per_cut: dict[int, int] = {}
-    if scenario == "install":
-        for s in dest:
-            clean[s] = 1
-        notes.append(f"DFU erases destination sectors {dest} once each (spec 3.4); no retry")
-        return ErasePlan(clean, per_cut, (1, 2), 0, 0, tuple(notes))
-    n_scratch = -(-module_size // OTA_ERASE_UNIT)
-    first = next(s.index for s in chip.sectors if s.start <= OTA_SCRATCH_ADDR < s.end)
-    scratch = list(range(first, first + n_scratch))
-    for s in scratch:
-        clean[s] = clean.get(s, 0) + 1
-    for s in dest:
-        clean[s] = clean.get(s, 0) + 1
-        per_cut[s] = 1
-    notes.append(
-        f"FLASH_Begin erases scratch sectors {scratch} once (ceil({module_size}/128K), spec 4.1)"
-    )
-    notes.append(
-        f"the copy erases destination sectors {dest} once per attempt; each cut may add one "
-        "attempt (spec 4.5)"
-    )
-    notes.append(
-        "2 DCT writes (slot record spec 4.2, slot clear spec 4.5), each at most one DCT sector "
-        "erase (spec 8.1); each cut may add one"
-    )
-    return ErasePlan(clean, per_cut, (1, 2), 2, 1, tuple(notes))

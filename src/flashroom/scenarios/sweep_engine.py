@@ -25,32 +25,50 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
+from flashroom.deviceos.gen2 import DCT_SECTOR_ADDRS, DCT_SECTOR_SIZE
+from flashroom.emu.device import Device, DeviceSnapshot
+from flashroom.emu.flash import FlashEvent, FlashEventKind
 from flashroom.errors import FlashroomError, PowerCut, UsageError
+from flashroom.layout import get_layout
+from flashroom.particle.build import synthetic_user_app
 from flashroom.ranges import fmt_addr
-from flashroom.scenarios.sweep_check import ErasePlan, erase_plan, read_dcd
+from flashroom.scenarios.sweep_check import ErasePlan, read_dcd
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
-Scenario = Literal["user-ota", "system-ota", "install"]
-SCENARIOS: tuple[str, ...] = ("user-ota", "system-ota", "install")
-OUTCOMES: tuple[str, ...] = (
-    "new_app",
-    "old_app",
-    "safe_mode",
-    "dfu",
-    "brick",
-    "invariant_violation",
-)
-#: Outcomes that fail a sweep (exit 1).
-BAD_OUTCOMES: tuple[str, ...] = ("brick", "invariant_violation")
-METHODS: tuple[str, ...] = ("equiv", "replay", "rerun")
+
+class CutClass(StrEnum):
+    """The class of one cut point after its recovery boot (docs/power-loss.md)."""
+
+    NEW_APP = "new_app"
+    OLD_APP = "old_app"
+    SAFE_MODE = "safe_mode"
+    DFU = "dfu"
+    BRICK = "brick"
+    INVARIANT_VIOLATION = "invariant_violation"
+
+
+#: Every class, in report order.
+OUTCOMES: tuple[CutClass, ...] = tuple(CutClass)
+#: Classes that fail a sweep (exit 1).
+BAD_OUTCOMES: frozenset[CutClass] = frozenset({CutClass.BRICK, CutClass.INVARIANT_VIOLATION})
+
+
+class SweepMethod(StrEnum):
+    """How the state after a cut is reached (see the module docstring)."""
+
+    EQUIV = "equiv"
+    REPLAY = "replay"
+    RERUN = "rerun"
+
+
+METHODS: tuple[SweepMethod, ...] = tuple(SweepMethod)
 
 #: Failures kept in full per sweep (the counts cover all of them).
 MAX_FAILURES = 20
-
-ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -195,6 +213,45 @@ class _Call:
     ops: int
     label: str
     regs: tuple[int, ...] = ()
+    width: int = 4  # the program unit (NorFlash.program width)
+
+
+class _Recorder:
+    """A flash observer that records every mutation call of the clean run as a :class:`_Call`
+    (with the backup registers as they were: flash operations never change them)."""
+
+    def __init__(self, dev: Any, layout: Any, op_base: int):
+        self.dev = dev
+        self.layout = layout
+        self.op_base = op_base
+        self.calls: list[_Call] = []
+
+    def flash_event(self, ev: FlashEvent) -> None:
+        if ev.kind == FlashEventKind.PROGRAM:
+            self.calls.append(
+                _Call(
+                    "program",
+                    ev.addr,
+                    ev.data,
+                    ev.first_op - self.op_base,
+                    ev.ops,
+                    "program " + _region_label(self.layout, ev.addr),
+                    tuple(self.dev.regs.regs),
+                    ev.width,
+                )
+            )
+        elif ev.kind == FlashEventKind.ERASE and ev.sector is not None:
+            self.calls.append(
+                _Call(
+                    "erase",
+                    ev.sector,
+                    None,
+                    ev.first_op - self.op_base,
+                    ev.ops,
+                    "erase " + _region_label(self.layout, ev.addr),
+                    tuple(self.dev.regs.regs),
+                )
+            )
 
 
 @dataclass
@@ -227,11 +284,6 @@ def _region_label(layout: Any, addr: int) -> str:
 
 
 def _build_setup(cfg: SweepConfig) -> _Setup:
-    from flashroom.emu.device import Device
-    from flashroom.layout import get_layout
-    from flashroom.particle.build import synthetic_module, synthetic_user_app
-    from flashroom.particle.module_info import ModuleFunction
-
     cfg.validate()
     dev = Device.new(
         platform=cfg.platform,
@@ -248,93 +300,30 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
     # The old app: version 5, its own seed; installed by DFU then booted (a device in the field).
     old_app = synthetic_user_app(cfg.old_size, platform=cfg.platform, version=5, seed=cfg.seed + 1)
     dev.install(old_app)  # DFU write + reset: the old app boots
-    if cfg.scenario in ("user-ota", "install"):
-        new = synthetic_user_app(cfg.app_size, platform=cfg.platform, version=7, seed=cfg.seed + 2)
-        old = old_app
-        target_start = user_start
-    else:
-        # system-ota: the next build of system part index 2 (the part the user app depends on,
-        # spec 2.4), same dependencies as the installed one, version + 1.
-        from flashroom.particle.module_info import read_module_info_at
-
-        region = layout.region_for_module(ModuleFunction.SYSTEM_PART, 2)
-        target_start = region.start
-        info = read_module_info_at(flash.read(target_start, 0x200), 0)
-        old_len = int(info.module_end_address - info.module_start_address + 4)
-        old = flash.read(target_start, old_len)
-        size = min(cfg.app_size, region.size)
-        new = synthetic_module(
-            size - size % 2,
-            platform_id=layout.platform_id,
-            function=ModuleFunction.SYSTEM_PART,
-            index=2,
-            version=int(info.module_version) + 1,
-            start_address=target_start,
-            dependency=info.dependency,
-            dependency2=info.dependency2,
-            seed=cfg.seed + 3,
-        )
+    new_app = synthetic_user_app(cfg.app_size, platform=cfg.platform, version=7, seed=cfg.seed + 2)
+    scenario = SCENARIOS[cfg.scenario]
+    mods = scenario.modules(dev, layout, old_app, new_app, cfg.app_size, cfg.seed)
+    old, new, target_start = mods.old, mods.new, mods.target_start
     snap0 = dev.snapshot()
     dcd0 = _dcd(dev)
     erase0 = tuple(flash.erase_counts)
     time0 = flash.device_time_s
     boot_sector0 = flash.read(flash.base, flash.chip.sectors[0].size)
 
-    # Record the clean run: wrap the flash's two mutation entry points on this instance.
-    calls: list[_Call] = []
-    orig_program = flash.program
-    orig_erase = flash.erase_sector
+    # Record the clean run through a flash observer (no method of the flash is replaced).
     op_base = flash.op_count
-
-    def program(addr: int, data: bytes | bytearray | memoryview) -> None:
-        regs = tuple(dev.regs.regs)
-        before = flash.op_count
-        orig_program(addr, data)
-        if flash.op_count > before:
-            calls.append(
-                _Call(
-                    "program",
-                    addr,
-                    bytes(data),
-                    before - op_base,
-                    flash.op_count - before,
-                    "program " + _region_label(layout, addr),
-                    regs,
-                )
-            )
-
-    def erase_sector(index: int) -> None:
-        regs = tuple(dev.regs.regs)
-        before = flash.op_count
-        orig_erase(index)
-        start = flash.chip.sectors[index].start
-        calls.append(
-            _Call(
-                "erase",
-                index,
-                None,
-                before - op_base,
-                flash.op_count - before,
-                "erase " + _region_label(layout, start),
-                regs,
-            )
-        )
-
-    setattr(flash, "program", program)  # noqa: B010 - instance-level wrap, removed below
-    setattr(flash, "erase_sector", erase_sector)  # noqa: B010
-    try:
+    recorder = _Recorder(dev, layout, op_base)
+    with flash.subscribe(recorder):
         clean = _run_scenario(dev, cfg.scenario, new)
-    finally:
-        del flash.program
-        del flash.erase_sector
+    calls = recorder.calls
     total_ops = flash.op_count - op_base
     logged = sum(c.ops for c in calls)
     if logged != total_ops:
         raise FlashroomError(
             f"the sweep's op log saw {logged} of {total_ops} flash operations: some mutation "
-            "bypassed NorFlash.program/erase_sector; use --method rerun"
+            "bypassed the NorFlash primitive; use --method rerun"
         )
-    plan = erase_plan(flash.chip, cfg.scenario, target_start, len(new))
+    plan = scenario.erase_budget(dev.profile, flash.chip, target_start, len(new))
     dev.restore(snap0)
     snap0_flash = flash.snapshot()
     return _Setup(
@@ -360,13 +349,11 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
 
 
 def _dcd(dev: Any) -> Any:
-    from flashroom.scenarios.sweep_check import DCD_ADDRS, DCD_SECTOR_SIZE
-
     flash = dev.flash
     return read_dcd(
-        flash.read(DCD_ADDRS[0], DCD_SECTOR_SIZE),
-        flash.read(DCD_ADDRS[1], DCD_SECTOR_SIZE),
-        int(getattr(dev.profile, "dct_app_offset", 8)),
+        flash.read(DCT_SECTOR_ADDRS[0], DCT_SECTOR_SIZE),
+        flash.read(DCT_SECTOR_ADDRS[1], DCT_SECTOR_SIZE),
+        dev.profile.dct_app_offset,
     )
 
 
@@ -379,11 +366,9 @@ def _outcome_json(out: Any) -> dict[str, Any]:
     return j
 
 
-def _run_scenario(dev: Any, scenario: str, new: bytes) -> dict[str, Any]:
+def _run_scenario(dev: Device, scenario: str, new: bytes) -> dict[str, Any]:
     """Run the scenario uncut (any fault must already be armed on ``dev.flash``)."""
-    if scenario == "install":
-        return _outcome_json(dev.install(new))  # DFU write, then leave DFU (reset + boot)
-    return _outcome_json(dev.ota(new))
+    return SCENARIOS[scenario].run(dev, new)
 
 
 # --------------------------------------------------------------------------- one point
@@ -402,7 +387,7 @@ def _classify(
       the device runs new or old, and no slot is left pending;
     * ``dct_valid``: the DCD selection rules find a valid copy, the slot table holds only magics
       Device OS writes, and nothing outside the slot table changed (keys, settings);
-    * ``erase_budget``: no sector erased more often than :func:`erase_plan` allows.
+    * ``erase_budget``: no sector erased more often than the scenario's erase budget allows.
     """
     flash = s.device.flash
     violations: list[str] = []
@@ -424,7 +409,7 @@ def _classify(
                 f"no_mix: runs an image at {fmt_addr(s.target_start)} that is neither the old "
                 f"nor the new module (running {boot.get('running')})"
             )
-        if s.cfg.scenario == "system-ota" and (
+        if SCENARIOS[s.cfg.scenario].keeps_user_app and (
             flash.read(s.user_start, len(s.user_app)) != s.user_app
         ):
             violations.append("no_mix: the user app changed during a system-part update")
@@ -439,7 +424,7 @@ def _classify(
         cls = "brick"
         violations.append(f"unknown boot outcome {boot_kind!r}")
     dcd = _dcd(s.device)
-    if s.cfg.scenario != "install" and cls not in ("new_app", "old_app"):
+    if SCENARIOS[s.cfg.scenario].atomic_update and cls not in ("new_app", "old_app"):
         violations.append(
             f"update_atomic: an interrupted update left the device in {boot_kind} instead of "
             "finishing the update or keeping the old module"
@@ -480,58 +465,31 @@ def _boot(dev: Any) -> tuple[dict[str, Any], str | None]:
 
 
 class _ReadTracker:
-    """Records the flash bytes a boot depends on (see the module docstring, method ``equiv``)."""
+    """Records the flash bytes a boot depends on (see the module docstring, method ``equiv``).
+
+    A flash observer: every read, and every program (new = old AND data: it depends on the old
+    value) into a sector the boot had not erased first.
+    """
 
     def __init__(self, flash: Any):
         self.flash = flash
         self.erased: set[int] = set()
         self.ranges: list[tuple[int, int]] = []
-        self._orig: dict[str, Any] = {}
+        self._sub: Any = None
 
     def __enter__(self) -> _ReadTracker:
-        fl = self.flash
-        for name in ("read", "view", "is_blank", "read_u32", "program", "erase_sector"):
-            self._orig[name] = getattr(fl, name)
-        orig = self._orig
-
-        def read(addr: int, size: int) -> Any:
-            self._dep(addr, size)
-            return orig["read"](addr, size)
-
-        def view(addr: int, size: int) -> Any:
-            self._dep(addr, size)
-            return orig["view"](addr, size)
-
-        def is_blank(addr: int, size: int) -> Any:
-            self._dep(addr, size)
-            return orig["is_blank"](addr, size)
-
-        def read_u32(addr: int) -> Any:
-            self._dep(addr, 4)
-            return orig["read_u32"](addr)
-
-        def program(addr: int, data: Any) -> None:
-            self._dep(addr, len(data))  # new = old AND data: depends on the old value
-            orig["program"](addr, data)
-
-        def erase_sector(index: int) -> None:
-            orig["erase_sector"](index)
-            self.erased.add(index)
-
-        fl.read, fl.view, fl.is_blank, fl.read_u32 = read, view, is_blank, read_u32
-        fl.program, fl.erase_sector = program, erase_sector
-        fl.contents = self._contents
+        self._sub = self.flash.subscribe(self)
         return self
 
-    def _contents(self) -> bytes:
-        self._dep(self.flash.base, self.flash.size)
-        data: bytes = self._orig["read"](self.flash.base, self.flash.size)
-        return data
-
     def __exit__(self, *exc: object) -> None:
-        for name in (*self._orig, "contents"):
-            with contextlib.suppress(AttributeError):
-                delattr(self.flash, name)
+        self._sub.unsubscribe()
+
+    def flash_event(self, ev: FlashEvent) -> None:
+        if ev.kind == FlashEventKind.ERASE:
+            if ev.sector is not None:
+                self.erased.add(ev.sector)
+        else:  # a read, or a program (it depends on the old value)
+            self._dep(ev.addr, ev.size)
 
     def _dep(self, addr: int, size: int) -> None:
         if size <= 0:
@@ -567,15 +525,7 @@ def _apply_call(flash: Any, call: _Call) -> None:
     if call.kind == "erase":
         flash.erase_sector(call.arg)
     else:
-        flash.program(call.arg, call.data or b"")
-
-
-def _done_bytes(granularity: str, ops: int, size: int, j: int) -> int:
-    """Bytes of a program call covered by its first ``j`` operations (NorFlash numbering)."""
-    if granularity == "chunk":
-        return size if j >= 1 else 0
-    n_words = size // 4
-    return j * 4 if j <= n_words else min(size, n_words * 4 + (j - n_words))
+        flash.program(call.arg, call.data or b"", width=call.width)
 
 
 class _Runner:
@@ -613,8 +563,6 @@ class _Runner:
 
         Returns the call the cut fell into and its index.
         """
-        from flashroom.emu.device import DeviceSnapshot
-
         s = self.s
         dev = s.device
         k = bisect.bisect_right(s.call_starts, n) - 1
@@ -649,10 +597,10 @@ class _Runner:
         ):
             return None
         size = len(call.data or b"")
-        g = s.cfg.granularity
+        fl, w = self.flash, call.width
         j1, j2 = ref.local_op, n - call.first_op
-        lo = min(_done_bytes(g, call.ops, size, j1), _done_bytes(g, call.ops, size, j2))
-        hi = max(_done_bytes(g, call.ops, size, j1 + 1), _done_bytes(g, call.ops, size, j2 + 1))
+        lo = min(fl.op_bytes(j1, size, w), fl.op_bytes(j2, size, w))
+        hi = max(fl.op_bytes(j1 + 1, size, w), fl.op_bytes(j2 + 1, size, w))
         if ref.tracker.intersects(call.arg + lo, call.arg + hi):
             return None
         return ref

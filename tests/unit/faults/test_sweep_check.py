@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 
-from flashroom.emu.device import Device
-from flashroom.geometry import STM32F205XG
-from flashroom.scenarios.sweep_check import (
-    DCD_ADDRS,
-    DCD_SECTOR_SIZE,
+from flashroom.deviceos import get_profile
+from flashroom.deviceos.gen2 import (
+    DCT_SECTOR_ADDRS,
+    DCT_SECTOR_SIZE,
     MAGIC_PENDING,
     SEAL_INVALID_V2,
-    erase_plan,
-    read_dcd,
 )
+from flashroom.emu.device import Device
+from flashroom.geometry import STM32F205XG
+from flashroom.scenarios.sweep_check import read_dcd
 from flashroom.scenarios.sweep_engine import SweepConfig, _build_setup, _classify
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 
 def _sectors(dev: Device) -> tuple[bytearray, bytearray]:
     return (
-        bytearray(dev.flash.read(DCD_ADDRS[0], DCD_SECTOR_SIZE)),
-        bytearray(dev.flash.read(DCD_ADDRS[1], DCD_SECTOR_SIZE)),
+        bytearray(dev.flash.read(DCT_SECTOR_ADDRS[0], DCT_SECTOR_SIZE)),
+        bytearray(dev.flash.read(DCT_SECTOR_ADDRS[1], DCT_SECTOR_SIZE)),
     )
 
 
@@ -45,7 +46,7 @@ def test_corrupt_current_copy_falls_back_to_the_other_or_is_invalid() -> None:
 
 
 def test_no_valid_header_means_dct_lost() -> None:
-    blank = b"\xff" * DCD_SECTOR_SIZE
+    blank = b"\xff" * DCT_SECTOR_SIZE
     st = read_dcd(blank, blank)
     assert st.current is None and not st.valid
 
@@ -65,7 +66,8 @@ def test_invalid_v2_seal_prefers_the_other_copy() -> None:
 
 
 def test_erase_plan_for_256k_user_ota_on_extended() -> None:
-    plan = erase_plan(STM32F205XG, "user-ota", 0x08080000, 256 * 1024)
+    ext = get_profile("electron", "extended")
+    plan = SCENARIOS["user-ota"].erase_budget(ext, STM32F205XG, 0x08080000, 256 * 1024)
     assert dict(plan.clean) == {8: 1, 9: 1, 10: 1, 11: 1}
     assert dict(plan.per_cut) == {8: 1, 9: 1}
     assert plan.violations({8: 2, 9: 2, 10: 1, 11: 1, 1: 1, 2: 2}, cuts=1) == []
@@ -75,7 +77,8 @@ def test_erase_plan_for_256k_user_ota_on_extended() -> None:
 
 
 def test_erase_plan_for_install_allows_no_retry() -> None:
-    plan = erase_plan(STM32F205XG, "install", 0x08080000, 100 * 1024)
+    ext = get_profile("electron", "extended")
+    plan = SCENARIOS["install"].erase_budget(ext, STM32F205XG, 0x08080000, 100 * 1024)
     assert dict(plan.clean) == {8: 1}
     assert plan.violations({8: 2}, cuts=1)
 

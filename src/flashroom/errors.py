@@ -16,6 +16,19 @@ class UsageError(FlashroomError):
     """A request that is malformed before any domain rule applies (bad size string, etc.)."""
 
 
+class ParamError(UsageError):
+    """A request value is out of range or inconsistent with another.
+
+    The message names the request's fields by their API names (``app_size``, ``first_op``);
+    ``params`` lists them, so that the CLI can show its own option names (``--app-size``)
+    instead. Library messages never name CLI flags.
+    """
+
+    def __init__(self, message: str, *params: str):
+        super().__init__(message)
+        self.params = params
+
+
 class LayoutError(FlashroomError):
     """A flash layout is invalid or a requested layout cannot be planned."""
 

@@ -13,12 +13,19 @@ from typing import Any
 
 import click
 
-from flashroom.cli.common import SIZE, CheckFailed, emit_json, format_option, progress_bar
+from flashroom.cli.common import (
+    SIZE,
+    CheckFailed,
+    FlashroomGroup,
+    emit_json,
+    format_option,
+    progress_bar,
+)
 from flashroom.cli.common import stdout_console as _console
+from flashroom.cli.options import platform_option
 from flashroom.errors import UsageError
 from flashroom.layout import (
     LAYOUT_NAMES,
-    PLATFORMS,
     CheckResult,
     Layout,
     Plan,
@@ -32,13 +39,7 @@ from flashroom.ranges import fmt_addr, fmt_size
 
 _FUNCTION_NAMES = {0: "NONE", 2: "BOOTLOADER", 4: "SYSTEM_PART", 5: "USER_PART", 8: "RADIO_STACK"}
 
-_platform_option = click.option(
-    "--platform",
-    "platform",
-    type=click.Choice(sorted(PLATFORMS, key=lambda p: PLATFORMS[p].platform_id)),
-    required=True,
-    help="Device platform (photon 6, p1 8, electron 10; argon 12 / boron 13 for comparison).",
-)
+_platform_option = platform_option(gen2_only=False, required=True)
 
 
 def _module_text(r: Region) -> str:
@@ -118,7 +119,7 @@ def _print_notes(console: Any, notes: Any, label: str = "note") -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-@click.group()
+@click.group(cls=FlashroomGroup)
 def layout() -> None:
     """Plan, check, show and export flash layouts (Photon, P1, Electron; Argon/Boron to compare).
 

@@ -17,11 +17,13 @@ from flashroom.cli.common import (
     ADDRESS,
     SIZE,
     CheckFailed,
+    FlashroomGroup,
     emit_json,
     format_option,
     progress_bar,
     stdout_console,
 )
+from flashroom.cli.options import output_option, platform_option
 from flashroom.errors import ChecksumError, ModuleFormatError, UsageError
 from flashroom.ranges import fmt_addr
 
@@ -81,16 +83,10 @@ def _refuse_corrupt(path: str, data: bytes, action: str) -> None:
         )
 
 
-_output_option = click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="File to write (replaced atomically; never left half-written).",
-)
+_output_option = output_option()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FlashroomGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def module() -> None:
     """Inspect, verify, build, compress and combine Particle firmware modules.
 
@@ -257,12 +253,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 
 @module.command()
 @click.argument("input_file", required=False, type=click.Path(dir_okay=False))
-@click.option(
-    "--platform",
-    required=True,
-    type=click.Choice(["electron", "photon", "p1"]),
-    help="Target platform (platform_id 10, 6, 8).",
-)
+@platform_option(required=True)
 @click.option(
     "--function",
     "function",
@@ -284,6 +275,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 )
 @click.option(
     "--start",
+    "start_address",
     type=ADDRESS,
     help="module_start_address, word-aligned, e.g. 0x08080000 (default: the region start).",
 )
@@ -307,6 +299,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 )
 @click.option(
     "--synthetic",
+    "synthetic_size",
     type=SIZE,
     help="Instead of INPUT_FILE: a module of exactly SIZE bytes (e.g. 200K; even) with "
     "deterministic code-like content.",
@@ -317,13 +310,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
     default=None,
     help="Force a 0x184-byte vector table in front (default: as Device OS, spec 2.2).",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Module file to write (replaced atomically; never left half-written).",
-)
+@output_option(help="Module file to write (replaced atomically; never left half-written).")
 @format_option
 def pack(
     input_file: str | None,
@@ -331,12 +318,12 @@ def pack(
     function: str,
     index: int,
     version: int,
-    start: int | None,
+    start_address: int | None,
     depends: tuple[str, ...],
     product_id: int | None,
     product_version: int | None,
     layout: str,
-    synthetic: int | None,
+    synthetic_size: int | None,
     seed: int,
     vector_table: bool | None,
     output: str,
@@ -364,12 +351,12 @@ def pack(
         function=function,
         index=index,
         version=version,
-        start_address=start,
+        start_address=start_address,
         depends=depends,
         product_id=product_id,
         product_version=product_version,
         layout=layout,
-        synthetic_size=synthetic,
+        synthetic_size=synthetic_size,
         seed=seed,
         vector_table=vector_table,
         input_name=input_file or "<synthetic>",

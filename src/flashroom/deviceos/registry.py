@@ -39,6 +39,16 @@ def get_platform(name: str) -> Platform:
         ) from None
 
 
+def default_profile(platform: str) -> str:
+    """The profile a command uses when none is given: the platform's largest layout
+    (``extended`` on Electron, ``stock`` on Photon and P1), so every default works everywhere.
+
+    Raises:
+        PlatformError: unknown platform.
+    """
+    return get_platform(platform).layouts[-1]
+
+
 def platform_by_id(platform_id: int) -> Platform:
     """The platform with this ``PLATFORM_ID``.
 
@@ -83,6 +93,7 @@ __all__ = [
     "GEN2_PLATFORMS",
     "GEN2_PROFILES",
     "PLATFORMS",
+    "default_profile",
     "get_platform",
     "get_profile",
     "platform_by_id",

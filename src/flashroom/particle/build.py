@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flashroom.deviceos import GEN2_PLATFORMS, Dependency, gen2, get_platform, get_profile
-from flashroom.errors import ModuleFormatError, UsageError
+from flashroom.errors import ModuleFormatError, ParamError, UsageError
 from flashroom.particle.crc import crc32_be_bytes
 from flashroom.particle.module_info import (
     VECTOR_TABLE_SIZE,
@@ -565,7 +565,9 @@ def dependencies_from_specs(specs: Sequence[str]) -> tuple[ModuleDependency | No
         UsageError: more than two.
     """
     if len(specs) > 2:
-        raise UsageError(f"module_info_t has two dependency slots; got {len(specs)} --depends")
+        raise ParamError(
+            f"module_info_t has two dependency slots; got {len(specs)} depends", "depends"
+        )
     deps: list[ModuleDependency | None] = [dependency_from_spec(s) for s in specs]
     while len(deps) < 2:
         deps.append(None)

@@ -36,17 +36,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from flashroom.errors import EmulatorError, UsageError
+from flashroom.errors import EmulatorError, ParamError
 from flashroom.progress import ProgressFn
 from flashroom.ranges import fmt_addr, fmt_size
 from flashroom.scenarios.sweep_check import ErasePlan
-from flashroom.scenarios.sweep_engine import (
+from flashroom.scenarios.sweep_config import (
     BAD_OUTCOMES,
     MAX_FAILURES,
     METHODS,
     OUTCOMES,
     CutResult,
     SweepConfig,
+)
+from flashroom.scenarios.sweep_engine import (
     _boot,
     _build_setup,
     _classify,
@@ -238,30 +240,34 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         erase plan. Results are identical for any ``workers`` (points are merged in order).
 
     Raises:
-        UsageError: bad options.
+        ParamError: bad options (named by their SweepConfig fields).
     """
     cfg.validate()
     t0 = time.perf_counter()
     try:
         setup = _prepare(cfg)
     except EmulatorError as e:
-        raise UsageError(
-            f"--app-size {cfg.app_size} / --old-size {cfg.old_size}: the {cfg.scenario} "
-            f"scenario cannot be set up on {cfg.platform} {cfg.profile}: {e}"
+        raise ParamError(
+            f"app_size {cfg.app_size} / old_size {cfg.old_size}: the {cfg.scenario} "
+            f"scenario cannot be set up on {cfg.platform} {cfg.profile}: {e}",
+            "app_size",
+            "old_size",
         ) from None
     flash = setup.device.flash
     if setup.target_start + len(setup.new) > flash.base + flash.size:
-        raise UsageError(
-            f"--app-size {len(setup.new)}: a module at {fmt_addr(setup.target_start)} would end "
+        raise ParamError(
+            f"app_size {len(setup.new)}: a module at {fmt_addr(setup.target_start)} would end "
             f"at {fmt_addr(setup.target_start + len(setup.new))}, past the end of flash "
             f"{fmt_addr(flash.base + flash.size)}; expected at most "
-            f"{flash.base + flash.size - setup.target_start} bytes"
+            f"{flash.base + flash.size - setup.target_start} bytes",
+            "app_size",
         )
     cuts = _cut_points(cfg, setup.total_ops)
     if not cuts:
-        raise UsageError(
-            f"--first-op {cfg.first_op} is past the end of the scenario: it has "
-            f"{setup.total_ops} flash operations (cut points 0..{setup.total_ops - 1})"
+        raise ParamError(
+            f"first_op {cfg.first_op} is past the end of the scenario: it has "
+            f"{setup.total_ops} flash operations (cut points 0..{setup.total_ops - 1})",
+            "first_op",
         )
     per_cut = (2 if cfg.torn else 1) * (1 + cfg.recovery_cuts)
     total_points = len(cuts) * per_cut

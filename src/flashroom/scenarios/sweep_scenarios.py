@@ -11,16 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flashroom.deviceos import ModuleFunction, Profile
 from flashroom.deviceos.gen2 import INTERNAL_FLASH_PAGE_SIZE
-from flashroom.emu.device import Device
 from flashroom.geometry import FlashChip
 from flashroom.layout import Layout
 from flashroom.particle.build import synthetic_module
 from flashroom.particle.module_info import read_module_info_at
 from flashroom.scenarios.sweep_check import ErasePlan
+
+if TYPE_CHECKING:  # the device model imports numpy; the CLI reads this registry at start-up
+    from flashroom.emu.device import Device
 
 
 @dataclass(frozen=True)

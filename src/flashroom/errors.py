@@ -66,10 +66,6 @@ class ModuleTooLargeError(FlashroomError):
     """A module does not fit the region it is meant for."""
 
 
-class DependencyError(FlashroomError):
-    """A module's dependencies are not met."""
-
-
 class EmulatorError(FlashroomError):
     """The emulator was asked to do something impossible (bad address, bad image file...)."""
 

@@ -62,7 +62,7 @@ def demo(out_dir: Path, quick: bool, fmt: str) -> None:
       flashroom demo --quick --format json
     """
     from flashroom.atomicfile import check_writable_dir
-    from flashroom.scenarios.story import run_demo
+    from flashroom.report.demo import run_demo
 
     check_writable_dir(out_dir)  # a bad --out fails now, not after a minute of work
     con = stdout_console()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,29 @@ FACTORY_APP_VERSION = 1
 #: Resets one power-on may go through before we call it a reset loop (spec 5.4 #2).
 MAX_RESETS = 12
 
-BOOT_MODES = ("application", "safe_mode", "dfu", "factory", "bricked", "off")
-RESULTS = ("applied", "rejected", "interrupted", "booted")
+
+class BootMode(StrEnum):
+    """How the device ends a run (the ``boot`` of :class:`Outcome`)."""
+
+    APPLICATION = "application"  # the user app runs
+    SAFE_MODE = "safe_mode"
+    DFU = "dfu"
+    FACTORY = "factory"  # the factory image was restored and runs
+    BRICKED = "bricked"  # it would execute a corrupt bootloader/system part, or loops on resets
+    OFF = "off"  # power was cut; boot() powers it again
+
+
+class RunResult(StrEnum):
+    """What a run did (the ``result`` of :class:`Outcome`)."""
+
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    INTERRUPTED = "interrupted"
+    BOOTED = "booted"
+
+
+BOOT_MODES: tuple[BootMode, ...] = tuple(BootMode)
+RESULTS: tuple[RunResult, ...] = tuple(RunResult)
 
 
 @dataclass(frozen=True)
@@ -105,9 +127,9 @@ class Outcome:
         events: firmware trace of this run (not in the JSON contract).
     """
 
-    result: str
+    result: RunResult
     error: OutcomeError | None
-    boot: str
+    boot: BootMode
     running: ModuleSummary | None
     device_time_s: float
     sector_erases: dict[int, int]
@@ -186,7 +208,7 @@ class Device:
             DcdStore(self.flash, app_offset=profile.dct_app_offset),
             embedded_bootloader=embedded_bootloader(profile.platform, bootloader),
         )
-        self.state = "off"
+        self.state = BootMode.OFF
         self.reason = ""
         self._system = SystemFirmware(self.hw)
         self._transfer: FileTransferDescriptor | None = None
@@ -221,7 +243,7 @@ class Device:
         dev = cls(prof, bootloader=bootloader, granularity=granularity)
         dev.flash.load_contents(contents)
         dev.regs.regs = list(regs)
-        dev.state = state
+        dev.state = BootMode(state)
         dev.reason = reason
         return dev
 
@@ -266,7 +288,12 @@ class Device:
             dev.flash.device_time_s = float(counters["device_time_s"])
             dev.flash.device_time_max_s = float(counters["device_time_max_s"])
             where = "state"
-            dev.state = str(meta["state"])
+            if str(meta["state"]) not in BOOT_MODES:
+                raise EmulatorError(
+                    f"unknown device state {meta['state']!r}: expected one of "
+                    + ", ".join(BOOT_MODES)
+                )
+            dev.state = BootMode(str(meta["state"]))
             dev.reason = str(meta.get("reason", ""))
         except KeyError as e:
             raise EmulatorError(
@@ -274,8 +301,6 @@ class Device:
             ) from None
         except (TypeError, ValueError, AttributeError, FlashroomError) as e:
             raise EmulatorError(f"{p}: device image field {where}: {e}") from None
-        if dev.state not in BOOT_MODES:
-            raise EmulatorError(f"{p}: unknown device state {dev.state!r} in metadata")
         if len(dev.flash.erase_counts) != len(dev.flash.chip.sectors):
             raise EmulatorError(f"{p}: erase_counts has the wrong number of sectors")
         return dev
@@ -315,14 +340,14 @@ class Device:
         """Put the device back to ``snap``. An armed flash fault stays armed."""
         self.flash.restore(snap.flash)
         self.regs.regs = list(snap.regs)
-        self.state = snap.state
+        self.state = BootMode(snap.state)
         self.reason = snap.reason
         self._system = SystemFirmware(self.hw)
         self._transfer = snap.ota
 
     @property
     def powered(self) -> bool:
-        return self.state != "off"
+        return self.state != BootMode.OFF
 
     def running_module(self) -> ModuleSummary | None:
         """The user module that runs now (None when off, in safe mode, DFU or bricked)."""
@@ -391,7 +416,7 @@ class Device:
             return self._interrupted(start, e)
         finally:
             self.flash.disarm()
-        return self._outcome("booted", None, start)
+        return self._outcome(RunResult.BOOTED, None, start)
 
     def reset(self) -> Outcome:
         """A system reset (after ``ota_finish``): bootloader apply, then boot."""
@@ -456,12 +481,12 @@ class Device:
             if reset:
                 self._power_on()
             else:
-                self.state = "dfu"
+                self.state = BootMode.DFU
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
             self.flash.disarm()
-        return self._outcome("applied", None, start)
+        return self._outcome(RunResult.APPLIED, None, start)
 
     def ota(
         self,
@@ -519,7 +544,9 @@ class Device:
             self.flash.disarm()
         if error is None:
             error = self._applied_check(module)
-        return self._outcome("applied" if error is None else "rejected", error, start)
+        return self._outcome(
+            RunResult.APPLIED if error is None else RunResult.REJECTED, error, start
+        )
 
     # ---------------------------------------------------------------- the system OTA path
     # deviceos.ota.SystemUpdateCallbacks: what the protocol's device end calls (spec 6.2-6.4).
@@ -576,7 +603,7 @@ class Device:
         try:
             return call()
         except PowerCut:
-            self.state = "off"
+            self.state = BootMode.OFF
             raise
 
     # The same path by offsets, for scripts and tests: one transfer at a time.
@@ -627,20 +654,22 @@ class Device:
                 hw.log(f"bootloader: reset ({bl.reason})")
                 continue
             if bl.kind in ("dfu", "bricked"):
-                self._set_state(bl.kind, bl.reason)
+                self._set_state(BootMode(bl.kind), bl.reason)
                 return
             self._system = SystemFirmware(hw)
             sb = self._system.boot()
             if sb.kind == "reset":
                 continue
             if sb.kind == "application":
-                self._set_state("factory" if factory else "application", "")
+                self._set_state(BootMode.FACTORY if factory else BootMode.APPLICATION, "")
             else:
-                self._set_state(sb.kind, sb.reason)
+                self._set_state(BootMode(sb.kind), sb.reason)
             return
-        self._set_state("bricked", f"reset loop: {MAX_RESETS} resets without reaching firmware")
+        self._set_state(
+            BootMode.BRICKED, f"reset loop: {MAX_RESETS} resets without reaching firmware"
+        )
 
-    def _set_state(self, state: str, reason: str) -> None:
+    def _set_state(self, state: BootMode, reason: str) -> None:
         self.state = state
         self.reason = reason
         self.hw.log(f"device: {state}" + (f" ({reason})" if reason else ""))
@@ -672,7 +701,7 @@ class Device:
         f = self.flash
         return _Counters(f.op_count, tuple(f.erase_counts), f.device_time_s, f.device_time_max_s)
 
-    def _outcome(self, result: str, error: OutcomeError | None, start: _Counters) -> Outcome:
+    def _outcome(self, result: RunResult, error: OutcomeError | None, start: _Counters) -> Outcome:
         f = self.flash
         erases = {
             i: n - start.erases[i] for i, n in enumerate(f.erase_counts) if n - start.erases[i] > 0
@@ -691,10 +720,10 @@ class Device:
         )
 
     def _interrupted(self, start: _Counters, e: PowerCut) -> Outcome:
-        self.state = "off"
+        self.state = BootMode.OFF
         self.reason = str(e)
         self.hw.log(f"power: {e}")
-        return self._outcome("interrupted", OutcomeError(None, str(e)), start)
+        return self._outcome(RunResult.INTERRUPTED, OutcomeError(None, str(e)), start)
 
 
 # ====================================================================== fresh devices
@@ -780,11 +809,13 @@ __all__ = [
     "BOOT_MODES",
     "DEFAULT_APP_SIZE",
     "RESULTS",
+    "BootMode",
     "Device",
     "DeviceSnapshot",
     "ModuleSummary",
     "Outcome",
     "OutcomeError",
+    "RunResult",
     "default_modules",
     "embedded_bootloader",
     "factory_image",

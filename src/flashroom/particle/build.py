@@ -22,7 +22,6 @@ import hashlib
 import random
 import struct
 from collections.abc import Sequence
-from pathlib import Path
 
 from flashroom.deviceos import GEN2_PLATFORMS, Dependency, gen2, get_platform, get_profile
 from flashroom.errors import ModuleFormatError, ParamError, UsageError
@@ -511,14 +510,6 @@ def elf_image(data: bytes, *, name: str = "<elf>") -> tuple[int, bytes]:
 def is_elf(data: bytes) -> bool:
     """True when ``data`` starts with the ELF magic."""
     return data[:4] == b"\x7fELF"
-
-
-def read_payload(path: str | Path) -> bytes:
-    """Read a raw image or an ELF's loadable image (pyelftools) as a module payload."""
-    data = Path(path).read_bytes()
-    if is_elf(data):
-        return elf_image(data, name=str(path))[1]
-    return data
 
 
 def dependency_from_spec(text: str) -> ModuleDependency:

@@ -26,12 +26,53 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from flashroom.emu.device import Device, Outcome
 from flashroom.errors import FlashroomError, UsageError
-from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
+from flashroom.layout import Layout, get_layout
+from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
+from flashroom.ota.messages import (
+    Chunk,
+    CoapMessage,
+    CoapType,
+    UpdateBegin,
+    UpdateDone,
+    code_str,
+    empty_ack,
+)
+from flashroom.particle.build import device_os_install, finish_checksums, synthetic_module
+from flashroom.particle.compress import combine_modules, compress_module
+from flashroom.particle.crc import crc32_be_bytes
+from flashroom.particle.deps import check_dependencies
+from flashroom.particle.module import parse_module
+from flashroom.particle.module_info import (
+    ModuleDependency,
+    ModuleFunction,
+    ModuleInfo,
+    module_info_offset,
+    read_module_info_at,
+)
+from flashroom.progress import ProgressFn
 
-ProgressFn = Callable[[int, int], None]
+
+class Layer(StrEnum):
+    """Where a bad input must be refused (see the module docstring)."""
+
+    DEVICE = "device"
+    TRANSFER = "transfer"
+    HOST = "host"
+
+
+class Verdict(StrEnum):
+    """How one case ended."""
+
+    REFUSED = "refused"  # a specific error, the running app unchanged byte for byte
+    ACCEPTED = "accepted"  # nothing refused it with a specific error
+    APP_CHANGED = "app_changed"  # the running app (or a system module) changed
+    SKIPPED = "skipped"
+
 
 #: Size of the well-formed app most cases start from (fits stock and extended).
 BASE_APP_SIZE = 64 * 1024
@@ -94,8 +135,6 @@ class BadCase:
 
 
 def _app(ctx: Ctx, size: int = BASE_APP_SIZE, **over: Any) -> bytes:
-    from flashroom.particle.build import synthetic_module
-
     kw: dict[str, Any] = {
         "platform_id": ctx.platform_id,
         "function": ModuleFunction.USER_PART,
@@ -110,15 +149,11 @@ def _app(ctx: Ctx, size: int = BASE_APP_SIZE, **over: Any) -> bytes:
 
 
 def _info_offset(data: bytes) -> int:
-    from flashroom.particle.module_info import module_info_offset
-
     return module_info_offset(int.from_bytes(data[:4], "little")) if len(data) >= 4 else 0
 
 
 def _patch_info(data: bytes, *, checksums: bool = True, **fields: Any) -> bytes:
     """Rewrite module_info_t fields in place (and the SHA-256/CRC-32 unless told not to)."""
-    from flashroom.particle.build import finish_checksums
-
     off = _info_offset(data)
     info = ModuleInfo.from_bytes(data, off)
     new = dataclasses.replace(info, **fields)
@@ -137,8 +172,6 @@ def _flip(data: bytes, offset: int) -> bytes:
 
 def _bad_sha(data: bytes) -> bytes:
     """Corrupt the stored SHA-256 and recompute the CRC-32 over it (a consistent CRC)."""
-    from flashroom.particle.crc import crc32_be_bytes
-
     out = bytearray(data)
     n = len(out)
     out[n - 38] ^= 0x5A
@@ -148,8 +181,6 @@ def _bad_sha(data: bytes) -> bytes:
 
 def _system2(ctx: Ctx, **over: Any) -> bytes:
     """A new build of system part index 2 (same place and dependencies), with overrides."""
-    from flashroom.particle.build import synthetic_module
-
     i = ctx.system2
     kw: dict[str, Any] = {
         "platform_id": ctx.platform_id,
@@ -166,9 +197,6 @@ def _system2(ctx: Ctx, **over: Any) -> bytes:
 
 
 def _compressed_bad_header(ctx: Ctx) -> bytes:
-    from flashroom.particle.build import finish_checksums
-    from flashroom.particle.compress import compress_module
-
     packed = bytearray(compress_module(_app(ctx)))
     off = _info_offset(bytes(packed)) + ModuleInfo.SIZE
     packed[off : off + 8] = b"\x08\x00\x07\x0f\xff\xff\xff\x7f"  # method 7, 2 GB original size
@@ -177,8 +205,6 @@ def _compressed_bad_header(ctx: Ctx) -> bytes:
 
 
 def _combined_broken_chain(ctx: Ctx) -> bytes:
-    from flashroom.particle.compress import combine_modules
-
     a = _app(ctx, 32 * 1024)
     b = _app(ctx, 32 * 1024, seed=79)
     combined = bytearray(combine_modules([a, b]))
@@ -382,7 +408,7 @@ class CaseResult:
     layer: str
     description: str
     spec: str
-    verdict: str
+    verdict: Verdict
     code: int | str | None
     message: str
     app_unchanged: bool
@@ -417,7 +443,7 @@ class CampaignResult:
     @property
     def ok(self) -> bool:
         """No case accepted, none changed the app."""
-        return all(c.verdict in ("refused", "skipped") for c in self.cases)
+        return all(c.verdict in (Verdict.REFUSED, Verdict.SKIPPED) for c in self.cases)
 
     def to_json(self) -> dict[str, Any]:
         """The ``emu badinput --format json`` contract."""
@@ -428,10 +454,7 @@ class CampaignResult:
             "ok": self.ok,
             "summary": {
                 "cases": len(self.cases),
-                "refused": verdicts.count("refused"),
-                "accepted": verdicts.count("accepted"),
-                "app_changed": verdicts.count("app_changed"),
-                "skipped": verdicts.count("skipped"),
+                **{str(v): verdicts.count(v) for v in Verdict},
             },
             "cases": [c.to_json() for c in self.cases],
             "notes": self.notes,
@@ -444,7 +467,7 @@ class CampaignResult:
 class _Probe:
     """Fingerprints what must not change: user part region, bootloader and system modules."""
 
-    def __init__(self, device: Any, layout: Any):
+    def __init__(self, device: Device, layout: Layout):
         names = [
             r.name
             for r in layout.regions
@@ -461,42 +484,26 @@ class _Probe:
         }
 
 
-def _outcome(out: Any) -> dict[str, Any]:
-    if isinstance(out, dict):
-        return out
-    j: dict[str, Any] = out.to_json()
-    return j
-
-
-def _run_device(dev: Any, data: bytes) -> tuple[int | str | None, str, str | None, bool]:
+def _run_device(dev: Device, data: bytes) -> tuple[int | str | None, str, str | None, bool]:
     """Push ``data`` through ``Device.ota``: (code, message, boot, applied).
 
     An error without a Device OS code (e.g. a bus fault from a write past the end of flash)
     is reported with code ``"no_code"``: it is still a specific, refusing error.
     """
     try:
-        out = _outcome(dev.ota(data))
+        out: Outcome = dev.ota(data)
     except FlashroomError as e:
         code = getattr(e, "code", None)
         return (code if isinstance(code, int) else type(e).__name__), str(e), None, False
-    err = out.get("error")
-    applied = out.get("result") == "applied"
-    if err:
-        code = err.get("code")
-        return (
-            ("no_code" if code is None else code),
-            str(err.get("message")),
-            out.get("boot"),
-            applied,
-        )
-    return None, f"result {out.get('result')}", out.get("boot"), applied
+    applied = out.result == "applied"
+    if out.error is not None:
+        code = out.error.code
+        return ("no_code" if code is None else code), out.error.message, out.boot, applied
+    return None, f"result {out.result}", out.boot, applied
 
 
-def _host_check(ctx: Ctx, dev: Any, data: bytes) -> tuple[bool, str]:
+def _host_check(ctx: Ctx, dev: Device, data: bytes) -> tuple[bool, str]:
     """flashroom's host-side verification: module checks plus the boot-time dependency rule."""
-    from flashroom.particle.deps import check_dependencies
-    from flashroom.particle.module import parse_module
-
     try:
         mod = parse_module(data)
     except FlashroomError as e:
@@ -511,11 +518,8 @@ def _host_check(ctx: Ctx, dev: Any, data: bytes) -> tuple[bool, str]:
     return False, "host checks pass"
 
 
-def _installed_infos(ctx: Ctx, dev: Any) -> list[ModuleInfo]:
+def _installed_infos(ctx: Ctx, dev: Device) -> list[ModuleInfo]:
     """module_info of every module installed where Device OS 2.3.1 puts them (spec 2.4)."""
-    from flashroom.particle.build import device_os_install
-    from flashroom.particle.module_info import read_module_info_at
-
     out = []
     for m in device_os_install(ctx.platform):
         base = read_module_info_at(m, 0).module_start_address
@@ -526,22 +530,11 @@ def _installed_infos(ctx: Ctx, dev: Any) -> list[ModuleInfo]:
     return out
 
 
-def _run_transfer(ctx: Ctx, dev: Any, case: BadCase, image: bytes) -> tuple[Any, str, bool]:
+def _run_transfer(ctx: Ctx, dev: Device, case: BadCase, image: bytes) -> tuple[Any, str, bool]:
     """Play ``case.steps`` as a hostile server against the OTA device end; then reset.
 
     Returns (code, message, applied).
     """
-    from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
-    from flashroom.ota.messages import (
-        Chunk,
-        CoapMessage,
-        CoapType,
-        UpdateBegin,
-        UpdateDone,
-        code_str,
-        empty_ack,
-    )
-
     end = DeviceEnd(dev, DeviceConfig(platform=ctx.platform))
     now = 0.0
     mid = 0x4000
@@ -650,10 +643,6 @@ def run_campaign(
     Raises:
         UsageError: an unknown case name.
     """
-    from flashroom.emu.device import Device
-    from flashroom.layout import get_layout
-    from flashroom.particle.module_info import read_module_info_at
-
     cases = list(CATALOGUE)
     if only:
         known = {c.name for c in CATALOGUE}
@@ -704,7 +693,7 @@ def run_campaign(
                 "accepted": d_applied or not d_same,
                 "app_unchanged": d_same,
             }
-            verdict = "refused" if refused else "accepted"
+            verdict = Verdict.REFUSED if refused else Verdict.ACCEPTED
             results.append(
                 CaseResult(
                     case.name,
@@ -722,16 +711,16 @@ def run_campaign(
             continue
         if case.layer == "transfer":
             code, message, applied = _run_transfer(ctx, dev, case, data)
-            boot = _outcome(dev.reset()).get("boot")
+            boot: str | None = dev.reset().boot
         else:
             code, message, boot, applied = _run_device(dev, data)
         same = probe.digest() == before
         if not same:
-            verdict = "app_changed"
+            verdict = Verdict.APP_CHANGED
         elif applied or code is None:
-            verdict = "accepted"  # nothing refused it with a specific error
+            verdict = Verdict.ACCEPTED  # nothing refused it with a specific error
         else:
-            verdict = "refused"
+            verdict = Verdict.REFUSED
         results.append(
             CaseResult(
                 case.name,
@@ -752,4 +741,13 @@ def run_campaign(
     return CampaignResult(platform, profile, results, notes)
 
 
-__all__ = ["CATALOGUE", "BadCase", "CampaignResult", "CaseResult", "Step", "run_campaign"]
+__all__ = [
+    "CATALOGUE",
+    "BadCase",
+    "CampaignResult",
+    "CaseResult",
+    "Layer",
+    "Step",
+    "Verdict",
+    "run_campaign",
+]

@@ -1,8 +1,7 @@
 """The end-to-end demo as data: each step runs the real API and returns facts and tables.
 
-``flashroom demo`` renders each :class:`DemoStep` as it completes; the same steps become
-``report.md`` (via :class:`~flashroom.report.markdown.MarkdownDoc`) and ``report.json``. Nothing
-here prints: the CLI renders.
+``flashroom demo`` renders each :class:`DemoStep` as it completes; :mod:`flashroom.report.demo`
+turns the same steps into ``report.md`` and ``report.json``. Nothing here prints or writes.
 
 Steps: 1) the stock and extended Electron maps; 2) a 200 KB app refused on stock (-1300, spec
 3.5 #20); 3) the same app delivered over the emulated 3G link to an extended device, and running;
@@ -12,14 +11,21 @@ check``; 6) the report files and the layout exports.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from flashroom.emu.device import Device
+from flashroom.emu.inspect import flash_map
+from flashroom.layout import check_candidate, get_layout
+from flashroom.ota.link import get_link
+from flashroom.ota.server_end import ServerConfig
+from flashroom.ota.simulate import simulate
+from flashroom.particle.build import synthetic_user_app
+from flashroom.particle.module_info import read_module_info_at
 from flashroom.ranges import fmt_addr, fmt_size
+from flashroom.scenarios.sweep import SweepConfig, run_sweep
 
 APP_SIZE = 200 * 1024
 
@@ -104,29 +110,6 @@ class DemoReport:
             "files": self.files,
         }
 
-    def to_markdown(self) -> str:
-        """The ``report.md`` content."""
-        from flashroom.report.markdown import MarkdownDoc
-
-        doc = MarkdownDoc()
-        doc.heading("flashroom demo: a 256 KB Electron app with OTA kept")
-        doc.para(
-            "Every figure below was produced by this run, on the emulated Electron (embedded "
-            "default device: synthetic Device OS 2.3.1). "
-            + ("Quick mode: the sweep is a bounded subset." if self.quick else "")
-        )
-        doc.image("Stock vs extended Electron flash map", "flash-map.png")
-        for i, s in enumerate(self.steps, 1):
-            doc.heading(f"{i}. {s.title}" + ("" if s.ok else " (NOT AS EXPECTED)"), 2)
-            if s.lines:
-                doc.bullets(s.lines)
-            for t in s.tables:
-                doc.para(f"**{t.title}**")
-                doc.table(t.headers, t.rows)
-        doc.heading("Files", 2)
-        doc.bullets(f"`{f}`" for f in self.files)
-        return doc.render()
-
 
 StepFn = Callable[[DemoStep], None]
 
@@ -146,8 +129,6 @@ def _region_rows(layout: Any) -> list[list[str]]:
 
 def step_maps() -> DemoStep:
     """Step 1: the stock and extended Electron maps."""
-    from flashroom.layout import get_layout
-
     stock = get_layout("electron", "stock")
     ext = get_layout("electron", "extended")
     heads = ["region", "start", "end", "size", "sectors"]
@@ -202,11 +183,6 @@ def _device_map_table(title: str, before: list[Any], after: list[Any]) -> Table:
 
 def step_refused(app: bytes) -> DemoStep:
     """Step 2: the 200 KB app is refused on stock with -1300 and the old app keeps running."""
-    from flashroom.emu.device import Device
-    from flashroom.emu.inspect import flash_map
-    from flashroom.layout import get_layout
-    from flashroom.particle.module_info import read_module_info_at
-
     dev = Device.new(platform="electron", profile="stock")
     dev.boot()
     before = dev.user_part_bytes()
@@ -248,39 +224,24 @@ def step_refused(app: bytes) -> DemoStep:
 
 def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
     """Step 3: the same app over the emulated 3G link to an extended device, then running."""
-    from flashroom.emu.device import Device
-    from flashroom.emu.inspect import flash_map
-
     dev = Device.new(platform="electron", profile="extended")
     dev.boot()
     map_before = flash_map(dev)
     lines: list[str] = []
     facts: dict[str, Any] = {"link": link_name}
-    try:
-        from flashroom.ota.link import get_link
-        from flashroom.ota.server_end import ServerConfig
-        from flashroom.ota.simulate import simulate
-
-        link = get_link(link_name)
-        sim = simulate(app, dev, server_config=ServerConfig(fast=True), link=link, seed=1)
-        rep = sim.report.to_json()
-        facts.update({"transport": "in-process CoAP, simulated link", **rep})
-        facts["device_status"] = str(sim.status)
-        lines.append(
-            f"Delivered with fast OTA over the simulated '{link_name}' link: "
-            f"{rep['payload_bytes']} payload bytes, {rep['wire_bytes']} bytes on the wire "
-            f"({rep['wire_overhead_ratio']}x), {rep['messages']} datagrams, "
-            f"{rep['retransmissions']} retransmissions, {rep['link_time_s']} s of link time "
-            f"(simulated; goodput {rep['goodput_ratio'] * 100:.1f}% of the link)."
-        )
-        out = _outcome(dev.reset())
-    except ImportError as e:
-        facts["transport"] = f"device.ota fallback ({e})"
-        lines.append(
-            "The OTA transfer package is not available in this build: delivered through the "
-            "device's system OTA path directly (device.ota), without a link model."
-        )
-        out = _outcome(dev.ota(app))
+    link = get_link(link_name)
+    sim = simulate(app, dev, server_config=ServerConfig(fast=True), link=link, seed=1)
+    rep = sim.report.to_json()
+    facts.update({"transport": "in-process CoAP, simulated link", **rep})
+    facts["device_status"] = str(sim.status)
+    lines.append(
+        f"Delivered with fast OTA over the simulated '{link_name}' link: "
+        f"{rep['payload_bytes']} payload bytes, {rep['wire_bytes']} bytes on the wire "
+        f"({rep['wire_overhead_ratio']}x), {rep['messages']} datagrams, "
+        f"{rep['retransmissions']} retransmissions, {rep['link_time_s']} s of link time "
+        f"(simulated; goodput {rep['goodput_ratio'] * 100:.1f}% of the link)."
+    )
+    out = _outcome(dev.reset())
     running = out.get("running") or {}
     # byte for byte: the user part now holds exactly the delivered file, and it runs
     runs_new = out.get("boot") == "application" and dev.user_part_bytes() == app
@@ -316,8 +277,6 @@ def step_sweep(
 ) -> tuple[DemoStep, Any]:
     """Step 4: a power-loss sweep (clearly labelled), expecting zero bricks, plus the same sweep
     on a legacy bootloader to show that the sweep can fail (spec 4.5)."""
-    from flashroom.scenarios.sweep import SweepConfig, run_sweep
-
     cfg = (
         SweepConfig(granularity="chunk", stride=4, app_size=APP_SIZE)
         if quick
@@ -373,8 +332,6 @@ def step_sweep(
 
 def step_192k() -> DemoStep:
     """Step 5: why 192K user + 192K OTA is impossible (layout check)."""
-    from flashroom.layout import check_candidate
-
     res = check_candidate("electron", 192 * 1024, 192 * 1024)
     rows = [[v.rule, v.region, fmt_addr(v.address), v.message] for v in res.violations]
     return DemoStep(
@@ -391,42 +348,19 @@ def step_192k() -> DemoStep:
     )
 
 
-def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
-    """Write ``report.md``, ``report.json``, ``flash-map.png`` and ``export/`` into ``out_dir``."""
-    from flashroom.atomicfile import ensure_dir, write_text_atomic
-    from flashroom.layout import get_layout
-    from flashroom.layout.export import write_exports
-    from flashroom.report.flashmap import render_flash_map
-
-    ensure_dir(out_dir)
-    stock = get_layout("electron", "stock")
-    ext = get_layout("electron", "extended")
-    written = [render_flash_map([stock, ext], out_dir / "flash-map.png")]
-    written += write_exports(ext, out_dir / "export")
-    names = [str(p.relative_to(out_dir)) for p in written]
-    report.files = ["report.md", "report.json", *names]
-    write_text_atomic(out_dir / "report.md", report.to_markdown())
-    write_text_atomic(out_dir / "report.json", json.dumps(report.to_json(), indent=2) + "\n")
-    return [out_dir / "report.md", out_dir / "report.json", *written]
-
-
-def run_demo(
-    out_dir: Path,
+def run_story(
     quick: bool = False,
     on_step: StepFn | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> DemoReport:
-    """Run the whole story and write the report.
+    """Run the whole story (every step runs the real API); nothing is written.
 
     Args:
-        out_dir: where ``report.md``, ``report.json``, ``flash-map.png`` and ``export/`` go.
         quick: a smaller sweep (for tests).
         on_step: called with each step as soon as it completes (the CLI renders it).
         progress: called as ``progress(done, total)``: one unit per step, plus one per sweep
             cut point once the sweep has counted them (the sweep is most of the run).
     """
-    from flashroom.particle.build import synthetic_user_app
-
     t0 = time.perf_counter()
     steps: list[DemoStep] = []
     n_steps = 5
@@ -453,7 +387,6 @@ def run_demo(
     done(step_192k())
     report = DemoReport(steps, [], quick)
     report.wall_s = time.perf_counter() - t0
-    write_report(report, out_dir)
     return report
 
 
@@ -461,6 +394,5 @@ __all__: Sequence[str] = [
     "DemoReport",
     "DemoStep",
     "Table",
-    "run_demo",
-    "write_report",
+    "run_story",
 ]

@@ -117,7 +117,7 @@ def stdout_console() -> Any:
     On a terminal it takes the terminal's width; in a pipe it takes ``$COLUMNS`` when set, else
     120, so output is reproducible and scripts can ask for a width.
     """
-    from rich.console import Console
+    from rich.console import Console  # rich: deferred for start-up time
 
     width: int | None = None
     if not sys.stdout.isatty():
@@ -138,7 +138,7 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
     if not sys.stderr.isatty():
         yield lambda done, tot: None
         return
-    from rich.console import Console
+    from rich.console import Console  # rich: deferred for start-up time
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -146,7 +146,7 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
-    )
+    )  # rich: deferred for start-up time
 
     with Progress(
         TextColumn("[bold]{task.description}"),

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from flashroom.atomicfile import check_writable_dir
 from flashroom.cli.common import (
     ADDRESS,
     SIZE,
@@ -46,7 +47,9 @@ from flashroom.cli.options import (
 )
 from flashroom.cli.params import FiniteFloatRange
 from flashroom.errors import EmulatorError, UsageError
-from flashroom.ota.link import PRESETS
+from flashroom.ota.device_end import DeviceConfig
+from flashroom.ota.endpoint import CoapTuning
+from flashroom.ota.link import IDEAL, PRESETS, get_link
 from flashroom.scenarios.sweep_config import METHODS
 from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
@@ -411,8 +414,11 @@ def sweep(
       flashroom emu sweep --profile extended --scenario user-ota --app-size 256K --workers 2
       flashroom emu sweep --bootloader legacy --granularity chunk   # shows the spec 4.5 hazard
     """
-    from flashroom.scenarios.sweep import SweepConfig, run_sweep
-    from flashroom.scenarios.sweep import save_failing as save
+    from flashroom.scenarios.sweep import (  # numpy: deferred for start-up time
+        SweepConfig,
+        run_sweep,
+    )
+    from flashroom.scenarios.sweep import save_failing as save  # numpy: deferred for start-up time
 
     cfg = SweepConfig(
         platform=platform,
@@ -433,8 +439,6 @@ def sweep(
     )
     cfg.validate()
     if save_failing is not None:
-        from flashroom.atomicfile import check_writable_dir
-
         check_writable_dir(save_failing)  # fail now, not after the sweep
     with progress_bar(f"sweep {scenario}") as progress:
         result = run_sweep(cfg, progress=progress)
@@ -469,7 +473,7 @@ def badinput(platform: str, profile: str | None, cases: tuple[str, ...], fmt: st
       flashroom emu badinput --platform electron --profile extended
       flashroom emu badinput --case bad_crc --format json
     """
-    from flashroom.scenarios.badinput import run_campaign
+    from flashroom.scenarios.badinput import run_campaign  # numpy: deferred for start-up time
 
     with progress_bar("bad inputs") as progress:
         result = run_campaign(
@@ -510,7 +514,6 @@ class ConnectOptions:
 
 def build_link(opts: ConnectOptions) -> Any:
     """The link profile from a preset and/or explicit values (explicit values win)."""
-    from flashroom.ota.link import IDEAL, get_link
 
     base = get_link(opts.link) if opts.link else IDEAL
     changes: dict[str, Any] = {}
@@ -643,10 +646,8 @@ def connect(
 
 def _run_connect(opts: ConnectOptions) -> Any:
     # the OTA transport and the device model import aiocoap and numpy: deferred for start-up
-    from flashroom.ota.device_end import DeviceConfig
-    from flashroom.ota.endpoint import CoapTuning
-    from flashroom.ota.transport import parse_coap_url
-    from flashroom.scenarios.deliver import update_over_udp
+    from flashroom.ota.transport import parse_coap_url  # asyncio: deferred for start-up time
+    from flashroom.scenarios.deliver import update_over_udp  # numpy: deferred for start-up time
 
     parse_coap_url(opts.url)  # precise error before touching the image
     link = build_link(opts)

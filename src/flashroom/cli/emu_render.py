@@ -40,7 +40,7 @@ def render_outcome(out: Any, fmt: str, title: str) -> None:
     if fmt == "json":
         emit_json(doc)
         return
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     t = Table(title=title, title_justify="left", show_header=False)
     t.add_column("key", style="bold")
@@ -68,7 +68,7 @@ def render_outcome(out: Any, fmt: str, title: str) -> None:
 
 def render_show(doc: dict[str, Any]) -> None:
     """``emu show`` as text: the state, the flash map, the DCT copies and the slots."""
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     con = _console()
     con.print(
@@ -133,7 +133,7 @@ def render_show(doc: dict[str, Any]) -> None:
 
 def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None) -> None:
     """Print a sweep result as rich tables (used by ``emu sweep`` and ``demo``)."""
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     con = console or _console()
     j = result.to_json()
@@ -208,7 +208,7 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
 
 def render_badinput(result: Any, console: Any = None) -> None:
     """Print a bad-input campaign as a rich table."""
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     con = console or _console()
     j = result.to_json()
@@ -255,7 +255,7 @@ def render_badinput(result: Any, console: Any = None) -> None:
 
 
 def render_connect(data: dict[str, Any]) -> None:
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     console = _console()
     t = Table(title=f"emu connect: {data['result']}")

@@ -25,7 +25,11 @@ from flashroom.cli.common import (
     stdout_console,
 )
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.errors import UsageError
+from flashroom.errors import FlashroomError, UsageError
+from flashroom.ota.endpoint import CoapTuning
+from flashroom.ota.server import OtaServer
+from flashroom.ota.server_end import BeginForm, ServerConfig
+from flashroom.particle.module import parse_module
 from flashroom.ranges import fmt_size
 
 _DEFAULT_BIND = "127.0.0.1:5683"
@@ -75,8 +79,6 @@ def _read_firmware(opts: ServeOptions) -> bytes:
 def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     """What is served; an invalid module is refused unless --allow-invalid (spec-silent: the
     Particle cloud validates binaries before flashing them)."""
-    from flashroom.errors import FlashroomError
-    from flashroom.particle.module import parse_module
 
     info: dict[str, Any] = {"path": str(opts.firmware), "size": len(data)}
     try:
@@ -219,10 +221,7 @@ def serve(
 
 
 def _run_serve(opts: ServeOptions, image: bytes) -> Any:
-    from flashroom.ota.endpoint import CoapTuning
-    from flashroom.ota.server import OtaServer
-    from flashroom.ota.server_end import BeginForm, ServerConfig
-    from flashroom.ota.transport import parse_bind, serve_udp
+    from flashroom.ota.transport import parse_bind, serve_udp  # asyncio: deferred for start-up time
 
     host, port = parse_bind(opts.bind)
     config = ServerConfig(
@@ -274,7 +273,7 @@ def _run_serve(opts: ServeOptions, image: bytes) -> Any:
 
 
 def _print_serve(data: dict[str, Any]) -> None:
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     console = stdout_console()
     t = Table(title=f"ota serve {data['address']}")

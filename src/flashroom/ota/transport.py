@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from flashroom.errors import TransportError
 from flashroom.ota.accounting import Meter, TransferReport
@@ -37,7 +38,7 @@ _REORDER_HOLD_S = 0.02  # a held-back datagram is released after the next one, o
 
 def aiocoap_check(data: bytes) -> bool:
     """True when aiocoap parses ``data`` as a CoAP message."""
-    import aiocoap
+    import aiocoap  # aiocoap: deferred for start-up time
 
     try:
         aiocoap.Message.decode(data)
@@ -52,7 +53,7 @@ def aiocoap_reencode(data: bytes) -> bytes:
     Raises:
         TransportError: aiocoap rejects the datagram.
     """
-    import aiocoap
+    import aiocoap  # aiocoap: deferred for start-up time
 
     try:
         inc = aiocoap.Message.decode(data)
@@ -73,8 +74,6 @@ def parse_coap_url(url: str) -> tuple[str, int]:
     Raises:
         TransportError: not a coap:// URL with a host.
     """
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     if parts.scheme != "coap" or not parts.hostname:
         raise TransportError(f"server URL {url!r}: expected coap://HOST:PORT")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import random
 import struct
 from collections.abc import Sequence
@@ -465,10 +466,8 @@ def elf_image(data: bytes, *, name: str = "<elf>") -> tuple[int, bytes]:
     Raises:
         ModuleFormatError: not an ELF, or no loadable segment.
     """
-    import io
-
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
+    from elftools.common.exceptions import ELFError  # pyelftools: deferred for start-up time
+    from elftools.elf.elffile import ELFFile  # pyelftools: deferred
 
     try:
         elf = ELFFile(io.BytesIO(data))

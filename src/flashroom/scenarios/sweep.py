@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from flashroom.atomicfile import ensure_dir, write_bytes_atomic, write_text_atomic
 from flashroom.errors import EmulatorError, ParamError
 from flashroom.progress import ProgressFn
 from flashroom.ranges import fmt_addr, fmt_size
@@ -383,7 +384,6 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
     Returns:
         The files written.
     """
-    from flashroom.atomicfile import ensure_dir, write_bytes_atomic, write_text_atomic
 
     setup = _prepare(replace(result.config, workers=1))
     ensure_dir(out_dir)

@@ -28,6 +28,7 @@ from flashroom.deviceos import GEN2_PLATFORMS, Dependency, gen2, get_platform, g
 from flashroom.errors import ModuleFormatError, ParamError, UsageError
 from flashroom.particle.crc import crc32_be_bytes
 from flashroom.particle.module_info import (
+    FUNCTION_NAMES,
     VECTOR_TABLE_SIZE,
     ModuleDependency,
     ModuleFunction,
@@ -517,8 +518,6 @@ def dependency_from_spec(text: str) -> ModuleDependency:
     Raises:
         UsageError: malformed text or a value out of range.
     """
-    from flashroom.particle.module_info import FUNCTION_NAMES
-
     parts = text.split(":")
     if len(parts) != 3:
         raise UsageError(

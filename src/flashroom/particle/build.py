@@ -24,7 +24,7 @@ import random
 import struct
 from collections.abc import Sequence
 
-from flashroom.deviceos import GEN2_PLATFORMS, Dependency, gen2, get_platform, get_profile
+from flashroom.deviceos import GEN2_PLATFORMS, Dependency, electron, gen2, get_platform, get_profile
 from flashroom.errors import ModuleFormatError, ParamError, UsageError
 from flashroom.particle.crc import crc32_be_bytes
 from flashroom.particle.module_info import (
@@ -268,7 +268,7 @@ def _idiom(rng: random.Random) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)
-def code_like_bytes(size: int, seed: int = 0, base_address: int = 0x08080000) -> bytes:
+def code_like_bytes(size: int, seed: int = 0, base_address: int = electron.USER_LOC) -> bytes:
     """Deterministic bytes that look and compress roughly like Thumb-2 firmware.
 
     A mix of recurring idioms (prologues, epilogues, calls), operand-varying 16-bit

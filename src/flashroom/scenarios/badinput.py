@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from flashroom.deviceos.gen2 import CORE_FW_ADDRESS
 from flashroom.emu.device import Device, Outcome
 from flashroom.errors import FlashroomError, UsageError
 from flashroom.layout import Layout, get_layout
@@ -257,7 +258,7 @@ CATALOGUE: tuple[BadCase, ...] = (
             "spec 3.1 fetch_module: no bounds -> -1300", lambda c: _app(c, index=7), -1300),
     BadCase("wrong_start_address", "device", "user part linked at 0x08020000 (system part 1)",
             "spec 3.1: end outside the user bounds -> -1300",
-            lambda c: _app(c, start_address=0x08020000), -1300),
+            lambda c: _app(c, start_address=CORE_FW_ADDRESS), -1300),
     BadCase("end_beyond_region", "device",
             "module_end_address 4 KB past the user region (CRC recomputed)",
             "spec 3.1: end > bounds end -> -1300",

@@ -6,13 +6,17 @@ import pytest
 
 from flashroom.errors import UsageError
 from flashroom.scenarios.sweep import OUTCOMES, SweepConfig, run_sweep
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
+
+#: The registered scenarios whose update must be atomic (an OTA and its apply).
+UPDATE_SCENARIOS = [name for name, s in SCENARIOS.items() if s.atomic_update]
 
 #: A strided subset of word granularity keeps the suite fast; the exhaustive runs are in
 #: bench/bench_emu.py and the demo.
 WORD_STRIDE = 997
 
 
-@pytest.mark.parametrize("scenario", ["user-ota", "system-ota"])
+@pytest.mark.parametrize("scenario", UPDATE_SCENARIOS)
 @pytest.mark.parametrize("torn", [False, True])
 def test_extended_resumable_survives_every_chunk_cut(scenario: str, torn: bool) -> None:
     res = run_sweep(SweepConfig(scenario=scenario, granularity="chunk", torn=torn))
@@ -27,7 +31,7 @@ def test_extended_resumable_survives_every_chunk_cut(scenario: str, torn: bool) 
     assert res.clean_class == "new_app"
 
 
-@pytest.mark.parametrize("scenario", ["user-ota", "system-ota"])
+@pytest.mark.parametrize("scenario", UPDATE_SCENARIOS)
 @pytest.mark.parametrize("torn", [False, True])
 def test_extended_resumable_survives_strided_word_cuts(scenario: str, torn: bool) -> None:
     res = run_sweep(

@@ -14,7 +14,8 @@ from flashroom.deviceos.gen2 import (
 from flashroom.emu.device import Device
 from flashroom.geometry import STM32F205XG
 from flashroom.scenarios.sweep_check import read_dcd
-from flashroom.scenarios.sweep_engine import SweepConfig, _build_setup, _classify
+from flashroom.scenarios.sweep_config import SweepConfig
+from flashroom.scenarios.sweep_engine import _build_setup, _classify
 from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 

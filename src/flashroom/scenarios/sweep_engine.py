@@ -31,6 +31,7 @@ from typing import Any
 from flashroom.deviceos.gen2 import DCT_SECTOR_ADDRS, DCT_SECTOR_SIZE
 from flashroom.emu.device import Device, DeviceSnapshot
 from flashroom.emu.flash import FlashEvent, FlashEventKind
+from flashroom.emu.outcome import Outcome
 from flashroom.errors import FlashroomError, PowerCut
 from flashroom.layout import get_layout
 from flashroom.particle.build import synthetic_user_app
@@ -157,7 +158,7 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
     op_base = flash.op_count
     recorder = _Recorder(dev, layout, op_base)
     with flash.subscribe(recorder):
-        clean = _run_scenario(dev, cfg.scenario, new)
+        clean = _run_scenario(dev, cfg.scenario, new).to_json()
     calls = recorder.calls
     total_ops = flash.op_count - op_base
     logged = sum(c.ops for c in calls)
@@ -200,16 +201,7 @@ def _dcd(dev: Any) -> Any:
     )
 
 
-def _outcome_json(out: Any) -> dict[str, Any]:
-    if out is None:
-        return {}
-    if isinstance(out, dict):
-        return out
-    j: dict[str, Any] = out.to_json()
-    return j
-
-
-def _run_scenario(dev: Device, scenario: str, new: bytes) -> dict[str, Any]:
+def _run_scenario(dev: Device, scenario: str, new: bytes) -> Outcome:
     """Run the scenario uncut (any fault must already be armed on ``dev.flash``)."""
     return SCENARIOS[scenario].run(dev, new)
 
@@ -218,9 +210,11 @@ def _run_scenario(dev: Device, scenario: str, new: bytes) -> dict[str, Any]:
 
 
 def _classify(
-    s: _Setup, boot: dict[str, Any], erases: dict[int, int], cuts: int, error: str | None
+    s: _Setup, boot: Outcome | None, erases: dict[int, int], cuts: int, error: str | None
 ) -> tuple[str, str, tuple[str, ...]]:
     """Classify the state after the recovery boot: (outcome class, boot kind, violations).
+
+    ``boot`` is the recovery boot's outcome, or None when it raised ``error``.
 
     Invariants (each violation names the evidence):
 
@@ -234,8 +228,8 @@ def _classify(
     """
     flash = s.device.flash
     violations: list[str] = []
-    boot_kind = str(boot.get("boot", "error")) if error is None else "error"
-    if error is not None:
+    boot_kind = str(boot.boot) if boot is not None and error is None else "error"
+    if error is not None or boot is None:
         return "brick", boot_kind, (f"recovery boot failed: {error}",)
     if flash.read(flash.base, len(s.boot_sector0)) != s.boot_sector0:
         return "brick", boot_kind, ("bootloader sector 0 changed: no DFU without a debug probe",)
@@ -250,7 +244,7 @@ def _classify(
             cls = "mix"
             violations.append(
                 f"no_mix: runs an image at {fmt_addr(s.target_start)} that is neither the old "
-                f"nor the new module (running {boot.get('running')})"
+                f"nor the new module (running {boot.running})"
             )
         if SCENARIOS[s.cfg.scenario].keeps_user_app and (
             flash.read(s.user_start, len(s.user_app)) != s.user_app
@@ -298,13 +292,13 @@ def _erases_since(s: _Setup, extra_sector: int | None) -> dict[int, int]:
     return out
 
 
-def _boot(dev: Any) -> tuple[dict[str, Any], str | None]:
+def _boot(dev: Device) -> tuple[Outcome | None, str | None]:
     try:
-        return _outcome_json(dev.boot()), None
+        return dev.boot(), None
     except PowerCut:  # pragma: no cover - no fault is armed here
         raise
     except FlashroomError as e:
-        return {}, f"{type(e).__name__}: {e}"
+        return None, f"{type(e).__name__}: {e}"
 
 
 class _ReadTracker:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from flashroom.deviceos import ModuleFunction, Profile
 from flashroom.deviceos.gen2 import INTERNAL_FLASH_PAGE_SIZE
@@ -23,6 +23,7 @@ from flashroom.scenarios.sweep_check import ErasePlan
 
 if TYPE_CHECKING:  # the device model imports numpy; the CLI reads this registry at start-up
     from flashroom.emu.device import Device
+    from flashroom.emu.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,9 @@ class SweepScenario:
         """The old and new modules, given the device with the old app installed and booted."""
         return Modules(old_app, new_app, layout.user_part.start)
 
-    def run(self, dev: Device, new: bytes) -> dict[str, Any]:
+    def run(self, dev: Device, new: bytes) -> Outcome:
         """Run the scenario uncut (a fault may already be armed on ``dev.flash``)."""
-        return dev.ota(new).to_json()
+        return dev.ota(new)
 
     def erase_budget(
         self, profile: Profile, chip: FlashChip, target_start: int, size: int
@@ -114,8 +115,8 @@ class Install(SweepScenario):
     help = "the new app written by USB DFU"
     atomic_update = False  # DFU promises no atomicity: safe mode is an honest outcome
 
-    def run(self, dev: Device, new: bytes) -> dict[str, Any]:
-        return dev.install(new).to_json()  # DFU write, then leave DFU (reset + boot)
+    def run(self, dev: Device, new: bytes) -> Outcome:
+        return dev.install(new)  # DFU write, then leave DFU (reset + boot)
 
     def erase_budget(
         self, profile: Profile, chip: FlashChip, target_start: int, size: int

@@ -12,11 +12,17 @@ from flashroom.deviceos.gen2 import (
     SEAL_INVALID_V2,
 )
 from flashroom.emu.device import Device
+from flashroom.emu.outcome import BootMode, Outcome, RunResult
 from flashroom.geometry import STM32F205XG
 from flashroom.scenarios.sweep_check import read_dcd
 from flashroom.scenarios.sweep_config import SweepConfig
 from flashroom.scenarios.sweep_engine import _build_setup, _classify
 from flashroom.scenarios.sweep_scenarios import SCENARIOS
+
+
+def _booted_app() -> Outcome:
+    """A recovery boot that reports the application running."""
+    return Outcome(RunResult.BOOTED, None, BootMode.APPLICATION, None, 0.0, {}, 0)
 
 
 def _sectors(dev: Device) -> tuple[bytearray, bytearray]:
@@ -95,7 +101,7 @@ def test_classifier_flags_a_mixed_image_that_runs() -> None:
     fl.erase_sector(9)
     fl.program(s.target_start, mix)
     # pretend the boot ran it: the classifier must not accept a mix as old or new
-    cls, _kind, viol = _classify(s, {"boot": "application"}, {8: 1, 9: 1}, 1, None)
+    cls, _kind, viol = _classify(s, _booted_app(), {8: 1, 9: 1}, 1, None)
     assert cls == "invariant_violation"
     assert any(v.startswith("no_mix") for v in viol)
 
@@ -107,7 +113,7 @@ def test_classifier_flags_changed_dct_data() -> None:
     st = read_dcd(*_sectors_bytes(dev))
     assert st.current is not None
     dev.hw.dct.write_app(16, b"\x00\x01\x02\x03")  # some setting outside the slot table
-    cls, _kind, viol = _classify(s, {"boot": "application"}, {}, 1, None)
+    cls, _kind, viol = _classify(s, _booted_app(), {}, 1, None)
     assert cls == "invariant_violation"
     assert any("outside the slot table" in v for v in viol)
 
@@ -121,7 +127,7 @@ def test_classifier_flags_a_pending_slot_left_behind() -> None:
     pending = dataclasses.replace(slots[1], magicNumber=MAGIC_PENDING)
     dev.hw.dct.write_slot(1, pending)
     assert st.valid
-    cls, _kind, viol = _classify(s, {"boot": "application"}, {}, 1, None)
+    cls, _kind, viol = _classify(s, _booted_app(), {}, 1, None)
     assert cls == "invariant_violation"
     assert any("still pending" in v for v in viol)
 

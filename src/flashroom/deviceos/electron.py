@@ -53,19 +53,22 @@ def _system_areas() -> tuple[MapArea, ...]:
         MapArea(
             "system_part_1",
             MODULE_SYSTEM_PART1,
-            note="system module index 1 (build dir system-part2; spec 1.4)",
+            note="system module index 1 (build dir system-part2; "
+            "docs/device-os.md#electron-naming)",
             source=f"{_BOUNDS_SRC}:7",
         ),
         MapArea(
             "system_part_2",
             MODULE_SYSTEM_PART2,
-            note="system module index 2 (build dir system-part3; spec 1.4)",
+            note="system module index 2 (build dir system-part3; "
+            "docs/device-os.md#electron-naming)",
             source=f"{_BOUNDS_SRC}:8",
         ),
         MapArea(
             "system_part_3",
             MODULE_SYSTEM_PART3,
-            note="system module index 3 (build dir system-part1; spec 1.4)",
+            note="system module index 3 (build dir system-part1; "
+            "docs/device-os.md#electron-naming)",
             source=f"{_BOUNDS_SRC}:9",
         ),
     )
@@ -96,24 +99,26 @@ STOCK = Profile(
         MapArea(
             "factory",
             MODULE_FACTORY,
-            note="factory-reset image (a user part linked for 0x08080000; spec 5.1)",
+            note="factory-reset image (a user part linked for 0x08080000; "
+            "docs/device-os.md#factory-reset)",
             source=f"{_BOUNDS_SRC}:11",
         ),
         MapArea(
             "ota_scratch",
             MODULE_OTA,
-            note="OTA scratch, 128K (module_ota; spec 1.5, 4.1)",
+            note="OTA scratch, 128K (module_ota; docs/device-os.md#maps, #ota-receive)",
             source=f"{_BOUNDS_SRC}:12",
         ),
         MapArea(
             "free",
             start=0x080E0000,
             end=0x08100000,
-            note="sector 11: no module_bounds_t or flash_mal constant refers to it (spec 1.3)",
-            source="derived, spec 1.3",
+            note="sector 11: no module_bounds_t or flash_mal constant refers to it "
+            "(docs/device-os.md#maps)",
+            source="derived, docs/device-os.md#maps",
         ),
     ),
-    description="Electron / E Series stock Device OS 2.3.1 map (spec 1.3, 1.5): 128K user "
+    description="Electron / E Series stock Device OS 2.3.1 map (docs/device-os.md#maps): 128K user "
     "part, 128K factory image, 128K OTA scratch, sector 11 unused.",
     user_loc=USER_LOC,
     fac_addr=FAC_ADDR,
@@ -140,22 +145,23 @@ EXTENDED = Profile(
             "user_part",
             EXTENDED_MODULE_USER,
             note="user application (module index 1), 256K; start and dynalib table 0x08080018 "
-            "unchanged (spec 9)",
-            source="spec 9 (ota_module_bounds.c:10 widened to end 0x080C0000)",
+            "unchanged (docs/device-os.md#extended)",
+            source=f"{_BOUNDS_SRC}:10, widened to end 0x080C0000 (docs/device-os.md#extended)",
         ),
         MapArea(
             "ota_scratch",
             EXTENDED_MODULE_OTA,
-            note="OTA scratch, 256K: sectors 10-11 (spec 9)",
-            source="spec 9 (ota_module_bounds.c:12 widened to end 0x08100000)",
+            note="OTA scratch, 256K: sectors 10-11 (docs/device-os.md#extended)",
+            source=f"{_BOUNDS_SRC}:12, widened to end 0x08100000 (docs/device-os.md#extended)",
         ),
     ),
-    description="Electron / E Series extended map (spec 9): 256K user part at the stock "
-    "start address, 256K OTA scratch in sectors 10-11, factory image retired.",
+    description="Electron / E Series extended map (docs/device-os.md#extended): 256K user part at "
+    "the stock start address, 256K OTA scratch in sectors 10-11, factory image retired.",
     notes=(
-        "Needs the spec 9 system changes (widened module_bounds, factory slot retired) and "
+        "Needs the system changes of docs/device-os.md#extended (widened module_bounds, factory "
+        "slot retired) and "
         "bootloader >= 1003; stock system firmware rejects a >128K OTA with -1300 "
-        "(spec 3.5 #20).",
+        "(docs/device-os.md#extended).",
     ),
     user_loc=USER_LOC,
     # spec 9 "Bootloader: no change is strictly required": its compiled-in default

@@ -23,7 +23,8 @@ PLATFORM = Platform(
             PlatformId.P1,
             "P1",
             registers_factory_slot=False,  # spec 5.1: P1 never registers slot 0
-            factory_note_extra="; P1 never registers factory slot 0, spec 5.1",
+            factory_note_extra="; P1 never registers factory slot 0, "
+            "docs/device-os.md#factory-reset",
         ),
     ),
     refusals={"extended": photon.EXTENDED_REFUSAL.format(title="P1")},

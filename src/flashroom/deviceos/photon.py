@@ -41,7 +41,7 @@ EXTENDED_REFUSAL = (
     "a {title} cannot have a 256K user part and keep system OTA: the user slot "
     "(0x080a0000-0x080c0000) is followed directly by the 256K OTA scratch that system parts of up "
     "to 256K need (0x080c0000-0x08100000), and sector 11 is both the factory area and the OTA "
-    "scratch (spec 4.6; spec 5.4 #5)"
+    "scratch (docs/device-os.md#photon-ota; docs/device-os.md#factory-reset)"
 )
 
 # The install of a fresh device (spec 2.4): the Photon/P1 embedded 400 bootloader images are
@@ -107,7 +107,8 @@ def stock_profile(platform: str, platform_id: int, title: str, *, registers_fact
                 MODULE_OTA,
                 shares_with=("factory",),
                 note="OTA scratch, 256K; its upper half is the factory sector 11: a 256K system "
-                "OTA erases the factory image (documented stock behaviour, spec 1.2, 4.6)",
+                "OTA erases the factory image (documented stock behaviour, "
+                "docs/device-os.md#maps, #photon-ota)",
                 source=f"{_BOUNDS_SRC}:11",
             ),
             MapArea(
@@ -115,16 +116,16 @@ def stock_profile(platform: str, platform_id: int, title: str, *, registers_fact
                 MODULE_FACTORY,
                 shares_with=("ota_scratch",),
                 note="factory-reset image (a user part linked for 0x080a0000), inside the OTA "
-                "scratch (spec 1.2, 5.1" + factory_note_extra + ")",
+                "scratch (docs/device-os.md#maps, #factory-reset" + factory_note_extra + ")",
                 source=f"{_BOUNDS_SRC}:10",
             ),
         ),
-        description=f"{title} stock Device OS 2.3.1 map (spec 1.2, 1.5): 128K user part, "
+        description=f"{title} stock Device OS 2.3.1 map (docs/device-os.md#maps): 128K user part, "
         "256K OTA scratch that overlaps the factory sector.",
         notes=(
             "The OTA scratch (0x080c0000-0x08100000) and the factory image (0x080e0000-0x08100000)"
             " share sector 11 by design: a 256K system OTA destroys the factory image and there "
-            "is no repair step (spec 4.6).",
+            "is no repair step (docs/device-os.md#photon-ota).",
         ),
         user_loc=USER_LOC,
         fac_addr=FAC_ADDR,

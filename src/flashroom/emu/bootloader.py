@@ -115,7 +115,8 @@ class Bootloader:
             return BootloaderResult(
                 "bricked",
                 reason="sector 0 does not hold an intact bootloader: the MCU starts executing "
-                "whatever is at 0x08000000 (spec 4.7: a bootloader update is not power-loss safe)",
+                "whatever is at 0x08000000 (docs/device-os.md#bootloader-updates: a bootloader "
+                "update is not power-loss safe)",
             )
         regs = hw.regs
         # 1. Load_SystemFlags; rewrite the bootloader version; clear StartupMode. The feature
@@ -199,7 +200,7 @@ class Bootloader:
         return BootloaderResult(
             "dfu",
             reason=f"no valid system module at {fmt_addr(CORE_FW_ADDRESS)} and no factory "
-            "image to restore (spec 4.4 #6.3.5)",
+            "image to restore (docs/device-os.md#boot)",
         )
 
     def _factory_mode(self) -> BootloaderResult:

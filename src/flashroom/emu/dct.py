@@ -272,7 +272,7 @@ class DcdStore:
         if offset < 0 or size < 0 or offset >= self.app_length or offset + size > self.app_length:
             raise EmulatorError(
                 f"DCT access at app offset {offset}+{size} is beyond the {self.app_length}-byte "
-                "app area (spec 8.1 write #1)"
+                "app area (docs/device-os.md#dct)"
             )
 
     def _footer(self, counter: int) -> bytes:

@@ -170,7 +170,7 @@ class SystemFirmware:
                 checked,
                 0,
                 f"fetch_module: no module_bounds_t for module_function {info.module_function} "
-                f"module_index {info.module_index} (spec 3.3)",
+                f"module_index {info.module_index} (docs/device-os.md#ota-checks)",
             )
         end = info.module_end_address
         if not expected.start_address <= end <= expected.end_address:
@@ -181,7 +181,7 @@ class SystemFirmware:
                 0,
                 f"fetch_module: module_end_address {fmt_addr(end)} is outside {expected.name} "
                 f"bounds [{fmt_addr(expected.start_address)}, {fmt_addr(expected.end_address)}]"
-                " (spec 3.3)",
+                " (docs/device-os.md#ota-checks)",
             )
         result = MODULE_VALIDATION_RANGE
         reasons: list[str] = []
@@ -222,8 +222,8 @@ class SystemFirmware:
                 return SystemBoot(
                     "bricked",
                     f"{b.name} at {fmt_addr(b.start_address)} is not an intact module: the "
-                    "bootloader only checks module_info at 0x08020000 (spec 4.4) and jumps into "
-                    "corrupt code",
+                    "bootloader only checks module_info at 0x08020000 (docs/device-os.md#boot) "
+                    "and jumps into corrupt code",
                 )
         # --- system_part2_pre_init: HAL_Core_Config (spec 3.2 #1, 5.1)
         self._core_config()
@@ -246,7 +246,7 @@ class SystemFirmware:
         if safe is None:
             user = self._validate_user()
             if user == "reset":
-                return SystemBoot("reset", "automatic factory reset (spec 3.2 #3.5)")
+                return SystemBoot("reset", "automatic factory reset (docs/device-os.md#boot-check)")
             if user != "ok":
                 safe = user
         # --- HAL_Core_Setup: the IWDG flag left by Finish_Update -> reset once more (spec 5.3)
@@ -289,7 +289,7 @@ class SystemFirmware:
         hw.flash.program(BOOTLOADER_ADDRESS, image + b"\xff" * (-len(image) % 4))
         hw.log(
             f"system: HAL_Core_Setup replaced bootloader {installed} with the embedded "
-            f"{embedded} (spec 4.7): reset"
+            f"{embedded} (docs/device-os.md#bootloader-updates): reset"
         )
         return True
 
@@ -305,7 +305,7 @@ class SystemFirmware:
                     continue
                 ok, why = self._dep_ok(dep)
                 if not ok:
-                    msg = f"system part {info.module_index} {why} (spec 8.9)"
+                    msg = f"system part {info.module_index} {why} (docs/device-os.md#boot)"
                     hw.log(f"system: dependency chain broken: {msg}: safe mode")
                     return msg
         return None
@@ -327,7 +327,9 @@ class SystemFirmware:
             slot0 = hw.dct.read_slots()[0]
             if slot0.magicNumber != MAGIC_UNUSED:  # spec 9 change 2: cleared once
                 hw.dct.clear_slot_magic(0)
-                hw.log("system: factory slot 0 cleared (extended profile, spec 9 change 2)")
+                hw.log(
+                    "system: factory slot 0 cleared (extended profile, docs/device-os.md#extended)"
+                )
 
     def _validate_modules(self) -> tuple[bool, str]:
         """``HAL_Core_Validate_Modules(1)``: bootloader and system part 2 (spec 3.2 #2)."""
@@ -347,7 +349,7 @@ class SystemFirmware:
         flags = hw.regs.load_flags()
         mode = flags.StartupMode_SysFlag
         if not (mode == 0xFF or (mode & 1) == 0):
-            return "safe mode requested (StartupMode bit 0, spec 3.2 #3.1)"
+            return "safe mode requested (StartupMode bit 0, docs/device-os.md#boot-check)"
         loc = p.user_loc
         if not is_user_module_info_valid(hw.flash, loc, loc, p.platform_id):
             if p.factory_fallback and is_user_module_info_valid(
@@ -356,21 +358,25 @@ class SystemFirmware:
                 hw.regs.update_flags(Factory_Reset_SysFlag=FACTORY_RESET_REQUEST)
                 hw.log(
                     f"system: user part at {fmt_addr(loc)} invalid, factory header at "
-                    f"{fmt_addr(p.fac_addr)} looks valid: HAL_Core_Factory_Reset (spec 3.2 #3.5)"
+                    f"{fmt_addr(p.fac_addr)} looks valid: HAL_Core_Factory_Reset "
+                    "(docs/device-os.md#boot-check)"
                 )
                 return "reset"
             return (
                 f"user part at {fmt_addr(loc)}: FLASH_isUserModuleInfoValid failed "
-                "(start, end or platform, spec 3.2 #3.2)"
+                "(start, end or platform, docs/device-os.md#boot-check)"
             )
         info = module_info_at(hw.flash, loc)
         if info is None:  # pragma: no cover - valid above
             return "user part unreadable"
         if not verify_crc32(hw.flash, loc, info.module_length):
-            return f"user part at {fmt_addr(loc)}: CRC-32 does not match (spec 3.2 #3.3)"
+            return (
+                f"user part at {fmt_addr(loc)}: CRC-32 does not match "
+                "(docs/device-os.md#boot-check)"
+            )
         ok, why = self.validate_dependencies(info, user_optional=False, full=False)
         if not ok:
-            return f"user part dependencies: {why} (spec 3.2 #3.4)"
+            return f"user part dependencies: {why} (docs/device-os.md#boot-check)"
         return "ok"
 
     # ================================================================== OTA receive path
@@ -435,8 +441,8 @@ class SystemFirmware:
         if addr < hw.flash.base:
             raise OtaError(
                 f"FLASH_Update at {fmt_addr(addr)} is below internal flash "
-                f"{fmt_addr(hw.flash.base)}: no bounds check (spec 4.1 #3), the MCU bus-faults "
-                "and resets; no slot is written"
+                f"{fmt_addr(hw.flash.base)}: no bounds check (docs/device-os.md#ota-receive), "
+                "the MCU bus-faults and resets; no slot is written"
             )
         if addr + len(data) > end_of_flash:
             inside = max(0, end_of_flash - addr)
@@ -445,8 +451,8 @@ class SystemFirmware:
             raise OtaError(
                 f"FLASH_Update wrote {fmt_addr(max(addr, end_of_flash))}-"
                 f"{fmt_addr(addr + len(data))}, past the end of internal flash at "
-                f"{fmt_addr(end_of_flash)}: no bounds check (spec 4.1 #3), the MCU bus-faults "
-                "and resets; no slot is written"
+                f"{fmt_addr(end_of_flash)}: no bounds check (docs/device-os.md#ota-receive), "
+                "the MCU bus-faults and resets; no slot is written"
             )
         flash_update(hw.flash, addr, data)
         return 0
@@ -530,7 +536,7 @@ class SystemFirmware:
                 self.last_finish_reason = f"bootloader_update refused: {res.reason}"
                 hw.log(f"system: {self.last_finish_reason}")
                 return SYSTEM_ERROR_OTA_VALIDATION_FAILED
-            hw.log("system: bootloader flashed immediately (spec 4.7)")
+            hw.log("system: bootloader flashed immediately (docs/device-os.md#bootloader-updates)")
             self.last_finish_reason = ""
             return HAL_UPDATE_APPLIED
         slots = hw.dct.read_slots()

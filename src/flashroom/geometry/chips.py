@@ -152,9 +152,9 @@ STM32F205XG = FlashChip(
     timing=Timing(
         erase_s={16 * KiB: (0.250, 0.500), 64 * KiB: (0.500, 1.100), 128 * KiB: (1.0, 2.0)},
         program_word_s=(16e-6, 100e-6),
-        source="ST STM32F205xx datasheet (DS6329), x32 parallelism; spec 8.7",
+        source="ST STM32F205xx datasheet (DS6329), x32 parallelism; docs/device-os.md#timing",
     ),
-    source="spec 1.1; particle-iot/device-os@v2.3.1:platform/MCU/STM32F2xx/"
+    source="docs/device-os.md#maps; particle-iot/device-os@v2.3.1:platform/MCU/STM32F2xx/"
     "SPARK_Firmware_Driver/src/flash_mal.c:43-71",
     aliases=("stm32f205", "stm32f2"),
 )
@@ -173,7 +173,7 @@ NRF52840 = FlashChip(
         program_word_s=(41e-6, 41e-6),
         source="Nordic nRF52840 Product Specification v1.7, NVMC electrical specification",
     ),
-    source="Nordic nRF52840 Product Specification v1.7, NVMC; spec 7.1",
+    source="Nordic nRF52840 Product Specification v1.7, NVMC; docs/device-os.md#gen3",
 )
 
 CHIPS: dict[str, FlashChip] = {c.name: c for c in (STM32F205XG, NRF52840)}

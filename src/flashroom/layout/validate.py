@@ -67,7 +67,7 @@ def _check_chip(layout: Layout) -> list[Violation]:
                     "outside_chip", r.name, bad,
                     f"inside {chip.name} flash {chip.range}",
                     f"{r.name} {r.range} extends outside the {chip.name} flash "
-                    f"{chip.range} (spec 1.1)",
+                    f"{chip.range} (docs/device-os.md#maps)",
                 )
             )  # fmt: skip
     return out
@@ -104,7 +104,11 @@ def _check_sectors(layout: Layout) -> list[Violation]:
         for a, b in combinations(owners, 2):
             if declared_sharing(a, b) or a.range.overlaps(b.range):
                 continue  # documented sharing, or already reported as an overlap
-            hint = " (the OTA begin erase, spec 4.1)" if b.name == "ota_scratch" else ""
+            hint = (
+                " (the OTA begin erase, docs/device-os.md#ota-receive)"
+                if b.name == "ota_scratch"
+                else ""
+            )
             out.append(
                 Violation(
                     "sector_shared", b.name, sec.start,
@@ -128,7 +132,8 @@ def _check_sectors(layout: Layout) -> list[Violation]:
                     f"{what} on a sector boundary: {fmt_addr(sec.start)} or {fmt_addr(sec.end)}",
                     f"{r.name} {what}s at {fmt_addr(edge)}, inside "
                     f"{_sector_label(layout, sec.index)}; a region erased on its own must own "
-                    "whole sectors, because a sector is the smallest erasable unit (spec 1.1)",
+                    "whole sectors, because a sector is the smallest erasable unit "
+                    "(docs/device-os.md#maps)",
                 )
             )  # fmt: skip
     return out
@@ -153,9 +158,10 @@ def _check_ota(layout: Layout) -> list[Violation]:
         return [
             Violation(
                 "ota_scratch_missing", "ota_scratch", layout.chip.base,
-                "an ota_scratch region (spec 4.1: OTA is received at module_ota.start_address)",
+                "an ota_scratch region (docs/device-os.md#ota-receive: OTA is received at "
+                "module_ota.start_address)",
                 "the layout has no OTA scratch, so no module can be updated over the air "
-                "(spec 4.1)",
+                "(docs/device-os.md#ota-receive)",
             )
         ]  # fmt: skip
     too_big = sorted(
@@ -174,7 +180,7 @@ def _check_ota(layout: Layout) -> list[Violation]:
             f"the OTA scratch {scratch.range} is {fmt_size(scratch.size)}, but modules of up "
             f"to {fmt_size(big.size)} travel through it on {layout.platform} ({which}); every "
             f"OTA module is received whole into the scratch before the bootloader copies it "
-            f"(spec 4.1, 4.6), so this layout loses {lost}",
+            f"(docs/device-os.md#ota-receive, #photon-ota), so this layout loses {lost}",
         )
     ]  # fmt: skip
 
@@ -196,7 +202,7 @@ def _check_against_stock(layout: Layout) -> list[Violation]:
                 Violation(
                     "protected_region", name, ref.start, f"{name} exactly at {ref.range}",
                     f"{name} must stay untouched at {ref.range} (found {found}); the bootloader "
-                    "and system firmware have it compiled in (spec 1.2, 1.3, 9)",
+                    "and system firmware have it compiled in (docs/device-os.md#maps, #extended)",
                 )
             )  # fmt: skip
     for ref in stock.regions:
@@ -220,7 +226,7 @@ def _check_against_stock(layout: Layout) -> list[Violation]:
                     "user_start", cur.name, cur.start, f"start {fmt_addr(ref.start)}",
                     f"{cur.name} starts at {fmt_addr(cur.start)} but Device OS checks "
                     f"module_start_address == {fmt_addr(ref.start)} at boot and asserts it at "
-                    "link time (spec 3.2, 3.5 #4, #9)",
+                    "link time (docs/device-os.md#boot-check, #extended)",
                 )
             )  # fmt: skip
             out.append(
@@ -229,7 +235,8 @@ def _check_against_stock(layout: Layout) -> list[Violation]:
                     f"user_module_table at {fmt_addr(ref.start + DYNALIB_OFFSET)}",
                     f"the dynalib table would move to {fmt_addr(cur.start + DYNALIB_OFFSET)}; "
                     f"the system part calls the user part through the fixed address "
-                    f"{fmt_addr(ref.start + DYNALIB_OFFSET)} (spec 2.2, 3.5 #24)",
+                    f"{fmt_addr(ref.start + DYNALIB_OFFSET)} (docs/device-os.md#module-info, "
+                    "#extended)",
                 )
             )  # fmt: skip
     return out

@@ -216,7 +216,8 @@ class DeviceEnd:
                 DeviceStatus.TIMEOUT,
                 now,
                 f"no OTA activity for {self.inactivity_timeout_s:g} s "
-                "(TIMING_FLASH_UPDATE_TIMEOUT, spec 6.5): reset with reason UPDATE_TIMEOUT",
+                "(TIMING_FLASH_UPDATE_TIMEOUT, docs/device-os.md#protocol): reset with reason "
+                "UPDATE_TIMEOUT",
             )
         if (
             self.status in (DeviceStatus.CONNECTING, DeviceStatus.IDLE)
@@ -471,7 +472,7 @@ class DeviceEnd:
                 now,
                 f"HAL_FLASH_End refused the image with {rc}"
                 + (f": {reason}" if reason else "")
-                + "; nothing recorded (spec 4.2 #1)",
+                + "; nothing recorded (docs/device-os.md#ota-finish)",
                 linger=True,
             )
         self.progress(self.chunk_count, self.chunk_count)

@@ -58,7 +58,7 @@ STORE_APPLICATION = 128
 
 _UPDATE_BEGIN = struct.Struct(">BHIBI")  # flags, chunk_size, file_length, store, file_address
 if _UPDATE_BEGIN.size != 12:  # pragma: no cover - import-time check
-    raise ImportError("UpdateBegin payload must be 12 bytes (spec 6.2 bytes 8-19)")
+    raise ImportError("UpdateBegin payload must be 12 bytes (docs/device-os.md#protocol)")
 
 
 class CoapType(IntEnum):
@@ -394,7 +394,9 @@ class Chunk:
         crc, index, option, pos = 0, None, 0, 7
         while True:
             if pos >= len(raw):
-                raise TransportError("Chunk options run past the datagram end (spec 6.3 #1)")
+                raise TransportError(
+                    "Chunk options run past the datagram end (docs/device-os.md#protocol)"
+                )
             header = raw[pos]
             if header == PAYLOAD_MARKER:
                 break

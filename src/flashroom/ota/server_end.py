@@ -315,7 +315,7 @@ class ServerSession:
             if self.started_at is not None:
                 self._rtt_sample(acked.message_id, now - self.started_at)
             if msg.code == CODE_SERVICE_UNAVAILABLE:
-                self._fail(now, "the device refused UpdateBegin (5.03, spec 6.2 #2)")
+                self._fail(now, "the device refused UpdateBegin (5.03, docs/device-os.md#protocol)")
                 return []
             if msg.code == CODE_CHANGED and self.status == SessionStatus.BEGIN:
                 return self._ready(UpdateReady.from_coap(msg), now)  # piggybacked

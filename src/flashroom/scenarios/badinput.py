@@ -239,150 +239,174 @@ CATALOGUE: tuple[BadCase, ...] = (
     # ---- identity: platform, function, index, addresses (spec 3.1 fetch_module, 3.3)
     BadCase("wrong_platform_gen2", "device",
             "user part built for another Gen2 platform (Photon 6, or Electron 10 on a Photon)",
-            "spec 3.3: PLATFORM bit -> -1360",
+            "docs/device-os.md#ota-checks: PLATFORM bit -> -1360",
             lambda c: _app(c, platform_id=_other_gen2(c)), -1360),
     BadCase("wrong_platform_gen3", "device", "user part built for Boron (platform 13)",
-            "spec 3.3: PLATFORM bit -> -1360", lambda c: _app(c, platform_id=13), -1360),
+            "docs/device-os.md#ota-checks: PLATFORM bit -> "
+            "-1360", lambda c: _app(c, platform_id=13), -1360),
     BadCase("wrong_function_resource", "device", "module_function RESOURCE: no bounds entry",
-            "spec 3.1 fetch_module: no bounds -> -1300",
+            "docs/device-os.md#ota-checks fetch_module: no bounds -> -1300",
             lambda c: _app(c, function=ModuleFunction.RESOURCE), -1300),
     BadCase("wrong_function_system", "device",
             "claims SYSTEM_PART index 1 but is linked at the user start",
-            "spec 3.1: end outside the (SYSTEM_PART,1) bounds -> -1300",
+            "docs/device-os.md#ota-checks: end outside the (SYSTEM_PART,1) bounds -> -1300",
             lambda c: _app(c, function=_S, index=1), -1300),
     BadCase("wrong_function_bootloader", "device",
-            "claims BOOTLOADER (flashed immediately if accepted, spec 4.7) at the user start",
-            "spec 3.1: end outside the bootloader bounds -> -1300",
+            "claims BOOTLOADER (flashed immediately if accepted, "
+            "docs/device-os.md#bootloader-updates) at the user start",
+            "docs/device-os.md#ota-checks: end outside the bootloader bounds -> -1300",
             lambda c: _app(c, function=ModuleFunction.BOOTLOADER, index=0), -1300),
     BadCase("wrong_index", "device", "USER_PART index 7: no bounds entry",
-            "spec 3.1 fetch_module: no bounds -> -1300", lambda c: _app(c, index=7), -1300),
+            "docs/device-os.md#ota-checks fetch_module: no bounds -> "
+            "-1300", lambda c: _app(c, index=7), -1300),
     BadCase("wrong_start_address", "device", "user part linked at 0x08020000 (system part 1)",
-            "spec 3.1: end outside the user bounds -> -1300",
+            "docs/device-os.md#ota-checks: end outside the user bounds -> -1300",
             lambda c: _app(c, start_address=CORE_FW_ADDRESS), -1300),
     BadCase("end_beyond_region", "device",
             "module_end_address 4 KB past the user region (CRC recomputed)",
-            "spec 3.1: end > bounds end -> -1300",
+            "docs/device-os.md#ota-checks: end > bounds end -> -1300",
             lambda c: _patch_info(_app(c), module_end_address=c.user_start + c.user_max + 0x1000),
             -1300),
     BadCase("end_before_start", "device", "module_end_address below module_start_address",
-            "spec 3.1: end < bounds start -> -1300",
+            "docs/device-os.md#ota-checks: end < bounds start -> -1300",
             lambda c: _patch_info(_app(c), module_end_address=c.user_start - 0x100), -1300),
     BadCase("info_all_ff", "device", "8 KB of 0xFF (an erased or empty file)",
-            "spec 3.1: no module_info -> -1300", lambda c: b"\xff" * 8192, -1300),
-    BadCase("info_all_zero", "device", "8 KB of zeros", "spec 3.1: no module_info -> -1300",
+            "docs/device-os.md#ota-checks: no module_info -> "
+            "-1300", lambda c: b"\xff" * 8192, -1300),
+    BadCase("info_all_zero", "device", "8 KB of zeros", "docs/device-os.md#ota-checks: no "
+                                                        "module_info -> -1300",
             lambda c: bytes(8192), -1300),
     # ---- integrity (spec 2.5, 3.1 FLASH_VerifyCRC32, 3.3)
     BadCase("bad_crc", "device", "last byte of the CRC-32 flipped",
-            "spec 3.3: INTEGRITY bit -> -1330", lambda c: _flip(_app(c), -1), -1330),
+            "docs/device-os.md#ota-checks: INTEGRITY bit -> "
+            "-1330", lambda c: _flip(_app(c), -1), -1330),
     BadCase("bad_crc_body", "device", "one byte in the middle of the code flipped",
-            "spec 3.3: INTEGRITY bit -> -1330",
+            "docs/device-os.md#ota-checks: INTEGRITY bit -> -1330",
             lambda c: _flip(_app(c), BASE_APP_SIZE // 2), -1330),
     BadCase("crc_little_endian", "device", "CRC-32 stored little-endian instead of big-endian",
-            "spec 2.5 #4-5: the device reads it big-endian -> -1330",
+            "docs/device-os.md#module-tail: the device reads it big-endian -> -1330",
             lambda c: (lambda d: d[:-4] + d[-4:][::-1])(_app(c)), -1330),
     BadCase("crc_placeholder", "device", "build never post-processed: CRC still 0x12345678",
-            "spec 2.5 #5 -> -1330",
+            "docs/device-os.md#module-tail -> -1330",
             lambda c: _app(c)[:-4] + (0x12345678).to_bytes(4, "little"), -1330),
     BadCase("truncated_half", "device", "file cut in half (module_info promises the rest)",
-            "spec 3.3: CRC read from erased scratch -> -1330",
+            "docs/device-os.md#ota-checks: CRC read from erased scratch -> -1330",
             lambda c: _app(c)[: BASE_APP_SIZE // 2], -1330),
     BadCase("truncated_crc", "device", "the last 4 bytes (the CRC) missing",
-            "spec 3.3: CRC read from erased scratch -> -1330", lambda c: _app(c)[:-4], -1330),
-    BadCase("zero_length", "device", "an empty file", "spec 3.3: nothing to fetch",
+            "docs/device-os.md#ota-checks: CRC read from erased scratch -> "
+            "-1330", lambda c: _app(c)[:-4], -1330),
+    BadCase("zero_length", "device", "an empty file", "docs/device-os.md#ota-checks: nothing to "
+                                                      "fetch",
             lambda c: b"", None),
     BadCase("header_only", "device", "only the 24-byte module_info_t",
-            "spec 3.3: CRC read from erased scratch -> -1330",
+            "docs/device-os.md#ota-checks: CRC read from erased scratch -> -1330",
             lambda c: _app(c)[: ModuleInfo.SIZE], None),
     BadCase("oversized", "device", "user part 4 KB larger than the profile's user region",
             "extended: the file overruns the 256K scratch at 0x08100000 and FLASH_Update has "
-            "no bounds check (spec 4.1 #3): bus fault, reset, no slot; stock: fetch_module "
-            "range -> -1300 (spec 3.5 #20)",
+            "no bounds check (docs/device-os.md#ota-receive): bus fault, reset, no slot; stock: "
+            "fetch_module "
+            "range -> -1300 (docs/device-os.md#extended)",
             lambda c: _app(c, c.user_max + 4096), "no_code"),
     # ---- dependencies (spec 2.4, 3.1 validate_module_dependencies)
     BadCase("system_unmet_dependency", "device",
             "system part 2 that needs system part 1 >= 9999",
-            "spec 3.3: DEPENDENCIES_FULL -> -1340",
+            "docs/device-os.md#ota-checks: DEPENDENCIES_FULL -> -1340",
             lambda c: _system2(c, dependency=ModuleDependency(_S, 1, 9999)), -1340),
     BadCase("system_unmet_bootloader", "host",
             "system part 2 that needs bootloader >= 9999",
-            "spec 3.1/3.3: OTA passes userDepsOptional, which skips a BOOTLOADER dependency2; "
+            "docs/device-os.md#ota-checks: OTA passes userDepsOptional, which skips a BOOTLOADER "
+            "dependency2; "
             "the device installs it, the host dependency check refuses",
             lambda c: _system2(c, dependency2=ModuleDependency(ModuleFunction.BOOTLOADER, 0,
                                                                 9999)), "host"),
     BadCase("system_downgrade", "device",
             "system part 2 version 100: system part 3 needs >= 110",
-            "spec 3.1 full reverse check -> -1340", lambda c: _system2(c, version=100), -1340),
+            "docs/device-os.md#ota-checks full reverse check -> "
+            "-1340", lambda c: _system2(c, version=100), -1340),
     BadCase("system_wrong_platform", "device", "system part 2 built for another platform",
-            "spec 3.3: PLATFORM -> -1360",
+            "docs/device-os.md#ota-checks: PLATFORM -> -1360",
             lambda c: _system2(c, platform_id=_other_gen2(c)), -1360),
     # ---- packaging (module-format.md 6; Gen2 has no compressed OTA, spec 1.3)
     BadCase("compressed_bad_header", "host",
             "COMPRESSED flag with a header naming method 7 and a 2 GB original size",
-            "spec 1.3, 2.3: Gen2 has no compressed OTA and never looks at the flags; the device "
+            "docs/device-os.md#maps, #module-info: Gen2 has no compressed OTA and never looks at "
+            "the flags; the device "
             "copies the deflate stream and runs it; module verify refuses the header",
             _compressed_bad_header, "host"),
     BadCase("combined_broken_chain", "host",
             "COMBINED file whose second module is cut in half",
-            "module-format.md 6.2: Gen2 reads only the first module (its CRC is valid) and "
+            "docs/device-os.md#compression: Gen2 reads only the first module (its CRC is valid) "
+            "and "
             "installs it; module verify refuses the broken chain", _combined_broken_chain,
             "host"),
     # ---- not refused by Device OS: host-side checks (honest about it)
     BadCase("bad_sha256", "host", "SHA-256 corrupted, CRC-32 recomputed over it",
-            "spec 2.5 #7: the device never verifies the SHA-256; module verify refuses",
+            "docs/device-os.md#module-tail: the device never verifies the SHA-256; module verify "
+            "refuses",
             lambda c: _bad_sha(_app(c)), "host"),
     BadCase("user_unmet_dependency", "host", "user part that needs system part 2 >= 9999",
-            "spec 3.3: user dependencies ignored at OTA time; spec 3.2 refuses at boot",
+            "docs/device-os.md#ota-checks: user dependencies ignored at OTA time; "
+            "docs/device-os.md#boot-check refuses at boot",
             lambda c: _app(c, dependency=ModuleDependency(_S, 2, 9999)), "host"),
     BadCase("trailing_garbage", "host", "4 KB of garbage after the CRC",
-            "spec 2.6: file size != end - start + 4; the device copies only length + 4",
+            "docs/device-os.md#module-tail: file size != end - start + 4; the device copies only "
+            "length + 4",
             lambda c: _app(c) + b"\xa5" * 4096, "host"),
     # ---- transfer sessions (spec 6)
     BadCase("chunk_crc_mismatch", "transfer",
             "stop-and-wait: every copy of chunk 3 carries a wrong CRC-32 option",
-            "spec 6.3 #5: ChunkReceived BAD (4.00); the stop-and-wait bitmap reads complete, so "
+            "docs/device-os.md#protocol: ChunkReceived BAD (4.00); the stop-and-wait bitmap reads "
+            "complete, so "
             "UpdateDone runs HAL_FLASH_End, whose CRC check fails (-1330)", _app, -1330,
             (_begin(), Step("chunks", {"last": 3}), Step("chunk", {"index": 3, "crc_xor": 1}),
              Step("chunk", {"index": 3, "crc_xor": 1}), _DONE)),
     BadCase("fast_chunk_crc_mismatch", "transfer",
             "fast OTA: chunk 5 always corrupt, server ignores ChunkMissed",
-            "spec 6.3 #5, 6.4 #5: UpdateDone gets 4.00 + ChunkMissed, then timeout", _app,
+            "docs/device-os.md#protocol: UpdateDone gets 4.00 + ChunkMissed, then timeout", _app,
             "4.00",
             (_begin(fast=True), Step("chunks", {"bad_crc": [5]}), _DONE, _DONE)),
     BadCase("chunk_index_out_of_range", "transfer",
             "fast OTA: chunk indices shifted past the end of the file (index + 2000)",
-            "spec 6.2: indices only checked against 65535, FLASH_Update has no bounds check "
-            "(spec 4.1 #3): the write past 0x08100000 bus-faults and resets", _app, "RST",
+            "docs/device-os.md#protocol: indices only checked against 65535, FLASH_Update has no "
+            "bounds check "
+            "(docs/device-os.md#ota-receive): the write past 0x08100000 bus-faults and "
+            "resets", _app, "RST",
             (_begin(fast=True), Step("chunks", {"index_offset": 2000}), _DONE)),
     BadCase("chunk_index_65535", "transfer", "fast OTA: a chunk with index 65535",
-            "spec 6.2: index >= 65535 is a protocol error -> RST, transfer aborted", _app, "RST",
+            "docs/device-os.md#protocol: index >= 65535 is a protocol error -> RST, transfer "
+            "aborted", _app, "RST",
             (_begin(fast=True), Step("chunk", {"index": 0, "index_option": 65535}), _DONE)),
     BadCase("update_done_early", "transfer",
             "UpdateDone after half the chunks (fast OTA)",
-            "spec 6.4 #3, #5: 4.00 and ChunkMissed; nothing applied", _app, "4.00",
+            "docs/device-os.md#protocol: 4.00 and ChunkMissed; nothing applied", _app, "4.00",
             (_begin(fast=True), Step("chunks", {"last": 64}), _DONE)),
     BadCase("update_done_early_stop_and_wait", "transfer",
             "UpdateDone after half the chunks (stop-and-wait: no bitmap)",
-            "spec 6.4 #4: HAL_FLASH_End validates the partial image -> -1330", _app, -1330,
+            "docs/device-os.md#protocol: HAL_FLASH_End validates the partial image -> "
+            "-1330", _app, -1330,
             (_begin(), Step("chunks", {"last": 64}), _DONE)),
     BadCase("second_update_begin", "transfer",
             "a second UpdateBegin mid-transfer, then UpdateDone",
-            "spec 6.2 #3: the second prepare erases the scratch again; image incomplete",
+            "docs/device-os.md#protocol: the second prepare erases the scratch again; image "
+            "incomplete",
             _app, "4.00",
             (_begin(fast=True), Step("chunks", {"last": 64}), _begin(fast=True), _DONE)),
     BadCase("file_length_long", "transfer",
             "fast OTA: UpdateBegin announces twice the file length; the rest never comes",
-            "spec 6.4 #5: UpdateDone gets 4.00 + ChunkMissed, then the 300 s timeout", _app,
+            "docs/device-os.md#protocol: UpdateDone gets 4.00 + ChunkMissed, then the 300 s "
+            "timeout", _app,
             "4.00", (_begin(fast=True, file_length=2 * BASE_APP_SIZE), _ALL, _DONE, _DONE)),
     BadCase("file_past_flash_end", "transfer",
             "UpdateBegin with file_address 0x3f000 and a 64 KB file (past the end of flash)",
-            "spec 4.1 #1: the dry run has no range check and the prepare's is ignored (3.5 #17); "
+            "docs/device-os.md#ota-receive: the dry run has no range check and the prepare's is "
+            "ignored (3.5 #17); "
             "the first chunk past 0x08100000 bus-faults and resets", _app, "RST",
             (_begin(file_address=0x3F000), _ALL, _DONE)),
     BadCase("reset_mid_transfer", "transfer", "the device is power-cycled after 40 chunks",
-            "spec 4.2: no slot recorded before HAL_FLASH_End", _app, "reset",
+            "docs/device-os.md#ota-finish: no slot recorded before HAL_FLASH_End", _app, "reset",
             (_begin(), Step("chunks", {"last": 40}), Step("reset"))),
     BadCase("chunk_before_begin", "transfer", "chunks and UpdateDone without an UpdateBegin",
-            "spec 6.3: not updating -> RST; UpdateDone -> 4.00", _app, "4.00",
+            "docs/device-os.md#protocol: not updating -> RST; UpdateDone -> 4.00", _app, "4.00",
             (_ALL, _DONE)),
 )
 # fmt: on
@@ -515,7 +539,7 @@ def _host_check(ctx: Ctx, dev: Device, data: bytes) -> tuple[bool, str]:
     installed = _installed_infos(ctx, dev)
     res = check_dependencies(mod.info, installed, user_optional=False)
     if not res.ok:
-        return True, f"dependency check (spec 3.2): {res.message}"
+        return True, f"dependency check (docs/device-os.md#boot-check): {res.message}"
     return False, "host checks pass"
 
 

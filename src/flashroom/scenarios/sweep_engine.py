@@ -267,7 +267,9 @@ def _classify(
             "finishing the update or keeping the old module"
         )
     if not dcd.valid:
-        violations.append("dct_valid: no DCT copy with a valid header and CRC (spec 8.1)")
+        violations.append(
+            "dct_valid: no DCT copy with a valid header and CRC (docs/device-os.md#dct)"
+        )
     else:
         violations.extend(f"dct_valid: {p}" for p in dcd.slot_table_problems())
         if dcd.app_data_outside_slots() != s.dct_data0:

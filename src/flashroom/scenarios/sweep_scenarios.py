@@ -128,7 +128,7 @@ class Install(SweepScenario):
             (1, 2),
             0,
             0,
-            (f"DFU erases destination sectors {dest} once each (spec 3.4); no retry",),
+            (f"DFU erases destination sectors {dest} once each (docs/device-os.md#dfu); no retry",),
         )
 
     def reproduce(self, image: str, new: str, cut: str) -> str:
@@ -168,11 +168,13 @@ def ota_erase_plan(
         clean[s] = clean.get(s, 0) + 1
         per_cut[s] = 1
     notes = (
-        f"FLASH_Begin erases scratch sectors {scratch} once (ceil({module_size}/128K), spec 4.1)",
+        f"FLASH_Begin erases scratch sectors {scratch} once (ceil({module_size}/128K), "
+        "docs/device-os.md#ota-receive)",
         f"the copy erases destination sectors {dest} once per attempt; each cut may add one "
-        "attempt (spec 4.5)",
-        "2 DCT writes (slot record spec 4.2, slot clear spec 4.5), each at most one DCT sector "
-        "erase (spec 8.1); each cut may add one",
+        "attempt (docs/device-os.md#copy)",
+        "2 DCT writes (slot record docs/device-os.md#ota-finish, slot clear "
+        "docs/device-os.md#copy), each at most one DCT sector "
+        "erase (docs/device-os.md#dct); each cut may add one",
     )
     return ErasePlan(clean, per_cut, (1, 2), 2, 1, notes)
 

@@ -12,7 +12,7 @@ from flashroom.atomicfile import write_bytes_atomic, write_text_atomic
 def test_written_file_gets_ordinary_permissions_not_mkstemp_0600(tmp_path: Path) -> None:
     old = os.umask(0o022)
     try:
-        path = write_text_atomic(tmp_path / "sub" / "report.md", "hello\n")
+        path = write_text_atomic(tmp_path / "report.md", "hello\n")
     finally:
         os.umask(old)
     assert path.read_text() == "hello\n"

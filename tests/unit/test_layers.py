@@ -10,7 +10,7 @@ import flashroom
 
 SRC = Path(flashroom.__file__).parent
 
-_BASE = {"flashroom", "errors", "ranges", "progress", "atomicfile"}
+_BASE = {"flashroom", "errors", "ranges", "progress", "atomicfile", "readfile"}
 _LOW = _BASE | {"geometry", "deviceos"}
 #: package -> the flashroom packages (first component under flashroom) it may import.
 ALLOWED: dict[str, set[str]] = {
@@ -18,6 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "ranges": {"flashroom", "errors"},
     "progress": {"flashroom"},
     "atomicfile": {"flashroom", "errors"},
+    "readfile": {"flashroom", "errors"},
     "geometry": _BASE,
     "deviceos": _BASE | {"geometry"},
     "layout": _LOW,

@@ -10,11 +10,13 @@ be cut at any flash operation (``cut_at_op``).
 from __future__ import annotations
 
 import functools
+import os
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flashroom.atomicfile import write_bytes_atomic
+from flashroom.atomicfile import check_output_file, remove_stale_temps, write_bytes_atomic
 from flashroom.deviceos import Profile, UpdateFlag, get_platform, get_profile
 from flashroom.deviceos.gen2 import (
     BOOTLOADER_VARIANTS,
@@ -29,7 +31,13 @@ from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
 from flashroom.emu.flashmal import module_info_at, stored_sha256
 from flashroom.emu.hardware import Hardware
-from flashroom.emu.image import decode_image, encode_image
+from flashroom.emu.image import (
+    ImageLock,
+    decode_image,
+    encode_image,
+    image_metadata,
+    read_image_file,
+)
 from flashroom.emu.outcome import (
     BOOT_MODES,
     RESULTS,
@@ -42,6 +50,7 @@ from flashroom.emu.outcome import (
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
 from flashroom.errors import EmulatorError, FlashroomError, OtaError, PowerCut
+from flashroom.geometry import STM32F205XG
 from flashroom.particle.build import device_os_install, synthetic_module, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.ranges import fmt_addr
@@ -117,6 +126,7 @@ class Device:
         self.reason = ""
         self._system = SystemFirmware(self.hw)
         self._transfer: FileTransferDescriptor | None = None
+        self._image_lock: ImageLock | None = None
 
     # ================================================================== construction
     @classmethod
@@ -153,65 +163,89 @@ class Device:
         return dev
 
     @classmethod
-    def load(cls, path: str | Path) -> Device:
+    def load(cls, path: str | Path, *, lock: bool = True) -> Device:
         """Load a device image written by :meth:`save`.
 
+        Args:
+            path: the image file.
+            lock: hold an exclusive lock on the image until :meth:`release_image` (or until the
+                device is garbage-collected), so that no other process changes it between this
+                load and the next :meth:`save`; a held lock fails at once. ``False`` for a
+                read-only look (``emu show``).
+
         Raises:
-            EmulatorError: missing, not an image, corrupt, or inconsistent metadata.
+            EmulatorError: missing, not a regular file, in use by another process, not an
+                image, corrupt, or a metadata field of the wrong type or out of range.
         """
         p = Path(path)
+        image_lock: ImageLock | None = None
+        if lock:
+            image_lock = ImageLock.acquire(p)
+            try:
+                remove_stale_temps(p)  # left by a writer killed mid-save (we hold the lock)
+                data = image_lock.read()
+            except BaseException:
+                image_lock.release()
+                raise
+        else:
+            data = read_image_file(p)
         try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise EmulatorError(f"cannot read device image {p}: {e.strerror}") from None
-        meta, contents = decode_image(data, name=str(p))
-        # ``where`` names the metadata field being read, so that an error says which one.
+            dev = cls._from_image(p, data)
+        except BaseException:
+            if image_lock is not None:
+                image_lock.release()
+            raise
+        if image_lock is not None:
+            dev._image_lock = image_lock
+            weakref.finalize(dev, image_lock.release)
+        return dev
+
+    @classmethod
+    def _from_image(cls, p: Path, data: bytes) -> Device:
+        raw, contents = decode_image(data, name=str(p))
+        meta = image_metadata(raw, name=str(p), sectors=len(STM32F205XG.sectors))
+        # ``where`` names the metadata field being used, so that an error says which one.
         where = "platform"
         try:
-            prof = get_profile(str(meta["platform"]), str(meta["profile"]), gen2_only=True)
+            prof = get_profile(meta.platform, meta.profile, gen2_only=True)
             where = "platform_id"
-            if "platform_id" in meta and int(meta["platform_id"]) != prof.platform_id:
+            if meta.platform_id is not None and meta.platform_id != prof.platform_id:
                 raise EmulatorError(
-                    f"platform_id {meta['platform_id']} does not match platform "
+                    f"platform_id {meta.platform_id} does not match platform "
                     f"{prof.platform!r} (platform_id {prof.platform_id})"
                 )
-            where = "backup_registers"
-            regs = BackupRegisters([int(v) for v in meta["backup_registers"]])
-            where = "bootloader" if meta["bootloader"] not in BOOTLOADER_VARIANTS else "granularity"
+            where = "bootloader" if meta.bootloader not in BOOTLOADER_VARIANTS else "granularity"
             dev = cls(
                 prof,
-                bootloader=str(meta["bootloader"]),
-                granularity=meta.get("granularity", "word"),
-                regs=regs,
+                bootloader=meta.bootloader,
+                granularity=meta.granularity,  # type: ignore[arg-type] # NorFlash checks it
+                regs=BackupRegisters(list(meta.backup_registers)),
             )
             where = "flash"
             dev.flash.load_contents(contents)
-            where = "counters"
-            counters = meta["counters"]
-            dev.flash.op_count = int(counters["op_count"])
-            dev.flash.erase_counts = [int(v) for v in counters["erase_counts"]]
-            dev.flash.device_time_s = float(counters["device_time_s"])
-            dev.flash.device_time_max_s = float(counters["device_time_max_s"])
             where = "state"
-            if str(meta["state"]) not in BOOT_MODES:
+            if meta.state not in BOOT_MODES:
                 raise EmulatorError(
-                    f"unknown device state {meta['state']!r}: expected one of "
-                    + ", ".join(BOOT_MODES)
+                    f"unknown device state {meta.state!r}: expected one of " + ", ".join(BOOT_MODES)
                 )
-            dev.state = BootMode(str(meta["state"]))
-            dev.reason = str(meta.get("reason", ""))
-        except KeyError as e:
-            raise EmulatorError(
-                f"{p}: device image metadata is incomplete: missing field {e}"
-            ) from None
-        except (TypeError, ValueError, AttributeError, FlashroomError) as e:
+        except FlashroomError as e:
             raise EmulatorError(f"{p}: device image field {where}: {e}") from None
-        if len(dev.flash.erase_counts) != len(dev.flash.chip.sectors):
-            raise EmulatorError(f"{p}: erase_counts has the wrong number of sectors")
+        dev.flash.op_count = meta.op_count
+        dev.flash.erase_counts = list(meta.erase_counts)
+        dev.flash.device_time_s = meta.device_time_s
+        dev.flash.device_time_max_s = meta.device_time_max_s
+        dev.state = BootMode(meta.state)
+        dev.reason = meta.reason
         return dev
 
-    def save(self, path: str | Path) -> None:
-        """Write the device image atomically (temp file + rename)."""
+    def release_image(self) -> None:
+        """Release the lock :meth:`load` took on its image (safe to call twice)."""
+        if self._image_lock is not None:
+            self._image_lock.release()
+            self._image_lock = None
+
+    def image_bytes(self) -> bytes:
+        """The device image file's content (what :meth:`save` writes)."""
         meta = {
             "platform": self.profile.platform,
             "platform_id": self.profile.platform_id,
@@ -228,7 +262,41 @@ class Device:
                 "device_time_max_s": self.flash.device_time_max_s,
             },
         }
-        write_bytes_atomic(Path(path), encode_image(meta, self.flash.contents()))
+        return encode_image(meta, self.flash.contents())
+
+    def save(self, path: str | Path) -> None:
+        """Write the device image atomically (a complete new file takes the name in one step).
+
+        The image is locked while it is written: with the lock :meth:`load` took on the same
+        file, the lock moves to the new file without a gap; otherwise an existing image at
+        ``path`` is locked for the write (and refused at once if another process holds it).
+        The new file keeps the old one's permission bits.
+
+        Raises:
+            OutputError: the file cannot be written, or ``path`` is not a regular file (a link,
+                a device...); the old image is then unchanged.
+            EmulatorError: another process holds the image's lock.
+        """
+        target = Path(path)
+        data = self.image_bytes()
+        check_output_file(target)  # a link or a device is refused before it is locked
+        held = self._image_lock
+        temporary: ImageLock | None = None
+        if held is None or not _same_file(held, target):
+            held = temporary = ImageLock.acquire(target) if target.exists() else None
+        try:
+            if held is None:
+                write_bytes_atomic(target, data)
+                return
+            try:
+                write_bytes_atomic(target, data, before_replace=held.prepare)
+            except BaseException:
+                held.abort()
+                raise
+            held.commit()
+        finally:
+            if temporary is not None:
+                temporary.release()
 
     # ================================================================== state
     def snapshot(self) -> DeviceSnapshot:
@@ -370,7 +438,8 @@ class Device:
             end_txt = fmt_addr(end) if end <= 0xFFFFFFFF else "past 0xffffffff"
             raise EmulatorError(
                 f"DFU write {fmt_addr(address)}-{end_txt} is outside internal flash "
-                f"{fmt_addr(INTERNAL_FLASH_START)}-{fmt_addr(INTERNAL_FLASH_END)} (spec 3.4)"
+                f"{fmt_addr(INTERNAL_FLASH_START)}-{fmt_addr(INTERNAL_FLASH_END)} "
+                "(docs/device-os.md#dfu)"
             )
         start = self._counters()
         self.hw.events = [f"dfu: write {len(module)} bytes at {fmt_addr(address)}"]
@@ -633,6 +702,15 @@ class Device:
 
 # ====================================================================== fresh devices
 @functools.lru_cache(maxsize=16)
+def _same_file(lock: ImageLock, path: Path) -> bool:
+    """Whether ``path`` names the file ``lock`` holds (the image :meth:`Device.load` read)."""
+    try:
+        a, b = os.fstat(lock.fd), os.stat(path)
+    except (OSError, EmulatorError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _fresh_image(
     platform: str, profile: str, bootloader: str
 ) -> tuple[bytes, tuple[int, ...], str, str]:

@@ -12,6 +12,9 @@ from flashroom.deviceos.enums import ModuleFunction, ModuleStore
 from flashroom.deviceos.model import MapArea, ModuleBounds
 
 SRC = "particle-iot/device-os@v2.3.1"
+#: How user-facing messages cite the Device OS source: ``device-os@v2.3.1:path:line`` (the
+#: tag of github.com/particle-iot/device-os; docs/device-os.md explains the facts).
+CITE = "device-os@v2.3.1"
 
 # ----------------------------------------------------------------------------- flash and boot
 #: Internal flash (spec 1.1, platform_config.h:186-189); ``FLASH_CheckValidAddressRange``
@@ -56,6 +59,11 @@ BOOTLOADER_VARIANTS: tuple[str, ...] = ("resumable", "legacy")
 EXTENDED_SYSTEM_VERSION = 2350
 
 # ----------------------------------------------------------------------------- OTA
+#: Where Device OS 2.3.1 turns compressed OTA off for Gen2 (spec 1.3, 7.4): no code under
+#: hal/src/stm32f2xx or platform/MCU/STM32F2xx reads MODULE_INFO_FLAG_COMPRESSED or
+#: MODULE_INFO_FLAG_COMBINED (only dynalib/inc/module_info.h:46-47 defines them).
+COMPRESSED_OTA_OFF_SOURCE = f"{CITE}:hal/inc/hal_platform.h:270-272"
+FLAGS_DEFINED_SOURCE = f"{CITE}:dynalib/inc/module_info.h:46-47"
 #: ``OTA_CHUNK_SIZE`` = ``HAL_OTA_ChunkSize()`` (spec 6.5, ota_flash_hal_stm32f2xx.cpp:51).
 DEFAULT_CHUNK_SIZE = 512
 #: ``MAX_CHUNKS``: ``ceil(file_length / chunk_size)`` must stay below it (spec 6.2 #1).
@@ -145,35 +153,35 @@ def fixed_areas() -> tuple[MapArea, ...]:
         MapArea(
             "bootloader",
             MODULE_BOOTLOADER,
-            note="bootloader, sector 0 (write-protected; spec 1.2/1.3)",
+            note="bootloader, sector 0 (write-protected; docs/device-os.md#maps)",
             source=f"{SRC}:build/arm/linker/linker_stm32f2xx_bootloader.ld:24",
         ),
         MapArea(
             "dct1",
             start=DCT_SECTOR_ADDRS[0],
             end=DCT_SECTOR_ADDRS[0] + DCT_SECTOR_SIZE,
-            note="device configuration table, copy 1 (spec 8.1/8.2)",
+            note="device configuration table, copy 1 (docs/device-os.md#dct)",
             source=f"{SRC}:build/arm/linker/linker_stm32f2xx_bootloader.ld:25",
         ),
         MapArea(
             "dct2",
             start=DCT_SECTOR_ADDRS[1],
             end=DCT_SECTOR_ADDRS[1] + DCT_SECTOR_SIZE,
-            note="device configuration table, copy 2 (spec 8.1/8.2)",
+            note="device configuration table, copy 2 (docs/device-os.md#dct)",
             source=f"{SRC}:build/arm/linker/linker_stm32f2xx_bootloader.ld:26",
         ),
         MapArea(
             "eeprom1",
             start=0x0800C000,
             end=0x08010000,
-            note="EEPROM emulation page 1 (spec 8.8)",
+            note="EEPROM emulation page 1 (docs/device-os.md#maps)",
             source=f"{eeprom}:25-31",
         ),
         MapArea(
             "eeprom2",
             start=0x08010000,
             end=0x08020000,
-            note="EEPROM emulation page 2 (spec 8.8)",
+            note="EEPROM emulation page 2 (docs/device-os.md#maps)",
             source=f"{eeprom}:26,29",
         ),
     )

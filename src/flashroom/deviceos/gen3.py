@@ -28,7 +28,7 @@ USER_COMPAT_V31 = ModuleBounds("module_user_compat", 0x20000, 0xD4000, 0xF4000, 
 
 _NOTES = (
     "Comparison only. Gen3 receives OTA into external flash (factory/OTA at 128K-256K / "
-    "1500K, spec 7.1), so no internal OTA scratch is shown.",
+    "1500K, docs/device-os.md#gen3), so no internal OTA scratch is shown.",
 )
 
 
@@ -63,7 +63,8 @@ def _profiles(platform: str, platform_id: int, title: str) -> tuple[Profile, Pro
             ),
             bootloader,
         ),
-        description=f"{title}: Device OS <= 3.0 internal flash (spec 7.1): 128K user part.",
+        description=f"{title}: Device OS <= 3.0 internal flash (docs/device-os.md#gen3): 128K "
+        "user part.",
         notes=_NOTES,
     )
     v31 = Profile(
@@ -86,19 +87,21 @@ def _profiles(platform: str, platform_id: int, title: str) -> tuple[Profile, Pro
                 USER_V31,
                 shares_with=("user_part_compat",),
                 note="user application, 256K, module index 2; its upper half is the compat slot "
-                "(spec 7.2)",
+                "(docs/device-os.md#gen3)",
                 source=f"{_SRC}:53-77,166-167",
             ),
             MapArea(
                 "user_part_compat",
                 USER_COMPAT_V31,
                 shares_with=("user_part",),
-                note="compat 128K user slot (module index 1), tried first at boot (spec 7.2)",
+                note="compat 128K user slot (module index 1), tried first at boot "
+                "(docs/device-os.md#gen3)",
                 source=f"{_SRC}:53-77,166-167",
             ),
             bootloader,
         ),
-        description=f"{title}: Device OS >= 3.1 internal flash (spec 7.1): 256K user part.",
+        description=f"{title}: Device OS >= 3.1 internal flash (docs/device-os.md#gen3): 256K "
+        "user part.",
         notes=_NOTES,
     )
     return stock, v31
@@ -114,6 +117,10 @@ def _platform(name: str, platform_id: int, title: str) -> Platform:
         profiles=_profiles(name, platform_id, title),
         ota_internal=False,
         comparison_only=True,
+        # spec 7.4: the bootloader inflates compressed updates (v3.1.0 flash_mal.c:248-262)
+        # and an update may carry 2 combined modules (ota_flash_hal.cpp:455-482)
+        compressed_ota=True,
+        max_combined_modules=2,
     )
 
 

@@ -193,7 +193,7 @@ class Profile:
         """
         if self.module_ota is None:
             raise PlatformError(
-                f"{self.platform}/{self.name} has no internal OTA scratch (spec 7.1)"
+                f"{self.platform}/{self.name} has no internal OTA scratch (docs/device-os.md#gen3)"
             )
         return self.module_ota
 
@@ -234,6 +234,12 @@ class Platform:
         embedded_bootloader_version: the bootloader ``module_version`` the system firmware
             embeds and applies at boot (``HAL_REPLACE_BOOTLOADER``, Electron only, spec 4.7), or
             None.
+        compressed_ota: an update may be a compressed module (the bootloader inflates it,
+            spec 7.4). False on Gen2: ``HAL_PLATFORM_COMPRESSED_OTA`` is 0 and nothing reads
+            the COMPRESSED flag, so the compressed bytes are copied and run as they are.
+        max_combined_modules: how many modules of a combined file an update applies: 2 on
+            Gen3 (spec 7.4), 1 on Gen2, where nothing reads the COMBINED flag and the update
+            validates and copies the first module only.
     """
 
     name: str
@@ -249,6 +255,8 @@ class Platform:
     dfu_product_id: int = 0
     install: tuple[InstallPart, ...] = ()
     embedded_bootloader_version: int | None = None
+    compressed_ota: bool = False
+    max_combined_modules: int = 1
 
     @property
     def layouts(self) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from flashroom.particle.module_info import (
     ModuleInfo,
     PlatformId,
 )
+from flashroom.particle.parser import LARGEST_MODULE_SIZE
 from flashroom.particle.suffix import (
     SUFFIX_SIZE_WITH_PRODUCT,
     ProductBlock,
@@ -175,11 +176,17 @@ def build_module(
     if vector_table is None:
         vector_table = default_vector_table(platform_id, function, index)
     head = b""
+    if start_address + len(payload) + ModuleInfo.SIZE > 0xFFFFFFFF:
+        raise UsageError(
+            f"module of {len(payload)} payload bytes at 0x{start_address:08x} runs past the "
+            "32-bit address space"
+        )
     if vector_table:
         if (stack_pointer & 0x2FF10000) != 0x20000000:
             raise UsageError(
                 f"stack pointer 0x{stack_pointer:08x} does not match APP_START_MASK 0x2ff10000 "
-                "-> 0x20000000, so the device would look for module_info at +0 (spec 2.2)"
+                "-> 0x20000000, so the device would look for module_info at +0 "
+                "(docs/device-os.md#module-info)"
             )
         head = _vector_table(start_address, stack_pointer)
     body_len = len(head) + ModuleInfo.SIZE + len(payload)
@@ -360,8 +367,15 @@ def synthetic_module(
         )
     if size % 2:
         raise UsageError(
-            f"a module's file size is always even (2-byte aligned tail, spec 2.5/2.6); "
+            "a module's file size is always even (2-byte aligned tail, "
+            "docs/device-os.md#module-tail); "
             f"got {size} bytes"
+        )
+    _check_u(start_address, 32, "module_start_address")
+    if start_address + size > 1 << 32:
+        raise UsageError(
+            f"a module of {size} bytes at 0x{start_address:08x} runs past the 32-bit address "
+            "space (0xffffffff)"
         )
     payload_len = size - minimum
     body = code_like_bytes(payload_len, seed, start_address)
@@ -485,19 +499,25 @@ def elf_image(data: bytes, *, name: str = "<elf>") -> tuple[int, bytes]:
             if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
                 continue
             segs.append((int(seg["p_paddr"]), bytes(seg.data())))
+    except ModuleFormatError:
+        raise
     except (ELFError, ValueError, OSError, struct.error) as e:
         raise ModuleFormatError(
             f"{name}: not a readable ELF file ({e})", offset=0, field="elf"
+        ) from None
+    except Exception as e:  # pyelftools raises what it meets on a hostile header (spec-silent)
+        raise ModuleFormatError(
+            f"{name}: not a readable ELF file ({type(e).__name__}: {e})", offset=0, field="elf"
         ) from None
     if not segs:
         raise ModuleFormatError(f"{name}: ELF has no loadable segment", offset=0, field="PT_LOAD")
     segs.sort()
     base = segs[0][0]
     end = max(a + len(d) for a, d in segs)
-    if end - base > 64 * 1024 * 1024:
+    if end - base > LARGEST_MODULE_SIZE:
         raise ModuleFormatError(
             f"{name}: loadable segments span {end - base} bytes from 0x{base:08x}; "
-            "expected one flash image",
+            f"expected one flash image (no module is larger than {LARGEST_MODULE_SIZE} bytes)",
             offset=0,
             field="PT_LOAD",
         )

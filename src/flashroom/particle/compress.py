@@ -13,19 +13,26 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flashroom.deviceos import PLATFORMS, Platform, gen2
 from flashroom.errors import ModuleFormatError, UsageError
 from flashroom.particle.build import finish_checksums
 from flashroom.particle.module_info import ModuleInfo, ModuleInfoFlags
-from flashroom.particle.parser import Buffer, read_prefix, read_suffix
+from flashroom.particle.parser import LARGEST_MODULE_SIZE, Buffer, read_prefix, read_suffix
 from flashroom.particle.suffix import CRC_SIZE, SUFFIX_BASE_SIZE
 
 #: ``COMPRESSED_MODULE_HEADER_SIZE`` (moduleEncoding.js:114).
 COMPRESSED_HEADER_SIZE = 8
 #: ``MAX_MODULE_SUFFIX_SIZE``: the suffix size is a u16.
 MAX_SUFFIX_SIZE = 0xFFFF
-#: Refuse to inflate more than this (spec-silent guard against decompression bombs; the largest
-#: Particle module, a P2/M-SoM user part, is 1.5 MB: module-format.md 5.3).
-MAX_DECOMPRESSED_SIZE = 64 * 1024 * 1024
+#: Refuse to inflate more than this: the original of a compressed module is one module, and the
+#: largest Particle module (a P2/M-SoM user part) is 1.5 MB (module-format.md 5.3). A header
+#: that claims more is refused before anything is inflated, and inflating stops one byte past
+#: what the header claims, so a decompression bomb never costs more than this in memory.
+MAX_DECOMPRESSED_SIZE = LARGEST_MODULE_SIZE
+#: Modules in one combined file. Device OS accepts at most 2 in one update (spec 7.4) and the
+#: reference tool's fixture has 3; a longer chain is refused (spec-silent guard: each piece is
+#: found by the full offset search, so a chain of thousands of tiny pieces would take minutes).
+MAX_COMBINED_PARTS = 16
 
 _FLAGS_OFFSET = 9  # module_info_t.flags
 _END_OFFSET = 4  # module_info_t.module_end_address
@@ -238,8 +245,8 @@ def decompress_module(data: Buffer) -> bytes:
         )
     if hdr.original_size > MAX_DECOMPRESSED_SIZE:
         raise ModuleFormatError(
-            f"original size {hdr.original_size} exceeds flashroom's {MAX_DECOMPRESSED_SIZE}-byte "
-            "limit",
+            f"original size {hdr.original_size} is larger than any Particle module "
+            f"({MAX_DECOMPRESSED_SIZE} bytes at most); refusing to inflate it",
             offset=psize + 4,
             field="compressed_module_header.original_size",
         )
@@ -341,6 +348,13 @@ def walk_combined(data: Buffer) -> list[SplitPart]:
     offs = 0
     flags = 0
     while True:
+        if len(parts) == MAX_COMBINED_PARTS:
+            raise ModuleFormatError(
+                f"Invalid module data: more than {MAX_COMBINED_PARTS} modules combined (Device "
+                "OS applies at most 2 from one update)",
+                offset=offs,
+                field="flags",
+            )
         if n - offs < ModuleInfo.SIZE + SUFFIX_BASE_SIZE:
             raise ModuleFormatError(
                 f"Invalid size of the module data: {n - offs} bytes left at the start of "
@@ -388,4 +402,58 @@ def split_modules(data: Buffer) -> list[bytes]:
             piece[part.prefix_offset + _FLAGS_OFFSET] = part.flags & ~ModuleInfoFlags.COMBINED
             finish_checksums(piece)
         out.append(bytes(piece))
+    return out
+
+
+def _platform_of(platform_id: int) -> Platform | None:
+    return next((p for p in PLATFORMS.values() if p.platform_id == platform_id), None)
+
+
+def compressed_apply_warnings(module: Buffer) -> list[str]:
+    """Why the platform of a compressed ``module`` cannot apply it (empty when it can).
+
+    Gen2 Device OS has no decompression (``HAL_PLATFORM_COMPRESSED_OTA`` is 0 and nothing reads
+    the COMPRESSED flag): a device validates the file's own CRC, copies the raw Deflate bytes
+    to the module's start address and runs them.
+    """
+    info = read_prefix(module).info
+    plat = _platform_of(info.platform_id)
+    if plat is None or plat.compressed_ota:
+        return []
+    return [
+        f"{plat.name} (platform {plat.platform_id}) cannot apply a compressed module: Device OS "
+        f"has no decompression there (HAL_PLATFORM_COMPRESSED_OTA is 0, "
+        f"{gen2.COMPRESSED_OTA_OFF_SOURCE}, and nothing reads the "
+        f"COMPRESSED flag); a device would copy the Deflate bytes to "
+        f"0x{info.module_start_address:08x} and run them. Flash the uncompressed module."
+    ]
+
+
+def combined_apply_warnings(modules: Sequence[Buffer]) -> list[str]:
+    """Why the platforms of ``modules`` cannot apply them combined (empty when they can).
+
+    Gen2 Device OS ignores the COMBINED flag: an update validates and copies the first module
+    (its own end address and CRC) and never installs the rest.
+    """
+    out: list[str] = []
+    seen: set[int] = set()
+    for m in modules:
+        pid = read_prefix(m).info.platform_id
+        plat = _platform_of(pid)
+        if pid in seen or plat is None:
+            continue
+        seen.add(pid)
+        if len(modules) > plat.max_combined_modules:
+            if plat.max_combined_modules == 1:
+                why = (
+                    "Device OS there ignores the COMBINED flag (only "
+                    f"{gen2.FLAGS_DEFINED_SOURCE} defines it): an "
+                    "update validates and copies the first module and never installs the rest"
+                )
+            else:
+                why = f"an update applies at most {plat.max_combined_modules} of them"
+            out.append(
+                f"{plat.name} (platform {pid}) cannot apply {len(modules)} combined modules: "
+                f"{why}. Send the modules one by one."
+            )
     return out

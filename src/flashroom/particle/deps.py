@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from flashroom.deviceos import PLATFORMS
+from flashroom.errors import UsageError
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
 
 
@@ -165,3 +167,33 @@ def check_dependencies(
                 )
             )
     return DependencyResult(tuple(findings))
+
+
+def platform_text(platform_id: int) -> str:
+    """``electron (platform 10)``, or ``platform 45773`` for an id no platform has."""
+    for p in PLATFORMS.values():
+        if p.platform_id == platform_id:
+            return f"{p.name} (platform {platform_id})"
+    return f"platform {platform_id}"
+
+
+def require_same_platform(
+    target: ModuleInfo, installed: Sequence[tuple[str, ModuleInfo]], target_name: str = "APP"
+) -> None:
+    """Refuse to compare modules of different platforms (the device only ever holds its own).
+
+    Args:
+        target: the module whose dependencies are checked.
+        installed: ``(name, module_info)`` of each module it is compared against.
+        target_name: the target's name for the message.
+
+    Raises:
+        UsageError: an installed module is for another platform; both platform ids are named.
+    """
+    for name, info in installed:
+        if info.platform_id != target.platform_id:
+            raise UsageError(
+                f"{name} is for {platform_text(info.platform_id)} but {target_name} is for "
+                f"{platform_text(target.platform_id)}: a device only holds modules of its own "
+                "platform, so the dependency check would compare unrelated modules"
+            )

@@ -23,15 +23,19 @@ from flashroom.particle.compress import (
 from flashroom.particle.crc import crc32
 from flashroom.particle.module_info import ModuleFunction, ModuleInfo, ModuleInfoFlags
 from flashroom.particle.parser import (
+    MAX_MODULE_FILE_SIZE,
+    NOT_A_MODULE,
     Buffer,
     Prefix,
     Suffix,
+    find_prefix_offset,
     read_prefix,
     read_suffix,
     reference_prefix_json,
     reference_suffix_json,
 )
 from flashroom.particle.suffix import CRC_SIZE, SHA256_FROM_END, Extension
+from flashroom.readfile import read_input
 
 
 @dataclass(frozen=True)
@@ -104,19 +108,13 @@ class Module:
 
     @classmethod
     def from_path(cls, path: str | Path) -> Module:
-        """Read ``path`` once and parse it.
+        """Read ``path`` once (see :func:`read_module_file`) and parse it.
 
         Raises:
-            ModuleFormatError: unreadable or unparseable (the message names field and offset).
+            ModuleFormatError: unparseable (the message names field and offset).
+            InputFileError: missing, unreadable, not a regular file or too large.
         """
-        p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise ModuleFormatError(
-                f"{path}: cannot read file ({e.strerror or e})", offset=None, field="file"
-            ) from None
-        return parse_module(data, str(path))
+        return parse_module(read_module_file(path), str(path))
 
     # --- derived values -----------------------------------------------------------------------
 
@@ -194,7 +192,12 @@ class Module:
     # --- rendering ------------------------------------------------------------------------------
 
     def to_json(self, *, include_file: bool = True) -> dict[str, Any]:
-        """flashroom's ``module inspect --format json`` object (integers for numbers)."""
+        """flashroom's ``module inspect --format json`` object (docs/json/module-inspect.json).
+
+        Numbers are integers; addresses and CRCs have a ``*_hex`` twin; product id and version
+        are null when the suffix has no product fields (``suffix_size < 40``: the reference
+        tool's -1).
+        """
         i = self.info
         deps = []
         for slot, d in ((1, i.dependency), (2, i.dependency2)):
@@ -210,7 +213,9 @@ class Module:
                 )
         prefix: dict[str, Any] = {
             "module_start_address": i.module_start_address,
+            "module_start_address_hex": f"0x{i.module_start_address:08x}",
             "module_end_address": i.module_end_address,
+            "module_end_address_hex": f"0x{i.module_end_address:08x}",
             "reserved": i.reserved,
             "module_flags": i.flags,
             "module_flag_names": _flag_names(i.flags),
@@ -225,9 +230,10 @@ class Module:
             "extensions": [e.to_json() for e in self.prefix_extensions or ()],
         }
         s = self.suffix
+        has_product = s.has_product_fields
         suffix: dict[str, Any] = {
-            "product_id": s.product_id,
-            "product_version": s.product_version,
+            "product_id": s.product_id if has_product else None,
+            "product_version": s.product_version if has_product else None,
             "sha256": s.sha256.hex(),
             "reserved": s.reserved,
             "suffix_size": s.suffix_size,
@@ -242,10 +248,13 @@ class Module:
                 "prefix": prefix,
                 "suffix": suffix,
                 "crc": {
-                    "stored": f"{self.crc_stored:08x}",
-                    "computed": f"{self.crc_computed:08x}",
+                    "stored": self.crc_stored,
+                    "stored_hex": f"0x{self.crc_stored:08x}",
+                    "computed": self.crc_computed,
+                    "computed_hex": f"0x{self.crc_computed:08x}",
                     "ok": self.crc_ok,
                 },
+                "sha256_computed": self.sha256_computed.hex(),
                 "sha256_ok": self.sha256_ok,
                 "size_ok": self.size_ok,
                 "compressed": None if self.compressed is None else self.compressed.to_json(),
@@ -281,6 +290,18 @@ class Module:
         }
 
 
+def read_module_file(path: str | Path, *, limit: int = MAX_MODULE_FILE_SIZE) -> bytes:
+    """The bytes of a module file: a regular file of at most ``limit`` bytes.
+
+    A FIFO, a device or a directory is refused without being opened, and a file larger than
+    any module (:data:`~flashroom.particle.parser.MAX_MODULE_FILE_SIZE`) without being read.
+
+    Raises:
+        InputFileError: missing, unreadable, not a regular file, or too large.
+    """
+    return read_input(path, limit=limit, what="a Particle module")
+
+
 def _flag_names(flags: int) -> list[str]:
     names = [f.name for f in ModuleInfoFlags if f.value and flags & f.value and f.name]
     unknown = flags & ~0x1F
@@ -309,6 +330,10 @@ def parse_module(data: Buffer, filename: str | None = None, *, _nested: bool = F
     n = len(raw)
     if n == 0:
         raise ModuleFormatError(f"{name} was empty!", offset=0, field="file")
+    if n >= ModuleInfo.SIZE and find_prefix_offset(raw)[1] == 0:
+        # The reference tool reads garbage at offset 0 then (module-format.md 3 #3); flashroom
+        # says what it is (a deliberate difference: no fixture scores 0).
+        raise ModuleFormatError(f"{name}: {NOT_A_MODULE}", offset=0, field="module_info_t")
     prefix = read_prefix(raw)
     suffix = read_suffix(raw)
     crc_stored = int.from_bytes(raw[n - 4 :], "big") if n >= 4 else 0

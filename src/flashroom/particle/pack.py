@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from flashroom.deviceos import get_platform, get_profile
 from flashroom.errors import ParamError, UsageError
 from flashroom.particle.build import (
     build_module,
@@ -22,6 +23,7 @@ from flashroom.particle.build import (
     synthetic_module,
 )
 from flashroom.particle.crc import crc32_be_bytes
+from flashroom.particle.deps import check_dependencies, describe_dependency, platform_text
 from flashroom.particle.module_info import (
     FUNCTION_NAMES,
     VECTOR_TABLE_SIZE,
@@ -30,6 +32,7 @@ from flashroom.particle.module_info import (
     ModuleInfo,
     module_info_offset,
 )
+from flashroom.particle.parser import KNOWN_PLATFORM_IDS
 from flashroom.particle.placement import Placement, check_fits, region_for_module
 
 
@@ -61,20 +64,35 @@ class PackResult:
     payload_size: int
     source: str  # "raw", "elf", "synthetic"
     elf_load_address: int | None = None
+    dependencies: tuple[ModuleDependency, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         p = self.placement
+        ela = self.elf_load_address
         return {
             "size": len(self.module),
             "payload_size": self.payload_size,
             "source": self.source,
-            "elf_load_address": self.elf_load_address,
+            "elf_load_address": ela,
+            "elf_load_address_hex": None if ela is None else f"0x{ela:08x}",
             "region": p.region,
             "region_start": p.start,
+            "region_start_hex": f"0x{p.start:08x}",
             "region_end": p.end,
+            "region_end_hex": f"0x{p.end:08x}",
             "layout": p.layout,
             "platform": p.platform,
             "region_free": p.end - p.start - len(self.module),
+            "dependencies": [
+                {
+                    "module_function": d.module_function,
+                    "module_index": d.module_index,
+                    "module_version": d.module_version,
+                }
+                for d in self.dependencies
+            ],
+            "warnings": list(self.warnings),
         }
 
 
@@ -131,7 +149,25 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
             f"0x{region.start:08x})",
             "start_address",
         )
-    dep1, dep2 = dependencies_from_specs(req.depends)
+
+    def fits(size: int) -> Placement:
+        return check_fits(
+            size=size,
+            start_address=start,
+            platform=req.platform,
+            layout=req.layout,
+            function=fn,
+            index=req.index,
+        )
+
+    # The dependencies asked for; a user part built for a larger layout without any gets the
+    # layout's own (spec 9 change 5: stock firmware then refuses to run it).
+    asked = dependencies_from_specs(req.depends)
+    dep1, dep2 = asked
+    if not req.depends and fn == ModuleFunction.USER_PART and req.layout != "stock":
+        own = get_profile(req.platform, req.layout).user_dependency
+        if own is not None:
+            dep1 = ModuleDependency(*own)
     elf_addr: int | None = None
     if req.synthetic_size is not None:
         if req.product_id is not None or req.product_version is not None:
@@ -141,6 +177,8 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
                 "product_version",
                 "synthetic_size",
             )
+        # Refuse what cannot fit before building it (a 256M request is answered at once).
+        fits(req.synthetic_size)
         module = synthetic_module(
             req.synthetic_size,
             platform_id=pid,
@@ -178,26 +216,114 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
                     "function",
                     "index",
                 )
+        _refuse_finished_module(req, payload, start, pid)
         existing = _own_module_info(payload, start, pid)
         if existing is not None:
             # A Device OS build's image (the user.ld / module_end.ld link): finish it in place
             # as build/module.mk does, instead of wrapping it in a second module_info_t.
-            _refuse_conflicting_fields(req, existing, dep1, dep2)
+            _refuse_conflicting_fields(req, existing, asked[0], asked[1])
             module = finish_device_os_image(payload, existing, fn, req.index, req.input_name)
             source += "+module_info"
             payload_size = len(module)
+            dep1, dep2 = existing.dependency, existing.dependency2
         else:
             module = _wrap_payload(req, payload, elf_addr, pid, fn, start, dep1, dep2)
             payload_size = len(payload)
-    placement = check_fits(
-        size=len(module),
-        start_address=start,
-        platform=req.platform,
-        layout=req.layout,
-        function=fn,
-        index=req.index,
+    placement = fits(len(module))
+    deps = tuple(d for d in (dep1, dep2) if d is not None and not d.is_none)
+    warnings = _stock_runs_it(req, fn, len(module), deps)
+    return PackResult(module, placement, payload_size, source, elf_addr, deps, warnings)
+
+
+def _stock_runs_it(
+    req: PackRequest, fn: int, size: int, deps: tuple[ModuleDependency, ...]
+) -> tuple[str, ...]:
+    """A warning when stock firmware would run a user part larger than its user part.
+
+    Stock Device OS checks a user part's dependencies at boot, not its end address (spec 3.2):
+    an app larger than stock's user part whose dependencies stock's own modules meet is run
+    after a USB install, with 128K OTA limits and its upper part over the factory image.
+    """
+    if fn != ModuleFunction.USER_PART or req.layout == "stock":
+        return ()
+    stock = get_profile(req.platform, "stock")
+    limit = stock.user_bounds.maximum_size
+    if size <= limit:
+        return ()
+    plat = get_platform(req.platform)
+    installed = [
+        ModuleInfo(part.start_address, part.start_address + part.size - 4, 0, 0, part.version,
+                   plat.platform_id, part.function, part.index, ModuleDependency(),
+                   ModuleDependency())
+        for part in plat.install
+    ]  # fmt: skip
+    info = ModuleInfo(0, size - 4, 0, 0, req.version, plat.platform_id, fn, req.index,
+                      deps[0] if deps else ModuleDependency(),
+                      deps[1] if len(deps) > 1 else ModuleDependency())  # fmt: skip
+    if not check_dependencies(info, installed).ok:
+        return ()
+    own = get_profile(req.platform, req.layout).user_dependency
+    want = (
+        ""
+        if own is None
+        else f" (the {req.layout} default: depends {own.module_function}:"
+        f"{own.module_index}:{own.module_version})"
     )
-    return PackResult(module, placement, payload_size, source, elf_addr)
+    what = (
+        "no dependency"
+        if not deps
+        else "dependencies " + ", ".join(describe_dependency(d) for d in deps)
+    )
+    return (
+        f"this {size}-byte user part for the {req.layout} layout has {what}, which stock "
+        f"Device OS 2.3.1 meets (its system parts are version "
+        f"{stock.system_version}): a stock {req.platform} runs it after a USB install although "
+        f"its user part holds {limit} bytes, and the rest lands on the factory image "
+        f"(docs/device-os.md#extended); depend on a system version only the {req.layout} "
+        f"firmware has{want} so that stock firmware refuses it",
+    )
+
+
+def _refuse_finished_module(req: PackRequest, payload: bytes, start: int, pid: int) -> None:
+    """Refuse an input that is already a finished module for another platform or address.
+
+    Wrapping it would put a second ``module_info_t`` in front and drop its own dependency.
+    """
+    info = _finished_module_info(payload)
+    if info is None:
+        return
+    same = info.platform_id == pid and info.module_start_address == start
+    if same:
+        return  # finished in place (or refused for conflicting fields) by the caller
+    deps = [d for d in (info.dependency, info.dependency2) if not d.is_none]
+    dep_text = ", ".join(describe_dependency(d) for d in deps) or "no dependency"
+    if info.platform_id != pid:
+        why = f"packing it for {platform_text(pid)}"
+    else:
+        why = f"packing it at 0x{start:08x}"
+    raise UsageError(
+        f"{req.input_name} is already a finished module for {platform_text(info.platform_id)} "
+        f"(function {info.module_function} index {info.module_index} at "
+        f"0x{info.module_start_address:08x}, {dep_text}); {why} would wrap it in a second "
+        "module_info_t and drop its dependency: pack its source image instead"
+    )
+
+
+def _finished_module_info(payload: bytes) -> ModuleInfo | None:
+    """The payload's own ``module_info_t`` (where the device looks, spec 2.2) when the payload
+    is a whole module: known platform and function, and ``end - start + 4`` bytes long."""
+    if len(payload) < ModuleInfo.SIZE:
+        return None
+    first = struct.unpack_from("<I", payload, 0)[0] if len(payload) >= 4 else 0
+    off = module_info_offset(first) if len(payload) >= VECTOR_TABLE_SIZE + ModuleInfo.SIZE else 0
+    info = ModuleInfo.from_bytes(payload, off)
+    if info.module_end_address - info.module_start_address + 4 != len(payload):
+        return None
+    if info.platform_id not in KNOWN_PLATFORM_IDS or info.module_function == ModuleFunction.NONE:
+        return None
+    if info.module_function not in set(int(f) for f in ModuleFunction):
+        return None
+    return info
 
 
 def _wrap_payload(

@@ -45,6 +45,18 @@ KNOWN_PLATFORM_IDS = frozenset({0, 6, 8, 10, 12, 13, 14, 15, 22, 23, 24, 25, 26,
 _KNOWN_FUNCTIONS = frozenset(int(f) for f in ModuleFunction)  # 0..9 (ModuleInfo.js:18-55)
 _ALL_FLAGS = 0x1F  # DROP_MODULE_INFO | COMPRESSED | COMBINED | ENCRYPTED | PREFIX_EXTENSIONS
 
+#: The largest module any Particle platform allows: 1572864 bytes, the P2 / M-SoM / Tracker-M
+#: user part (device-constants ``maxSize``, module-format.md 5.3); every Gen2 module is at
+#: most 256 KB.
+LARGEST_MODULE_SIZE = 1536 * 1024
+#: The most a module reader reads: two of the largest modules (a combined pair, the most any
+#: Device OS accepts in one update, spec 7.4) and slack. A larger file is not a module.
+MAX_MODULE_FILE_SIZE = 4 * 1024 * 1024
+#: Extensions in one prefix or suffix list. Real modules carry at most a handful; a walk past
+#: this many is refused (spec-silent guard: a list of 1-byte extensions would otherwise make
+#: one object per byte of a 4 MB file).
+MAX_EXTENSIONS = 256
+
 _SCORE_STRUCT = struct.Struct("<IIBBHHBBBBHBBH")
 _U16 = struct.Struct("<H")
 
@@ -142,6 +154,13 @@ class Prefix:
     score: int  # the offset search's score for this offset (0..7)
 
 
+NOT_A_MODULE = (
+    "not a Particle module: no plausible module_info_t at any offset searched (0, 0x200, "
+    "0x184, 0xc0, 0x10c, then every 4 bytes up to 8 KB: each has end <= start, an end past the "
+    "file, function NONE or a malformed dependency)"
+)
+
+
 def read_prefix(data: Buffer) -> Prefix:
     """Find and read the prefix as ``_readPrefix`` does (module-format.md 2-3, 5.2).
 
@@ -176,6 +195,12 @@ def _read_prefix_extensions(r: memoryview, base: int) -> tuple[tuple[Extension, 
             break
         out.append(ext)
         offs += ext.length
+        if len(out) > MAX_EXTENSIONS:
+            raise ModuleFormatError(
+                f"more than {MAX_EXTENSIONS} prefix extensions: not a module flashroom reads",
+                offset=base + ext.offset,
+                field="prefix_extensions",
+            )
         if ext.length == 0:
             raise ModuleFormatError(
                 "Invalid extension length: a prefix extension declares length 0",

@@ -46,6 +46,8 @@ SUFFIX_BASE_SIZE = 36
 #: The Gen2 build's suffix size: base + product id/version words (spec 2.5 #3).
 SUFFIX_SIZE_WITH_PRODUCT = 40
 CRC_SIZE = 4
+#: Extensions in one suffix list (spec-silent guard, as parser.MAX_EXTENSIONS for the prefix).
+MAX_SUFFIX_EXTENSIONS = 256
 #: Bytes from the end of the file where the SHA-256 starts (spec 2.5: SHA over file[0:N-38]).
 SHA256_FROM_END = 38
 
@@ -132,6 +134,8 @@ class Extension:
         }
         for k, v in self.fields.items():
             out[k] = v.hex() if isinstance(v, bytes) else v
+            if k.endswith("_address") and isinstance(v, int):
+                out[f"{k}_hex"] = f"0x{v:08x}"
         return out
 
 
@@ -243,6 +247,13 @@ def parse_suffix_extensions(data: Buffer, suffix_size: int) -> tuple[Extension, 
                 field="suffix_extension.length",
             )
         out.append(ext)
+        if len(out) > MAX_SUFFIX_EXTENSIONS:
+            raise ModuleFormatError(
+                f"more than {MAX_SUFFIX_EXTENSIONS} suffix extensions: not a module flashroom "
+                "reads",
+                offset=pos,
+                field="suffix_extensions",
+            )
         if ext.type == ExtensionType.END:
             break
         pos += ext.length

@@ -21,7 +21,7 @@ from flashroom.particle.compress import (
     split_modules,
 )
 from flashroom.particle.module import parse_module
-from flashroom.particle.parser import find_prefix_offset, prefix_score
+from flashroom.particle.parser import find_prefix_offset, prefix_score, read_prefix
 
 PREFIX = struct.Struct("<IIBBHHBBBBHBBH")
 START = 0x08080000
@@ -666,6 +666,9 @@ def test_compressed_modules_combine_split_and_decompress_back() -> None:
 
 def test_all_ff_buffer_fails_on_prefix_extensions_without_end() -> None:
     # Every score is 0 (end == start), so offset 0; flags 0xFF include PREFIX_EXTENSIONS and the
-    # first extension has type 0xFFFF, so the list has no END (module-format.md 5.2).
+    # first extension has type 0xFFFF, so the list has no END (module-format.md 5.2): the
+    # reference tool's reading. flashroom's parse says what it is: not a module at all.
     with pytest.raises(ModuleFormatError, match="Prefix extensions should end with END"):
+        read_prefix(b"\xff" * 300)
+    with pytest.raises(ModuleFormatError, match="not a Particle module"):
         parse_module(b"\xff" * 300)

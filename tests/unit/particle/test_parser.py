@@ -116,7 +116,7 @@ def test_all_ff_suffix_reads_65535_and_skips_extensions(raw_module: RawModule) -
 
 
 @pytest.mark.parametrize(("size", "field"), [(0, "file"), (10, "module_info_t"),
-                                              (30, "suffix.product_id")])  # fmt: skip
+                                              (30, "module_info_t")])  # fmt: skip
 def test_short_files_fail_naming_field_and_offset(size: int, field: str) -> None:
     with pytest.raises(ModuleFormatError) as e:
         parse_module(b"\x01" * size, "f.bin")

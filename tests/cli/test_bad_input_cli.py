@@ -169,7 +169,7 @@ CASES: dict[str, Case] = {
     ),
     # ------------------------------------------------------------------ module inspect/verify
     "inspect-missing-file": Case(
-        ["module", "inspect", "{ws}/nope.bin"], 2, ["nope.bin", "cannot read file", "field file"]
+        ["module", "inspect", "{ws}/nope.bin"], 2, ["nope.bin", "cannot read file", "No such file"]
     ),
     "inspect-directory": Case(["module", "inspect", "{ws}/adir"], 2, ["adir", "is a directory"]),
     "inspect-empty-json": Case(
@@ -425,13 +425,13 @@ CASES: dict[str, Case] = {
         no_output="o.bin",
     ),
     "split-empty": Case(
-        ["module", "split", "{ws}/empty.bin", "-o", "{ws}/parts"],
+        ["module", "split", "{ws}/empty.bin", "--out", "{ws}/parts"],
         2,
         ["empty.bin", "empty"],
         no_output="parts",
     ),
     "split-output-under-a-file": Case(
-        ["module", "split", "{ws}/app.bin", "-o", "{ws}/afile/parts"],
+        ["module", "split", "{ws}/app.bin", "--out", "{ws}/afile/parts"],
         2,
         ["afile is a file, not a directory"],
     ),
@@ -762,15 +762,17 @@ def test_error_message_is_one_line_for_flashroom_errors(cli: Any, ws: Path) -> N
 def test_unreadable_input_is_exit_2_naming_the_file(
     cli: Any, ws: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """chmod 000 does not stop root (CI runs as root), so the read itself is made to fail."""
-    real = Path.read_bytes
+    """chmod 000 does not stop root (CI runs as root), so the open itself is made to fail."""
+    import os
 
-    def deny(self: Path) -> bytes:
-        if self.name == "app.bin":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    real = os.open
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    def deny(path: Any, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith("app.bin"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", deny)
     for args in (
         ["module", "inspect", str(ws / "app.bin")],
         ["module", "compress", str(ws / "app.bin"), "-o", str(ws / "o.bin")],

@@ -24,8 +24,8 @@ def test_inspect_valid_module_json_contract_exit_0(cli: Cli, tmp_path: Path) -> 
     f = _write(tmp_path, "app.bin", synthetic_user_app(4096))
     r = cli(["module", "inspect", f, "--format", "json"])
     assert r.exit_code == 0, r.stderr
-    j = r.json()
-    assert j["file"] == f
+    (j,) = r.json()  # a list with one object per file, even for one file
+    assert j["file"] == f and j["warnings"] == []
     p = j["prefix"]
     for key in ("module_start_address", "module_end_address", "module_flags", "module_version",
                 "platform_id", "module_function", "module_function_name", "module_index",
@@ -35,7 +35,10 @@ def test_inspect_valid_module_json_contract_exit_0(cli: Cli, tmp_path: Path) -> 
     assert p["dependencies"][0]["module_version"] == 2302
     for key in ("product_id", "product_version", "sha256", "suffix_size", "extensions"):
         assert key in j["suffix"]
-    assert j["crc"]["ok"] is True and len(j["crc"]["stored"]) == 8
+    assert j["crc"]["ok"] is True and j["crc"]["stored"] == j["crc"]["computed"]
+    assert j["crc"]["stored_hex"] == f"0x{j['crc']['stored']:08x}"
+    assert p["module_start_address_hex"] == "0x08080000"
+    assert j["suffix"]["product_id"] == 0xFFFF  # set but unset: 0xffff
     assert j["sha256_ok"] is True and j["compressed"] is None and j["combined"] is None
 
 
@@ -53,7 +56,7 @@ def test_inspect_crc_failure_exits_1(cli: Cli, tmp_path: Path) -> None:
     f = _write(tmp_path, "bad.bin", bytes(data))
     r = cli(["module", "inspect", f, "--format", "json"])
     assert r.exit_code == 1
-    assert r.json()["crc"]["ok"] is False
+    assert r.json()[0]["crc"]["ok"] is False
     r = cli(["module", "verify", f])
     assert r.exit_code == 1 and "FAIL crc" in r.stdout
 
@@ -62,7 +65,8 @@ def test_inspect_unparseable_exits_2_naming_field_and_offset(cli: Cli, tmp_path:
     f = _write(tmp_path, "short.bin", b"\x01" * 30)
     r = cli(["module", "inspect", f])
     assert r.exit_code == 2
-    assert "suffix.product_id" in r.stderr and "offset" in r.stderr
+    assert "not a Particle module" in r.stderr and "module_info_t" in r.stderr
+    assert "offset" in r.stderr
     r = cli(["module", "inspect", str(tmp_path / "missing.bin")])
     assert r.exit_code == 2
 
@@ -132,7 +136,7 @@ def test_compress_decompress_round_trip(cli: Cli, tmp_path: Path) -> None:
     assert cli(["module", "compress", f, "-o", str(c)]).exit_code == 0
     r = cli(["module", "inspect", str(c), "--format", "json"])
     assert r.exit_code == 0
-    assert r.json()["compressed"]["original_size"] == 8192
+    assert r.json()[0]["compressed"]["original_size"] == 8192
     assert cli(["module", "decompress", str(c), "-o", str(d)]).exit_code == 0
     assert d.read_bytes() == src
     r = cli(["module", "decompress", f, "-o", str(tmp_path / "e.bin")])
@@ -146,8 +150,8 @@ def test_combine_and_split(cli: Cli, tmp_path: Path) -> None:
     assert cli(["module", "combine", *files, "-o", str(out)]).exit_code == 0
     assert out.read_bytes() == combine_modules(mods)
     r = cli(["module", "inspect", str(out), "--format", "json"])
-    assert r.exit_code == 0 and len(r.json()["combined"]) == 3
-    r = cli(["module", "split", str(out), "-o", str(tmp_path / "parts"), "--format", "json"])
+    assert r.exit_code == 0 and len(r.json()[0]["combined"]) == 3
+    r = cli(["module", "split", str(out), "--out", str(tmp_path / "parts"), "--format", "json"])
     assert r.exit_code == 0
     assert [Path(p["file"]).read_bytes() for p in r.json()["parts"]] == mods
 

@@ -139,7 +139,7 @@ def test_emu_connect_text_with_explicit_link_values(
     )
     assert res.exit_code == 0, res.stderr
     assert "applied" in res.stdout and "wire bytes" in res.stdout
-    assert re.search(r"fast OTA\s+.\s+False", res.stdout)
+    assert re.search(r"fast OTA\s+.\s+no", res.stdout)
     assert srv.wait_json()["completed"] == 1
 
 
@@ -158,7 +158,7 @@ def test_server_process_killed_mid_transfer_leaves_device_app_intact(
     # Paced at 2 Mbit/s, the 400 chunks take ~1 s to send, so the kill at chunk 20 always
     # lands mid-transfer (back to back, fast OTA could queue every chunk and even its early
     # UpdateDone before the kill).
-    srv = server_factory(big, "--fast" if fast else "--no-fast", "--pace-kbps", "2000")
+    srv = server_factory(big, "--fast-ota" if fast else "--no-fast-ota", "--pace-kbps", "2000")
     seen: list[int] = []
 
     def progress(done: int, total: int) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from flashroom.atomicfile import check_writable_dir
+from flashroom.atomicfile import check_output_dir
 from flashroom.cli.common import (
     CheckFailed,
     emit_json,
@@ -19,6 +19,7 @@ from flashroom.cli.common import (
     progress_bar,
     stdout_console,
 )
+from flashroom.cli.options import out_dir_option
 
 
 def _render_step(con: Any, index: int, step: Any) -> None:
@@ -40,17 +41,13 @@ def _render_step(con: Any, index: int, step: Any) -> None:
 
 
 @click.command(name="demo")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("out"),
-    show_default=True,
+@out_dir_option(
     help="Where report.md, report.json, flash-map.png and export/ are written.",
+    default=Path("out"),
 )
 @click.option("--quick", is_flag=True, help="A smaller, strided sweep (seconds instead of ~1 min).")
 @format_option
-def demo(out_dir: Path, quick: bool, fmt: str) -> None:
+def demo(out: Path, quick: bool, fmt: str) -> None:
     """Tell the whole story in one run, on the embedded default Electron.
 
     1) the stock and extended maps; 2) a 200 KB app refused on stock (-1300, and why); 3) the
@@ -62,9 +59,10 @@ def demo(out_dir: Path, quick: bool, fmt: str) -> None:
       flashroom demo --out out
       flashroom demo --quick --format json
     """
-    from flashroom.report.demo import run_demo  # numpy: deferred for start-up time
+    from flashroom.report.demo import report_json, run_demo  # numpy: deferred for start-up time
 
-    check_writable_dir(out_dir)  # a bad --out fails now, not after a minute of work
+    out_dir = out
+    check_output_dir(out_dir)  # a bad --out fails now, not after a minute of work
     con = stdout_console()
     counter = [0]
 
@@ -78,7 +76,7 @@ def demo(out_dir: Path, quick: bool, fmt: str) -> None:
     with progress_bar("demo") as progress:
         report = run_demo(out_dir, quick=quick, on_step=on_step, progress=progress)
     if fmt == "json":
-        emit_json(report.to_json())
+        emit_json(report_json(report, str(out_dir)))
     else:
         con.print()
         con.print(f"[bold]Report[/] written to {out_dir}/ in {report.wall_s:.1f} s:")

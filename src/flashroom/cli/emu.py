@@ -13,21 +13,24 @@ inside the commands: ``flashroom --help`` stays fast.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from flashroom.atomicfile import check_writable_dir
+from flashroom.atomicfile import check_output_dir, check_output_file
 from flashroom.cli.common import (
     ADDRESS,
     SIZE,
     CheckFailed,
     FlashroomGroup,
+    PathType,
     emit_json,
     format_option,
     progress_bar,
+    warn,
 )
 from flashroom.cli.emu_render import (
     render_badinput,
@@ -39,6 +42,7 @@ from flashroom.cli.emu_render import (
 from flashroom.cli.options import (
     GRANULARITIES,
     bootloader_option,
+    fast_ota_option,
     granularity_option,
     image_option,
     platform_option,
@@ -50,29 +54,34 @@ from flashroom.errors import EmulatorError, UsageError
 from flashroom.ota.device_end import DeviceConfig
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import IDEAL, PRESETS, get_link
+from flashroom.particle.module import read_module_file
 from flashroom.scenarios.sweep_config import METHODS
 from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 
 def _read_module(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    data = read_module_file(path)
     if not data:
         raise UsageError(f"{path} is empty: expected a Particle module binary")
     return data
 
 
-def _load(image: Path) -> Any:
+def _load(image: Path, *, writable: bool = True) -> Any:
+    """Load the image; a command that saves it (``writable``) locks it until it ends."""
     from flashroom.emu.device import Device  # numpy: deferred for start-up time
 
-    if not image.exists():
+    if not os.path.lexists(image):
         raise UsageError(
             f"device image {image} does not exist: create it with "
             f"'flashroom emu new --image {image}'"
         )
-    return Device.load(image)
+    if writable:
+        check_output_file(image)  # a link or a device would be refused at save: refuse now
+    dev = Device.load(image, lock=writable)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.call_on_close(dev.release_image)
+    return dev
 
 
 def _require_cut(out: Any, cut_at_op: int | None, what: str, image: Path) -> None:
@@ -166,7 +175,7 @@ def new_cmd(
 @emu.command("install")
 @image_option
 @click.argument(
-    "modules", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "modules", nargs=-1, required=True, type=PathType(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option(
     "--address",
@@ -185,7 +194,7 @@ def install_cmd(
     seed: int,
     fmt: str,
 ) -> None:
-    """Write modules directly, as USB DFU does (spec 3.4), then leave DFU and boot.
+    """Write modules directly, as USB DFU does (docs/device-os.md#dfu), then leave DFU and boot.
 
     DFU checks only the address range; no module parsing, no size limit per region.
     With --cut-at-op, power is cut at flash operation N of the (single-module) write.
@@ -225,7 +234,7 @@ def install_cmd(
 
 @emu.command("ota")
 @image_option
-@click.argument("module_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("module_path", type=PathType(exists=True, dir_okay=False, path_type=Path))
 @_cut_options
 @granularity_option(default=None, help="Override the image's operation granularity for this run.")
 @format_option
@@ -238,7 +247,9 @@ def ota_cmd(
     granularity: str | None,
     fmt: str,
 ) -> None:
-    """Update over the air: receive path, reset, bootloader apply, boot (spec 4).
+    """Update over the air: receive path, reset, bootloader apply, boot.
+
+    The steps are those of Device OS (docs/device-os.md#ota-receive and the sections after it).
 
     Exit 0 when the module is applied (and, for an app, running), 1 when it was rejected or the
     power cut interrupted it (the device is then off: 'emu boot' powers it on), 2 on bad input.
@@ -271,7 +282,8 @@ def ota_cmd(
 @click.option(
     "--factory-reset",
     is_flag=True,
-    help="Request a factory reset from the running firmware (System.factoryReset(), spec 5.2).",
+    help="Request a factory reset from the running firmware (System.factoryReset(), "
+    "docs/device-os.md#factory-reset).",
 )
 @_cut_options
 @format_option
@@ -298,7 +310,8 @@ def boot_cmd(
     if factory_reset and button_s:
         raise UsageError(
             f"--button {button_s:g} cannot be combined with --factory-reset: a software factory "
-            "reset is requested by the running firmware (spec 5.2), not by holding MODE"
+            "reset is requested by the running firmware (docs/device-os.md#factory-reset), not by "
+            "holding MODE"
         )
     dev = _load(image)
     out = (
@@ -321,8 +334,10 @@ def show_cmd(image: Path, fmt: str) -> None:
     """
     from flashroom.emu.inspect import show  # numpy: deferred for start-up time
 
-    dev = _load(image)
+    dev = _load(image, writable=False)
     doc = show(dev)
+    for w in doc["warnings"]:
+        warn(w)
     if fmt == "json":
         emit_json(doc)
         return
@@ -376,7 +391,7 @@ def show_cmd(image: Path, fmt: str) -> None:
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--save-failing",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathType(file_okay=False, path_type=Path),
     default=None,
     help="Write the device image, old/new modules and a reproduce.sh into this folder.",
 )
@@ -412,7 +427,7 @@ def sweep(
     \b
     Example:
       flashroom emu sweep --profile extended --scenario user-ota --app-size 256K --workers 2
-      flashroom emu sweep --bootloader legacy --granularity chunk   # shows the spec 4.5 hazard
+      flashroom emu sweep --bootloader legacy --granularity chunk   # the legacy copy hazard
     """
     from flashroom.scenarios.sweep import (  # numpy: deferred for start-up time
         SweepConfig,
@@ -439,7 +454,7 @@ def sweep(
     )
     cfg.validate()
     if save_failing is not None:
-        check_writable_dir(save_failing)  # fail now, not after the sweep
+        check_output_dir(save_failing)  # fail now, not after the sweep
     with progress_bar(f"sweep {scenario}") as progress:
         result = run_sweep(cfg, progress=progress)
     saved: list[Path] = []
@@ -570,7 +585,7 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
     type=FiniteFloatRange(0.01),
     default=None,
     help="Seconds without OTA activity before the device gives up (default: the platform's "
-    "TIMING_FLASH_UPDATE_TIMEOUT, 300 on Electron, 30 on Photon/P1; spec 6.5).",
+    "TIMING_FLASH_UPDATE_TIMEOUT, 300 on Electron, 30 on Photon/P1; docs/device-os.md#protocol).",
 )
 @click.option(
     "--time-limit",
@@ -579,12 +594,9 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
     show_default=True,
     help="Real seconds before the run is abandoned.",
 )
-@click.option(
-    "--fast-ota/--no-fast-ota",
-    default=True,
-    show_default=True,
+@fast_ota_option(
     help="The device's FAST_OTA connection property: accept fast OTA when the server asks "
-    "(spec 6.2).",
+    "for it (docs/device-os.md#protocol)."
 )
 @click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
 @format_option

@@ -53,7 +53,8 @@ def render_outcome(out: Any, fmt: str, title: str) -> None:
     t.add_row("running", running_text(doc["running"]))
     t.add_row(
         "device time",
-        f"{doc['device_time_s']:.3f} s typical, {out.device_time_max_s:.3f} s max (spec 8.7)",
+        f"{doc['device_time_s']:.3f} s typical, {out.device_time_max_s:.3f} s max "
+        "(docs/device-os.md#timing)",
     )
     erases = ", ".join(f"{k}×{v}" for k, v in doc["sector_erases"].items()) or "none"
     t.add_row("sector erases", erases)
@@ -88,8 +89,8 @@ def render_show(doc: dict[str, Any]) -> None:
         sec = r["sectors"]
         t.add_row(
             r["name"],
-            r["start"],
-            r["end"],
+            r["start_hex"],
+            r["end_hex"],
             "-" if not sec else (str(sec[0]) if len(sec) == 1 else f"{sec[0]}-{sec[-1]}"),
             str(r["erases"]),
             r["content"],
@@ -101,13 +102,13 @@ def render_show(doc: dict[str, Any]) -> None:
             if r["detail"]:
                 con.print(f"  {r['name']}: {r['detail']}", markup=False)
     dct = doc["dct"]
-    d = Table(title="DCT copies (spec 8.1)", title_justify="left")
+    d = Table(title="DCT copies (docs/device-os.md#dct)", title_justify="left")
     for col in ("Copy", "Address", "Seal", "Counter", "CRC", "Current"):
         d.add_column(col)
     for i, c in enumerate(dct["copies"]):
         d.add_row(
             str(i),
-            c["address"],
+            c["address_hex"],
             c["seal"],
             str(c["counter"]),
             "ok" if c["crc_ok"] else "bad",
@@ -115,17 +116,19 @@ def render_show(doc: dict[str, Any]) -> None:
         )
     con.print(d)
     if dct["slots"] is not None:
-        s = Table(title="flash_modules slots (app DCT 0xB24, spec 4.3)", title_justify="left")
+        s = Table(
+            title="flash_modules slots (app DCT 0xB24, docs/device-os.md#dct)", title_justify="left"
+        )
         for col in ("Slot", "State", "Source", "Destination", "Length", "Flags", "Function"):
             s.add_column(col)
         for i, sl in enumerate(dct["slots"]):
             s.add_row(
                 str(i),
                 sl["state"],
-                sl["source_address"],
-                sl["destination_address"],
+                sl["source_address_hex"],
+                sl["destination_address_hex"],
                 str(sl["length"]),
-                sl["flags"],
+                sl["flags_hex"],
                 str(sl["module_function"]),
             )
         con.print(s)
@@ -271,7 +274,7 @@ def render_connect(data: dict[str, Any]) -> None:
         ("link", data["link"]["name"]),
         ("link time (simulated)", f"{data['link_time_s']} s"),
         ("goodput / bandwidth", f"{data['goodput_ratio']:.3f}"),
-        ("fast OTA", str(data["fast_ota"])),
+        ("fast OTA", "yes" if data["fast_ota"] else "no"),
         ("boot", str(data["boot"])),
     ]
     running = data.get("running")

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from flashroom.atomicfile import write_file_set
 from flashroom.cli.common import (
     SIZE,
     CheckFailed,
@@ -22,7 +23,7 @@ from flashroom.cli.common import (
     progress_bar,
 )
 from flashroom.cli.common import stdout_console as _console
-from flashroom.cli.options import platform_option
+from flashroom.cli.options import out_dir_option, platform_option
 from flashroom.errors import UsageError
 from flashroom.layout import (
     LAYOUT_NAMES,
@@ -35,9 +36,8 @@ from flashroom.layout import (
     get_layout,
     plan,
 )
-from flashroom.layout.export import write_exports
 from flashroom.ranges import fmt_addr, fmt_size
-from flashroom.report.flashmap import write_flash_maps
+from flashroom.report.flashmap import export_files
 
 _FUNCTION_NAMES = {0: "NONE", 2: "BOOTLOADER", 4: "SYSTEM_PART", 5: "USER_PART", 8: "RADIO_STACK"}
 
@@ -337,6 +337,8 @@ def _print_plan(p: Plan) -> None:
         )
     )
     console.print(Text("gives up: " + ("; ".join(p.gives_up) if p.gives_up else "nothing")))
+    if p.gains:
+        console.print(Text("puts to use: " + "; ".join(p.gains)))
     if lay.name != "stock":
         console.print(
             Text(
@@ -356,21 +358,15 @@ def _print_plan(p: Plan) -> None:
     show_default=True,
     help="Named layout to export.",
 )
-@click.option(
-    "--out",
-    "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Output directory (created when missing).",
-)
+@out_dir_option(help="Output directory.", required=True)
 @format_option
 def export(platform: str, name: str, out: Path, fmt: str) -> None:
     """Write what the build needs: user-part.ld, flash_layout.h, layout.json, flash-map.svg/.png.
 
     user-part.ld is a GNU ld fragment (APP_FLASH, USER_FIRMWARE_IMAGE_LOCATION/SIZE,
     user_module_table) to use instead of the stock APP_FLASH line; flash_layout.h has every
-    region's start, end and size; the pictures show stock beside the chosen layout. Each file is
-    written to a temporary name and renamed, so nothing is left half-written.
+    region's start, end and size; the pictures show stock beside the chosen layout. The files
+    are written as one set: all of them, or (on an error) none, and never half-written.
 
     \b
     Example:
@@ -379,19 +375,18 @@ def export(platform: str, name: str, out: Path, fmt: str) -> None:
 
     lay = get_layout(platform, name)
     stock = get_layout(platform, "stock")
-    pair = [lay] if lay is stock else [stock, lay]
-    with progress_bar("exporting", 5) as progress:
-        written = write_exports(lay, out)
-        progress(3, 5)
-        written += write_flash_maps(pair, out)
-        progress(5, 5)
+    with progress_bar("exporting", 2) as progress:
+        files = export_files(lay, stock)
+        progress(1, 2)
+        written = write_file_set(out, files)
+        progress(2, 2)
     if fmt == "json":
         emit_json(
             {
                 "platform": lay.platform,
                 "layout": lay.name,
                 "out": str(out),
-                "files": [str(p) for p in written],
+                "files": [{"file": str(p), "size": len(files[p.name])} for p in written],
             }
         )
         return
@@ -399,4 +394,4 @@ def export(platform: str, name: str, out: Path, fmt: str) -> None:
 
     console = _console()
     for p in written:
-        console.print(Text(f"wrote {p} ({p.stat().st_size} bytes)"))
+        console.print(Text(f"wrote {p} ({len(files[p.name])} bytes)"))

@@ -6,6 +6,7 @@ aiocoap. Each noun lives in its own module (``flashroom.cli.<noun>``) with all i
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 import traceback
@@ -14,7 +15,16 @@ from typing import Any
 import click
 
 from flashroom import __version__
-from flashroom.cli.common import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERNAL, CheckFailed
+from flashroom.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERNAL,
+    CheckFailed,
+    SuggestingGroup,
+    emit_json_error,
+    json_emitted,
+    reset_output,
+)
 from flashroom.errors import FlashroomError
 
 # noun -> (module, attribute, one-line help)
@@ -31,7 +41,7 @@ _NOUNS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(SuggestingGroup):
     """A group whose sub-commands are imported only when used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -65,37 +75,65 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _wants_json(args: list[str]) -> bool:
+    """``--format json`` anywhere on the command line (errors then print a JSON document too)."""
+    return any(
+        a == "--format=json" or (a == "--format" and i + 1 < len(args) and args[i + 1] == "json")
+        for i, a in enumerate(args)
+    )
+
+
+def _fail(message: str, code: int, kind: str, as_json: bool) -> None:
+    click.echo(message, err=True)
+    if as_json and not json_emitted():
+        emit_json_error(message.removeprefix("error: "), code, kind)
+    sys.exit(code)
+
+
+#: OS errors that mean the path the user gave cannot exist (bad input, not a bug).
+_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map outcomes to exit codes."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    as_json = _wants_json(args)
+    reset_output()
     try:
         cli.main(args=args, prog_name="flashroom", standalone_mode=False)
     except CheckFailed:
         sys.exit(EXIT_CHECK_FAILED)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail("aborted", EXIT_BAD_INPUT, "aborted", as_json)
     except click.ClickException as e:
         # One line, like every other error: what is wrong, then where to read more.
         hint = ""
         if isinstance(e, click.UsageError) and e.ctx is not None:
             hint = f" (see '{e.ctx.command_path} --help')"
-        click.echo(f"error: {e.format_message()}{hint}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail(f"error: {e.format_message()}{hint}", EXIT_BAD_INPUT, "usage", as_json)
     except FlashroomError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail(f"error: {e}", EXIT_BAD_INPUT, "input", as_json)
+    except OSError as e:
+        if e.errno not in _PATH_ERRNOS:
+            _internal(e, debug, as_json)
+        where = f": {e.filename}" if e.filename else ""
+        _fail(f"error: {e.strerror or e}{where}", EXIT_BAD_INPUT, "input", as_json)
     except Exception as e:  # internal bug
-        if debug:
-            traceback.print_exc()
-        click.echo(
-            f"internal error: {type(e).__name__}: {e}\n"
-            "This is a bug in flashroom; please report it (rerun with --debug for a traceback).",
-            err=True,
-        )
-        sys.exit(EXIT_INTERNAL)
+        _internal(e, debug, as_json)
     sys.exit(0)
+
+
+def _internal(e: BaseException, debug: bool, as_json: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    _fail(
+        f"internal error: {type(e).__name__}: {e}\n"
+        "This is a bug in flashroom; please report it (rerun with --debug for a traceback).",
+        EXIT_INTERNAL,
+        "internal",
+        as_json,
+    )
 
 
 def run(args: list[str]) -> Any:  # pragma: no cover - convenience for REPL use

@@ -12,38 +12,44 @@ from typing import Any
 
 import click
 
-from flashroom.atomicfile import ensure_dir, write_bytes_atomic
+from flashroom.atomicfile import check_output_file, write_bytes_atomic, write_file_set
 from flashroom.cli.common import (
     ADDRESS,
     SIZE,
     CheckFailed,
     FlashroomGroup,
+    PathType,
     emit_json,
     format_option,
     progress_bar,
     stdout_console,
+    warn,
 )
-from flashroom.cli.options import output_option, platform_option
-from flashroom.errors import ChecksumError, ModuleFormatError, UsageError
+from flashroom.cli.options import out_dir_option, output_option, platform_option
+from flashroom.errors import ChecksumError, FlashroomError, ModuleFormatError, UsageError
 from flashroom.particle.compress import (
     combine_modules,
+    combined_apply_warnings,
     compress_module,
+    compressed_apply_warnings,
     decompress_module,
     split_modules,
 )
-from flashroom.particle.deps import check_dependencies
-from flashroom.particle.module import function_name, parse_module
+from flashroom.particle.deps import check_dependencies, require_same_platform
+from flashroom.particle.module import function_name, parse_module, read_module_file
 from flashroom.particle.pack import PackRequest, pack_module
 from flashroom.ranges import fmt_addr
 
+#: The most ``module pack`` reads: an ELF with its debug sections, or a raw image (which must
+#: then fit a region of at most 1 MB anyway).
+MAX_PACK_INPUT_SIZE = 64 * 1024 * 1024
 
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise ModuleFormatError(
-            f"{path}: cannot read file ({e.strerror or e})", field="file"
-        ) from None
+
+def _read(path: str, *, limit: int | None = None) -> bytes:
+    """A module file's bytes (a regular file, bounded by the largest module)."""
+    if limit is None:
+        return read_module_file(path)
+    return read_module_file(path, limit=limit)
 
 
 @contextmanager
@@ -121,23 +127,37 @@ def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[A
         for i, name in enumerate(files):
             try:
                 m = parse_module(_read(name), name)
-            except ModuleFormatError as e:
+            except FlashroomError as e:
                 results.append(
                     {
                         "file": name,
-                        "error": {"message": str(e), "field": e.field, "offset": e.offset},
+                        "error": {
+                            "message": str(e),
+                            "field": getattr(e, "field", None),
+                            "offset": getattr(e, "offset", None),
+                        },
                         "ok": False,
+                        "warnings": [],
                     }
                 )
                 parsed.append(e)
                 worst = 2
             else:
-                results.append(m.to_json())
+                results.append({**m.to_json(), "warnings": _module_warnings(m)})
                 parsed.append(m)
                 if not m.ok and worst < 1:
                     worst = 1
             progress(i + 1, len(files))
     return results, parsed, worst
+
+
+def _module_warnings(m: Any) -> list[str]:
+    """What the module's own platform cannot do with it (compressed or combined on Gen2)."""
+    if m.is_compressed and m.combined is None:
+        return compressed_apply_warnings(m.data)
+    if m.combined is not None:
+        return combined_apply_warnings([p.module.data for p in m.combined])
+    return []
 
 
 def _render_module_text(m: Any, console: Any) -> None:
@@ -166,7 +186,10 @@ def _render_module_text(m: Any, console: Any) -> None:
                 f"{function_name(d.module_function)} idx {d.module_index} >= {d.module_version}",
             )
     s = m.suffix
-    t.add_row("product", f"id {s.product_id}, version {s.product_version}")
+    if s.has_product_fields:
+        t.add_row("product", f"id {s.product_id}, version {s.product_version}")
+    else:
+        t.add_row("product", f"none (suffix_size {s.suffix_size} < 40)")
     t.add_row("suffix_size", str(s.suffix_size))
     t.add_row("sha256", s.sha256.hex())
     for e in list(m.prefix_extensions or ()) + list(s.extensions):
@@ -195,15 +218,18 @@ def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
     results, parsed, worst = _inspect_files(files)
     # Unparseable files are named on stderr in both formats (the JSON carries them too).
     for name, item in zip(files, parsed, strict=True):
-        if isinstance(item, ModuleFormatError):
+        if isinstance(item, FlashroomError):
             msg = str(item)
             click.echo(f"error: {msg if msg.startswith(name) else f'{name}: {msg}'}", err=True)
+    for r in results:
+        for w in r["warnings"]:
+            click.echo(f"warning: {r['file']}: {w}", err=True)
     if fmt == "json":
-        emit_json(results[0] if len(results) == 1 else results)
+        emit_json(results)  # one object per file, a list even for one file
     else:
         console = stdout_console()
         for name, item in zip(files, parsed, strict=True):
-            if isinstance(item, ModuleFormatError):
+            if isinstance(item, FlashroomError):
                 continue
             if verify_only:
                 bad = [c for c in item.checks() if not c.ok]
@@ -215,14 +241,17 @@ def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
             else:
                 _render_module_text(item, console)
     if worst == 2:
-        n_bad = sum(1 for p in parsed if isinstance(p, ModuleFormatError))
+        n_bad = sum(1 for p in parsed if isinstance(p, FlashroomError))
         raise ModuleFormatError(f"{n_bad} of {len(files)} file(s) could not be parsed (see above)")
     if worst == 1:
         raise CheckFailed()
 
 
+_FILES = PathType(dir_okay=False)
+
+
 @module.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=_FILES)
 @format_option
 def inspect(files: tuple[str, ...], fmt: str) -> None:
     """Show what is in modules and whether they are intact.
@@ -230,7 +259,8 @@ def inspect(files: tuple[str, ...], fmt: str) -> None:
     Reads prefix (module_info_t), extensions, suffix, CRC-32 and SHA-256 exactly as Particle's
     binary-version-reader does, plus compressed/combined layouts. Exit 0: every file valid;
     1: a file fails a check (CRC, SHA-256, size against addresses, compressed stream, combined
-    chain); 2: a file cannot be read or parsed (the message names field and offset).
+    chain); 2: a file cannot be read or parsed (the message names field and offset), or is not
+    a Particle module at all. The JSON is a list with one object per file.
 
     \b
     Example:
@@ -240,7 +270,7 @@ def inspect(files: tuple[str, ...], fmt: str) -> None:
 
 
 @module.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=_FILES)
 @format_option
 def verify(files: tuple[str, ...], fmt: str) -> None:
     """Check modules and print only the verdict (same checks and exit codes as inspect).
@@ -256,7 +286,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 
 
 @module.command()
-@click.argument("input_file", required=False, type=click.Path(dir_okay=False))
+@click.argument("input_file", required=False, type=_FILES)
 @platform_option(required=True)
 @click.option(
     "--function",
@@ -268,7 +298,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
     "--index",
     required=True,
     type=click.IntRange(0, 255),
-    help="module_index (user part: 1; system parts: 1-3, spec 1.4).",
+    help="module_index (user part: 1; system parts: 1-3, docs/device-os.md#electron-naming).",
 )
 @click.option(
     "--version",
@@ -299,7 +329,8 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
     type=click.Choice(["stock", "extended"]),
     default="stock",
     show_default=True,
-    help="Refuse a module too large for its region under this layout.",
+    help="Refuse a module too large for its region under this layout. A user part for extended "
+    "depends on the extended system version unless --depends says otherwise.",
 )
 @click.option(
     "--synthetic",
@@ -312,7 +343,8 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 @click.option(
     "--vector-table/--no-vector-table",
     default=None,
-    help="Force a 0x184-byte vector table in front (default: as Device OS, spec 2.2).",
+    help="Force a 0x184-byte vector table in front (default: as Device OS does, "
+    "docs/device-os.md#module-info).",
 )
 @output_option(help="Module file to write (replaced atomically; never left half-written).")
 @format_option
@@ -341,12 +373,14 @@ def pack(
     user.ld link) is finished in place instead, as Device OS's post-link step does: SHA-256
     and CRC-32 written over the placeholder tail. Or use --synthetic SIZE for a module of
     exactly SIZE bytes (emulator and demos). A module too large for its region under --layout
-    is refused, naming the region.
+    is refused, naming the region. With --layout extended a user part depends by default on
+    the extended system version, so stock firmware refuses to run it; a --depends that stock
+    firmware meets gets a warning when the module is larger than stock's user part.
 
     \b
     Example:
       flashroom module pack app.bin --platform electron --function user --index 1 \\
-          --version 6 --start 0x08080000 --depends system:2:2302 --layout extended -o out.bin
+          --version 6 --start 0x08080000 --layout extended -o out.bin
     """
 
     req = PackRequest(
@@ -364,8 +398,11 @@ def pack(
         vector_table=vector_table,
         input_name=input_file or "<synthetic>",
     )
-    data = _read(input_file) if input_file is not None else None
+    check_output_file(output)  # a bad -o fails before the work
+    data = _read(input_file, limit=MAX_PACK_INPUT_SIZE) if input_file is not None else None
     result = pack_module(req, data)
+    for w in result.warnings:
+        warn(w)
     write_bytes_atomic(Path(output), result.module)
     if fmt == "json":
         obj = {"output": output, **result.to_json()}
@@ -384,7 +421,7 @@ def pack(
 
 
 @module.command()
-@click.argument("input_file", type=click.Path(dir_okay=False))
+@click.argument("input_file", type=_FILES)
 @_output_option
 @click.option(
     "--level",
@@ -404,21 +441,27 @@ def pack(
 def compress(input_file: str, output: str, level: int, window_bits: int, fmt: str) -> None:
     """Compress a module (flag 0x02, 8-byte header, raw Deflate) as Particle's tools do.
 
+    Gen2 devices (Photon, P1, Electron) cannot decompress: the module is written, with a
+    warning that its platform cannot apply it.
+
     \b
     Example:
       flashroom module compress user-part.bin -o user-part.compressed.bin
     """
 
+    check_output_file(output)
     data = _read(input_file)
     _refuse_corrupt(input_file, data, "compress")
     with _about(input_file):
         out = compress_module(data, level=level, window_bits=window_bits)
+        for w in compressed_apply_warnings(out):
+            warn(w)
     write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, len(data), len(out), "compressed")
 
 
 @module.command()
-@click.argument("input_file", type=click.Path(dir_okay=False))
+@click.argument("input_file", type=_FILES)
 @_output_option
 @format_option
 def decompress(input_file: str, output: str, fmt: str) -> None:
@@ -429,6 +472,7 @@ def decompress(input_file: str, output: str, fmt: str) -> None:
       flashroom module decompress app.compressed.bin -o app.bin
     """
 
+    check_output_file(output)
     data = _read(input_file)
     with _about(input_file):
         out = decompress_module(data)
@@ -437,54 +481,51 @@ def decompress(input_file: str, output: str, fmt: str) -> None:
 
 
 @module.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=_FILES)
 @_output_option
 @format_option
 def combine(inputs: tuple[str, ...], output: str, fmt: str) -> None:
     """Combine modules into one file (flag 0x04 on all but the last), as Particle's tools do.
+
+    Gen2 devices apply only the first module of a combined file: it is written, with a
+    warning that its platform cannot apply it.
 
     \b
     Example:
       flashroom module combine system-part1.bin user-part.bin -o bundle.bin
     """
 
+    check_output_file(output)
     mods = [_read(p) for p in inputs]
     for p, m in zip(inputs, mods, strict=True):
         _refuse_corrupt(p, m, "combine")
     out = combine_modules(mods)
+    for w in combined_apply_warnings(mods):
+        warn(w)
     write_bytes_atomic(Path(output), out)
     _emit_written(fmt, output, sum(len(m) for m in mods), len(out), f"combined {len(mods)}")
 
 
 @module.command()
-@click.argument("input_file", type=click.Path(dir_okay=False))
-@click.option(
-    "-o",
-    "--output-dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Directory for part1.bin, part2.bin, ...",
-)
+@click.argument("input_file", type=_FILES)
+@out_dir_option(help="Folder for part1.bin, part2.bin, ...", required=True)
 @format_option
-def split(input_file: str, output_dir: str, fmt: str) -> None:
+def split(input_file: str, out: Path, fmt: str) -> None:
     """Split a combined file into its modules (COMBINED cleared, checksums recomputed).
 
     \b
     Example:
-      flashroom module split bundle.bin -o parts/
+      flashroom module split bundle.bin --out parts/
     """
 
     data = _read(input_file)
     with _about(input_file):
         parts = split_modules(data)
-    d = ensure_dir(output_dir)
-    written = []
-    for i, p in enumerate(parts, 1):
-        path = d / f"part{i}.bin"
-        write_bytes_atomic(path, p)
-        written.append({"file": str(path), "size": len(p)})
+    files = {f"part{i}.bin": p for i, p in enumerate(parts, 1)}
+    paths = write_file_set(out, files)
+    written = [{"file": str(p), "size": len(d)} for p, d in zip(paths, parts, strict=True)]
     if fmt == "json":
-        emit_json({"input": input_file, "parts": written})
+        emit_json({"input": input_file, "out": str(out), "parts": written})
     else:
         for w in written:
             click.echo(f"wrote {w['file']}: {w['size']} bytes")
@@ -501,23 +542,23 @@ def _emit_written(fmt: str, output: str, in_size: int, out_size: int, what: str)
 
 
 @module.command()
-@click.argument("app", type=click.Path(dir_okay=False))
+@click.argument("app", type=_FILES)
 @click.option(
     "--against",
     "against",
     multiple=True,
     required=True,
-    type=click.Path(dir_okay=False),
+    type=_FILES,
     help="Installed module (repeat, or list several after one --against).",
 )
-@click.argument("more", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("more", nargs=-1, type=_FILES)
 @format_option
 def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) -> None:
     """Are APP's dependencies met by a set of installed modules? The device's rule.
 
     Each non-NONE dependency slot needs an installed module of the same function and index
-    whose version is at least the required one (spec 2.4, 3.1, 3.2). Exit 1 when one is not
-    met, naming it.
+    whose version is at least the required one (docs/device-os.md#dependencies). Exit 1 when
+    one is not met, naming it; exit 2 when a module is for another platform than APP.
 
     \b
     Example:
@@ -525,7 +566,11 @@ def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) ->
     """
 
     target = _parse(app)
-    installed = [_parse(p) for p in (*against, *more)]
+    names = (*against, *more)
+    installed = [_parse(p) for p in names]
+    require_same_platform(
+        target.info, [(n, m.info) for n, m in zip(names, installed, strict=True)], app
+    )
     result = check_dependencies(target.info, [m.info for m in installed])
     if fmt == "json":
         emit_json({"file": app, "against": [m.filename for m in installed], **result.to_json()})

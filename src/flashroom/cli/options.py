@@ -1,8 +1,13 @@
 """The options several commands share, each declared once with one default.
 
-``--platform``, ``--profile``, ``--bootloader``, ``--granularity``, ``--image`` and
-``-o/--output`` mean the same thing wherever they appear; their choices come from the registries
-(:mod:`flashroom.deviceos`, the flash model's granularities).
+``--platform``, ``--profile``, ``--bootloader``, ``--granularity``, ``--image``,
+``-o/--output`` (the one file a command writes), ``--out`` (the folder a command writes several
+files into) and ``--fast-ota/--no-fast-ota`` mean the same thing wherever they appear; their
+choices come from the registries (:mod:`flashroom.deviceos`, the flash model's granularities).
+
+Outputs follow one rule: flashroom creates only the folder it is told to write into (``--out
+DIR``, not its parents), never the folder of an output file (``-o FILE``), and never replaces
+what is not a regular file.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from flashroom.cli.common import PathType
 from flashroom.deviceos import GEN2_PLATFORMS, GEN2_PROFILES, PLATFORMS, default_profile
 from flashroom.deviceos.gen2 import BOOTLOADER_VARIANTS
 
@@ -50,9 +56,9 @@ def profile_option(f: F) -> F:
         "--profile",
         type=click.Choice(list(GEN2_PROFILES)),
         default=None,
-        help="Firmware behaviour: stock Device OS 2.3.1, or extended (the 256K layout, spec 9, "
-        "Electron only). Default: the platform's largest layout (extended on Electron, stock "
-        "on Photon and P1).",
+        help="Firmware behaviour: stock Device OS 2.3.1, or extended (the 256K layout, Electron "
+        "only; docs/device-os.md#extended). Default: the platform's largest layout (extended "
+        "on Electron, stock on Photon and P1).",
     )(f)
 
 
@@ -68,8 +74,8 @@ def bootloader_option(f: F) -> F:
         type=click.Choice(list(BOOTLOADER_VARIANTS)),
         default="resumable",
         show_default=True,
-        help="Copy semantics (spec 4.5): resumable (>= 1003: a copy cut by a power loss is "
-        "retried at the next boot) or legacy (<= 1002: the slot is cleared first).",
+        help="Copy semantics (docs/device-os.md#copy): resumable (>= 1003: a copy cut by a power "
+        "loss is retried at the next boot) or legacy (<= 1002: the slot is cleared first).",
     )(f)
 
 
@@ -93,24 +99,54 @@ def image_option(f: F) -> F:
     return click.option(
         "--image",
         "image",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=PathType(dir_okay=False, path_type=Path),
         required=True,
         help="Device image file (created by 'flashroom emu new').",
     )(f)
 
 
-def output_option(
-    *, help: str = "File to write (replaced atomically; never left half-written)."
+_OUTPUT_HELP = (
+    "File to write, in an existing folder (replaced atomically, keeping its permissions; "
+    "never left half-written)."
+)
+
+
+def output_option(*, help: str = _OUTPUT_HELP) -> Callable[[F], F]:
+    """``-o/--output FILE``: the one file a command writes."""
+    return click.option("-o", "--output", required=True, type=PathType(dir_okay=False), help=help)
+
+
+def out_dir_option(
+    *, help: str, default: Path | None = None, required: bool = False
 ) -> Callable[[F], F]:
-    """``-o/--output``: the file a command writes."""
-    return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=help)
+    """``--out DIR``: the folder a command writes several files into, as one set."""
+    return click.option(
+        "--out",
+        "out",
+        type=PathType(file_okay=False, path_type=Path),
+        default=default,
+        required=required,
+        show_default=default is not None,
+        help=help + " Created when missing (not its parents); the files are written as a set: "
+        "all of them or, on an error, none.",
+    )
+
+
+def fast_ota_option(*, help: str) -> Callable[[F], F]:
+    """``--fast-ota/--no-fast-ota``: fast OTA (chunks without per-chunk replies), on by
+    default on both ends; ``help`` says what this end does with it."""
+    return click.option(
+        "--fast-ota/--no-fast-ota", "fast_ota", default=True, show_default=True, help=help
+    )
 
 
 __all__ = [
     "GRANULARITIES",
     "bootloader_option",
+    "fast_ota_option",
     "granularity_option",
     "image_option",
+    "out_dir_option",
     "output_option",
     "platform_option",
     "profile_option",

@@ -19,17 +19,19 @@ import click
 from flashroom.cli.common import (
     CheckFailed,
     FlashroomGroup,
+    PathType,
     emit_json,
     format_option,
     progress_bar,
     stdout_console,
 )
+from flashroom.cli.options import fast_ota_option
 from flashroom.cli.params import FiniteFloatRange
 from flashroom.errors import FlashroomError, UsageError
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.server import OtaServer
 from flashroom.ota.server_end import BeginForm, ServerConfig
-from flashroom.particle.module import parse_module
+from flashroom.particle.module import parse_module, read_module_file
 from flashroom.ranges import fmt_size
 
 _DEFAULT_BIND = "127.0.0.1:5683"
@@ -38,7 +40,7 @@ _DEFAULT_BIND = "127.0.0.1:5683"
 # =========================================================================== ota serve
 @click.group(cls=FlashroomGroup)
 def ota() -> None:
-    """Serve updates over CoAP/UDP as the Particle cloud does (spec 6).
+    """Serve updates over CoAP/UDP as the Particle cloud does (docs/device-os.md#protocol).
 
     \b
     Example (two terminals):
@@ -64,13 +66,11 @@ class ServeOptions:
 
 
 def _read_firmware(opts: ServeOptions) -> bytes:
-    """The served file, read once."""
+    """The served file, read once (a regular file no larger than any module)."""
     try:
-        data = opts.firmware.read_bytes()
-    except OSError as e:
-        raise UsageError(
-            f"--firmware {opts.firmware}: cannot read file ({e.strerror or e})"
-        ) from None
+        data = read_module_file(opts.firmware)
+    except FlashroomError as e:
+        raise UsageError(f"--firmware {e}") from None
     if not data:
         raise UsageError(f"--firmware {opts.firmware}: the file is empty")
     return data
@@ -112,15 +112,13 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
 )
 @click.option(
     "--firmware",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PathType(exists=True, dir_okay=False, path_type=Path),
     required=True,
     help="The module file to send (e.g. a user part built for the device).",
 )
-@click.option(
-    "--fast/--no-fast",
-    default=True,
-    show_default=True,
-    help="Request fast OTA (chunks sent without waiting, missed ones resent, spec 6.4).",
+@fast_ota_option(
+    help="Request fast OTA: chunks sent without waiting for each reply, missed ones resent "
+    "(docs/device-os.md#protocol)."
 )
 @click.option(
     "--begin-form",
@@ -128,14 +126,14 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     default="long",
     show_default=True,
     help="UpdateBegin with sizes (long), or without (short: the device takes its own defaults, "
-    "512-byte chunks and its whole OTA region, and fast OTA is off; spec 6.2).",
+    "512-byte chunks and its whole OTA region, and fast OTA is off; docs/device-os.md#protocol).",
 )
 @click.option(
     "--chunk-size",
     type=click.IntRange(1, 65535),
     default=512,
     show_default=True,
-    help="Bytes per chunk (the device default is 512, spec 6.5).",
+    help="Bytes per chunk (the device default is 512, docs/device-os.md#protocol).",
 )
 @click.option(
     "--allow-invalid",
@@ -174,7 +172,7 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
 def serve(
     bind: str,
     firmware: Path,
-    fast: bool,
+    fast_ota: bool,
     chunk_size: int,
     allow_invalid: bool,
     max_sessions: int | None,
@@ -188,8 +186,9 @@ def serve(
 
     A device opens the exchange with a CON `POST h` (Hello); the server then drives
     UpdateBegin (`POST u`), Chunks (`POST c`) and UpdateDone (`PUT u`) towards it, and takes
-    its UpdateReady / ChunkReceived responses and ChunkMissed (`GET c`) requests (spec 6.1).
-    Prints the bound address on stderr, then a per-session report.
+    its UpdateReady / ChunkReceived responses and ChunkMissed (`GET c`) requests
+    (docs/device-os.md#protocol). Prints the bound address on stderr, then a per-session
+    report.
 
     \b
     Example:
@@ -198,7 +197,7 @@ def serve(
     opts = ServeOptions(
         bind,
         firmware,
-        fast,
+        fast_ota,
         chunk_size,
         max_sessions,
         ack_timeout,

@@ -2,7 +2,10 @@
 
 Regions come from the layout package (``flashroom.layout.get_layout``); their contents are read
 from the emulated flash with the device's own rules (spec 2.2 module_info location, CRC over
-``module_length``).
+``module_length``). A user module that runs past the profile's user part is flagged: stock
+firmware runs it after a USB install (spec 3.2), with its tail over the next region.
+
+JSON (docs/json/emu-show.json): addresses and registers are integers with ``*_hex`` twins.
 """
 
 from __future__ import annotations
@@ -10,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flashroom.deviceos.gen2 import INTERNAL_FLASH_END
-from flashroom.emu.dct import DcdStore
+from flashroom.deviceos.gen2 import INTERNAL_FLASH_END, MAGIC_FACTORY, MAGIC_PENDING
+from flashroom.emu.dct import DcdStore, FlashModuleSlot
 from flashroom.emu.flashmal import module_info_at, verify_crc32
 from flashroom.layout import get_layout
 from flashroom.ranges import fmt_addr
@@ -49,8 +52,10 @@ class RegionView:
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "start": fmt_addr(self.start),
-            "end": fmt_addr(self.end),
+            "start": self.start,
+            "start_hex": fmt_addr(self.start),
+            "end": self.end,
+            "end_hex": fmt_addr(self.end),
             "sectors": list(self.sectors),
             "erases": self.erases,
             "content": self.content,
@@ -78,9 +83,13 @@ def _module_here(dev: Device, addr: int, expected_start: int | None) -> dict[str
         "module_index": info.module_index,
         "module_version": info.module_version,
         "platform_id": info.platform_id,
-        "start_address": fmt_addr(start),
+        "start_address": start,
+        "start_address_hex": fmt_addr(start),
+        "end_address": end,
+        "end_address_hex": fmt_addr(end),
         "size": length + 4,
         "crc_ok": verify_crc32(dev.flash, addr, length),
+        "overrun": 0,
     }
 
 
@@ -120,6 +129,10 @@ def flash_map(dev: Device) -> list[RegionView]:
                     f"v{module['module_version']}, {module['size']} bytes, CRC "
                     f"{'ok' if module['crc_ok'] else 'BAD'}"
                 )
+                over = r.start + module["size"] - r.end
+                if r.name == "user_part" and over > 0:
+                    module["overrun"] = over
+                    detail += f"; RUNS {over} bytes PAST the user part end {fmt_addr(r.end)}"
             elif blank:
                 content, detail = "blank", "erased"
             else:
@@ -132,6 +145,24 @@ def flash_map(dev: Device) -> list[RegionView]:
     return out
 
 
+def _slot_json(slot: FlashModuleSlot) -> dict[str, Any]:
+    return {
+        "magic": slot.magicNumber,
+        "magic_hex": f"0x{slot.magicNumber:04x}",
+        "state": {MAGIC_PENDING: "pending", MAGIC_FACTORY: "factory"}.get(
+            slot.magicNumber, "unused"
+        ),
+        "source_address": slot.sourceAddress,
+        "source_address_hex": fmt_addr(slot.sourceAddress),
+        "destination_address": slot.destinationAddress,
+        "destination_address_hex": fmt_addr(slot.destinationAddress),
+        "length": slot.length,
+        "flags": slot.flags,
+        "flags_hex": f"0x{slot.flags:02x}",
+        "module_function": slot.module_function,
+    }
+
+
 def dct_view(dev: Device) -> dict[str, Any]:
     """Both DCT copies, which one is current, and the flash-module slots (no side effects)."""
     store = DcdStore(dev.flash, app_offset=dev.profile.dct_app_offset)
@@ -140,7 +171,8 @@ def dct_view(dev: Device) -> dict[str, Any]:
         st = store.copy_state(i)
         copies.append(
             {
-                "address": fmt_addr(st.address),
+                "address": st.address,
+                "address_hex": fmt_addr(st.address),
                 "seal": st.seal_name,
                 "counter": st.counter,
                 "crc_ok": st.crc_ok,
@@ -152,12 +184,31 @@ def dct_view(dev: Device) -> dict[str, Any]:
     return {
         "current": store.select(),
         "copies": copies,
-        "slots": None if slots is None else [s.to_json() for s in slots],
+        "slots": None if slots is None else [_slot_json(s) for s in slots],
     }
 
 
+def overrun_warnings(regions: list[RegionView], dev: Device) -> list[str]:
+    """A warning for a user module that runs past the profile's user part."""
+    out = []
+    for r in regions:
+        if r.module is not None and r.module.get("overrun", 0) > 0:
+            over = r.module["overrun"]
+            out.append(
+                f"the user module in {r.name} is {r.module['size']} bytes and runs {over} bytes "
+                f"past the {dev.profile.platform}/{dev.profile.name} user part "
+                f"[{fmt_addr(r.start)}, {fmt_addr(r.end)}), over the next region: this firmware "
+                "runs it (the boot check reads its start, CRC and dependencies, not the user "
+                "part's end; docs/device-os.md#boot-check), but OTA updates stay limited to "
+                f"{r.end - r.start} bytes"
+            )
+    return out
+
+
 def show(dev: Device) -> dict[str, Any]:
-    """The ``emu show`` JSON document."""
+    """The ``emu show`` JSON document (docs/json/emu-show.json)."""
+    regions = flash_map(dev)
+    regs = dev.regs.to_json()
     return {
         "platform": dev.profile.platform,
         "profile": dev.profile.name,
@@ -166,16 +217,21 @@ def show(dev: Device) -> dict[str, Any]:
         "state": dev.state,
         "reason": dev.reason,
         "running": None if (m := dev.running_module()) is None else m.to_json(),
-        "regions": [r.to_json() for r in flash_map(dev)],
+        "regions": [r.to_json() for r in regions],
         "dct": dct_view(dev),
-        "backup_registers": dev.regs.to_json(),
+        "backup_registers": {
+            "registers": list(dev.regs.regs),
+            "registers_hex": [f"0x{v:08x}" for v in dev.regs.regs],
+            "system_flags": regs["system_flags"],
+        },
         "counters": {
             "flash_ops": dev.flash.op_count,
             "sector_erases": {str(i): n for i, n in enumerate(dev.flash.erase_counts)},
             "device_time_s": round(dev.flash.device_time_s, 6),
             "device_time_max_s": round(dev.flash.device_time_max_s, 6),
         },
+        "warnings": overrun_warnings(regions, dev),
     }
 
 
-__all__ = ["RegionView", "dct_view", "flash_map", "show"]
+__all__ = ["RegionView", "dct_view", "flash_map", "overrun_warnings", "show"]

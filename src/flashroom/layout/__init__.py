@@ -31,6 +31,7 @@ from flashroom.layout.plan import (
     Plan,
     candidate_layout,
     check_candidate,
+    gains,
     gives_up,
     plan,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "candidate_layout",
     "check_candidate",
     "check_layout",
+    "gains",
     "get_layout",
     "get_platform",
     "gives_up",

@@ -1,8 +1,9 @@
 """Exporters: the GNU ld fragment, the C header and the JSON of a layout, written atomically.
 
 The renderers are pure (layout in, text out); :func:`write_exports` renders everything first and
-then writes each file through a temporary file and ``os.replace``, so a failure never leaves a
-half-written file behind. Pictures are drawn by :mod:`flashroom.report.flashmap`.
+then writes the files as one set (all of them or none, ``flashroom.atomicfile``). Pictures are
+drawn by :mod:`flashroom.report.flashmap`, whose ``export_files`` is the whole ``layout export``
+set.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from pathlib import Path
 
 from flashroom import __version__
-from flashroom.atomicfile import ensure_dir, write_text_atomic
+from flashroom.atomicfile import write_file_set
 from flashroom.layout.model import Layout, Region
 from flashroom.ranges import fmt_addr, fmt_size
 
@@ -51,12 +52,13 @@ def render_ld(layout: Layout) -> str:
  * User part: {up.range} ({fmt_size(up.size)}, {_sectors_text(layout, up)}).
  * The module file (module_info_t at +0 through the CRC-32 trailer) must fit APP_FLASH.
  * Use it in place of the stock APP_FLASH line of the Device OS user-part linker.ld
- * (spec 1.6, 3.5 #1; build tools: spec 9). The start address and the dynalib table
- * ({fmt_addr(dyn)}) are the stock ones (spec 3.5 #4, #24).
+ * (device-os@v2.3.1:modules/electron/user-part/linker.ld:5; flashroom's docs/device-os.md,
+ * section "Extended", says what else changes). The start address and the dynalib table
+ * ({fmt_addr(dyn)}) are the stock ones.
  *
- * USER_FIRMWARE_IMAGE_SIZE is set here for the user-part link only (spec 9, build tools #2).
- * Do not raise the global -DUSER_FIRMWARE_IMAGE_SIZE define: flash_mal.h derives the factory
- * and OTA addresses from it (spec 3.5 #5).
+ * USER_FIRMWARE_IMAGE_SIZE is set here for the user-part link only. Do not raise the global
+ * -DUSER_FIRMWARE_IMAGE_SIZE define: flash_mal.h derives the factory and OTA addresses from it
+ * (device-os@v2.3.1:platform/MCU/STM32F2xx/SPARK_Firmware_Driver/inc/flash_mal.h:80-82).
  */
 
 MEMORY
@@ -67,7 +69,7 @@ MEMORY
 USER_FIRMWARE_IMAGE_LOCATION = {fmt_addr(up.start)};
 USER_FIRMWARE_IMAGE_SIZE = {fmt_addr(up.size)};
 
-/* Dynalib table of the user part: right after the 24-byte module_info_t (spec 2.2). */
+/* Dynalib table of the user part: right after the 24-byte module_info_t. */
 PROVIDE(user_module_table = {fmt_addr(dyn)});
 
 ASSERT(USER_FIRMWARE_IMAGE_LOCATION == ORIGIN(APP_FLASH),
@@ -108,7 +110,8 @@ def render_header(layout: Layout) -> str:
         lines.append(f"#define {base}_SIZE {fmt_addr(r.size)}u")
         lines.append("")
     lines += [
-        "/* user_module_table: the user part's dynalib table (start + 0x18, spec 2.2) */",
+        "/* user_module_table: the user part's dynalib table (start + 0x18, "
+        "docs/device-os.md#module-info) */",
         f"#define FLASHROOM_USER_MODULE_TABLE {fmt_addr(layout.dynalib_address)}u",
         f"#define FLASHROOM_MAX_APP_SIZE {fmt_addr(layout.max_app_size)}u",
         "",
@@ -134,16 +137,11 @@ def render_exports(layout: Layout) -> dict[str, str]:
 
 
 def write_exports(layout: Layout, out_dir: Path) -> list[Path]:
-    """Render and write the text exports into ``out_dir`` (created when missing).
+    """Render and write the text exports into ``out_dir`` (created when missing, not its
+    parents), as one set.
 
     Returns:
         The paths written, in order.
     """
-    files = render_exports(layout)
-    ensure_dir(out_dir)
-    written: list[Path] = []
-    for name, text in files.items():
-        p = out_dir / name
-        write_text_atomic(p, text)
-        written.append(p)
-    return written
+    files = {name: text.encode() for name, text in render_exports(layout).items()}
+    return write_file_set(out_dir, files)

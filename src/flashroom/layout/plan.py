@@ -123,7 +123,7 @@ def candidate_layout(platform: str, user_size: int, ota_size: int | None = None)
         else:
             notes.append(
                 f"candidate: factory image {fac.range} dropped (it no longer fits), so factory "
-                "reset is given up (spec 5.4)"
+                "reset is given up (docs/device-os.md#factory-reset)"
             )
     regions.extend(_free_regions(regions, chip))
     regions.sort(key=lambda r: (r.start, r.end))
@@ -149,8 +149,10 @@ def check_candidate(platform: str, user_size: int, ota_size: int | None = None) 
         extra.append(
             f"{info.name}: a user part larger than {fmt_size(stock.user_part.size)} cannot keep "
             "system OTA. The user slot is followed directly by the OTA scratch, which must hold "
-            "256K system parts (spec 4.6), and sector 11 is both the factory area and the OTA "
-            "scratch (spec 5.4 #5). Growing the user part shrinks the scratch below 256K or "
+            "256K system parts (docs/device-os.md#photon-ota), and sector 11 is both the factory "
+            "area and the OTA "
+            "scratch (docs/device-os.md#factory-reset). Growing the user part shrinks the scratch "
+            "below 256K or "
             "pushes it off the chip."
         )
     return check_layout(lay, tuple(extra))
@@ -187,6 +189,7 @@ class Plan:
         max_app_size: the chosen layout's maximum app size; when nothing fits, the largest
             maximum among the valid layouts.
         gives_up: what the chosen layout gives up compared with stock (e.g. factory reset).
+        gains: what the chosen layout puts to use that stock leaves idle (Electron's sector 11).
         system_ota_capacity: size of the OTA scratch of the chosen (or largest) layout.
         reason: one paragraph explaining the choice or the refusal.
         considered: every layout looked at, in order.
@@ -200,6 +203,7 @@ class Plan:
     system_ota_capacity: int
     reason: str
     considered: tuple[Considered, ...] = field(default=())
+    gains: tuple[str, ...] = ()
 
     @property
     def fits(self) -> bool:
@@ -217,13 +221,17 @@ class Plan:
             "max_app_size": self.max_app_size,
             "headroom": self.max_app_size - self.app_size if lay else None,
             "gives_up": list(self.gives_up),
+            "gains": list(self.gains),
             "system_ota_capacity": self.system_ota_capacity,
             "user_part": (
                 {
                     "start": lay.user_part.start,
+                    "start_hex": fmt_addr(lay.user_part.start),
                     "end": lay.user_part.end,
+                    "end_hex": fmt_addr(lay.user_part.end),
                     "size": lay.user_part.size,
                     "dynalib_address": lay.dynalib_address,
+                    "dynalib_address_hex": fmt_addr(lay.dynalib_address),
                 }
                 if lay
                 else None
@@ -241,10 +249,22 @@ def gives_up(layout: Layout) -> tuple[str, ...]:
         fac = stock.region("factory")
         out.append(
             f"factory reset: the factory image slot {fac.range} is reused, so a factory reset "
-            "(button > 6.5 s, System.factoryReset()) restores nothing (spec 5.4)"
+            "(button > 6.5 s, System.factoryReset()) restores nothing "
+            "(docs/device-os.md#factory-reset)"
         )
+    return tuple(out)
+
+
+def gains(layout: Layout) -> tuple[str, ...]:
+    """What ``layout`` puts to use that its platform's stock layout leaves idle."""
+    stock = get_layout(layout.platform, "stock")
+    out: list[str] = []
     if stock.has("free") and not layout.has("free"):
-        out.append(f"unused sector(s) {stock.region('free').range} (now the OTA scratch)")
+        free = stock.region("free")
+        users = [r.name for r in layout.regions if r.range.overlaps(free.range)]
+        out.append(
+            f"sector(s) {free.range}, unused on stock, now hold {' and '.join(users) or 'data'}"
+        )
     return tuple(out)
 
 
@@ -295,7 +315,7 @@ def plan(platform: str, app_size: int) -> Plan:
                 + (
                     f"OTA scratch {fmt_size(lay.ota_capacity)} keeps OTA for every module"
                     if info.ota_internal
-                    else "OTA is received into external flash (Gen3, spec 7.1)"
+                    else "OTA is received into external flash (Gen3, docs/device-os.md#gen3)"
                 )
                 + (f"; gives up: {'; '.join(gu)}" if gu else "; nothing given up")
             )
@@ -308,6 +328,7 @@ def plan(platform: str, app_size: int) -> Plan:
                 lay.ota_capacity,
                 reason,
                 tuple(considered),
+                gains(lay),
             )
     biggest = best_valid
     max_size = biggest.max_app_size if biggest else 0
@@ -334,7 +355,8 @@ def plan(platform: str, app_size: int) -> Plan:
     if info.name in ("photon", "p1"):
         reason += (
             f". On {info.name} the OTA scratch follows the user slot directly and must hold 256K "
-            "system parts; sector 11 is both factory area and OTA scratch (spec 4.6, 5.4 #5)"
+            "system parts; sector 11 is both factory area and OTA scratch "
+            "(docs/device-os.md#photon-ota, #factory-reset)"
         )
     return Plan(
         info.name,

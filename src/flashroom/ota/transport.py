@@ -68,6 +68,25 @@ def aiocoap_reencode(data: bytes) -> bytes:
         raise TransportError(f"aiocoap rejects the datagram: {e}") from e
 
 
+def _check_host(host: str, what: str) -> str:
+    """Refuse a host name DNS cannot carry (a label over 63 bytes, a name over 253), which
+    the resolver would otherwise answer with an encoding error.
+
+    Raises:
+        TransportError: the name is too long.
+    """
+    name = host.rstrip(".")
+    if len(name) > 253:
+        raise TransportError(f"{what}: host name of {len(name)} characters; at most 253")
+    for label in name.split("."):
+        if len(label.encode("utf-8", "replace")) > 63:
+            raise TransportError(
+                f"{what}: host name label {label[:20]}... is {len(label)} characters; a DNS "
+                "label has at most 63"
+            )
+    return host
+
+
 def parse_coap_url(url: str) -> tuple[str, int]:
     """``coap://HOST:PORT`` (port defaults to 5683) -> ``(host, port)``.
 
@@ -81,7 +100,7 @@ def parse_coap_url(url: str) -> tuple[str, int]:
         port = parts.port or 5683
     except ValueError as e:
         raise TransportError(f"server URL {url!r}: bad port ({e})") from e
-    return parts.hostname, port
+    return _check_host(parts.hostname, f"server URL {url[:60]!r}"), port
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -99,7 +118,7 @@ def parse_bind(bind: str) -> tuple[str, int]:
         raise TransportError(f"bind address {bind!r}: port {port!r} is not a number") from None
     if not 0 <= p <= 65535:
         raise TransportError(f"bind address {bind!r}: port {p} outside 0..65535")
-    return host.strip("[]"), p
+    return _check_host(host.strip("[]"), f"bind address {bind[:60]!r}"), p
 
 
 _RCVBUF_BYTES = 4 * 1024 * 1024

@@ -8,7 +8,8 @@ every sector is drawn the same height, so the 16K sectors stay legible beside th
 sector column on the left gives each sector's index, start address and size. On chips with many
 equal pages (nRF52840) the scale is linear in address. Regions that differ from the first
 (reference) layout get a thick outline; regions that share bytes by design (Photon's OTA scratch
-over the factory sector) are drawn side by side, hatched.
+over the factory sector) are drawn side by side, hatched; unused sectors are dotted. The legend
+under the picture explains only what the picture shows.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from flashroom.atomicfile import ensure_dir, write_bytes_atomic
+from flashroom.atomicfile import write_bytes_atomic, write_file_set
 from flashroom.errors import UsageError
+from flashroom.layout.export import render_exports
 from flashroom.layout.model import Layout, Region
 from flashroom.ranges import fmt_addr, fmt_size
 
@@ -176,6 +178,26 @@ def _draw_sector_column(ax: Any, layout: Layout, x0: float, width: float) -> Non
     ax.text(x0 + width / 2, height + 0.25, title, ha="center", va="bottom", fontsize=8)
 
 
+def _changed(layout: Layout, reference: Layout) -> bool:
+    ref = {(r.name, r.start, r.end) for r in reference.regions}
+    return any((r.name, r.start, r.end) not in ref for r in layout.regions)
+
+
+def legend(layouts: Sequence[Layout]) -> str:
+    """The text under the picture: only the marks the picture actually uses."""
+    lines = ["Low addresses at the bottom; ranges half-open [start, end)."]
+    marks = []
+    if any(_changed(lay, layouts[0]) for lay in layouts[1:]):
+        marks.append("Red outline: differs from the leftmost layout.")
+    if any(n > 1 for lay in layouts for _, n in _lanes(lay.regions).values()):
+        marks.append("Hatched: regions that share bytes by design.")
+    if any(r.name == "free" for lay in layouts for r in lay.regions):
+        marks.append("Dotted: unused sector (no module).")
+    if marks:
+        lines.append(" ".join(marks))
+    return "\n".join(lines)
+
+
 def figure_bytes(layouts: Sequence[Layout], fmt: str, title: str | None = None) -> bytes:
     """Render ``layouts`` side by side and return the image bytes (``fmt``: ``svg``/``png``).
 
@@ -214,14 +236,7 @@ def figure_bytes(layouts: Sequence[Layout], fmt: str, title: str | None = None) 
         fig.suptitle(
             title or f"{ref.platform} flash map: {names}", fontsize=12, weight="bold", y=0.985
         )
-        fig.text(
-            0.02,
-            0.008,
-            "Low addresses at the bottom; ranges half-open [start, end).\nRed outline: differs "
-            "from the leftmost layout. Hatched: regions that share bytes by design.",
-            fontsize=7.5,
-            color="#444444",
-        )
+        fig.text(0.02, 0.008, legend(layouts), fontsize=7.5, color="#444444")
         buf = io.BytesIO()
         meta: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": None}
         fig.savefig(buf, format=fmt, metadata=meta)
@@ -249,9 +264,25 @@ def render_flash_map(layouts: Sequence[Layout], path: Path, title: str | None = 
     return path
 
 
+def flash_map_files(
+    layouts: Sequence[Layout], stem: str = "flash-map", title: str | None = None
+) -> dict[str, bytes]:
+    """``<stem>.svg`` and ``<stem>.png`` as file name -> bytes."""
+    return {f"{stem}.{ext}": figure_bytes(layouts, ext, title) for ext in ("svg", "png")}
+
+
 def write_flash_maps(
     layouts: Sequence[Layout], out_dir: Path, stem: str = "flash-map", title: str | None = None
 ) -> list[Path]:
-    """Write ``<stem>.svg`` and ``<stem>.png`` into ``out_dir``; returns the paths."""
-    ensure_dir(out_dir)
-    return [render_flash_map(layouts, out_dir / f"{stem}.{ext}", title) for ext in ("svg", "png")]
+    """Write ``<stem>.svg`` and ``<stem>.png`` into ``out_dir`` (as a set); returns the paths."""
+    return write_file_set(out_dir, flash_map_files(layouts, stem, title))
+
+
+def export_files(layout: Layout, stock: Layout | None = None) -> dict[str, bytes]:
+    """Everything ``layout export`` writes, as file name -> bytes: ``user-part.ld``,
+    ``flash_layout.h``, ``layout.json`` and the flash-map pictures (``stock`` beside ``layout``
+    when they differ). ``demo`` writes the same set into ``export/``."""
+    files = {name: text.encode() for name, text in render_exports(layout).items()}
+    pair = [layout] if stock is None or stock is layout else [stock, layout]
+    files.update(flash_map_files(pair))
+    return files

@@ -11,6 +11,7 @@ check``; 6) the report files and the layout exports.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from flashroom.layout import check_candidate, get_layout
 from flashroom.ota.link import get_link
 from flashroom.ota.server_end import ServerConfig
 from flashroom.ota.simulate import simulate
-from flashroom.particle.build import synthetic_user_app
+from flashroom.particle.build import device_os_install, synthetic_user_app
 from flashroom.particle.module_info import read_module_info_at
 from flashroom.ranges import fmt_addr, fmt_size
 from flashroom.scenarios.sweep import SweepConfig, run_sweep
@@ -83,6 +84,8 @@ class DemoReport:
     files: list[str]
     quick: bool
     wall_s: float = 0.0
+    #: What the story ran on: name -> {"sha256", "size", "how"} (the report prints them).
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -106,6 +109,7 @@ class DemoReport:
             "ok": self.ok,
             "quick": self.quick,
             "wall_s": round(self.wall_s, 2),
+            "inputs": self.inputs,
             "steps": [s.to_json() for s in self.steps],
             "files": self.files,
         }
@@ -138,8 +142,8 @@ def step_maps() -> DemoStep:
         [
             f"Stock Device OS 2.3.1: user part {fmt_size(stock.user_part.size)} at "
             f"{fmt_addr(stock.user_part.start)} (sector 8), factory image in sector 9, "
-            "OTA scratch in sector 10, sector 11 unused (spec 1.3).",
-            f"Extended (spec 9): user part {fmt_size(ext.user_part.size)} "
+            "OTA scratch in sector 10, sector 11 unused (docs/device-os.md#maps).",
+            f"Extended (docs/device-os.md#extended): user part {fmt_size(ext.user_part.size)} "
             f"{fmt_addr(ext.user_part.start)}-{fmt_addr(ext.user_part.end)} (sectors 8-9), "
             f"OTA scratch {fmt_size(ext.ota_capacity)} (sectors 10-11), factory image retired. "
             "The user start address and the dynalib table do not move.",
@@ -202,11 +206,12 @@ def step_refused(app: bytes) -> DemoStep:
         f"A {fmt_size(len(app))} app is refused by stock Device OS",
         [
             f"OTA result: {out.get('result')}, error {code}: {err.get('message')}",
-            f"Why (spec 3.5 #20): fetch_module requires module_end_address "
+            f"Why (docs/device-os.md#extended): fetch_module requires module_end_address "
             f"{fmt_addr(info.module_end_address)} <= the user bounds end "
             f"{fmt_addr(stock.user_part.end)}; -1300 is OTA_MODULE_NOT_FOUND and no slot is "
             "written.",
-            f"The old app still runs, byte for byte: {before == after} (boot: {out.get('boot')}).",
+            f"The old app still runs, byte for byte: {'yes' if before == after else 'NO'} "
+            f"(boot: {out.get('boot')}).",
         ],
         [map_table],
         {
@@ -246,7 +251,8 @@ def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
     # byte for byte: the user part now holds exactly the delivered file, and it runs
     runs_new = out.get("boot") == "application" and dev.user_part_bytes() == app
     lines.append(
-        f"After the reset the bootloader copied sectors 8-9 (spec 4.5); boot: {out.get('boot')}, "
+        "After the reset the bootloader copied sectors 8-9 (docs/device-os.md#copy); boot: "
+        f"{out.get('boot')}, "
         f"running a {running.get('size')}-byte USER_PART v{running.get('module_version')}: "
         f"{'the new app' if runs_new else 'NOT the new app'}."
     )
@@ -301,7 +307,8 @@ def step_sweep(
         f"{j['proven_equivalent']} cut points were proven to behave exactly like a booted one "
         "(their state differs only in bytes the recovery boot never depended on).",
         f"The same sweep with a legacy bootloader (<= 1002, clears the slot before copying, "
-        f"spec 4.5), at chunk granularity: {lj['counts']['invariant_violation']} cut points "
+        f"docs/device-os.md#copy), at chunk granularity: {lj['counts']['invariant_violation']} "
+        "cut points "
         "leave the device in safe mode with neither app: the sweep does catch the hazard.",
         f"{j['wall_s']} s for the main sweep ({j['points_per_s']} cut points/s).",
     ]
@@ -387,6 +394,18 @@ def run_story(
     done(step_192k())
     report = DemoReport(steps, [], quick)
     report.wall_s = time.perf_counter() - t0
+    report.inputs = {
+        "app": {
+            "sha256": hashlib.sha256(app).hexdigest(),
+            "size": len(app),
+            "how": f"synthetic_user_app({APP_SIZE}, platform='electron', version=7, seed=200)",
+        },
+        "device_os_install": {
+            "sha256": hashlib.sha256(b"".join(device_os_install("electron"))).hexdigest(),
+            "size": sum(len(m) for m in device_os_install("electron")),
+            "how": "device_os_install('electron'): the synthetic Device OS 2.3.1 modules",
+        },
+    }
     return report
 
 

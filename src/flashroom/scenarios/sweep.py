@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import shlex
+import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from flashroom.atomicfile import ensure_dir, write_bytes_atomic, write_text_atomic
+from flashroom.atomicfile import write_file_set
 from flashroom.errors import EmulatorError, ParamError
 from flashroom.progress import ProgressFn
 from flashroom.ranges import fmt_addr, fmt_size
@@ -378,26 +381,53 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
     """Write what a sweep used, so a failure can be reproduced by hand with ``flashroom emu``.
 
     Writes ``device-before.img`` (the device just before the scenario: old app installed and
-    booted), ``old.bin``, ``new.bin`` and ``reproduce.sh`` (the commands of
-    :meth:`SweepResult.reproduce` for the first failure, or for cut point 0 when none failed).
+    booted), ``old.bin``, ``new.bin`` and an executable ``reproduce.sh`` (the commands of
+    :meth:`SweepResult.reproduce` for the first failure, or for cut point 0 when none failed),
+    as one set. The script runs from any folder (it works on the files beside it) and runs
+    the flashroom that wrote it unless ``$FLASHROOM`` names another.
 
     Returns:
         The files written.
     """
 
     setup = _prepare(replace(result.config, workers=1))
-    ensure_dir(out_dir)
     setup.device.restore(setup.snap0)
-    img = out_dir / "device-before.img"
-    setup.device.save(img)
-    write_bytes_atomic(out_dir / "old.bin", setup.old)
-    write_bytes_atomic(out_dir / "new.bin", setup.new)
     target = result.first_failure or CutResult(0, False, "", "", "")
-    cmds = result.reproduce(target, str(out_dir))
-    # no `set -e`: the cut run itself exits non-zero (interrupted) by design
-    script = "#!/bin/sh\n# reproduce a sweep cut point by hand\n" + "\n".join(cmds) + "\n"
-    write_text_atomic(out_dir / "reproduce.sh", script)
-    return [img, out_dir / "old.bin", out_dir / "new.bin", out_dir / "reproduce.sh"]
+    cmds = result.reproduce(target, ".")
+    files = {
+        "device-before.img": setup.device.image_bytes(),
+        "old.bin": setup.old,
+        "new.bin": setup.new,
+        "reproduce.sh": reproduce_script(cmds).encode(),
+    }
+    return write_file_set(out_dir, files, modes={"reproduce.sh": 0o755})
+
+
+def reproduce_script(commands: Sequence[str]) -> str:
+    """A POSIX sh script running ``commands`` (``flashroom ...`` lines) in its own folder."""
+    entry = shutil.which("flashroom")
+    fallback = f"{shlex.quote(sys.executable)} -m flashroom"
+    lines = [
+        "#!/bin/sh",
+        "# Reproduce a sweep cut point by hand: run it from anywhere; it works on the files",
+        "# beside it. FLASHROOM=... picks the flashroom to run (default: the one that wrote it).",
+        "# No 'set -e': the cut run itself exits non-zero (interrupted) by design.",
+        'cd "$(dirname "$0")" || exit 2',
+        'if [ -z "${FLASHROOM:-}" ]; then',
+    ]
+    if entry:
+        lines += [
+            f"  if [ -x {shlex.quote(entry)} ]; then FLASHROOM={shlex.quote(entry)}",
+            f"  else FLASHROOM={shlex.quote(fallback)}; fi",
+        ]
+    else:
+        lines.append(f"  FLASHROOM={shlex.quote(fallback)}")
+    lines.append("fi")
+    for c in commands:
+        lines.append(
+            "$FLASHROOM " + c.removeprefix("flashroom ") if c.startswith("flashroom ") else c
+        )
+    return "\n".join(lines) + "\n"
 
 
 __all__ = [

@@ -89,7 +89,7 @@ def test_json_export_is_the_show_contract() -> None:
 
 
 def test_write_exports_creates_directory_and_three_files(tmp_path: Path) -> None:
-    out = tmp_path / "a" / "b"
+    out = tmp_path / "a"
     paths = write_exports(get_layout("electron", "extended"), out)
     assert sorted(p.name for p in paths) == ["flash_layout.h", "layout.json", "user-part.ld"]
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths)

@@ -61,12 +61,17 @@ def test_non_positive_app_size_is_a_usage_error() -> None:
         plan("electron", 0)
 
 
-def test_extended_gives_up_factory_and_spare_sector_stock_gives_up_nothing() -> None:
-    from flashroom.layout import get_layout
+def test_extended_gives_up_factory_only_and_lists_the_spare_sector_as_a_gain() -> None:
+    from flashroom.layout import gains, get_layout
 
-    assert gives_up(get_layout("electron")) == ()
+    assert gives_up(get_layout("electron")) == () and gains(get_layout("electron")) == ()
     gu = gives_up(get_layout("electron", "extended"))
-    assert len(gu) == 2 and "0x080a0000-0x080c0000" in gu[0]
+    assert len(gu) == 1 and "0x080a0000-0x080c0000" in gu[0]
+    assert not any("0x080e0000" in g for g in gu)  # sector 11 is not a loss
+    (gain,) = gains(get_layout("electron", "extended"))
+    assert "0x080e0000-0x08100000" in gain and "ota_scratch" in gain
+    p = plan("electron", 200 * K)
+    assert p.gains == (gain,) and p.to_json()["gains"] == [gain]
 
 
 def test_candidate_keeps_factory_while_it_still_fits() -> None:

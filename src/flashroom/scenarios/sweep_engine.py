@@ -436,8 +436,9 @@ class _Runner:
         size = len(call.data or b"")
         fl, w = self.flash, call.width
         j1, j2 = ref.local_op, n - call.first_op
-        lo = min(fl.op_bytes(j1, size, w), fl.op_bytes(j2, size, w))
-        hi = max(fl.op_bytes(j1 + 1, size, w), fl.op_bytes(j2 + 1, size, w))
+        a = call.arg
+        lo = min(fl.op_bytes(j1, size, w, a), fl.op_bytes(j2, size, w, a))
+        hi = max(fl.op_bytes(j1 + 1, size, w, a), fl.op_bytes(j2 + 1, size, w, a))
         if ref.tracker.intersects(call.arg + lo, call.arg + hi):
             return None
         return ref

@@ -113,6 +113,10 @@ class TransportError(OtaError):
     """The transport (CoAP/UDP) failed: peer gone, timeout, malformed datagram."""
 
 
+class Interrupted(FlashroomError):
+    """The user interrupted a long run (Ctrl-C); the message says what was left unfinished."""
+
+
 class OutputError(FlashroomError, OSError):
     """An output file or directory cannot be written (missing or read-only directory, a file
     where a directory is needed, disk full...). Also an ``OSError``, so callers that caught the

@@ -14,8 +14,14 @@ from typing import Any
 import click
 
 from flashroom import __version__
-from flashroom.cli.common import EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_INTERNAL, CheckFailed
-from flashroom.errors import FlashroomError
+from flashroom.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_CHECK_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    CheckFailed,
+)
+from flashroom.errors import FlashroomError, Interrupted
 
 # noun -> (module, attribute, one-line help)
 _NOUNS: dict[str, tuple[str, str, str]] = {
@@ -73,7 +79,15 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="flashroom", standalone_mode=False)
     except CheckFailed:
         sys.exit(EXIT_CHECK_FAILED)
-    except click.exceptions.Abort:
+    except (Interrupted, KeyboardInterrupt) as e:
+        # one line: what was left unfinished (nothing half-written: outputs are atomic)
+        what = str(e) if isinstance(e, Interrupted) else "interrupted"
+        click.echo(f"interrupted: {what}; nothing was saved", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("interrupted: stopped by Ctrl-C; nothing was saved", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         click.echo("aborted", err=True)
         sys.exit(EXIT_BAD_INPUT)
     except click.ClickException as e:

@@ -26,7 +26,7 @@ from flashroom.deviceos.gen2 import (
 from flashroom.deviceos.ota import FileTransferDescriptor
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.dct import DcdStore
-from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
+from flashroom.emu.flash import FaultKind, FlashSnapshot, Granularity, NorFlash
 from flashroom.emu.flashmal import module_info_at, stored_sha256
 from flashroom.emu.hardware import Hardware
 from flashroom.emu.image import decode_image, encode_image
@@ -41,7 +41,14 @@ from flashroom.emu.outcome import (
 )
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
-from flashroom.errors import EmulatorError, FlashroomError, OtaError, PowerCut
+from flashroom.errors import (
+    EmulatorError,
+    FlashOpError,
+    FlashroomError,
+    OtaError,
+    ParamError,
+    PowerCut,
+)
 from flashroom.particle.build import device_os_install, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.ranges import fmt_addr
@@ -116,6 +123,9 @@ class Device:
         self.reason = ""
         self._system = SystemFirmware(self.hw)
         self._transfer: FileTransferDescriptor | None = None
+        self._armed = False
+        #: the fault armed for the last run fired (False: the run never reached it)
+        self.fault_fired = False
 
     # ================================================================== construction
     @classmethod
@@ -300,6 +310,7 @@ class Device:
         cut_at_op: int | None = None,
         torn: bool = False,
         seed: int = 0,
+        fail_at_op: int | None = None,
     ) -> Outcome:
         """Power the device on (again): bootloader, then system firmware (spec 4.4, 3.2).
 
@@ -309,17 +320,18 @@ class Device:
                 the middle of a bootloader copy that a previous cut left pending.
             torn: the cut operation happens partially (see :meth:`NorFlash.arm_fault`).
             seed: seed of the torn operation.
+            fail_at_op: flash operation N of this boot fails with an FLASH_SR error (a
+                brown-out) instead; the firmware's own error handling runs.
         """
         start = self._counters()
         self.hw.events = []
-        if cut_at_op is not None:
-            self.flash.arm_fault(cut_at_op, torn, seed)
+        self._arm(cut_at_op, torn, seed, fail_at_op)
         try:
             self._power_on(button_s=button_s)
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
-            self.flash.disarm()
+            self._disarm()
         return self._outcome(RunResult.BOOTED, None, start)
 
     def reset(self) -> Outcome:
@@ -328,6 +340,7 @@ class Device:
 
     def status(self) -> Outcome:
         """The device as it stands, without running anything (result ``running``)."""
+        self.hw.events = []
         return self._outcome(RunResult.RUNNING, None, self._counters())
 
     def factory_reset(self) -> Outcome:
@@ -349,6 +362,7 @@ class Device:
         cut_at_op: int | None = None,
         torn: bool = False,
         seed: int = 0,
+        fail_at_op: int | None = None,
     ) -> Outcome:
         """Write ``module`` over USB DFU (spec 3.4), then leave DFU (reset) unless ``reset=False``.
 
@@ -377,8 +391,7 @@ class Device:
             )
         start = self._counters()
         self.hw.events = [f"dfu: write {len(module)} bytes at {fmt_addr(address)}"]
-        if cut_at_op is not None:
-            self.flash.arm_fault(cut_at_op, torn, seed)
+        self._arm(cut_at_op, torn, seed, fail_at_op)
         try:
             first = self.flash.sector_index(address)
             last = self.flash.sector_index(end - 1)
@@ -392,8 +405,12 @@ class Device:
                 self.state = BootMode.DFU
         except PowerCut as e:
             return self._interrupted(start, e)
+        except FlashOpError as e:  # the DFU write reports the error; the host tool stops
+            self.state = BootMode.DFU
+            self.reason = f"DFU write failed: {e}"
+            return self._outcome(RunResult.REJECTED, OutcomeError(None, self.reason), start)
         finally:
-            self.flash.disarm()
+            self._disarm()
         return self._outcome(RunResult.APPLIED, None, start)
 
     def ota(
@@ -404,6 +421,7 @@ class Device:
         torn: bool = False,
         seed: int = 0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        fail_at_op: int | None = None,
     ) -> Outcome:
         """A cloud OTA: UpdateBegin (length = ``len(module)``), chunks in order, UpdateDone,
         then the unconditional reset (spec 4.2 #4), the bootloader apply and the boot.
@@ -426,8 +444,7 @@ class Device:
         self._require_running("an OTA update")
         start = self._counters()
         self.hw.events = []
-        if cut_at_op is not None:
-            self.flash.arm_fault(cut_at_op, torn, seed)
+        self._arm(cut_at_op, torn, seed, fail_at_op)
         error: OutcomeError | None = None
         try:
             sysfw = self._system
@@ -449,7 +466,7 @@ class Device:
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
-            self.flash.disarm()
+            self._disarm()
         if error is None:
             error = self._applied_check(module)
         return self._outcome(
@@ -541,6 +558,24 @@ class Device:
         return self.finish_firmware_update(file, UpdateFlag.SUCCESS)
 
     # ================================================================== internals
+    def _disarm(self) -> None:
+        self.fault_fired = self._armed and not self.flash.armed
+        self._armed = False
+        self.flash.disarm()
+
+    def _arm(self, cut_at_op: int | None, torn: bool, seed: int, fail_at_op: int | None) -> None:
+        if cut_at_op is not None and fail_at_op is not None:
+            raise ParamError(
+                "cut_at_op and fail_at_op cannot be combined: one fault per run",
+                "cut_at_op",
+                "fail_at_op",
+            )
+        if cut_at_op is not None:
+            self.flash.arm_fault(cut_at_op, torn, seed)
+        elif fail_at_op is not None:
+            self.flash.arm_fault(fail_at_op, kind=FaultKind.FAIL)
+        self._armed = self.flash.armed
+
     def _require_running(self, what: str) -> None:
         if self.state in ("application", "safe_mode", "factory", "system_mismatch"):
             return  # a device with mismatched system parts still runs (undefined, spec 8.9)

@@ -30,7 +30,7 @@ from typing import Any
 
 from flashroom.deviceos.gen2 import DCT_SECTOR_ADDRS, DCT_SECTOR_SIZE
 from flashroom.emu.device import Device, DeviceSnapshot
-from flashroom.emu.flash import FlashEvent, FlashEventKind
+from flashroom.emu.flash import FaultKind, FlashEvent, FlashEventKind
 from flashroom.emu.outcome import Outcome
 from flashroom.errors import FlashroomError, PowerCut
 from flashroom.layout import get_layout
@@ -409,7 +409,9 @@ class _Runner:
         call = s.calls[k]
         if s.cfg.method == "rerun":
             dev.restore(s.snap0)
-            dev.flash.arm_fault(n, torn, s.cfg.seed)
+            kind = FaultKind.FAIL if s.cfg.fault == "fail" else FaultKind.CUT
+            dev.flash.arm_fault(n, torn, s.cfg.seed, kind)
+            # a failed operation lets the scenario run on (Device OS handles the error)
             with contextlib.suppress(PowerCut):
                 _run_scenario(dev, s.cfg.scenario, s.new)
             dev.flash.disarm()

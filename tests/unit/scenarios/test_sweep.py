@@ -176,7 +176,7 @@ def test_an_unreachable_scheduler_is_a_precise_error(monkeypatch: pytest.MonkeyP
     from flashroom.scenarios import sweep_pool
 
     monkeypatch.setattr(sweep_pool, "CONNECT_TIMEOUT_S", 1.0)
-    with pytest.raises(ParamError, match="scheduler tcp://127.0.0.1:9: cannot connect"):
+    with pytest.raises(ParamError, match=r"scheduler tcp://127\.0\.0\.1:9: cannot connect"):
         run_sweep(SweepConfig(granularity="chunk", scheduler="tcp://127.0.0.1:9", last_op=4))
 
 

@@ -18,6 +18,7 @@ from flashroom.firmware.image import (
     VECTOR_TABLE_INFO_OFFSET,
     FirmwareImage,
     check_bootloader,
+    install_image,
 )
 from flashroom.firmware.machine import (
     DEFAULT_BUDGET,
@@ -53,15 +54,8 @@ def load_bootloader(
 
 
 def install_bootloader(flash: NorFlash, image: FirmwareImage) -> None:
-    """Write ``image`` into its sector(s): erase, then program 32-bit words, 0xFF-padded (DFU).
-
-    These are ordinary NorFlash operations (counted, fault-injectable) made by the host.
-    """
-    first = flash.sector_index(image.address)
-    last = flash.sector_index(image.end - 1)
-    for i in range(first, last + 1):
-        flash.erase_sector(i)
-    flash.program(image.address, image.data + b"\xff" * (-len(image.data) % 4))
+    """Write a checked bootloader into sector 0 (erase + program, see :func:`install_image`)."""
+    install_image(flash, image)
 
 
 class RealBootloader:

@@ -2,7 +2,11 @@
 
 An image is what goes into flash (bytes at an absolute address) plus what the runner needs to
 start or call it: the ``module_info_t`` the device reads (spec 2.1-2.2) and, for an ELF, its
-symbol table. Validation here is the bad-input contract of the runner: every refusal is a
+symbol table. A Device OS ``.elf`` holds placeholders where the build writes the module's
+SHA-256 and CRC-32 into the ``.bin`` (spec 2.5): run the ``.bin`` and take symbols from the
+``.elf`` beside it (``SystemParts.from_folder`` in :mod:`flashroom.firmware.ota` does).
+
+Validation here is the bad-input contract of the runner: every refusal is a
 :class:`FirmwareImageError` naming the file and the field, never a crash later in the emulator.
 """
 
@@ -14,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flashroom.emu.flash import NorFlash
 from flashroom.errors import ModuleFormatError
 from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.particle.module_info import (
@@ -257,6 +262,20 @@ def _load_elf(data: bytes, name: str) -> tuple[int, bytes, dict[str, int]]:
     return base, bytes(img), symbols
 
 
+# ---------------------------------------------------------------------------- installing
+def install_image(flash: NorFlash, image: FirmwareImage) -> None:
+    """Write ``image`` where it belongs: erase every sector it touches, then program 32-bit
+    words with a 0xFF-padded tail (what DFU does, spec 3.4).
+
+    These are ordinary NorFlash operations (counted, fault-injectable) made by the host.
+    """
+    first = flash.sector_index(image.address)
+    last = flash.sector_index(image.end - 1)
+    for i in range(first, last + 1):
+        flash.erase_sector(i)
+    flash.program(image.address, image.data + b"\xff" * (-len(image.data) % 4))
+
+
 # ---------------------------------------------------------------------------- role checks
 def check_bootloader(image: FirmwareImage, target: FirmwareTarget = ELECTRON) -> None:
     """Refuse what cannot be a bootloader for ``target`` (the runner's bad-input verdicts).
@@ -325,4 +344,5 @@ __all__ = [
     "FirmwareSymbolError",
     "check_bootloader",
     "check_vector_table",
+    "install_image",
 ]

@@ -207,3 +207,9 @@ def fw(device_os: Path) -> SimpleNamespace:
         make_device=make_device,
         model_boot=model_boot,
     )
+
+
+@pytest.fixture
+def width_flash() -> type[WidthNorFlash]:
+    """The width-aware NorFlash class (no Device OS binaries needed)."""
+    return WidthNorFlash

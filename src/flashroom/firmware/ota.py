@@ -1,0 +1,341 @@
+"""The real system OTA receive/finish path, called at function level (spec 11.2, 4.1-4.2).
+
+The three real system modules and the bootloader sit in the device's flash; nothing boots (no
+RTOS, no modem). After the static-RAM initialisation of spec 11.2 the runner calls the functions
+the protocol layer itself calls, exported by system module idx 2 (``system_dynalib.h``
+entries 16-18):
+
+* ``Spark_Prepare_For_Firmware_Update(FileTransfer::Descriptor&, uint32_t flags, void*)``
+* ``Spark_Save_Firmware_Chunk(FileTransfer::Descriptor&, const uint8_t*, void*)``
+* ``Spark_Finish_Firmware_Update(FileTransfer::Descriptor&, uint32_t flags, void*)``
+
+:class:`RealSystemOta` has the shape of an OTA target (``prepare``/``save_chunk``/``finish``)
+so the same transfer can be driven into the model (``Device.ota_begin/ota_write/ota_finish``)
+and into the real code and the flash compared byte for byte.
+
+Runner choices (not Device OS facts): the descriptor and the chunk buffer live in SRAM at
+:data:`ARGS_ADDRESS` (high in the user-part RAM, unused since no application runs), the stack at
+the top of SRAM (the system stack region, spec 1.7), each call returns to the machine's trap.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from flashroom.emu.flash import NorFlash
+from flashroom.emu.sysflags import BackupRegisters
+from flashroom.errors import EmulatorError, PowerCut
+from flashroom.firmware import stm32f2 as st
+from flashroom.firmware.flashport import FlashRecorder
+from flashroom.firmware.image import (
+    FirmwareImage,
+    FirmwareImageError,
+    FirmwareSymbolError,
+    install_image,
+)
+from flashroom.firmware.machine import DEFAULT_BUDGET, Machine, Outcome, RunResult
+from flashroom.firmware.targets import ELECTRON, FirmwareTarget
+from flashroom.particle.module_info import ModuleFunction
+from flashroom.ranges import fmt_addr
+
+#: Where the runner puts the descriptor; the chunk buffer follows at +0x100.
+ARGS_ADDRESS = 0x2001A000
+#: The largest chunk :meth:`RealSystemOta.save_chunk` passes (the buffer ends well below
+#: system static RAM at 0x2001BC00).
+MAX_CHUNK = 0x1000
+#: ``SYSTEM_FLAG_OTA_UPDATE_ENABLED`` (system/inc/system_update.h:79-92).
+SYSTEM_FLAG_OTA_UPDATE_ENABLED = 1
+#: ``UpdateFlag::SUCCESS``: Finish validates and applies.
+UPDATE_FLAG_SUCCESS = 1
+
+#: The functions the runner calls, and the module index that holds each (spec 11.2).
+ENTRY_POINTS: tuple[tuple[str, int], ...] = (
+    ("module_system_part1_pre_init", 1),
+    ("system_set_flag", 2),
+    ("Spark_Prepare_For_Firmware_Update", 2),
+    ("Spark_Save_Firmware_Chunk", 2),
+    ("Spark_Finish_Firmware_Update", 2),
+)
+
+
+@dataclass(frozen=True)
+class OtaDescriptor:
+    """``FileTransfer::Descriptor``: 20 bytes, packed (communication/inc/file_transfer.h:35-83)."""
+
+    chunk_address: int  # +4  u32: OTA offset (Prepare) / absolute address of the chunk (Save)
+    chunk_size: int  # +8  u16
+    store: int  # +10 u8: 0 FIRMWARE
+    file_length: int  # +12 u32
+    file_address: int = 0  # +16 u32: set by Prepare to 0x080C0000 + chunk_address (u32)
+    size: int = 20  # +0  u16: sizeof(Descriptor)
+    reserved2: int = 0  # +2  u16
+    reserved: int = 0  # +11 u8
+
+    STRUCT = struct.Struct("<HHIHBBII")
+    SIZE = 20
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> OtaDescriptor:
+        size, r2, addr, csize, store, r, flen, faddr = cls.STRUCT.unpack_from(data, 0)
+        return cls(addr, csize, store, flen, faddr, size, r2, r)
+
+    def to_bytes(self) -> bytes:
+        return self.STRUCT.pack(
+            self.size,
+            self.reserved2,
+            self.chunk_address & 0xFFFFFFFF,
+            self.chunk_size,
+            self.store,
+            self.reserved,
+            self.file_length,
+            self.file_address & 0xFFFFFFFF,
+        )
+
+
+if OtaDescriptor.STRUCT.size != OtaDescriptor.SIZE:
+    raise RuntimeError("FileTransfer::Descriptor struct is not 20 bytes")
+
+
+class FirmwareCallError(EmulatorError):
+    """A real-firmware function did not return: it crashed, hung, reset or entered DFU.
+
+    Attributes:
+        function: the function called.
+        result: how the run ended (outcome, PC, faulting address).
+    """
+
+    def __init__(self, function: str, result: RunResult):
+        super().__init__(
+            f"{function} did not return: {result.outcome} at PC {fmt_addr(result.pc)}"
+            + (f", address {fmt_addr(result.address)}" if result.address is not None else "")
+            + (f" ({result.reason})" if result.reason else "")
+        )
+        self.function = function
+        self.result = result
+
+
+@dataclass(frozen=True)
+class SystemParts:
+    """The three system modules of one Device OS release (module index -> image)."""
+
+    parts: tuple[FirmwareImage, ...]
+    source: str
+
+    def part(self, index: int) -> FirmwareImage:
+        """The system module with ``module_index == index``.
+
+        Raises:
+            FirmwareImageError: there is none.
+        """
+        for p in self.parts:
+            if p.info.module_index == index:
+                return p
+        raise FirmwareImageError(
+            self.source, "module_index", f"no SYSTEM_PART module with index {index}"
+        )
+
+    def function(self, name: str, index: int) -> int:
+        """Address (Thumb bit set) of ``name`` in system module ``index``.
+
+        Raises:
+            FirmwareSymbolError: the module has no such symbol (or no symbol table).
+        """
+        return self.part(index).function(name)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, *, target: FirmwareTarget = ELECTRON) -> SystemParts:
+        """Find the system modules in ``folder`` by their module info (SYSTEM_PART, index 1-3,
+        the target's platform); other files are ignored. An ``.elf`` beside a ``.bin`` (same
+        stem) supplies the symbols; an ``.elf`` alone is used as the image.
+
+        Raises:
+            FirmwareImageError: a module index is missing or given twice.
+        """
+        d = Path(folder)
+        found: dict[int, FirmwareImage] = {}
+        paths = sorted(p for p in d.iterdir() if p.suffix in (".bin", ".elf") and p.is_file())
+        bins = {p.stem for p in paths if p.suffix == ".bin"}
+        for p in paths:
+            if p.suffix == ".elf" and p.stem in bins:
+                continue  # read with its .bin
+            try:
+                image = FirmwareImage.from_path(p, target=target)
+            except FirmwareImageError:
+                continue  # not a module for this platform: ignored
+            info = image.info
+            if (
+                info.module_function != ModuleFunction.SYSTEM_PART
+                or not 1 <= info.module_index <= 3
+            ):
+                continue
+            elf = p.with_suffix(".elf")
+            if p.suffix == ".bin" and elf.is_file():
+                try:
+                    symbols = FirmwareImage.from_path(elf, target=target)
+                except FirmwareImageError:
+                    symbols = None
+                if symbols is not None and symbols.address == image.address:
+                    image = FirmwareImage(
+                        image.name,
+                        image.address,
+                        image.data,
+                        image.info,
+                        image.info_address,
+                        symbols.symbols,
+                    )
+            ix = info.module_index
+            if ix in found:
+                raise FirmwareImageError(
+                    str(p),
+                    "module_index",
+                    f"a second SYSTEM_PART with index {ix} (the first is {found[ix].name})",
+                )
+            found[ix] = image
+        missing = [ix for ix in (1, 2, 3) if ix not in found]
+        if missing:
+            raise FirmwareImageError(
+                str(d),
+                "module_index",
+                f"no SYSTEM_PART module with index {', '.join(map(str, missing))} for platform "
+                f"{target.platform_id} among the .bin/.elf files",
+            )
+        return cls(tuple(found[ix] for ix in (1, 2, 3)), str(d))
+
+
+class RealSystemOta:
+    """The real system OTA path of one device, as an OTA target.
+
+    On construction the system parts (and ``bootloader``, if given) are written into ``flash``
+    where they are not already (erase + program, like DFU), static RAM is initialised and
+    updates are enabled (spec 11.2). Every call is then a real function call in the emulator.
+
+    Args:
+        flash: the device's NorFlash.
+        backup: the device's backup registers.
+        parts: the real system modules (with symbols).
+        bootloader: a bootloader image to install in sector 0 too.
+        target: Particle facts.
+        budget: instructions per call before it is a hang.
+        recorder: records every NorFlash call of the real code.
+        write_protected: sectors write-protected in the option bytes.
+
+    Raises:
+        FirmwareSymbolError: a function the path needs is missing (named, with its module).
+        FirmwareCallError: the initialisation did not return.
+    """
+
+    def __init__(
+        self,
+        flash: NorFlash,
+        backup: BackupRegisters | list[int] | None,
+        parts: SystemParts,
+        *,
+        bootloader: FirmwareImage | None = None,
+        target: FirmwareTarget = ELECTRON,
+        budget: int = DEFAULT_BUDGET,
+        recorder: FlashRecorder | None = None,
+        write_protected: frozenset[int] = frozenset(),
+        fail_bits: st.FlashErrorBits = st.DEFAULT_FAIL_BITS,
+    ) -> None:
+        self.parts = parts
+        self.budget = budget
+        self.target = target
+        self._fn = {name: parts.function(name, ix) for name, ix in ENTRY_POINTS}
+        for image in (*parts.parts, *([bootloader] if bootloader is not None else [])):
+            if flash.read(image.address, len(image.data)) != image.data:
+                install_image(flash, image)
+        self.machine = Machine(
+            flash,
+            backup,
+            target=target,
+            recorder=recorder,
+            write_protected=write_protected,
+            fail_bits=fail_bits,
+        )
+        self.descriptor = OtaDescriptor(0, 0, 0, 0)
+        self.last: RunResult | None = None
+        self._call("module_system_part1_pre_init", ())
+        self._call("system_set_flag", (SYSTEM_FLAG_OTA_UPDATE_ENABLED, 1, 0))
+
+    # ------------------------------------------------------------------ the OTA target
+    def prepare(
+        self,
+        file_length: int,
+        chunk_size: int = 512,
+        chunk_address: int = 0,
+        store: int = 0,
+        flags: int = 0,
+    ) -> tuple[int, OtaDescriptor]:
+        """``Spark_Prepare_For_Firmware_Update``: returns (rc, the descriptor it leaves).
+
+        Raises:
+            PowerCut: an armed cut fired (the device is off).
+            FirmwareCallError: the function did not return.
+        """
+        desc = OtaDescriptor(chunk_address & 0xFFFFFFFF, chunk_size, store, file_length)
+        self._write_descriptor(desc)
+        rc = self._call("Spark_Prepare_For_Firmware_Update", (ARGS_ADDRESS, flags, 0))
+        self.descriptor = self._read_descriptor()
+        return rc, self.descriptor
+
+    def save_chunk(self, address: int, data: bytes) -> int:
+        """``Spark_Save_Firmware_Chunk`` with the chunk at absolute ``address``: returns rc.
+
+        Raises:
+            EmulatorError: the chunk is larger than :data:`MAX_CHUNK`.
+            PowerCut: an armed cut fired.
+            FirmwareCallError: the function did not return.
+        """
+        if len(data) > MAX_CHUNK:
+            raise EmulatorError(f"chunk of {len(data)} bytes is over the {MAX_CHUNK}-byte buffer")
+        d = self.descriptor
+        desc = OtaDescriptor(
+            address & 0xFFFFFFFF, len(data), d.store, d.file_length, d.file_address
+        )
+        self._write_descriptor(desc)
+        self.machine.write(ARGS_ADDRESS + 0x100, data)
+        rc = self._call("Spark_Save_Firmware_Chunk", (ARGS_ADDRESS, ARGS_ADDRESS + 0x100, 0))
+        self.descriptor = self._read_descriptor()
+        return rc
+
+    def finish(self, flags: int = UPDATE_FLAG_SUCCESS) -> int:
+        """``Spark_Finish_Firmware_Update``: 1 = applied at the next restart, 2 = applied,
+        negative = ``system_error_t`` (-1300 ...).
+
+        Raises:
+            PowerCut: an armed cut fired.
+            FirmwareCallError: the function did not return.
+        """
+        self._write_descriptor(self.descriptor)
+        return self._call("Spark_Finish_Firmware_Update", (ARGS_ADDRESS, flags, 0))
+
+    # ------------------------------------------------------------------ internals
+    def _write_descriptor(self, desc: OtaDescriptor) -> None:
+        self.machine.write(ARGS_ADDRESS, desc.to_bytes())
+
+    def _read_descriptor(self) -> OtaDescriptor:
+        return OtaDescriptor.from_bytes(self.machine.read(ARGS_ADDRESS, OtaDescriptor.SIZE))
+
+    def _call(self, name: str, args: tuple[int, ...]) -> int:
+        res = self.machine.call(self._fn[name], args, budget=self.budget)
+        self.last = res
+        if res.outcome is Outcome.RETURN and res.r0 is not None:
+            return res.r0
+        if res.outcome is Outcome.OFF and res.power_cut is not None:
+            raise res.power_cut
+        raise FirmwareCallError(name, res)
+
+
+__all__ = [
+    "ARGS_ADDRESS",
+    "ENTRY_POINTS",
+    "MAX_CHUNK",
+    "FirmwareCallError",
+    "FirmwareSymbolError",
+    "OtaDescriptor",
+    "PowerCut",
+    "RealSystemOta",
+    "SystemParts",
+]

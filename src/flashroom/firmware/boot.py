@@ -144,13 +144,22 @@ def run_bootloader(
     backup: BackupRegisters | list[int] | None = None,
     *,
     budget: int = DEFAULT_BUDGET,
-    **options: object,
+    target: FirmwareTarget = ELECTRON,
+    button_pressed: bool = False,
+    reset_flags: int = st.RCC_CSR_POWER_ON,
+    recorder: FlashRecorder | None = None,
 ) -> RunResult:
-    """One power-on of the real bootloader in ``flash``'s sector 0 (see :class:`RealBootloader`).
-
-    Keyword options are those of :class:`RealBootloader`.
-    """
-    return RealBootloader(flash, backup, **options).boot(budget=budget)  # type: ignore[arg-type]
+    """One power-on of the real bootloader in ``flash``'s sector 0 (see :class:`RealBootloader`;
+    the arguments are its own)."""
+    rb = RealBootloader(
+        flash,
+        backup,
+        target=target,
+        button_pressed=button_pressed,
+        reset_flags=reset_flags,
+        recorder=recorder,
+    )
+    return rb.boot(budget=budget)
 
 
 __all__ = ["RealBootloader", "install_bootloader", "load_bootloader", "run_bootloader"]

@@ -82,6 +82,10 @@ _M32 = 0xFFFFFFFF
 _UC: Any = _unicorn
 UcError: type[Exception] = _UC.UcError
 
+#: What the Python callbacks Unicorn makes are for (the cost driver, spec 11).
+CALLBACK_KINDS = ("flash_store", "flash_cr", "crc_dr", "register", "other")
+_STORE, _CR, _DR, _REG, _OTHER = range(len(CALLBACK_KINDS))
+
 #: A raw Unicorn write-protect callback: (handle, access, address, size, value, user_data).
 _RawWriteHook = Callable[[object, int, int, int, int, object], bool]
 
@@ -239,7 +243,8 @@ class Machine:
         )
         self._keep: list[Any] = []  # ctypes objects Unicorn points into
         self._ram: list[tuple[int, int]] = []  # plain RAM regions (for snapshots)
-        self._callbacks = 0
+        #: Python callbacks by kind (see :data:`CALLBACK_KINDS`), cumulative
+        self._counts = [0] * len(CALLBACK_KINDS)
         self._stop: tuple[Outcome, int | None, int | None, str] | None = None
         self._error: BaseException | None = None
         self._fault_addr: int | None = None
@@ -342,12 +347,14 @@ class Machine:
         words = fi.words
         slow = st.FLASH_CR_LOCK | st.FLASH_CR_STRT
         lock = st.FLASH_CR_LOCK
+        counts = self._counts
+        m32 = _M32
 
         def cb(_h: object, _acc: int, addr: int, size: int, value: int, _ud: object) -> bool:
-            self._callbacks += 1
+            counts[_CR] += 1
             try:
                 if size == 4 and not (value | words[4]) & slow:
-                    words[4] = value & _M32  # PG/PSIZE/SER/SNB: plain bits
+                    words[4] = value & m32  # PG/PSIZE/SER/SNB: plain bits
                 elif not words[4] & lock:
                     fi.write_cr(addr, size, value & _M32)
             except BaseException as e:  # ends the run; handled by run()
@@ -360,15 +367,17 @@ class Machine:
         words = self.crc.words
         t16 = self.crc._t16
         crc = self.crc
+        counts = self._counts
+        m32 = _M32
 
         def cb(_h: object, _acc: int, addr: int, size: int, value: int, _ud: object) -> bool:
-            self._callbacks += 1
+            counts[_DR] += 1
             if size != 4:
-                crc.write_dr(addr, size, value & _M32)
+                crc.write_dr(addr, size, value & m32)
                 return True
             c = words[0]
-            c = ((c << 16) & _M32) ^ t16[(c >> 16) ^ ((value >> 16) & 0xFFFF)]
-            words[0] = ((c << 16) & _M32) ^ t16[(c >> 16) ^ (value & 0xFFFF)]
+            c = ((c << 16) & m32) ^ t16[(c >> 16) ^ ((value >> 16) & 0xFFFF)]
+            words[0] = ((c << 16) & m32) ^ t16[(c >> 16) ^ (value & 0xFFFF)]
             return True
 
         return cb
@@ -376,9 +385,10 @@ class Machine:
     def _flash_store_cb(self, delta: int) -> _RawWriteHook:
         fi = self.flash_if
         store = fi.store
+        counts = self._counts
 
         def cb(_h: object, _acc: int, addr: int, size: int, value: int, _ud: object) -> bool:
-            self._callbacks += 1
+            counts[_STORE] += 1
             try:
                 store(addr + delta, size, value & _M32)
             except BaseException as e:  # ends the run; handled by run()
@@ -389,9 +399,10 @@ class Machine:
 
     def _hook_write(self, begin: int, end: int, fn: Callable[[int, int, int], None]) -> None:
         """A write-protect hook on ``[begin, end]`` calling ``fn(addr, size, value)``."""
+        counts = self._counts
 
         def cb(_h: object, _acc: int, addr: int, size: int, value: int, _ud: object) -> bool:
-            self._callbacks += 1
+            counts[_REG] += 1
             try:
                 fn(addr, size, value & _M32)
             except BaseException as e:  # ends the run; handled by run()
@@ -445,12 +456,12 @@ class Machine:
         )
 
     def _usb_read(self, uc: Any, offset: int, size: int, ud: object) -> int:
-        self._callbacks += 1
+        self._counts[_OTHER] += 1
         self._usb(offset)
         return 0
 
     def _usb_write(self, uc: Any, offset: int, size: int, value: int, ud: object) -> None:
-        self._callbacks += 1
+        self._counts[_OTHER] += 1
         self._usb(offset)
 
     def _usb(self, offset: int) -> None:
@@ -460,7 +471,7 @@ class Machine:
         )
 
     def _bitband_read(self, uc: Any, offset: int, size: int, ud: tuple[int, int]) -> int:
-        self._callbacks += 1
+        self._counts[_OTHER] += 1
         word_addr = ud[1] + (offset >> 5)
         bit = (offset >> 2) & 7
         try:
@@ -474,7 +485,7 @@ class Machine:
     def _bitband_write(
         self, uc: Any, offset: int, size: int, value: int, ud: tuple[int, int]
     ) -> None:
-        self._callbacks += 1
+        self._counts[_OTHER] += 1
         byte_addr = ud[1] + (offset >> 5)
         bit = (offset >> 2) & 7
         word_addr = byte_addr & ~3
@@ -498,13 +509,13 @@ class Machine:
     def _invalid(
         self, uc: Any, access: int, address: int, size: int, value: int, ud: object
     ) -> bool:
-        self._callbacks += 1
+        self._counts[_OTHER] += 1
         if self._fault_addr is None:
             self._fault_addr = address
         return False
 
     def _interrupt(self, uc: Any, intno: int, ud: object) -> None:
-        self._callbacks += 1
+        self._counts[_OTHER] += 1
         self._stop_run(
             Outcome.CRASH,
             reason=f"the CPU raised exception {intno} (no exception is expected: a fault)",
@@ -512,6 +523,16 @@ class Machine:
 
     def _code_changed(self, start: int, end: int) -> None:
         self.uc.ctl_remove_cache(start, end)
+
+    @property
+    def callbacks(self) -> int:
+        """Python callbacks Unicorn has made so far (all kinds)."""
+        return sum(self._counts)
+
+    def callback_counts(self) -> dict[str, int]:
+        """Python callbacks so far by kind: flash stores, FLASH_CR writes, CRC_DR writes, other
+        register stores, other events (jump detection, USB, bit-band, faults)."""
+        return dict(zip(CALLBACK_KINDS, self._counts, strict=True))
 
     # ================================================================== memory access
     def read(self, addr: int, size: int) -> bytes:
@@ -577,7 +598,7 @@ class Machine:
         self._stop = None
         self._error = None
         self._fault_addr = None
-        start_cb = self._callbacks
+        start_cb = self.callbacks
         start_ops = self.port.ops
         code_hooks: list[int] = []
         if confine is not None:
@@ -608,7 +629,7 @@ class Machine:
             result.reason,
             result.r0,
             self.port.ops - start_ops,
-            self._callbacks - start_cb,
+            self.callbacks - start_cb,
             result.power_cut,
         )
 
@@ -662,7 +683,7 @@ class Machine:
         return hooks
 
     def _left(self, uc: Any, address: int, size: int, ud: object) -> None:
-        self._callbacks += 1
+        self._counts[_OTHER] += 1
         self._stop_run(
             Outcome.JUMP, target=address, reason=f"the PC left the region for {fmt_addr(address)}"
         )
@@ -725,6 +746,7 @@ class Machine:
 
 
 __all__ = [
+    "CALLBACK_KINDS",
     "DEFAULT_BUDGET",
     "TRAP_ADDRESS",
     "Machine",

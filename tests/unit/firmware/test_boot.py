@@ -300,6 +300,22 @@ def test_backup_registers_are_the_devices(fw: Any) -> None:
     assert flags.RCC_CSR_SysFlag == 0x0E000000  # the power-on reset flags it saved
 
 
+def test_pwr_dbp_is_set_through_the_peripheral_bit_band_alias(fw: Any) -> None:
+    _, rb, _ = real_boot(fw, fw.BOOTLOADER_1006)
+    rb.boot()
+    assert rb.machine.pwr.read_register(0) & (1 << 8)  # PWR_CR.DBP via 0x420e0020
+
+
+def test_a_held_button_hangs_because_systick_is_not_delivered(fw: Any) -> None:
+    # documented limit: main.c times the MODE button with TimingBUTTON, which SysTick_Handler
+    # decrements; the machine delivers no interrupt, so the button loop never ends
+    dev = _fresh(fw)
+    install_bootloader(dev.flash, load_bootloader(fw.BOOTLOADER_1006))
+    res = RealBootloader(dev.flash, dev.regs, button_pressed=True).boot(budget=2_000_000)
+    assert res.outcome is Outcome.HANG
+    assert RealBootloader(dev.flash, dev.regs).boot().outcome is Outcome.JUMP
+
+
 def test_snapshot_and_restore_give_the_same_boot_again(fw: Any) -> None:
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1006, granularity="chunk")
     snap = rb.snapshot()

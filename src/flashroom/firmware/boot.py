@@ -98,7 +98,6 @@ class RealBootloader:
             fail_bits=fail_bits,
             recorder=recorder,
         )
-        self._fresh = True
 
     def boot(self, *, budget: int = DEFAULT_BUDGET) -> RunResult:
         """Power on and run the bootloader until it jumps, resets, enters DFU, crashes, hangs
@@ -109,9 +108,7 @@ class RealBootloader:
             handler of the module at 0x08020000 when all is well).
         """
         m = self.machine
-        if not self._fresh:
-            m.power_on()
-        self._fresh = False
+        m.power_on()
         region = self.target.bootloader
         sp = m.read_u32(region.start)
         reset = m.read_u32(region.start + 4)

@@ -28,6 +28,10 @@ ended (at the lock), by the code's read-back; at word granularity the very store
 
 The CPU view is a ``bytearray`` that Unicorn maps as flash; NorFlash stays the truth and the view
 equals it outside an open chunk run.
+
+Until main's NorFlash takes ``width`` (detected from its signature), a halfword store is handed
+over without it and NorFlash counts it as two byte operations; :attr:`FlashPort.ops` and the
+recorder always count it as one, as the contract says.
 """
 
 from __future__ import annotations

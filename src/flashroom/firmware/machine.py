@@ -72,7 +72,7 @@ from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.ranges import AddrRange, fmt_addr
 
 #: Where :meth:`Machine.call` returns to: a page of ``b .`` in STM32 system memory.
-TRAP_ADDRESS = 0x1FFF0000
+TRAP_ADDRESS = st.SYSTEM_MEMORY
 #: Instructions a run may execute before it is a ``hang`` (a 256 KB apply needs ~21 M).
 DEFAULT_BUDGET = 200_000_000
 

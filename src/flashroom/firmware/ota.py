@@ -13,9 +13,10 @@ entries 16-18):
 so the same transfer can be driven into the model (``Device.ota_begin/ota_write/ota_finish``)
 and into the real code and the flash compared byte for byte.
 
-Runner choices (not Device OS facts): the descriptor and the chunk buffer live in SRAM at
-:data:`ARGS_ADDRESS` (high in the user-part RAM, unused since no application runs), the stack at
-the top of SRAM (the system stack region, spec 1.7), each call returns to the machine's trap.
+Runner choices (not Device OS facts): the descriptor and the chunk buffer live in the target's
+``call_scratch`` SRAM (on Electron the top of the user-part RAM, unused since no application
+runs), the stack at the top of SRAM (the system stack region, spec 1.7), and each call returns to
+the machine's trap.
 """
 
 from __future__ import annotations
@@ -40,10 +41,9 @@ from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.particle.module_info import ModuleFunction
 from flashroom.ranges import fmt_addr
 
-#: Where the runner puts the descriptor; the chunk buffer follows at +0x100.
-ARGS_ADDRESS = 0x2001A000
-#: The largest chunk :meth:`RealSystemOta.save_chunk` passes (the buffer ends well below
-#: system static RAM at 0x2001BC00).
+#: Offset of the chunk buffer after the descriptor in ``call_scratch``.
+CHUNK_BUFFER_OFFSET = 0x100
+#: The largest chunk :meth:`RealSystemOta.save_chunk` passes.
 MAX_CHUNK = 0x1000
 #: ``SYSTEM_FLAG_OTA_UPDATE_ENABLED`` (system/inc/system_update.h:79-92).
 SYSTEM_FLAG_OTA_UPDATE_ENABLED = 1
@@ -242,6 +242,10 @@ class RealSystemOta:
         self.parts = parts
         self.budget = budget
         self.target = target
+        self.args = target.call_scratch.start
+        self.buffer = self.args + CHUNK_BUFFER_OFFSET
+        if self.buffer + MAX_CHUNK > target.call_scratch.end:
+            raise EmulatorError(f"{target.name}: call_scratch {target.call_scratch} is too small")
         self._fn = {name: parts.function(name, ix) for name, ix in ENTRY_POINTS}
         for image in (*parts.parts, *([bootloader] if bootloader is not None else [])):
             if flash.read(image.address, len(image.data)) != image.data:
@@ -276,7 +280,7 @@ class RealSystemOta:
         """
         desc = OtaDescriptor(chunk_address & 0xFFFFFFFF, chunk_size, store, file_length)
         self._write_descriptor(desc)
-        rc = self._call("Spark_Prepare_For_Firmware_Update", (ARGS_ADDRESS, flags, 0))
+        rc = self._call("Spark_Prepare_For_Firmware_Update", (self.args, flags, 0))
         self.descriptor = self._read_descriptor()
         return rc, self.descriptor
 
@@ -295,8 +299,8 @@ class RealSystemOta:
             address & 0xFFFFFFFF, len(data), d.store, d.file_length, d.file_address
         )
         self._write_descriptor(desc)
-        self.machine.write(ARGS_ADDRESS + 0x100, data)
-        rc = self._call("Spark_Save_Firmware_Chunk", (ARGS_ADDRESS, ARGS_ADDRESS + 0x100, 0))
+        self.machine.write(self.buffer, data)
+        rc = self._call("Spark_Save_Firmware_Chunk", (self.args, self.buffer, 0))
         self.descriptor = self._read_descriptor()
         return rc
 
@@ -309,14 +313,14 @@ class RealSystemOta:
             FirmwareCallError: the function did not return.
         """
         self._write_descriptor(self.descriptor)
-        return self._call("Spark_Finish_Firmware_Update", (ARGS_ADDRESS, flags, 0))
+        return self._call("Spark_Finish_Firmware_Update", (self.args, flags, 0))
 
     # ------------------------------------------------------------------ internals
     def _write_descriptor(self, desc: OtaDescriptor) -> None:
-        self.machine.write(ARGS_ADDRESS, desc.to_bytes())
+        self.machine.write(self.args, desc.to_bytes())
 
     def _read_descriptor(self) -> OtaDescriptor:
-        return OtaDescriptor.from_bytes(self.machine.read(ARGS_ADDRESS, OtaDescriptor.SIZE))
+        return OtaDescriptor.from_bytes(self.machine.read(self.args, OtaDescriptor.SIZE))
 
     def _call(self, name: str, args: tuple[int, ...]) -> int:
         res = self.machine.call(self._fn[name], args, budget=self.budget)
@@ -329,7 +333,7 @@ class RealSystemOta:
 
 
 __all__ = [
-    "ARGS_ADDRESS",
+    "CHUNK_BUFFER_OFFSET",
     "ENTRY_POINTS",
     "MAX_CHUNK",
     "FirmwareCallError",

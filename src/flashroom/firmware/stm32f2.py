@@ -29,6 +29,10 @@ BITBAND_SIZE = 0x02000000
 PPB_BASE = 0xE0000000
 PPB_END = 0xE0100000
 
+#: System memory (ST's ROM bootloader, RM0033 table 1); Device OS never touches it, so the
+#: runner puts its return trap there.
+SYSTEM_MEMORY = 0x1FFF0000
+
 # ---------------------------------------------------------------------------- RCC (RM0033 5.3)
 RCC_BASE = 0x40023800
 RCC_CR = 0x00

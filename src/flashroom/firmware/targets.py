@@ -30,6 +30,9 @@ class FirmwareTarget:
         ota_scratch: ``module_ota`` start (spec 4.1 #1).
         button_port: GPIO port of the SETUP/MODE button (``BUTTON1_GPIO_PORT``).
         button_pin: its pin (``BUTTON1_GPIO_PIN``); released reads high.
+        call_scratch: SRAM no code uses while only system functions are called (no
+            application runs): where the function-level runner puts its arguments. On Electron
+            the top of the user-part RAM, below system idx3 static RAM (spec 1.7).
     """
 
     name: str
@@ -45,6 +48,7 @@ class FirmwareTarget:
     ota_scratch: int
     button_port: str
     button_pin: int
+    call_scratch: AddrRange
 
     @property
     def code_regions(self) -> tuple[AddrRange, ...]:
@@ -75,6 +79,7 @@ ELECTRON = FirmwareTarget(
     ota_scratch=0x080C0000,
     button_port="C",
     button_pin=7,
+    call_scratch=AddrRange(0x2001A000, 0x2001BC00),
 )
 
 TARGETS: dict[str, FirmwareTarget] = {ELECTRON.name: ELECTRON}

@@ -155,6 +155,14 @@ def test_real_1002_clears_the_slot_before_copying(fw: Any) -> None:
     assert dev.flash.read(USER, 255 * K) == fw.pending_update(255 * K).app
 
 
+def test_real_1002_final_flash_equals_the_models_legacy_bootloader(fw: Any) -> None:
+    dev, rb, _ = real_boot(fw, fw.BOOTLOADER_1002)
+    assert rb.boot().outcome is Outcome.JUMP
+    model = model_device(fw, fw.BOOTLOADER_1002)  # version 1002 in sector 0: legacy (spec 4.5)
+    assert fw.model_boot(model) == "jump"
+    assert dev.flash.read(0x08004000, 0xFC000) == model.flash.read(0x08004000, 0xFC000)
+
+
 # ============================================================================ power cuts
 def test_cut_mid_copy_leaves_1006_off_and_the_next_boot_resumes_and_completes(fw: Any) -> None:
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1006)

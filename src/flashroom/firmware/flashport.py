@@ -226,14 +226,19 @@ class FlashPort:
         """
         off = addr - self.base
         if self.chunked:
-            if self._run_start < 0 or self._run_start + len(self._run_data) != addr:
+            run = self._run_data
+            if self._run_start + len(run) != addr or self._run_start < 0:
                 self.flush()
                 self._run_start = addr
                 self._run_width = size
+                run = self._run_data
             elif size < self._run_width:
                 self._run_width = size
-            self._run_data += value.to_bytes(size, "little")
-            self._and_view(off, size, value)
+            run += value.to_bytes(size, "little")
+            if size == 4 and not off & 3:
+                self.view_words[off >> 2] &= value
+            else:
+                self._and_view(off, size, value)
             return True
         data = value.to_bytes(size, "little")
         try:

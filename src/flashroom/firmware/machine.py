@@ -287,7 +287,9 @@ class Machine:
         self._map_ptr(TRAP_ADDRESS, trap, rx)
         periph = [b for b in self.blocks if st.PERIPH_BASE <= b.base < st.PERIPH_END]
         for b in self.blocks:
-            self._map_ptr(b.base, b.buf, UC_PROT_READ)
+            if b is not self.crc:
+                self._map_ptr(b.base, b.buf, UC_PROT_READ)
+        self._map_crc()
         taken = [(b.base, b.base + b.size) for b in periph]
         self._map_plain(st.PERIPH_BASE, st.PERIPH_END, taken)
         self._map_plain(st.PPB_BASE, st.PPB_END, [(self.scs.base, self.scs.base + self.scs.size)])
@@ -330,8 +332,6 @@ class Machine:
         self._hook_write(fi.base, cr - 1, fi.write)
         self._hook_raw(cr, cr + 3, self._flash_cr_cb())
         self._hook_write(cr + 4, fi.base + fi.size - 1, fi.write)
-        self._hook_raw(self.crc.base, self.crc.base + 3, self._crc_dr_cb())
-        self._hook_write(self.crc.base + 4, self.crc.base + self.crc.size - 1, self.crc.write)
         for b in (self.rcc, self.pwr, self.rtc, self.scs):
             self._hook_write(b.base, b.base + b.size - 1, b.write)
         self.uc.hook_add(
@@ -363,24 +363,58 @@ class Machine:
 
         return cb
 
-    def _crc_dr_cb(self) -> _RawWriteHook:
-        words = self.crc.words
-        t16 = self.crc._t16
+    def _map_crc(self) -> None:
+        """The CRC unit as MMIO: a DR write is one ``list.append`` (see :class:`CrcUnit`)."""
         crc = self.crc
+        pending_append = crc.pending.append
         counts = self._counts
         m32 = _M32
 
-        def cb(_h: object, _acc: int, addr: int, size: int, value: int, _ud: object) -> bool:
+        def write(_h: object, offset: int, size: int, value: int, _ud: object) -> None:
             counts[_DR] += 1
-            if size != 4:
-                crc.write_dr(addr, size, value & m32)
-                return True
-            c = words[0]
-            c = ((c << 16) & m32) ^ t16[(c >> 16) ^ ((value >> 16) & 0xFFFF)]
-            words[0] = ((c << 16) & m32) ^ t16[(c >> 16) ^ (value & 0xFFFF)]
-            return True
+            try:
+                if offset == 0 and size == 4:
+                    pending_append(value & m32)
+                else:
+                    crc.mmio_write(offset, size, value & m32)
+            except BaseException as e:  # ends the run; handled by run()
+                self._hook_error(e)
 
-        return cb
+        def read(_h: object, offset: int, size: int, _ud: object) -> int:
+            counts[_REG] += 1
+            try:
+                return crc.mmio_read(offset, size)
+            except BaseException as e:  # ends the run; handled by run()
+                self._hook_error(e)
+                return 0
+
+        try:
+            from unicorn.unicorn_py3 import unicorn as _binding
+
+            binding: Any = _binding
+            rcb = binding.MMIO_READ_CFUNC(read)
+            wcb = binding.MMIO_WRITE_CFUNC(write)
+            status = binding.uclib.uc_mmio_map(
+                self.uc._uch,
+                ctypes.c_uint64(crc.base),
+                ctypes.c_uint64(crc.size),
+                rcb,
+                None,
+                wcb,
+                None,
+            )
+            if status != 0:
+                raise UcError(status)
+            self._keep.extend((rcb, wcb))
+        except (ImportError, AttributeError):  # pragma: no cover - other binding layout
+            self.uc.mmio_map(
+                crc.base,
+                crc.size,
+                lambda uc, off, size, ud: read(None, off, size, ud),
+                None,
+                lambda uc, off, size, value, ud: write(None, off, size, value, ud),
+                None,
+            )
 
     def _flash_store_cb(self, delta: int) -> _RawWriteHook:
         fi = self.flash_if
@@ -718,6 +752,7 @@ class Machine:
     # ================================================================== snapshots
     def snapshot(self) -> MachineSnapshot:
         """Everything needed to come back here: CPU, RAM, registers, flash (view and NorFlash)."""
+        self.crc.settle()
         return MachineSnapshot(
             self.uc.context_save(),
             tuple((base, bytes(self.uc.mem_read(base, size))) for base, size in self._ram),
@@ -736,6 +771,7 @@ class Machine:
             self.uc.mem_write(base, data)
         for b, data in zip(self.blocks, snap.blocks, strict=True):
             b.buf[:] = data
+        self.crc.pending.clear()
         self.flash_if.nwrp = snap.flash_if[0]
         self.flash.restore(snap.flash)
         self.port.discard()

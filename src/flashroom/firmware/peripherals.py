@@ -16,7 +16,8 @@ Modelled behaviour (everything else in a block is a plain register: it reads wha
   a store while PG is set is a program, without PG it is refused with PGSERR, misaligned with
   PGAERR. PSIZE is not checked against the store size: the program unit is the store's size.
 * :class:`CrcUnit` (RM0033 3.4): DR is a CRC-32 (poly 0x04C11DB7, init 0xFFFFFFFF, MSB first, no
-  final XOR) over the 32-bit words written, table-driven (16 bits per step); CR.RESET reloads it.
+  final XOR) over the 32-bit words written; CR.RESET reloads it. It is the one MMIO block:
+  DR writes are queued and the CRC is computed over the queue (zlib, C speed) when DR is read.
 * :class:`Rcc` (RM0033 5.3): CR ready bits follow their enables (HSI, HSE, PLL, PLLI2S);
   CFGR.SWS follows SW; CSR.LSIRDY follows LSION, CSR.RMVF clears the reset flags.
 * :class:`Rtc` (RM0033 23.6): BKP0R..BKP19R are the **device's** backup registers (written
@@ -29,14 +30,19 @@ Modelled behaviour (everything else in a block is a plain register: it reads wha
 
 from __future__ import annotations
 
+import array
 import functools
-from collections.abc import Callable
+import sys
+import zlib
+from collections.abc import Callable, Sequence
 
 from flashroom.emu.flash import NorFlash
 from flashroom.firmware import stm32f2 as st
 from flashroom.firmware.flashport import FlashPort
 
 _M32 = 0xFFFFFFFF
+_PG_LOCK = st.FLASH_CR_PG | st.FLASH_CR_LOCK
+_UNIT_MASK = (0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF, 0, 0, 0, 0xFFFFFFFFFFFFFFFF)
 
 
 def merge_store(old: int, offset: int, size: int, value: int) -> int:
@@ -98,8 +104,9 @@ def crc_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(t8), tuple(t16)
 
 
-def crc32_words(words: list[int] | tuple[int, ...], crc: int = st.CRC_INIT) -> int:
-    """What the STM32 CRC unit's DR holds after ``words`` are written to it from ``crc``."""
+def crc32_words(words: Sequence[int], crc: int = st.CRC_INIT) -> int:
+    """What the STM32 CRC unit's DR holds after ``words`` are written to it from ``crc``
+    (table-driven, 16 bits per step)."""
     _, t16 = crc_tables()
     for w in words:
         crc = ((crc << 16) & _M32) ^ t16[(crc >> 16) ^ (w >> 16)]
@@ -107,35 +114,83 @@ def crc32_words(words: list[int] | tuple[int, ...], crc: int = st.CRC_INIT) -> i
     return crc
 
 
+_REV8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+_WORD = next(t for t in "IL" if array.array(t).itemsize == 4)
+
+
+def _rev32(x: int) -> int:
+    return int.from_bytes(x.to_bytes(4, "big").translate(_REV8), "little")
+
+
+def crc32_words_fast(words: Sequence[int], crc: int = st.CRC_INIT) -> int:
+    """:func:`crc32_words` at C speed: the MSB-first CRC is zlib's reflected CRC-32 over the
+    bit-reversed bytes with a bit-reversed register (same polynomial, no final XOR)."""
+    if not words:
+        return crc
+    a = array.array(_WORD, words)
+    if sys.byteorder == "little":
+        a.byteswap()  # MSB first: each word's bytes in big-endian order
+    data = a.tobytes().translate(_REV8)
+    return _rev32(~zlib.crc32(data, ~_rev32(crc) & _M32) & _M32)
+
+
 class CrcUnit(RegisterBlock):
-    """The CRC calculation unit at 0x40023000 (RM0033 3.4)."""
+    """The CRC calculation unit at 0x40023000 (RM0033 3.4).
+
+    Mapped as MMIO, not as a read-only page: words written to DR are only queued (the write
+    callback is one ``list.append``) and the CRC over the queue is computed at C speed when
+    anything reads or changes the unit. DR is read once per ``Compute_CRC32``.
+    """
 
     def __init__(self) -> None:
         super().__init__(st.CRC_BASE)
-        self._t16 = crc_tables()[1]
+        #: DR words not yet folded into DR (never rebound: the machine holds its ``append``)
+        self.pending: list[int] = []
         self.reset()
 
     def reset(self) -> None:
         super().reset()
+        self.pending.clear()
         self.words[st.CRC_DR >> 2] = st.CRC_INIT
 
+    def settle(self) -> None:
+        """Fold the queued DR words into DR."""
+        if self.pending:
+            self.words[0] = crc32_words_fast(self.pending, self.words[0])
+            self.pending.clear()
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        """A CPU read of ``size`` bytes at ``offset`` into the unit's page."""
+        self.settle()
+        idx = offset >> 2
+        if idx >= len(self.words):
+            return 0
+        return (self.words[idx] >> ((offset & 3) * 8)) & ((1 << (8 * size)) - 1)
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        """A CPU store into the unit's page (DR words are queued)."""
+        if offset == st.CRC_DR and size == 4:
+            self.pending.append(value & _M32)
+            return
+        self.write(self.base + offset, size, value)
+
+    def read_register(self, offset: int) -> int:
+        self.settle()
+        return super().read_register(offset)
+
     def write_dr(self, addr: int, size: int, value: int) -> None:
-        """The hot path: one word into DR (the machine hooks DR alone)."""
+        """One (possibly narrow) write to DR: RM0033 feeds the merged 32-bit word."""
         if size != 4:
-            # RM0033: DR is a 32-bit register; narrower writes feed the merged word
             value = merge_store(0, addr - self.base, size, value)
-        t16 = self._t16
-        w = self.words
-        c = w[0]
-        c = ((c << 16) & _M32) ^ t16[(c >> 16) ^ ((value >> 16) & 0xFFFF)]
-        w[0] = ((c << 16) & _M32) ^ t16[(c >> 16) ^ (value & 0xFFFF)]
+        self.pending.append(value & _M32)
 
     def write_register(self, offset: int, value: int) -> None:
         if offset == st.CRC_DR:
-            self.write_dr(self.base, 4, value)
+            self.pending.append(value)
         elif offset == st.CRC_IDR:
             self.words[offset >> 2] = value & 0xFF
         elif offset == st.CRC_CR and value & st.CRC_CR_RESET:
+            self.pending.clear()
             self.words[st.CRC_DR >> 2] = st.CRC_INIT  # CR.RESET reads as 0 (it self-clears)
         # the rest of the page is reserved: writes are ignored
 
@@ -320,7 +375,7 @@ class FlashInterface(RegisterBlock):
         """A CPU store to flash (``addr`` is the flash address, alias already resolved)."""
         w = self.words
         cr = w[4]
-        if not cr & st.FLASH_CR_PG or cr & st.FLASH_CR_LOCK:
+        if cr & _PG_LOCK != st.FLASH_CR_PG:
             w[3] |= st.FLASH_SR_PGSERR  # a write without the programming sequence
             return
         if addr & (size - 1):
@@ -331,8 +386,7 @@ class FlashInterface(RegisterBlock):
             if sector < 12 and not (self.nwrp >> sector) & 1:
                 w[3] |= st.FLASH_SR_WRPERR
                 return
-        mask = (1 << (8 * size)) - 1
-        if self.port.program(addr, size, value & mask) and cr & st.FLASH_CR_EOPIE:
+        if self.port.program(addr, size, value & _UNIT_MASK[size]) and cr & st.FLASH_CR_EOPIE:
             w[3] |= st.FLASH_SR_EOP
 
     # ------------------------------------------------------------------ the rest
@@ -422,6 +476,7 @@ __all__ = [
     "Rtc",
     "SystemControl",
     "crc32_words",
+    "crc32_words_fast",
     "crc_tables",
     "merge_store",
 ]

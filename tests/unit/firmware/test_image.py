@@ -12,7 +12,7 @@ import pytest
 from flashroom.errors import FlashroomError
 from flashroom.firmware.boot import load_bootloader
 from flashroom.firmware.image import FirmwareImage, FirmwareImageError
-from flashroom.firmware.peripherals import crc32_words
+from flashroom.firmware.peripherals import crc32_words, crc32_words_fast
 
 INFO = 0x184
 
@@ -108,6 +108,8 @@ def test_crc_unit_matches_the_bitwise_stm32_algorithm() -> None:
     rng = random.Random(1)
     words = [rng.getrandbits(32) for _ in range(257)]
     assert crc32_words(words) == _crc_bitwise(words)
+    assert crc32_words_fast(words) == crc32_words(words)
+    assert crc32_words_fast(words[9:], crc32_words(words[:9])) == crc32_words(words)
     assert crc32_words([]) == 0xFFFFFFFF
     # CRC-32/MPEG-2 check value: the unit over b"12345678" fed as two big-endian words
     assert crc32_words([0x31323334, 0x35363738]) == _crc_bitwise([0x31323334, 0x35363738])

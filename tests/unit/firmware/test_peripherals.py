@@ -94,7 +94,13 @@ def test_write_protected_sectors_refuse_until_optstrt_lifts_them(width_flash: An
 
 def test_crc_unit_reset_and_words() -> None:
     crc = CrcUnit()
-    crc.write(st.CRC_BASE + st.CRC_DR, 4, 0x12345678)
+    crc.mmio_write(st.CRC_DR, 4, 0x12345678)
+    crc.mmio_write(st.CRC_DR, 4, 0x9ABCDEF0)
+    assert crc.pending == [0x12345678, 0x9ABCDEF0]  # queued, folded in when read
+    assert crc.mmio_read(st.CRC_DR, 4) == crc32_words([0x12345678, 0x9ABCDEF0])
+    assert crc.mmio_read(st.CRC_DR + 2, 2) == crc32_words([0x12345678, 0x9ABCDEF0]) >> 16
+    crc.write(st.CRC_BASE + st.CRC_CR, 4, st.CRC_CR_RESET)
+    crc.mmio_write(st.CRC_DR, 4, 0x12345678)
     assert crc.read_register(st.CRC_DR) == crc32_words([0x12345678])
     crc.write(st.CRC_BASE + st.CRC_CR, 4, st.CRC_CR_RESET)
     assert crc.read_register(st.CRC_DR) == 0xFFFFFFFF and crc.read_register(st.CRC_CR) == 0

@@ -54,7 +54,7 @@ def _clean_run_s(app_size: int) -> tuple[float, float]:
 
 
 def _sweep_rows(clean_s: float, boot_s: float) -> list[dict[str, Any]]:
-    from flashroom.emu.sweep import SweepConfig, run_sweep
+    from flashroom.scenarios.sweep import SweepConfig, run_sweep
 
     rows: list[dict[str, Any]] = []
     # Throughput of the literal method (every cut point restored, cut and booted).
@@ -239,13 +239,11 @@ def _erase_rows() -> list[dict[str, Any]]:
 
 
 def _wire_rows() -> list[dict[str, Any]]:
-    try:
-        from flashroom.emu.device import Device
-        from flashroom.ota.protocol import ServerConfig
-        from flashroom.ota.simulate import simulate
-        from flashroom.particle.build import synthetic_user_app
-    except ImportError as e:  # pragma: no cover - depends on the OTA package
-        return [_row("wire bytes per update", "n/a", note=f"flashroom.ota unavailable: {e}")]
+    from flashroom.emu.device import Device
+    from flashroom.ota.server_end import ServerConfig
+    from flashroom.ota.simulate import simulate
+    from flashroom.particle.build import synthetic_user_app
+
     dev = Device.new(platform="electron", profile="extended")
     app = synthetic_user_app(256 * KiB, version=7, seed=4)
     rep = simulate(app, dev, server_config=ServerConfig(fast=True), seed=1).report

@@ -60,10 +60,11 @@ from typing import Any
 
 from flashroom.emu.device import Device
 from flashroom.ota.accounting import PER_DATAGRAM_OVERHEAD
+from flashroom.ota.device_end import DeviceConfig, DeviceStatus
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import PRESETS
 from flashroom.ota.messages import Chunk, CoapType, UpdateBegin, empty_ack
-from flashroom.ota.protocol import DeviceConfig, DeviceStatus, ServerConfig
+from flashroom.ota.server_end import ServerConfig
 from flashroom.ota.simulate import simulate
 from flashroom.particle.build import synthetic_user_app
 
@@ -174,9 +175,9 @@ def _breakdown(runs: list[dict[str, float]]) -> str:
 
 
 def _load(n: int, app: bytes) -> tuple[int, float]:
-    from flashroom.ota.device_end import update_over_udp_async
     from flashroom.ota.server import OtaServer
     from flashroom.ota.transport import serve_udp
+    from flashroom.scenarios.deliver import update_over_udp_async
 
     base = Device.new("electron", "stock")
     snap = base.snapshot()

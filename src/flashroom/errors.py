@@ -16,6 +16,19 @@ class UsageError(FlashroomError):
     """A request that is malformed before any domain rule applies (bad size string, etc.)."""
 
 
+class ParamError(UsageError):
+    """A request value is out of range or inconsistent with another.
+
+    The message names the request's fields by their API names (``app_size``, ``first_op``);
+    ``params`` lists them, so that the CLI can show its own option names (``--app-size``)
+    instead. Library messages never name CLI flags.
+    """
+
+    def __init__(self, message: str, *params: str):
+        super().__init__(message)
+        self.params = params
+
+
 class LayoutError(FlashroomError):
     """A flash layout is invalid or a requested layout cannot be planned."""
 
@@ -53,12 +66,17 @@ class ModuleTooLargeError(FlashroomError):
     """A module does not fit the region it is meant for."""
 
 
-class DependencyError(FlashroomError):
-    """A module's dependencies are not met."""
-
-
 class EmulatorError(FlashroomError):
     """The emulator was asked to do something impossible (bad address, bad image file...)."""
+
+
+class PlatformError(LayoutError, EmulatorError):
+    """An unknown platform or profile, or a profile a platform cannot have.
+
+    Raised by :mod:`flashroom.deviceos` (the one home of platform facts), which both the layout
+    engine and the emulator read; it is therefore both a :class:`LayoutError` and an
+    :class:`EmulatorError`, so that each caller's error contract holds.
+    """
 
 
 class PowerCut(EmulatorError):
@@ -69,6 +87,18 @@ class PowerCut(EmulatorError):
         super().__init__(f"{kind} at flash operation {op_index}")
         self.op_index = op_index
         self.torn = torn
+
+
+class FlashOpError(EmulatorError):
+    """A flash program or erase **failed** (the chip set an FLASH_SR error bit, as on a
+    brown-out), raised by an armed ``fail`` fault. Unlike :class:`PowerCut` the device keeps
+    running: Device OS sees the error and takes its own error path (spec 4.5, 8.1)."""
+
+    def __init__(self, op_index: int, kind: str, addr: int):
+        super().__init__(f"flash {kind} failed at operation {op_index} (address 0x{addr:08x})")
+        self.op_index = op_index
+        self.kind = kind
+        self.addr = addr
 
 
 class OtaError(FlashroomError):

@@ -147,9 +147,9 @@ def test_emu_connect_text_with_explicit_link_values(
 def test_server_process_killed_mid_transfer_leaves_device_app_intact(
     server_factory: Any, tmp_path: Path, fast: bool
 ) -> None:
-    from flashroom.ota.device_end import update_over_udp
+    from flashroom.ota.device_end import DeviceConfig
     from flashroom.ota.endpoint import CoapTuning
-    from flashroom.ota.protocol import DeviceConfig
+    from flashroom.scenarios.deliver import update_over_udp
 
     big = tmp_path / "big.bin"
     big.write_bytes(synthetic_user_app(200 * 1024, platform="electron", version=12, seed=1))

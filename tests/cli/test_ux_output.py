@@ -81,14 +81,14 @@ def _narrow(monkeypatch: pytest.MonkeyPatch) -> None:
     from rich.console import Console
 
     import flashroom.cli.common as common
-    import flashroom.cli.emu as emu
+    import flashroom.cli.emu_render as emu_render
     import flashroom.cli.layout as layout
     import flashroom.cli.module as module
 
     def console() -> Any:
         return Console(width=80, highlight=False, soft_wrap=False)
 
-    for mod, attr in ((layout, "_console"), (emu, "_console"), (module, "stdout_console")):
+    for mod, attr in ((layout, "_console"), (emu_render, "_console"), (module, "stdout_console")):
         monkeypatch.setattr(mod, attr, console)
     monkeypatch.setattr(common, "stdout_console", console)
 

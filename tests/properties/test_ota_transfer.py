@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flashroom.emu.device import Device
+from flashroom.ota.device_end import DeviceConfig, DeviceStatus
 from flashroom.ota.link import LinkProfile
-from flashroom.ota.protocol import DeviceConfig, DeviceStatus, ServerConfig, ServerFaults
+from flashroom.ota.server_end import ServerConfig, ServerFaults
 from flashroom.ota.simulate import simulate
 from flashroom.particle.build import synthetic_user_app
 

@@ -12,7 +12,9 @@ import functools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flashroom.emu.sweep_engine import SweepConfig, _boot, _build_setup, _classify, _Runner
+from flashroom.scenarios.sweep_config import SweepConfig
+from flashroom.scenarios.sweep_engine import _boot, _build_setup, _classify, _Runner
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 
 @functools.lru_cache(maxsize=4)
@@ -25,7 +27,7 @@ def _setup(granularity: str, scenario: str):  # type: ignore[no-untyped-def]
 @settings(max_examples=25, deadline=None)
 @given(
     granularity=st.sampled_from(["word", "chunk"]),
-    scenario=st.sampled_from(["user-ota", "system-ota"]),
+    scenario=st.sampled_from([n for n, s in SCENARIOS.items() if s.atomic_update]),
     where=st.floats(min_value=0.0, max_value=0.999999),
     torn=st.booleans(),
 )
@@ -38,7 +40,7 @@ def test_any_cut_boots_old_or_new_never_a_mix(
     call, _k = runner.cut(n, torn)
     boot, err = _boot(s.device)
     torn_erase = call.arg if (torn and call.kind == "erase") else None
-    from flashroom.emu.sweep_engine import _erases_since
+    from flashroom.scenarios.sweep_engine import _erases_since
 
     cls, kind, viol = _classify(s, boot, _erases_since(s, torn_erase), 1, err)
     assert cls in ("old_app", "new_app"), (n, torn, kind, viol)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
-from flashroom.errors import FlashroomError
+from flashroom.errors import FlashroomError, ParamError, UsageError
+from flashroom.progress import ProgressFn
 from flashroom.ranges import parse_addr, parse_size
 
 EXIT_OK = 0
@@ -25,12 +27,39 @@ EXIT_INTERNAL = 70
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Progress callback type used across the API: ``progress(done, total)``.
-ProgressFn = Callable[[int, int], None]
-
 
 class CheckFailed(Exception):
     """Raised by a command after printing its report, to exit with status 1."""
+
+
+def cli_message(error: ParamError, command: click.Command) -> str:
+    """``error``'s message with each API field it names shown as ``command``'s option."""
+    flags = {
+        p.name: max(p.opts, key=len)
+        for p in command.params
+        if isinstance(p, click.Option) and p.name
+    }
+    msg = str(error)
+    for name in error.params:
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        msg = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flag, msg)
+    return msg
+
+
+class FlashroomCommand(click.Command):
+    """A command whose library errors about request fields name its own options."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ParamError as e:
+            raise UsageError(cli_message(e, self)) from None
+
+
+class FlashroomGroup(click.Group):
+    """A noun: its verbs are :class:`FlashroomCommand` s."""
+
+    command_class = FlashroomCommand
 
 
 class SizeType(click.ParamType[int]):
@@ -88,7 +117,7 @@ def stdout_console() -> Any:
     On a terminal it takes the terminal's width; in a pipe it takes ``$COLUMNS`` when set, else
     120, so output is reproducible and scripts can ask for a width.
     """
-    from rich.console import Console
+    from rich.console import Console  # rich: deferred for start-up time
 
     width: int | None = None
     if not sys.stdout.isatty():
@@ -109,7 +138,7 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
     if not sys.stderr.isatty():
         yield lambda done, tot: None
         return
-    from rich.console import Console
+    from rich.console import Console  # rich: deferred for start-up time
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -117,7 +146,7 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Progres
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
-    )
+    )  # rich: deferred for start-up time
 
     with Progress(
         TextColumn("[bold]{task.description}"),

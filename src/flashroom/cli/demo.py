@@ -1,6 +1,6 @@
 """``flashroom demo``: the whole story in one run (``make demo`` runs ``flashroom demo --out out``).
 
-A thin shell over :func:`flashroom.report.story.run_demo`: each step is rendered with rich as soon
+A thin shell over :func:`flashroom.report.demo.run_demo`: each step is rendered with rich as soon
 as it completes, and the report lands in ``--out`` (Markdown, JSON, PNG flash map, exports).
 """
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from flashroom.atomicfile import check_writable_dir
 from flashroom.cli.common import (
     CheckFailed,
     emit_json,
@@ -21,8 +22,8 @@ from flashroom.cli.common import (
 
 
 def _render_step(con: Any, index: int, step: Any) -> None:
-    from rich.panel import Panel
-    from rich.table import Table
+    from rich.panel import Panel  # rich: deferred for start-up time
+    from rich.table import Table  # rich: deferred for start-up time
 
     mark = "[green]✓[/]" if step.ok else "[bold red]✗ not as expected[/]"
     con.print()
@@ -61,8 +62,7 @@ def demo(out_dir: Path, quick: bool, fmt: str) -> None:
       flashroom demo --out out
       flashroom demo --quick --format json
     """
-    from flashroom.atomicfile import check_writable_dir
-    from flashroom.report.story import run_demo
+    from flashroom.report.demo import run_demo  # numpy: deferred for start-up time
 
     check_writable_dir(out_dir)  # a bad --out fails now, not after a minute of work
     con = stdout_console()

@@ -1,36 +1,57 @@
 """``flashroom emu``: a persistent emulated Photon/P1/Electron in a device image file.
 
-A thin shell over :mod:`flashroom.emu.device`: each command loads the image, calls one Device
-method, saves the image atomically and renders the :class:`~flashroom.emu.device.Outcome`.
-``sweep``, ``badinput`` and ``connect`` are attached to this group by ``cli/main.py``.
+A thin shell over :mod:`flashroom.emu` and the campaigns of :mod:`flashroom.scenarios`: each
+command parses its options, loads the image, calls one API function, saves the image atomically
+and renders the result (:mod:`flashroom.cli.emu_render`). Verbs: ``new``, ``install``, ``ota``,
+``boot``, ``show`` (the device), ``sweep``, ``badinput`` (the fault campaigns) and ``connect``
+(an update from ``flashroom ota serve``).
+
+The emulator, the campaigns and the OTA transport import numpy and aiocoap, so they are imported
+inside the commands: ``flashroom --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-from flashroom.cli.common import ADDRESS, CheckFailed, emit_json, format_option
-from flashroom.cli.common import stdout_console as _console
-from flashroom.cli.params import FiniteFloatRange
-from flashroom.emu.profiles import BOOTLOADER_VARIANTS, PLATFORMS, PROFILES
-from flashroom.errors import EmulatorError, UsageError
-from flashroom.ranges import fmt_size
-
-_FUNCTIONS = {0: "NONE", 2: "BOOTLOADER", 4: "SYSTEM_PART", 5: "USER_PART"}
-#: ``flashroom.emu.flash.GRANULARITIES``, spelled out so that ``flashroom --help`` does not import
-#: numpy (tests check they agree).
-GRANULARITIES = ("word", "chunk")
-
-_image_option = click.option(
-    "--image",
-    "image",
-    type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="Device image file (created by 'flashroom emu new').",
+from flashroom.atomicfile import check_writable_dir
+from flashroom.cli.common import (
+    ADDRESS,
+    SIZE,
+    CheckFailed,
+    FlashroomGroup,
+    emit_json,
+    format_option,
+    progress_bar,
 )
+from flashroom.cli.emu_render import (
+    render_badinput,
+    render_connect,
+    render_outcome,
+    render_show,
+    render_sweep,
+)
+from flashroom.cli.options import (
+    GRANULARITIES,
+    bootloader_option,
+    granularity_option,
+    image_option,
+    platform_option,
+    profile_option,
+    resolve_profile,
+)
+from flashroom.cli.params import FiniteFloatRange
+from flashroom.errors import EmulatorError, UsageError
+from flashroom.ota.device_end import DeviceConfig
+from flashroom.ota.endpoint import CoapTuning
+from flashroom.ota.link import IDEAL, PRESETS, get_link
+from flashroom.scenarios.sweep_config import METHODS
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 
 def _read_module(path: Path) -> bytes:
@@ -44,7 +65,7 @@ def _read_module(path: Path) -> bytes:
 
 
 def _load(image: Path) -> Any:
-    from flashroom.emu.device import Device
+    from flashroom.emu.device import Device  # numpy: deferred for start-up time
 
     if not image.exists():
         raise UsageError(
@@ -52,47 +73,6 @@ def _load(image: Path) -> Any:
             f"'flashroom emu new --image {image}'"
         )
     return Device.load(image)
-
-
-def _running_text(running: dict[str, Any] | None) -> str:
-    if running is None:
-        return "-"
-    fn = _FUNCTIONS.get(running["module_function"], str(running["module_function"]))
-    return (
-        f"{fn} #{running['module_index']} v{running['module_version']}, "
-        f"{fmt_size(running['size'])} ({running['size']} bytes), sha256 {running['sha256'][:16]}…"
-    )
-
-
-def _render_outcome(out: Any, fmt: str, title: str) -> None:
-    doc = out.to_json()
-    if fmt == "json":
-        emit_json(doc)
-        return
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left", show_header=False)
-    t.add_column("key", style="bold")
-    t.add_column("value")
-    t.add_row("result", doc["result"])
-    if doc["error"] is not None:
-        code = doc["error"]["code"]
-        t.add_row("error", f"{'' if code is None else str(code) + ': '}{doc['error']['message']}")
-    t.add_row("boot", doc["boot"])
-    t.add_row("running", _running_text(doc["running"]))
-    t.add_row(
-        "device time",
-        f"{doc['device_time_s']:.3f} s typical, {out.device_time_max_s:.3f} s max (spec 8.7)",
-    )
-    erases = ", ".join(f"{k}×{v}" for k, v in doc["sector_erases"].items()) or "none"
-    t.add_row("sector erases", erases)
-    t.add_row("flash ops", str(doc["flash_ops"]))
-    con = _console()
-    con.print(t)
-    if out.events:
-        con.print("[bold]trace[/bold]")
-        for e in out.events:
-            con.print(f"  {e}", markup=False)
 
 
 def _require_cut(out: Any, cut_at_op: int | None, what: str, image: Path) -> None:
@@ -112,19 +92,9 @@ def _require_cut(out: Any, cut_at_op: int | None, what: str, image: Path) -> Non
 
 
 def _finish(out: Any, fmt: str, title: str, ok: bool) -> None:
-    _render_outcome(out, fmt, title)
+    render_outcome(out, fmt, title)
     if not ok:
         raise CheckFailed()
-
-
-#: ``--platform`` for every command that makes an emulated device (Gen2 platforms only).
-platform_option = click.option(
-    "--platform",
-    type=click.Choice(list(PLATFORMS)),
-    default="electron",
-    show_default=True,
-    help="Device platform.",
-)
 
 
 def _cut_options(f: Any) -> Any:
@@ -143,7 +113,7 @@ def _cut_options(f: Any) -> Any:
     )(f)
 
 
-@click.group(name="emu")
+@click.group(name="emu", cls=FlashroomGroup)
 def emu() -> None:
     """Emulate a Particle Gen2 device: flash, DCT, bootloader and the Device OS OTA path.
 
@@ -159,34 +129,19 @@ def emu() -> None:
 
 
 @emu.command("new")
-@platform_option
-@click.option(
-    "--profile",
-    type=click.Choice(list(PROFILES)),
-    default="stock",
-    show_default=True,
-    help="Firmware behaviour: stock Device OS 2.3.1, or extended (spec 9, Electron only).",
+@platform_option()
+@profile_option
+@bootloader_option
+@granularity_option(
+    help="What one flash operation is for --cut-at-op: a program unit (32-bit word, halfword or "
+    "byte, as the code programs it), or a whole write call."
 )
-@click.option(
-    "--bootloader",
-    type=click.Choice(list(BOOTLOADER_VARIANTS)),
-    default="resumable",
-    show_default=True,
-    help="resumable (>= 1003: copy retried after a power cut) or legacy (<= 1002).",
-)
-@click.option(
-    "--granularity",
-    type=click.Choice(list(GRANULARITIES)),
-    default="word",
-    show_default=True,
-    help="What one flash operation is for --cut-at-op: a 32-bit word, or a whole write call.",
-)
-@_image_option
+@image_option
 @click.option("--force", is_flag=True, help="Overwrite an existing image.")
 @format_option
 def new_cmd(
     platform: str,
-    profile: str,
+    profile: str | None,
     bootloader: str,
     granularity: str,
     image: Path,
@@ -197,8 +152,9 @@ def new_cmd(
 
     Example: flashroom emu new --platform electron --profile extended --image dev.img
     """
-    from flashroom.emu.device import Device
+    from flashroom.emu.device import Device  # numpy: deferred for start-up time
 
+    profile = resolve_profile(platform, profile)
     if image.exists() and not force:
         raise UsageError(f"{image} already exists: pass --force to overwrite it")
     dev = Device.new(platform, profile, bootloader, granularity=granularity)  # type: ignore[arg-type]
@@ -208,7 +164,7 @@ def new_cmd(
 
 
 @emu.command("install")
-@_image_option
+@image_option
 @click.argument(
     "modules", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -268,15 +224,10 @@ def install_cmd(
 
 
 @emu.command("ota")
-@_image_option
+@image_option
 @click.argument("module_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_cut_options
-@click.option(
-    "--granularity",
-    type=click.Choice(list(GRANULARITIES)),
-    default=None,
-    help="Override the image's operation granularity for this run.",
-)
+@granularity_option(default=None, help="Override the image's operation granularity for this run.")
 @format_option
 def ota_cmd(
     image: Path,
@@ -309,7 +260,7 @@ def ota_cmd(
 
 
 @emu.command("boot")
-@_image_option
+@image_option
 @click.option(
     "--button",
     "button_s",
@@ -361,81 +312,371 @@ def boot_cmd(
 
 
 @emu.command("show")
-@_image_option
+@image_option
 @format_option
 def show_cmd(image: Path, fmt: str) -> None:
     """Show the flash map with what each region holds now, the DCT copies and slots.
 
     Example: flashroom emu show --image dev.img
     """
-    from rich.table import Table
-
-    from flashroom.emu.inspect import show
+    from flashroom.emu.inspect import show  # numpy: deferred for start-up time
 
     dev = _load(image)
     doc = show(dev)
     if fmt == "json":
         emit_json(doc)
         return
-    con = _console()
-    con.print(
-        f"[bold]{doc['platform']}[/bold] ({doc['profile']}), bootloader "
-        f"{doc['bootloader']} v{doc['bootloader_version']}, state [bold]{doc['state']}[/bold]"
-        + (f" ({doc['reason']})" if doc["reason"] else "")
+    render_show(doc)
+
+
+# --------------------------------------------------------------------------- sweep
+@emu.command(name="sweep")
+@platform_option()
+@profile_option
+@bootloader_option
+@click.option(
+    "--scenario",
+    type=click.Choice(list(SCENARIOS)),
+    default="user-ota",
+    show_default=True,
+    help="What is interrupted: "
+    + "; ".join(f"{name}: {s.help}" for name, s in SCENARIOS.items())
+    + ".",
+)
+@click.option("--app-size", type=SIZE, default="256K", show_default=True, help="New module size.")
+@click.option("--old-size", type=SIZE, default="100K", show_default=True, help="Old app size.")
+@granularity_option(
+    help="word: a cut point before every program unit (32-bit word, halfword or byte); "
+    "chunk: before every program call."
+)
+@click.option("--torn", is_flag=True, help="Also try a torn (partial) version of every cut.")
+@click.option(
+    "--stride", type=int, default=1, show_default=True, help="Test every Nth cut point only."
+)
+@click.option("--first-op", type=int, default=0, show_default=True, help="First cut point.")
+@click.option("--last-op", type=int, default=None, help="One past the last cut point.")
+@click.option(
+    "--recovery-cuts",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Per cut point, also cut the recovery boot at this many spread-out operations.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Content and torn seed.")
+@click.option(
+    "--method",
+    type=click.Choice([str(m) for m in METHODS]),
+    default="equiv",
+    show_default=True,
+    help="replay: restore the checkpoint at the cut's flash call, cut, boot every point; "
+    "equiv: replay, but a point whose state differs from a booted one only in bytes that boot "
+    "never depended on is counted without booting (proven equivalent); rerun: re-run the "
+    "whole scenario per point (as emu ota --cut-at-op does).",
+)
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--save-failing",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the device image, old/new modules and a reproduce.sh into this folder.",
+)
+@format_option
+def sweep(
+    platform: str,
+    profile: str | None,
+    bootloader: str,
+    scenario: str,
+    app_size: int,
+    old_size: int,
+    granularity: str,
+    torn: bool,
+    stride: int,
+    first_op: int,
+    last_op: int | None,
+    recovery_cuts: int,
+    seed: int,
+    method: str,
+    workers: int,
+    save_failing: Path | None,
+    fmt: str,
+) -> None:
+    """Cut power before every flash operation of an update and check the device survives.
+
+    The scenario runs once to count its flash operations; then, for every cut point, the
+    device is restored, power is cut there (with --torn also mid-operation), and it boots
+    again. Each point is classified new_app, old_app, safe_mode, dfu, brick or
+    invariant_violation (old or new image, never a mix; the update completes or the old app
+    stays; the DCT stays valid; no sector erased more than planned). Exits 1 on any brick or
+    invariant violation.
+
+    \b
+    Example:
+      flashroom emu sweep --profile extended --scenario user-ota --app-size 256K --workers 2
+      flashroom emu sweep --bootloader legacy --granularity chunk   # shows the spec 4.5 hazard
+    """
+    from flashroom.scenarios.sweep import (  # numpy: deferred for start-up time
+        SweepConfig,
+        run_sweep,
     )
-    con.print(f"running: {_running_text(doc['running'])}", markup=False)
-    t = Table(title="flash map", title_justify="left")
-    # Addresses and names stay whole; on a narrow console (80 columns) the detail follows the
-    # table as lines instead of being squeezed into a column.
-    wide = con.width >= 110
-    cols = ["Region", "Start", "End (excl.)", "Sectors", "Erases", "Holds"]
-    for col in [*cols, "Detail"] if wide else cols:
-        t.add_column(col, no_wrap=col != "Detail", overflow="fold")
-    for r in doc["regions"]:
-        sec = r["sectors"]
-        t.add_row(
-            r["name"],
-            r["start"],
-            r["end"],
-            "-" if not sec else (str(sec[0]) if len(sec) == 1 else f"{sec[0]}-{sec[-1]}"),
-            str(r["erases"]),
-            r["content"],
-            *([r["detail"]] if wide else []),
-        )
-    con.print(t)
-    if not wide:
-        for r in doc["regions"]:
-            if r["detail"]:
-                con.print(f"  {r['name']}: {r['detail']}", markup=False)
-    dct = doc["dct"]
-    d = Table(title="DCT copies (spec 8.1)", title_justify="left")
-    for col in ("Copy", "Address", "Seal", "Counter", "CRC", "Current"):
-        d.add_column(col)
-    for i, c in enumerate(dct["copies"]):
-        d.add_row(
-            str(i),
-            c["address"],
-            c["seal"],
-            str(c["counter"]),
-            "ok" if c["crc_ok"] else "bad",
-            "yes" if dct["current"] == i else "",
-        )
-    con.print(d)
-    if dct["slots"] is not None:
-        s = Table(title="flash_modules slots (app DCT 0xB24, spec 4.3)", title_justify="left")
-        for col in ("Slot", "State", "Source", "Destination", "Length", "Flags", "Function"):
-            s.add_column(col)
-        for i, sl in enumerate(dct["slots"]):
-            s.add_row(
-                str(i),
-                sl["state"],
-                sl["source_address"],
-                sl["destination_address"],
-                str(sl["length"]),
-                sl["flags"],
-                str(sl["module_function"]),
-            )
-        con.print(s)
+    from flashroom.scenarios.sweep import save_failing as save  # numpy: deferred for start-up time
+
+    cfg = SweepConfig(
+        platform=platform,
+        profile=resolve_profile(platform, profile),
+        bootloader=bootloader,
+        scenario=scenario,
+        app_size=app_size,
+        old_size=old_size,
+        granularity=granularity,
+        torn=torn,
+        stride=stride,
+        first_op=first_op,
+        last_op=last_op,
+        recovery_cuts=recovery_cuts,
+        seed=seed,
+        method=method,
+        workers=workers,
+    )
+    cfg.validate()
+    if save_failing is not None:
+        check_writable_dir(save_failing)  # fail now, not after the sweep
+    with progress_bar(f"sweep {scenario}") as progress:
+        result = run_sweep(cfg, progress=progress)
+    saved: list[Path] = []
+    if save_failing is not None:
+        saved = save(result, save_failing)
+    if fmt == "json":
+        data = result.to_json()
+        if save_failing is not None:
+            data["reproduce"] = result.reproduce(image_dir=str(save_failing))
+            data["saved"] = [str(p) for p in saved]
+        emit_json(data)
+    else:
+        render_sweep(result, save_failing)
+    if not result.ok:
+        raise CheckFailed()
 
 
-__all__ = ["emu"]
+@emu.command(name="badinput")
+@platform_option()
+@profile_option
+@click.option("--case", "cases", multiple=True, help="Run only this case (repeatable).")
+@format_option
+def badinput(platform: str, profile: str | None, cases: tuple[str, ...], fmt: str) -> None:
+    """Throw a catalogue of malformed modules and OTA sessions at a fresh device.
+
+    Each case must end with a specific error (code and message) and leave the running app
+    unchanged byte for byte. Exits 1 if any case is accepted or changes the running app.
+
+    \b
+    Example:
+      flashroom emu badinput --platform electron --profile extended
+      flashroom emu badinput --case bad_crc --format json
+    """
+    from flashroom.scenarios.badinput import run_campaign  # numpy: deferred for start-up time
+
+    with progress_bar("bad inputs") as progress:
+        result = run_campaign(
+            platform=platform,
+            profile=resolve_profile(platform, profile),
+            only=list(cases) or None,
+            progress=progress,
+        )
+    if fmt == "json":
+        emit_json(result.to_json())
+    else:
+        render_badinput(result)
+    if not result.ok:
+        raise CheckFailed()
+
+
+# --------------------------------------------------------------------------- connect
+@dataclass
+class ConnectOptions:
+    """``emu connect`` options."""
+
+    url: str
+    image: Path
+    link: str | None
+    rtt_ms: float | None
+    bandwidth_bps: float | None
+    uplink_bps: float | None
+    loss: float | None
+    duplicate: float | None
+    reorder: float | None
+    seed: int
+    ack_timeout: float
+    inactivity_timeout: float | None
+    time_limit: float
+    save: bool
+    fast_ota: bool = True
+
+
+def build_link(opts: ConnectOptions) -> Any:
+    """The link profile from a preset and/or explicit values (explicit values win)."""
+
+    base = get_link(opts.link) if opts.link else IDEAL
+    changes: dict[str, Any] = {}
+    if opts.rtt_ms is not None:
+        changes["rtt_s"] = opts.rtt_ms / 1000
+    if opts.bandwidth_bps is not None:
+        changes["bandwidth_bps"] = opts.bandwidth_bps
+    if opts.uplink_bps is not None:
+        changes["uplink_bps"] = opts.uplink_bps
+    for name in ("loss", "duplicate", "reorder"):
+        v = getattr(opts, name)
+        if v is not None:
+            changes[name] = v
+    if not changes:
+        return base
+    if opts.link is None:
+        changes["name"] = "custom"
+    return base.with_(**changes)
+
+
+_PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
+
+
+@emu.command()
+@click.argument("url")
+@image_option
+@click.option(
+    "--link",
+    type=click.Choice(list(PRESETS)),
+    default=None,
+    help="Link preset (figures and sources: flashroom.ota.link). Default: no emulation.",
+)
+@click.option("--rtt-ms", type=FiniteFloatRange(0), default=None, help="Round-trip time (ms).")
+@click.option(
+    "--bandwidth-bps",
+    type=FiniteFloatRange(0),
+    default=None,
+    help="Downlink bits/s (0 = unlimited).",
+)
+@click.option("--uplink-bps", type=FiniteFloatRange(0), default=None, help="Uplink bits/s.")
+@click.option("--loss", type=_PROB, default=None, help="Datagram loss probability.")
+@click.option("--duplicate", type=_PROB, default=None, help="Duplication probability.")
+@click.option("--reorder", type=_PROB, default=None, help="Reordering probability.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Link RNG seed.")
+@click.option(
+    "--ack-timeout",
+    type=FiniteFloatRange(0.001),
+    default=2.0,
+    show_default=True,
+    help="Real CoAP ACK_TIMEOUT in seconds (RFC 7252: 2; ~0.2 on loopback).",
+)
+@click.option(
+    "--inactivity-timeout",
+    type=FiniteFloatRange(0.01),
+    default=None,
+    help="Seconds without OTA activity before the device gives up (default: the platform's "
+    "TIMING_FLASH_UPDATE_TIMEOUT, 300 on Electron, 30 on Photon/P1; spec 6.5).",
+)
+@click.option(
+    "--time-limit",
+    type=FiniteFloatRange(0.1),
+    default=900.0,
+    show_default=True,
+    help="Real seconds before the run is abandoned.",
+)
+@click.option(
+    "--fast-ota/--no-fast-ota",
+    default=True,
+    show_default=True,
+    help="The device's FAST_OTA connection property: accept fast OTA when the server asks "
+    "(spec 6.2).",
+)
+@click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
+@format_option
+def connect(
+    url: str,
+    image: Path,
+    link: str | None,
+    rtt_ms: float | None,
+    bandwidth_bps: float | None,
+    uplink_bps: float | None,
+    loss: float | None,
+    duplicate: float | None,
+    reorder: float | None,
+    seed: int,
+    ack_timeout: float,
+    inactivity_timeout: float | None,
+    time_limit: float,
+    fast_ota: bool,
+    save: bool,
+    fmt: str,
+) -> None:
+    """Connect an emulated device to an OTA server and take its update.
+
+    The device says Hello, receives the update through its system OTA path (erase, chunk
+    writes, HAL_FLASH_End), resets and reports what it cost on the emulated link: payload and
+    wire bytes (CoAP + UDP + IPv4 + DTLS), messages, retransmissions and the simulated link
+    time. Exits 1 when the update was not applied (the report says why).
+
+    \b
+    Example:
+      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g --format json
+    """
+    opts = ConnectOptions(
+        url,
+        image,
+        link,
+        rtt_ms,
+        bandwidth_bps,
+        uplink_bps,
+        loss,
+        duplicate,
+        reorder,
+        seed,
+        ack_timeout,
+        inactivity_timeout,
+        time_limit,
+        save,
+        fast_ota,
+    )
+    result = _run_connect(opts)
+    data = result.to_json()
+    if fmt == "json":
+        emit_json(data)
+    else:
+        render_connect(data)
+    if result.result != "applied":
+        raise CheckFailed()
+
+
+def _run_connect(opts: ConnectOptions) -> Any:
+    # the OTA transport and the device model import aiocoap and numpy: deferred for start-up
+    from flashroom.ota.transport import parse_coap_url  # asyncio: deferred for start-up time
+    from flashroom.scenarios.deliver import update_over_udp  # numpy: deferred for start-up time
+
+    parse_coap_url(opts.url)  # precise error before touching the image
+    link = build_link(opts)
+    device = _load(opts.image)
+    # A stable 12-byte device ID per image file (the Hello carries it, spec 6.5).
+    device_id = hashlib.sha256(str(opts.image.resolve()).encode()).digest()[:12]
+    cfg = DeviceConfig(
+        platform=device.profile.platform,
+        device_id=device_id,
+        allow_fast=opts.fast_ota,
+        seed=opts.seed,
+        inactivity_timeout_s=opts.inactivity_timeout,
+        tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
+        linger_s=min(5.0, 4 * opts.ack_timeout),
+        begin_timeout_s=max(30 * opts.ack_timeout, 5.0),
+    )
+    with progress_bar("receiving update", None) as progress:
+        result = update_over_udp(
+            device,
+            opts.url,
+            link=link,
+            seed=opts.seed,
+            device_config=cfg,
+            time_limit_s=opts.time_limit,
+            progress=progress,
+        )
+    if opts.save:
+        device.save(opts.image)
+    return result
+
+
+__all__ = ["GRANULARITIES", "emu"]

@@ -13,12 +13,19 @@ from typing import Any
 
 import click
 
-from flashroom.cli.common import SIZE, CheckFailed, emit_json, format_option, progress_bar
+from flashroom.cli.common import (
+    SIZE,
+    CheckFailed,
+    FlashroomGroup,
+    emit_json,
+    format_option,
+    progress_bar,
+)
 from flashroom.cli.common import stdout_console as _console
+from flashroom.cli.options import platform_option
 from flashroom.errors import UsageError
 from flashroom.layout import (
     LAYOUT_NAMES,
-    PLATFORMS,
     CheckResult,
     Layout,
     Plan,
@@ -28,17 +35,13 @@ from flashroom.layout import (
     get_layout,
     plan,
 )
+from flashroom.layout.export import write_exports
 from flashroom.ranges import fmt_addr, fmt_size
+from flashroom.report.flashmap import write_flash_maps
 
 _FUNCTION_NAMES = {0: "NONE", 2: "BOOTLOADER", 4: "SYSTEM_PART", 5: "USER_PART", 8: "RADIO_STACK"}
 
-_platform_option = click.option(
-    "--platform",
-    "platform",
-    type=click.Choice(sorted(PLATFORMS, key=lambda p: PLATFORMS[p].platform_id)),
-    required=True,
-    help="Device platform (photon 6, p1 8, electron 10; argon 12 / boron 13 for comparison).",
-)
+_platform_option = platform_option(gen2_only=False, required=True)
 
 
 def _module_text(r: Region) -> str:
@@ -64,7 +67,7 @@ _WIDE = 110
 
 def _print_region_table(console: Any, layout: Layout, title: str) -> None:
     """The region table; on a narrow console the notes follow it as lines instead of a column."""
-    from rich.text import Text
+    from rich.text import Text  # rich: deferred for start-up time
 
     wide = console.width >= _WIDE
     console.print(_region_table(layout, title, notes=wide))
@@ -75,7 +78,7 @@ def _print_region_table(console: Any, layout: Layout, title: str) -> None:
 
 
 def _region_table(layout: Layout, title: str, notes: bool = True) -> Any:
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     t = Table(title=title, title_justify="left")
     # Names, addresses and sizes never wrap or get cut (0x%08x must stay whole at 80 columns);
@@ -111,14 +114,14 @@ def _region_table(layout: Layout, title: str, notes: bool = True) -> Any:
 
 
 def _print_notes(console: Any, notes: Any, label: str = "note") -> None:
-    from rich.text import Text
+    from rich.text import Text  # rich: deferred for start-up time
 
     for n in notes:
         console.print(Text(f"{label}: {n}"))
 
 
 # ---------------------------------------------------------------------------------------------
-@click.group()
+@click.group(cls=FlashroomGroup)
 def layout() -> None:
     """Plan, check, show and export flash layouts (Photon, P1, Electron; Argon/Boron to compare).
 
@@ -160,7 +163,7 @@ def show(platform: str, name: str, fmt: str) -> None:
         lay,
         f"{lay.platform} (platform {lay.platform_id}) layout {lay.name!r} on {lay.chip.name}",
     )
-    from rich.text import Text
+    from rich.text import Text  # rich: deferred for start-up time
 
     console.print(Text(lay.description))
     console.print(
@@ -244,8 +247,8 @@ def check(
 
 
 def _print_check(result: CheckResult) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    from rich.table import Table  # rich: deferred for start-up time
+    from rich.text import Text  # rich: deferred for start-up time
 
     console = _console()
     lay = result.layout
@@ -297,8 +300,8 @@ def plan_cmd(platform: str, app_size: int, fmt: str) -> None:
 
 
 def _print_plan(p: Plan) -> None:
-    from rich.table import Table
-    from rich.text import Text
+    from rich.table import Table  # rich: deferred for start-up time
+    from rich.text import Text  # rich: deferred for start-up time
 
     console = _console()
     t = Table(title=f"{p.platform}: layouts for a {fmt_size(p.app_size)} app", title_justify="left")
@@ -373,8 +376,6 @@ def export(platform: str, name: str, out: Path, fmt: str) -> None:
     Example:
       flashroom layout export --platform electron --layout extended --out build/
     """
-    from flashroom.layout.export import write_exports
-    from flashroom.report.flashmap import write_flash_maps
 
     lay = get_layout(platform, name)
     stock = get_layout(platform, "stock")
@@ -394,7 +395,7 @@ def export(platform: str, name: str, out: Path, fmt: str) -> None:
             }
         )
         return
-    from rich.text import Text
+    from rich.text import Text  # rich: deferred for start-up time
 
     console = _console()
     for p in written:

@@ -1,8 +1,7 @@
 """The ``flashroom`` command: ``flashroom <noun> <verb>``.
 
 Nouns are loaded lazily so that ``flashroom module inspect`` does not import matplotlib or
-aiocoap. Each noun lives in its own module; commands contributed to a noun by other modules are
-listed in :data:`_EXTRA`.
+aiocoap. Each noun lives in its own module (``flashroom.cli.<noun>``) with all its verbs.
 """
 
 from __future__ import annotations
@@ -31,15 +30,6 @@ _NOUNS: dict[str, tuple[str, str, str]] = {
     "demo": ("flashroom.cli.demo", "demo", "Tell the whole story in one run."),
 }
 
-# Commands that other modules add to a noun: noun -> [(module, attribute)].
-_EXTRA: dict[str, list[tuple[str, str]]] = {
-    "emu": [
-        ("flashroom.cli.faults", "sweep"),
-        ("flashroom.cli.faults", "badinput"),
-        ("flashroom.cli.ota", "connect"),
-    ],
-}
-
 
 class LazyGroup(click.Group):
     """A group whose sub-commands are imported only when used."""
@@ -51,35 +41,8 @@ class LazyGroup(click.Group):
         spec = _NOUNS.get(cmd_name)
         if spec is None:
             return None
-        try:
-            mod = importlib.import_module(spec[0])
-        except ModuleNotFoundError as e:
-            if e.name == spec[0]:
-                return _unavailable(cmd_name, spec[2])
-            raise
-        cmd: click.Command = getattr(mod, spec[1])
-        if isinstance(cmd, click.Group):
-            for mod_name, attr in _EXTRA.get(cmd_name, []):
-                if attr in cmd.commands:
-                    continue
-                try:
-                    extra = importlib.import_module(mod_name)
-                except ModuleNotFoundError as e:
-                    if e.name == mod_name:
-                        continue
-                    raise
-                sub = getattr(extra, attr, None)
-                if isinstance(sub, click.Command):
-                    cmd.add_command(sub, attr)
+        cmd: click.Command = getattr(importlib.import_module(spec[0]), spec[1])
         return cmd
-
-
-def _unavailable(name: str, help_text: str) -> click.Command:
-    @click.command(name=name, help=f"{help_text} (not available in this build)")
-    def _cmd() -> None:
-        raise click.UsageError(f"'{name}' is not available in this build")
-
-    return _cmd
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,12 +17,23 @@ from flashroom.cli.common import (
     ADDRESS,
     SIZE,
     CheckFailed,
+    FlashroomGroup,
     emit_json,
     format_option,
     progress_bar,
     stdout_console,
 )
+from flashroom.cli.options import output_option, platform_option
 from flashroom.errors import ChecksumError, ModuleFormatError, UsageError
+from flashroom.particle.compress import (
+    combine_modules,
+    compress_module,
+    decompress_module,
+    split_modules,
+)
+from flashroom.particle.deps import check_dependencies
+from flashroom.particle.module import function_name, parse_module
+from flashroom.particle.pack import PackRequest, pack_module
 from flashroom.ranges import fmt_addr
 
 
@@ -54,7 +65,6 @@ def _about(path: str) -> Iterator[None]:
 
 def _parse(path: str) -> Any:
     """Read and parse one module, naming the file in any error."""
-    from flashroom.particle.module import parse_module
 
     data = _read(path)
     with _about(path):
@@ -68,7 +78,6 @@ def _refuse_corrupt(path: str, data: bytes, action: str) -> None:
     damage from the device's own check (spec 3.2); the library follows the reference tool and
     does not verify, so the command does.
     """
-    from flashroom.particle.module import parse_module
 
     with _about(path):
         m = parse_module(data, path)
@@ -81,16 +90,10 @@ def _refuse_corrupt(path: str, data: bytes, action: str) -> None:
         )
 
 
-_output_option = click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="File to write (replaced atomically; never left half-written).",
-)
+_output_option = output_option()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=FlashroomGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def module() -> None:
     """Inspect, verify, build, compress and combine Particle firmware modules.
 
@@ -110,7 +113,6 @@ def module() -> None:
 
 def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[Any], int]:
     """Parse every file; returns (json objects, modules or errors, exit code)."""
-    from flashroom.particle.module import parse_module
 
     results: list[dict[str, Any]] = []
     parsed: list[Any] = []
@@ -139,9 +141,7 @@ def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[A
 
 
 def _render_module_text(m: Any, console: Any) -> None:
-    from rich.table import Table
-
-    from flashroom.particle.module import function_name
+    from rich.table import Table  # rich: deferred for start-up time
 
     i = m.info
     t = Table(title=f"{m.filename}  ({len(m.data)} bytes)", show_header=False, title_justify="left")
@@ -257,12 +257,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 
 @module.command()
 @click.argument("input_file", required=False, type=click.Path(dir_okay=False))
-@click.option(
-    "--platform",
-    required=True,
-    type=click.Choice(["electron", "photon", "p1"]),
-    help="Target platform (platform_id 10, 6, 8).",
-)
+@platform_option(required=True)
 @click.option(
     "--function",
     "function",
@@ -284,6 +279,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 )
 @click.option(
     "--start",
+    "start_address",
     type=ADDRESS,
     help="module_start_address, word-aligned, e.g. 0x08080000 (default: the region start).",
 )
@@ -307,6 +303,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
 )
 @click.option(
     "--synthetic",
+    "synthetic_size",
     type=SIZE,
     help="Instead of INPUT_FILE: a module of exactly SIZE bytes (e.g. 200K; even) with "
     "deterministic code-like content.",
@@ -317,13 +314,7 @@ def verify(files: tuple[str, ...], fmt: str) -> None:
     default=None,
     help="Force a 0x184-byte vector table in front (default: as Device OS, spec 2.2).",
 )
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="Module file to write (replaced atomically; never left half-written).",
-)
+@output_option(help="Module file to write (replaced atomically; never left half-written).")
 @format_option
 def pack(
     input_file: str | None,
@@ -331,12 +322,12 @@ def pack(
     function: str,
     index: int,
     version: int,
-    start: int | None,
+    start_address: int | None,
     depends: tuple[str, ...],
     product_id: int | None,
     product_version: int | None,
     layout: str,
-    synthetic: int | None,
+    synthetic_size: int | None,
     seed: int,
     vector_table: bool | None,
     output: str,
@@ -357,19 +348,18 @@ def pack(
       flashroom module pack app.bin --platform electron --function user --index 1 \\
           --version 6 --start 0x08080000 --depends system:2:2302 --layout extended -o out.bin
     """
-    from flashroom.particle.pack import PackRequest, pack_module
 
     req = PackRequest(
         platform=platform,
         function=function,
         index=index,
         version=version,
-        start_address=start,
+        start_address=start_address,
         depends=depends,
         product_id=product_id,
         product_version=product_version,
         layout=layout,
-        synthetic_size=synthetic,
+        synthetic_size=synthetic_size,
         seed=seed,
         vector_table=vector_table,
         input_name=input_file or "<synthetic>",
@@ -418,7 +408,6 @@ def compress(input_file: str, output: str, level: int, window_bits: int, fmt: st
     Example:
       flashroom module compress user-part.bin -o user-part.compressed.bin
     """
-    from flashroom.particle.compress import compress_module
 
     data = _read(input_file)
     _refuse_corrupt(input_file, data, "compress")
@@ -439,7 +428,6 @@ def decompress(input_file: str, output: str, fmt: str) -> None:
     Example:
       flashroom module decompress app.compressed.bin -o app.bin
     """
-    from flashroom.particle.compress import decompress_module
 
     data = _read(input_file)
     with _about(input_file):
@@ -459,7 +447,6 @@ def combine(inputs: tuple[str, ...], output: str, fmt: str) -> None:
     Example:
       flashroom module combine system-part1.bin user-part.bin -o bundle.bin
     """
-    from flashroom.particle.compress import combine_modules
 
     mods = [_read(p) for p in inputs]
     for p, m in zip(inputs, mods, strict=True):
@@ -486,7 +473,6 @@ def split(input_file: str, output_dir: str, fmt: str) -> None:
     Example:
       flashroom module split bundle.bin -o parts/
     """
-    from flashroom.particle.compress import split_modules
 
     data = _read(input_file)
     with _about(input_file):
@@ -537,7 +523,6 @@ def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) ->
     Example:
       flashroom module deps app.bin --against system-part1.bin system-part2.bin
     """
-    from flashroom.particle.deps import check_dependencies
 
     target = _parse(app)
     installed = [_parse(p) for p in (*against, *more)]
@@ -545,7 +530,7 @@ def deps(app: str, against: tuple[str, ...], more: tuple[str, ...], fmt: str) ->
     if fmt == "json":
         emit_json({"file": app, "against": [m.filename for m in installed], **result.to_json()})
     else:
-        from rich.table import Table
+        from rich.table import Table  # rich: deferred for start-up time
 
         t = Table()
         for col in ("slot", "needs", "installed", "verdict"):

@@ -1,14 +1,13 @@
-"""``flashroom ota serve`` and ``flashroom emu connect``: Particle OTA over real CoAP/UDP.
+"""``flashroom ota serve``: Particle OTA over real CoAP/UDP, as the cloud serves it.
 
-Thin shells: parse options, call :mod:`flashroom.ota`, render. ``connect`` is attached to the
-``emu`` group by ``cli/main.py``.
+A thin shell: parse options, call :mod:`flashroom.ota`, render. The device side of the same
+exchange is ``flashroom emu connect`` (:mod:`flashroom.cli.emu`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import signal
 import sys
 from dataclasses import dataclass
@@ -17,17 +16,27 @@ from typing import Any
 
 import click
 
-from flashroom.cli.common import CheckFailed, emit_json, format_option, progress_bar, stdout_console
+from flashroom.cli.common import (
+    CheckFailed,
+    FlashroomGroup,
+    emit_json,
+    format_option,
+    progress_bar,
+    stdout_console,
+)
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.errors import UsageError
-from flashroom.ota.link import PRESETS
+from flashroom.errors import FlashroomError, UsageError
+from flashroom.ota.endpoint import CoapTuning
+from flashroom.ota.server import OtaServer
+from flashroom.ota.server_end import BeginForm, ServerConfig
+from flashroom.particle.module import parse_module
 from flashroom.ranges import fmt_size
 
 _DEFAULT_BIND = "127.0.0.1:5683"
 
 
 # =========================================================================== ota serve
-@click.group()
+@click.group(cls=FlashroomGroup)
 def ota() -> None:
     """Serve updates over CoAP/UDP as the Particle cloud does (spec 6).
 
@@ -51,6 +60,7 @@ class ServeOptions:
     response_timeout: float
     allow_invalid: bool = False
     pace_kbps: float | None = None
+    begin_form: str = "long"
 
 
 def _read_firmware(opts: ServeOptions) -> bytes:
@@ -69,8 +79,6 @@ def _read_firmware(opts: ServeOptions) -> bytes:
 def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     """What is served; an invalid module is refused unless --allow-invalid (spec-silent: the
     Particle cloud validates binaries before flashing them)."""
-    from flashroom.errors import FlashroomError
-    from flashroom.particle.module import parse_module
 
     info: dict[str, Any] = {"path": str(opts.firmware), "size": len(data)}
     try:
@@ -113,6 +121,14 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     default=True,
     show_default=True,
     help="Request fast OTA (chunks sent without waiting, missed ones resent, spec 6.4).",
+)
+@click.option(
+    "--begin-form",
+    type=click.Choice(["long", "short"]),
+    default="long",
+    show_default=True,
+    help="UpdateBegin with sizes (long), or without (short: the device takes its own defaults, "
+    "512-byte chunks and its whole OTA region, and fast OTA is off; spec 6.2).",
 )
 @click.option(
     "--chunk-size",
@@ -165,6 +181,7 @@ def serve(
     ack_timeout: float,
     response_timeout: float,
     pace_kbps: float | None,
+    begin_form: str,
     fmt: str,
 ) -> None:
     """Serve FIRMWARE to every device that says Hello, over CoAP on UDP.
@@ -188,6 +205,7 @@ def serve(
         response_timeout,
         allow_invalid,
         pace_kbps,
+        begin_form,
     )
     image = _read_firmware(opts)
     firmware_info = _check_firmware(opts, image)
@@ -203,16 +221,14 @@ def serve(
 
 
 def _run_serve(opts: ServeOptions, image: bytes) -> Any:
-    from flashroom.ota.endpoint import CoapTuning
-    from flashroom.ota.protocol import ServerConfig
-    from flashroom.ota.server import OtaServer
-    from flashroom.ota.transport import parse_bind, serve_udp
+    from flashroom.ota.transport import parse_bind, serve_udp  # asyncio: deferred for start-up time
 
     host, port = parse_bind(opts.bind)
     config = ServerConfig(
         fast=opts.fast,
         pace_bps=None if opts.pace_kbps is None else opts.pace_kbps * 1000.0,
         chunk_size=opts.chunk_size,
+        begin_form=BeginForm(opts.begin_form),
         response_timeout_s=opts.response_timeout,
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
     )
@@ -257,7 +273,7 @@ def _run_serve(opts: ServeOptions, image: bytes) -> Any:
 
 
 def _print_serve(data: dict[str, Any]) -> None:
-    from rich.table import Table
+    from rich.table import Table  # rich: deferred for start-up time
 
     console = stdout_console()
     t = Table(title=f"ota serve {data['address']}")
@@ -287,228 +303,3 @@ def _print_serve(data: dict[str, Any]) -> None:
         f"datagrams in {data['datagrams_in']}, "
         f"out {data['datagrams_out']}, malformed {data['malformed']}"
     )
-
-
-# =========================================================================== emu connect
-@dataclass
-class ConnectOptions:
-    """``emu connect`` options."""
-
-    url: str
-    image: Path
-    link: str | None
-    rtt_ms: float | None
-    bandwidth_bps: float | None
-    uplink_bps: float | None
-    loss: float | None
-    duplicate: float | None
-    reorder: float | None
-    seed: int
-    ack_timeout: float
-    inactivity_timeout: float | None
-    time_limit: float
-    save: bool
-    fast_ota: bool = True
-
-
-def build_link(opts: ConnectOptions) -> Any:
-    """The link profile from a preset and/or explicit values (explicit values win)."""
-    from flashroom.ota.link import IDEAL, get_link
-
-    base = get_link(opts.link) if opts.link else IDEAL
-    changes: dict[str, Any] = {}
-    if opts.rtt_ms is not None:
-        changes["rtt_s"] = opts.rtt_ms / 1000
-    if opts.bandwidth_bps is not None:
-        changes["bandwidth_bps"] = opts.bandwidth_bps
-    if opts.uplink_bps is not None:
-        changes["uplink_bps"] = opts.uplink_bps
-    for name in ("loss", "duplicate", "reorder"):
-        v = getattr(opts, name)
-        if v is not None:
-            changes[name] = v
-    if not changes:
-        return base
-    if opts.link is None:
-        changes["name"] = "custom"
-    return base.with_(**changes)
-
-
-_PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
-
-
-@click.command()
-@click.argument("url")
-@click.option(
-    "--image",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="Device image (from `flashroom emu new`); updated in place unless --no-save.",
-)
-@click.option(
-    "--link",
-    type=click.Choice(list(PRESETS)),
-    default=None,
-    help="Link preset (figures and sources: flashroom.ota.link). Default: no emulation.",
-)
-@click.option("--rtt-ms", type=FiniteFloatRange(0), default=None, help="Round-trip time (ms).")
-@click.option(
-    "--bandwidth-bps",
-    type=FiniteFloatRange(0),
-    default=None,
-    help="Downlink bits/s (0 = unlimited).",
-)
-@click.option("--uplink-bps", type=FiniteFloatRange(0), default=None, help="Uplink bits/s.")
-@click.option("--loss", type=_PROB, default=None, help="Datagram loss probability.")
-@click.option("--duplicate", type=_PROB, default=None, help="Duplication probability.")
-@click.option("--reorder", type=_PROB, default=None, help="Reordering probability.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Link RNG seed.")
-@click.option(
-    "--ack-timeout",
-    type=FiniteFloatRange(0.001),
-    default=2.0,
-    show_default=True,
-    help="Real CoAP ACK_TIMEOUT in seconds (RFC 7252: 2; ~0.2 on loopback).",
-)
-@click.option(
-    "--inactivity-timeout",
-    type=FiniteFloatRange(0.01),
-    default=None,
-    help="Seconds without OTA activity before the device gives up (default: the platform's "
-    "TIMING_FLASH_UPDATE_TIMEOUT, 300 on Electron, 30 on Photon/P1; spec 6.5).",
-)
-@click.option(
-    "--time-limit",
-    type=FiniteFloatRange(0.1),
-    default=900.0,
-    show_default=True,
-    help="Real seconds before the run is abandoned.",
-)
-@click.option(
-    "--fast-ota/--no-fast-ota",
-    default=True,
-    show_default=True,
-    help="The device's FAST_OTA connection property: accept fast OTA when the server asks "
-    "(spec 6.2).",
-)
-@click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
-@format_option
-def connect(
-    url: str,
-    image: Path,
-    link: str | None,
-    rtt_ms: float | None,
-    bandwidth_bps: float | None,
-    uplink_bps: float | None,
-    loss: float | None,
-    duplicate: float | None,
-    reorder: float | None,
-    seed: int,
-    ack_timeout: float,
-    inactivity_timeout: float | None,
-    time_limit: float,
-    fast_ota: bool,
-    save: bool,
-    fmt: str,
-) -> None:
-    """Connect an emulated device to an OTA server and take its update.
-
-    The device says Hello, receives the update through its system OTA path (erase, chunk
-    writes, HAL_FLASH_End), resets and reports what it cost on the emulated link: payload and
-    wire bytes (CoAP + UDP + IPv4 + DTLS), messages, retransmissions and the simulated link
-    time. Exits 1 when the update was not applied (the report says why).
-
-    \b
-    Example:
-      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g --format json
-    """
-    opts = ConnectOptions(
-        url,
-        image,
-        link,
-        rtt_ms,
-        bandwidth_bps,
-        uplink_bps,
-        loss,
-        duplicate,
-        reorder,
-        seed,
-        ack_timeout,
-        inactivity_timeout,
-        time_limit,
-        save,
-        fast_ota,
-    )
-    result = _run_connect(opts)
-    data = result.to_json()
-    if fmt == "json":
-        emit_json(data)
-    else:
-        _print_connect(data)
-    if result.result != "applied":
-        raise CheckFailed()
-
-
-def _run_connect(opts: ConnectOptions) -> Any:
-    from flashroom.emu.device import Device
-    from flashroom.ota.device_end import device_platform, update_over_udp
-    from flashroom.ota.endpoint import CoapTuning
-    from flashroom.ota.protocol import DeviceConfig
-    from flashroom.ota.transport import parse_coap_url
-
-    parse_coap_url(opts.url)  # precise error before touching the image
-    link = build_link(opts)
-    device = Device.load(opts.image)
-    # A stable 12-byte device ID per image file (the Hello carries it, spec 6.5).
-    device_id = hashlib.sha256(str(opts.image.resolve()).encode()).digest()[:12]
-    cfg = DeviceConfig(
-        platform=device_platform(device),
-        device_id=device_id,
-        allow_fast=opts.fast_ota,
-        seed=opts.seed,
-        inactivity_timeout_s=opts.inactivity_timeout,
-        tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
-        linger_s=min(5.0, 4 * opts.ack_timeout),
-        begin_timeout_s=max(30 * opts.ack_timeout, 5.0),
-    )
-    with progress_bar("receiving update", None) as progress:
-        result = update_over_udp(
-            device,
-            opts.url,
-            link=link,
-            seed=opts.seed,
-            device_config=cfg,
-            time_limit_s=opts.time_limit,
-            progress=progress,
-        )
-    if opts.save:
-        device.save(opts.image)
-    return result
-
-
-def _print_connect(data: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    console = stdout_console()
-    t = Table(title=f"emu connect: {data['result']}")
-    t.add_column("metric")
-    t.add_column("value", justify="right")
-    rows = [
-        ("result", data["result"]),
-        ("error", data["error"] or ""),
-        ("payload bytes", str(data["payload_bytes"])),
-        ("wire bytes (CoAP+UDP+IPv4+DTLS)", str(data["wire_bytes"])),
-        ("messages", str(data["messages"])),
-        ("retransmissions", str(data["retransmissions"])),
-        ("link", data["link"]["name"]),
-        ("link time (simulated)", f"{data['link_time_s']} s"),
-        ("goodput / bandwidth", f"{data['goodput_ratio']:.3f}"),
-        ("fast OTA", str(data["fast_ota"])),
-        ("boot", str(data["boot"])),
-    ]
-    running = data.get("running")
-    if running:
-        rows.append(("running", f"user v{running['module_version']} ({fmt_size(running['size'])})"))
-    for k, v in rows:
-        t.add_row(k, v)
-    console.print(t)

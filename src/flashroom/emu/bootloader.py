@@ -15,19 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from flashroom.emu.dct import (
+from flashroom.deviceos.gen2 import (
+    CORE_FW_ADDRESS,
     MAGIC_FACTORY,
     MAGIC_PENDING,
-    FlashModuleSlot,
-    factory_slot,
+    RESUMABLE_FROM_VERSION,
 )
+from flashroom.emu.dct import FlashModuleSlot, factory_slot
 from flashroom.emu.flashmal import (
     check_copy_memory,
     copy_memory,
     is_user_module_info_valid,
 )
 from flashroom.emu.hardware import Hardware
-from flashroom.emu.profiles import CORE_FW_ADDRESS
 from flashroom.emu.sysflags import (
     DR1_CLEARED,
     DR1_ENTER_DFU,
@@ -38,9 +38,6 @@ from flashroom.emu.sysflags import (
 )
 from flashroom.particle.module_info import ModuleFunction
 from flashroom.ranges import fmt_addr
-
-#: spec 4.5: bootloaders >= 1003 clear the slot after copying.
-RESUMABLE_FROM_VERSION = 1003
 
 
 @dataclass(frozen=True)

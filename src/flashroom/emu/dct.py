@@ -19,46 +19,38 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from flashroom.emu.flash import NorFlash
-from flashroom.emu.profiles import FACTORY_SLOT_LENGTH
-from flashroom.errors import EmulatorError
+from flashroom.deviceos.gen2 import (
+    DCD_CRC_OFFSET,
+    DCD_DATA_OFFSET,
+    DCD_FOOTER_OFFSET,
+    DCD_WATERMARK,
+    DCT_FLASH_MODULES_OFFSET,
+    DCT_SECTOR_ADDRS,
+    DCT_SECTOR_SIZE,
+    FACTORY_SLOT_LENGTH,
+    FLAGS_CRC_DEST_FUNCTION,
+    FLASH_INTERNAL,
+    FLASH_MODULE_SLOT_SIZE,
+    FLASH_MODULES_COUNT,
+    MAGIC_FACTORY,
+    MAGIC_PENDING,
+    MAGIC_UNUSED,
+    SEAL_CLEARED,
+    SEAL_INIT,
+    SEAL_INVALID_V2,
+    SEAL_VALID,
+)
+from flashroom.emu.flash import ALIGNED, NorFlash, program_units
+from flashroom.errors import EmulatorError, FlashOpError
 from flashroom.particle.crc import crc32
 from flashroom.particle.module_info import ModuleFunction
 from flashroom.ranges import fmt_addr
 
-SECTOR_SIZE = 0x4000
-DCT_SECTORS = (0x08004000, 0x08008000)  # spec 8.1: dct_hal.cpp:15-18 (sectors 1 and 2)
-WATERMARK = 0x1E1C279A
-SEAL_INIT = 0xFFFFFFFF
-SEAL_CLEARED = 0x00000000
-SEAL_VALID = 0xEDA15E00
-SEAL_INVALID_V2 = 0x69A00C00
-FOOTER_OFFSET = 0x3FE0
-CRC_OFFSET = 0x3FFC
-DATA_OFFSET = 8
-#: spec 8.1: application data length = 16384 - 8 - 32.
-DCD_LENGTH = SECTOR_SIZE - DATA_OFFSET - 32
-
-# spec 8.3 / 4.3: app-DCT offsets
-DCT_FLASH_MODULES_OFFSET = 2852  # 0xB24
-DCT_OTA_UPDATE_FLAG_OFFSET = 1753
-FLASH_MODULES_COUNT = 5
-OTA_UPDATE_FLAG_SET = 0xA5
+#: ``InternalFlashStore::write`` retries a failed program this many times (max_tries).
+_STORE_RETRIES = 10
 
 if SEAL_INVALID_V2 & ~SEAL_VALID:  # import-time check: INVALID_V2 must be a bit-subset of VALID
     raise RuntimeError("INVALID_V2 is not a bit-subset of VALID")
-
-# spec 4.3 magics and flags
-MAGIC_PENDING = 0xABCD
-MAGIC_FACTORY = 0x0FAC
-MAGIC_UNUSED = 0xFFFF
-MODULE_VERIFY_CRC = 0x02
-MODULE_VERIFY_DESTINATION_IS_START_ADDRESS = 0x04
-MODULE_VERIFY_FUNCTION = 0x08  # shares its bit with MODULE_VERIFY_LENGTH (spec 3.1)
-MODULE_DROP_MODULE_INFO = 0x10
-MODULE_COMPRESSED = 0x20
-FLAGS_CRC_DEST_FUNCTION = 0x0E
-FLASH_INTERNAL = 0
 
 
 @dataclass(frozen=True)
@@ -76,7 +68,7 @@ class FlashModuleSlot:
     reserved: int = 0xFFFF  # +18 u16
 
     STRUCT = struct.Struct("<HBBIIIBBH")
-    SIZE = 20
+    SIZE = FLASH_MODULE_SLOT_SIZE
 
     @classmethod
     def from_bytes(cls, data: bytes, offset: int = 0) -> FlashModuleSlot:
@@ -148,27 +140,27 @@ class DcdStore:
             7548 on Photon/P1 (spec 4.3; our spec-silent WICED stand-in, see module docstring).
     """
 
-    def __init__(self, flash: NorFlash, *, app_offset: int = DATA_OFFSET):
+    def __init__(self, flash: NorFlash, *, app_offset: int = DCD_DATA_OFFSET):
         self.flash = flash
         self.app_offset = app_offset
-        self.app_length = FOOTER_OFFSET - app_offset
+        self.app_length = DCD_FOOTER_OFFSET - app_offset
 
     # ------------------------------------------------------------------ inspection
     def copy_state(self, index: int) -> DcdCopyState:
-        base = DCT_SECTORS[index]
+        base = DCT_SECTOR_ADDRS[index]
         head = self.flash.read(base, 8)
         wm, seal = struct.unpack("<II", head)
-        counter = self.flash.read(base + FOOTER_OFFSET + 0x10, 1)[0] & 0x3
-        stored = int.from_bytes(self.flash.read(base + CRC_OFFSET, 4), "little")
-        computed = crc32(self.flash.view(base + DATA_OFFSET, CRC_OFFSET - DATA_OFFSET))
+        counter = self.flash.read(base + DCD_FOOTER_OFFSET + 0x10, 1)[0] & 0x3
+        stored = int.from_bytes(self.flash.read(base + DCD_CRC_OFFSET, 4), "little")
+        computed = crc32(self.flash.view(base + DCD_DATA_OFFSET, DCD_CRC_OFFSET - DCD_DATA_OFFSET))
         return DcdCopyState(
             index,
             base,
-            wm == WATERMARK,
+            wm == DCD_WATERMARK,
             seal,
             counter,
             stored == computed,
-            self.flash.is_blank(base, SECTOR_SIZE),
+            self.flash.is_blank(base, DCT_SECTOR_SIZE),
         )
 
     def select(self) -> int | None:
@@ -215,7 +207,7 @@ class DcdStore:
         """
         self._check(offset, size)
         idx = self.current()
-        return self.flash.read(DCT_SECTORS[idx] + self.app_offset + offset, size)
+        return self.flash.read(DCT_SECTOR_ADDRS[idx] + self.app_offset + offset, size)
 
     def peek_app(self, offset: int, size: int) -> bytes | None:
         """Read without side effects (no initialisation); None when no copy is valid."""
@@ -223,13 +215,21 @@ class DcdStore:
         idx = self.select()
         if idx is None:
             return None
-        return self.flash.read(DCT_SECTORS[idx] + self.app_offset + offset, size)
+        return self.flash.read(DCT_SECTOR_ADDRS[idx] + self.app_offset + offset, size)
 
-    def write_app(self, offset: int, data: bytes) -> None:
-        """Write app-DCT bytes with the spec 8.1 algorithm (``dct_write_app_data``).
+    def write_app(self, offset: int, data: bytes) -> int:
+        """Write app-DCT bytes as ``DCD::write`` does (spec 8.1, services/inc/dcd.h:490-575).
 
-        Order: erase the alternate copy if not blank, copy old data around the new bytes,
-        footer with counter + 1 (no CRC), CRC, header VALID **last**, old seal -> INVALID_V2.
+        ``_writeSector``: erase the alternate copy if it is not blank, then through
+        ``InternalFlashStore::write`` (word, halfword or byte by alignment, each retried up to
+        10 times, then a ``memcmp``) the old data before the offset, the new bytes, the old data
+        after them, the footer (the old one with counter + 1, without the CRC), the CRC, the
+        header VALID **last**; then the old copy's whole header is rewritten with the seal
+        INVALID_V2 (a bit-subset of VALID: programmable without an erase).
+
+        Returns:
+            0, or -1 when a step failed (an erase or a program error that 10 retries did not
+            clear); the later steps are then not done, as in Device OS.
 
         Raises:
             EmulatorError: the range is beyond the app area (spec 8.1 write #1).
@@ -238,23 +238,66 @@ class DcdStore:
         self._check(offset, len(data))
         cur = self.current()
         alt = 1 - cur
-        cur_base, alt_base = DCT_SECTORS[cur], DCT_SECTORS[alt]
-        old_counter = self.flash.read(cur_base + FOOTER_OFFSET + 0x10, 1)[0] & 0x3
-        if not self.flash.is_blank(alt_base, SECTOR_SIZE):
-            self.flash.erase_containing(alt_base)
-        # The WICED-like prefix (Photon/P1 stand-in) and the data before the app area.
-        old_region = self.flash.read(cur_base + DATA_OFFSET, FOOTER_OFFSET - DATA_OFFSET)
-        app0 = self.app_offset - DATA_OFFSET
-        start = app0 + offset
-        end = start + len(data)
-        self.flash.program(alt_base + DATA_OFFSET, old_region[:start])
-        self.flash.program(alt_base + DATA_OFFSET + start, data)
-        self.flash.program(alt_base + DATA_OFFSET + end, old_region[end:])
-        self.flash.program(alt_base + FOOTER_OFFSET, self._footer((old_counter + 1) & 3))
-        crc = crc32(self.flash.view(alt_base + DATA_OFFSET, CRC_OFFSET - DATA_OFFSET))
-        self.flash.program(alt_base + CRC_OFFSET, crc.to_bytes(4, "little"))
-        self.flash.program(alt_base, struct.pack("<II", WATERMARK, SEAL_VALID))
-        self.flash.program(cur_base + 4, struct.pack("<I", SEAL_INVALID_V2))
+        cur_base, alt_base = DCT_SECTOR_ADDRS[cur], DCT_SECTOR_ADDRS[alt]
+        if self._write_sector(cur_base, alt_base, self.app_offset - DCD_DATA_OFFSET + offset, data):
+            return -1
+        return self._store_write(cur_base, struct.pack("<II", DCD_WATERMARK, SEAL_INVALID_V2))
+
+    def _write_sector(self, cur_base: int | None, alt_base: int, start: int, data: bytes) -> int:
+        """``DCD::_writeSector``: the new copy at ``alt_base`` from the one at ``cur_base``
+        (None: a fresh copy, ``initialize``) with ``data`` at data offset ``start``."""
+        if self._erase_if_needed(alt_base):
+            return -1
+        footer = self._footer(0)
+        if cur_base is not None:
+            old = self.flash.read(cur_base + DCD_DATA_OFFSET, DCD_FOOTER_OFFSET - DCD_DATA_OFFSET)
+            end = start + len(data)
+            for at, piece in (
+                (DCD_DATA_OFFSET, old[:start]),
+                (DCD_DATA_OFFSET + start, data),
+                (DCD_DATA_OFFSET + end, old[end:]),
+            ):
+                if self._store_write(alt_base + at, piece):
+                    return -1
+            existing = self.flash.read(
+                cur_base + DCD_FOOTER_OFFSET, DCD_CRC_OFFSET - DCD_FOOTER_OFFSET
+            )
+            if int.from_bytes(existing[24:28], "little") == DCD_WATERMARK:  # Footer::isValid
+                counter = (existing[16] + 1) & 3
+                footer = existing[:16] + bytes([(existing[16] & 0xFC) | counter]) + existing[17:]
+        if self._store_write(alt_base + DCD_FOOTER_OFFSET, footer):
+            return -1
+        crc = crc32(self.flash.view(alt_base + DCD_DATA_OFFSET, DCD_CRC_OFFSET - DCD_DATA_OFFSET))
+        if self._store_write(alt_base + DCD_CRC_OFFSET, crc.to_bytes(4, "little")):
+            return -1
+        return self._store_write(alt_base, struct.pack("<II", DCD_WATERMARK, SEAL_VALID))
+
+    def _erase_if_needed(self, base: int) -> int:
+        """``DCD::erase``: ``FLASH_EraseMemory`` of the copy's sector unless it is blank."""
+        if self.flash.is_blank(base, DCT_SECTOR_SIZE):
+            return 0
+        try:
+            self.flash.erase_containing(base)
+        except FlashOpError:  # FLASH_EraseSector error: FLASH_EraseMemory returns false
+            return -1
+        return 0
+
+    def _store_write(self, addr: int, data: bytes) -> int:
+        """``InternalFlashStore::write`` (flash_storage_impl.h:40-76): aligned units, each
+        retried up to 10 times after a program error, then a ``memcmp`` of the whole range."""
+        done = 0
+        tries = 0
+        while done < len(data):
+            try:
+                self.flash.program(addr + done, data[done:], width=ALIGNED)
+                break
+            except FlashOpError as e:
+                done = e.addr - addr  # the units before it completed; it did not
+                tries += 1
+                if tries > _STORE_RETRIES:  # give up on this unit and go on with the next
+                    done += program_units(addr + done, len(data) - done, ALIGNED)[0]
+                    tries = 0
+        return 0 if not data or self.flash.read(addr, len(data)) == data else -1
 
     # ------------------------------------------------------------------ flash modules table
     def read_slots(self) -> list[FlashModuleSlot]:
@@ -285,26 +328,21 @@ class DcdStore:
             )
 
     def _footer(self, counter: int) -> bytes:
-        # spec 8.1 footer: reserved[16], flags (counter in bits 0-1 of the first byte), pad,
-        # version_flags, mysize (= 4: the code takes sizeof a pointer), watermark. Values of the
-        # reserved/pad/version bytes are spec-silent: left erased (0xFF).
+        # A fresh footer (spec 8.1): reserved[16], flags (counter in bits 0-1 of the first byte),
+        # pad, version_flags, mysize (= 4: the code takes sizeof a pointer), watermark.
+        # Footer::initialize sets only the watermark and mysize; the other bytes are whatever
+        # the stack held (spec-silent): left erased (0xFF) here.
         return (
             b"\xff" * 16
             + struct.pack("<I", 0xFFFFFFFC | counter)
             + b"\xff\xff"
             + struct.pack("<H", 4)
-            + struct.pack("<I", WATERMARK)
+            + struct.pack("<I", DCD_WATERMARK)
         )
 
     def _initialise(self, index: int) -> None:
-        """Make copy ``index`` a valid empty store (spec 8.1 #5)."""
-        base = DCT_SECTORS[index]
-        if not self.flash.is_blank(base, SECTOR_SIZE):
-            self.flash.erase_containing(base)
-        self.flash.program(base + FOOTER_OFFSET, self._footer(0))
-        crc = crc32(self.flash.view(base + DATA_OFFSET, CRC_OFFSET - DATA_OFFSET))
-        self.flash.program(base + CRC_OFFSET, crc.to_bytes(4, "little"))
-        self.flash.program(base, struct.pack("<II", WATERMARK, SEAL_VALID))
+        """Make copy ``index`` a valid empty store (spec 8.1 #5: ``DCD::initialize``)."""
+        self._write_sector(None, DCT_SECTOR_ADDRS[index], 0, b"")
 
 
 def factory_slot(fac_addr: int, user_loc: int, *, reserved: int = 0xFFFF) -> FlashModuleSlot:
@@ -329,17 +367,6 @@ def factory_slot(fac_addr: int, user_loc: int, *, reserved: int = 0xFFFF) -> Fla
 
 
 __all__ = [
-    "DCD_LENGTH",
-    "DCT_FLASH_MODULES_OFFSET",
-    "DCT_OTA_UPDATE_FLAG_OFFSET",
-    "DCT_SECTORS",
-    "FLAGS_CRC_DEST_FUNCTION",
-    "FLASH_INTERNAL",
-    "MAGIC_FACTORY",
-    "MAGIC_PENDING",
-    "MAGIC_UNUSED",
-    "SEAL_INVALID_V2",
-    "SEAL_VALID",
     "DcdCopyState",
     "DcdStore",
     "FlashModuleSlot",

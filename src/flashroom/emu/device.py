@@ -10,31 +10,39 @@ be cut at any flash operation (``cut_at_op``).
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from flashroom.atomicfile import write_bytes_atomic
+from flashroom.deviceos import Profile, UpdateFlag, get_platform, get_profile
+from flashroom.deviceos.gen2 import (
+    BOOTLOADER_VARIANTS,
+    DEFAULT_CHUNK_SIZE,
+    INTERNAL_FLASH_END,
+    INTERNAL_FLASH_START,
+    LEGACY_BOOTLOADER_VERSION,
+)
+from flashroom.deviceos.ota import FileTransferDescriptor
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
-from flashroom.emu.flashmal import (
-    INTERNAL_FLASH_END,
-    INTERNAL_FLASH_START,
-    module_info_at,
-    stored_sha256,
-)
+from flashroom.emu.flashmal import module_info_at, stored_sha256
 from flashroom.emu.hardware import Hardware
 from flashroom.emu.image import decode_image, encode_image
-from flashroom.emu.profiles import (
-    BOOTLOADER_VARIANTS,
-    LEGACY_BOOTLOADER_VERSION,
-    Profile,
-    get_profile,
+from flashroom.emu.outcome import (
+    BOOT_MODES,
+    RESULTS,
+    BootMode,
+    ModuleSummary,
+    Outcome,
+    OutcomeError,
+    RunResult,
 )
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
-from flashroom.emu.system import OTA_CHUNK_SIZE, SystemFirmware
+from flashroom.emu.system import SystemFirmware
 from flashroom.errors import EmulatorError, FlashroomError, OtaError, PowerCut
+from flashroom.particle.build import device_os_install, synthetic_module, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.ranges import fmt_addr
 
@@ -46,87 +54,6 @@ FACTORY_APP_VERSION = 1
 #: Resets one power-on may go through before we call it a reset loop (spec 5.4 #2).
 MAX_RESETS = 12
 
-BOOT_MODES = ("application", "safe_mode", "dfu", "factory", "bricked", "off")
-RESULTS = ("applied", "rejected", "interrupted", "booted")
-
-
-@dataclass(frozen=True)
-class ModuleSummary:
-    """A module as the device holds it in flash.
-
-    ``sha256`` is the **stored** SHA-256 from the module suffix (what describe reports, spec 2.5
-    #7); the device never computes it.
-    """
-
-    module_function: int
-    module_index: int
-    module_version: int
-    size: int  # module file size: module_length + 4 (CRC), spec 2.6
-    sha256: str
-    start_address: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "module_function": self.module_function,
-            "module_index": self.module_index,
-            "module_version": self.module_version,
-            "size": self.size,
-            "sha256": self.sha256,
-        }
-
-
-@dataclass(frozen=True)
-class OutcomeError:
-    """Why a run did not apply: the Device OS ``system_error_t`` (None when there is none)."""
-
-    code: int | None
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
-
-
-@dataclass
-class Outcome:
-    """The structured end of a run (the ``emu`` JSON contract, see :meth:`to_json`).
-
-    Attributes:
-        result: ``applied``, ``rejected``, ``interrupted`` or ``booted``.
-        error: why it was rejected / interrupted, or None.
-        boot: how the device ended: ``application``, ``safe_mode``, ``dfu``, ``factory`` (the
-            factory image was restored and runs), and two values beyond the original list:
-            ``bricked`` (it would execute a corrupt bootloader/system part, or loops on resets)
-            and ``off`` (power was cut; ``boot()`` powers it again).
-        running: the user module that runs, or None.
-        device_time_s: modelled flash time of this run (datasheet typical, spec 8.7).
-        sector_erases: erases per sector index in this run (only sectors erased).
-        flash_ops: flash operations of this run (granularity-dependent).
-        device_time_max_s: the same time with datasheet maxima (not in the JSON contract).
-        events: firmware trace of this run (not in the JSON contract).
-    """
-
-    result: str
-    error: OutcomeError | None
-    boot: str
-    running: ModuleSummary | None
-    device_time_s: float
-    sector_erases: dict[int, int]
-    flash_ops: int
-    device_time_max_s: float = 0.0
-    events: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """Exactly the contract keys."""
-        return {
-            "result": self.result,
-            "error": None if self.error is None else self.error.to_json(),
-            "boot": self.boot,
-            "running": None if self.running is None else self.running.to_json(),
-            "device_time_s": round(self.device_time_s, 6),
-            "sector_erases": {str(k): v for k, v in sorted(self.sector_erases.items())},
-            "flash_ops": self.flash_ops,
-        }
-
 
 @dataclass(frozen=True)
 class DeviceSnapshot:
@@ -136,7 +63,7 @@ class DeviceSnapshot:
     regs: tuple[int, ...]
     state: str
     reason: str
-    ota: tuple[int, int] | None
+    ota: FileTransferDescriptor | None  # the transfer in flight (RAM: lost on a power cut)
 
 
 @dataclass(frozen=True)
@@ -186,9 +113,10 @@ class Device:
             DcdStore(self.flash, app_offset=profile.dct_app_offset),
             embedded_bootloader=embedded_bootloader(profile.platform, bootloader),
         )
-        self.state = "off"
+        self.state = BootMode.OFF
         self.reason = ""
         self._system = SystemFirmware(self.hw)
+        self._transfer: FileTransferDescriptor | None = None
 
     # ================================================================== construction
     @classmethod
@@ -210,7 +138,7 @@ class Device:
         Raises:
             EmulatorError: unknown platform/profile/variant, or extended on Photon/P1.
         """
-        prof = get_profile(platform, profile)
+        prof = get_profile(platform, profile, gen2_only=True)
         if bootloader not in BOOTLOADER_VARIANTS:
             raise EmulatorError(
                 f"unknown bootloader variant {bootloader!r}: expected one of "
@@ -220,7 +148,7 @@ class Device:
         dev = cls(prof, bootloader=bootloader, granularity=granularity)
         dev.flash.load_contents(contents)
         dev.regs.regs = list(regs)
-        dev.state = state
+        dev.state = BootMode(state)
         dev.reason = reason
         return dev
 
@@ -240,7 +168,7 @@ class Device:
         # ``where`` names the metadata field being read, so that an error says which one.
         where = "platform"
         try:
-            prof = get_profile(str(meta["platform"]), str(meta["profile"]))
+            prof = get_profile(str(meta["platform"]), str(meta["profile"]), gen2_only=True)
             where = "platform_id"
             if "platform_id" in meta and int(meta["platform_id"]) != prof.platform_id:
                 raise EmulatorError(
@@ -265,7 +193,12 @@ class Device:
             dev.flash.device_time_s = float(counters["device_time_s"])
             dev.flash.device_time_max_s = float(counters["device_time_max_s"])
             where = "state"
-            dev.state = str(meta["state"])
+            if str(meta["state"]) not in BOOT_MODES:
+                raise EmulatorError(
+                    f"unknown device state {meta['state']!r}: expected one of "
+                    + ", ".join(BOOT_MODES)
+                )
+            dev.state = BootMode(str(meta["state"]))
             dev.reason = str(meta.get("reason", ""))
         except KeyError as e:
             raise EmulatorError(
@@ -273,8 +206,6 @@ class Device:
             ) from None
         except (TypeError, ValueError, AttributeError, FlashroomError) as e:
             raise EmulatorError(f"{p}: device image field {where}: {e}") from None
-        if dev.state not in BOOT_MODES:
-            raise EmulatorError(f"{p}: unknown device state {dev.state!r} in metadata")
         if len(dev.flash.erase_counts) != len(dev.flash.chip.sectors):
             raise EmulatorError(f"{p}: erase_counts has the wrong number of sectors")
         return dev
@@ -307,21 +238,21 @@ class Device:
             tuple(self.regs.regs),
             self.state,
             self.reason,
-            self._system._ota,
+            self._transfer,
         )
 
     def restore(self, snap: DeviceSnapshot) -> None:
         """Put the device back to ``snap``. An armed flash fault stays armed."""
         self.flash.restore(snap.flash)
         self.regs.regs = list(snap.regs)
-        self.state = snap.state
+        self.state = BootMode(snap.state)
         self.reason = snap.reason
         self._system = SystemFirmware(self.hw)
-        self._system._ota = snap.ota
+        self._transfer = snap.ota
 
     @property
     def powered(self) -> bool:
-        return self.state != "off"
+        return self.state != BootMode.OFF
 
     def running_module(self) -> ModuleSummary | None:
         """The user module that runs now (None when off, in safe mode, DFU or bricked)."""
@@ -390,7 +321,7 @@ class Device:
             return self._interrupted(start, e)
         finally:
             self.flash.disarm()
-        return self._outcome("booted", None, start)
+        return self._outcome(RunResult.BOOTED, None, start)
 
     def reset(self) -> Outcome:
         """A system reset (after ``ota_finish``): bootloader apply, then boot."""
@@ -455,12 +386,12 @@ class Device:
             if reset:
                 self._power_on()
             else:
-                self.state = "dfu"
+                self.state = BootMode.DFU
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
             self.flash.disarm()
-        return self._outcome("applied", None, start)
+        return self._outcome(RunResult.APPLIED, None, start)
 
     def ota(
         self,
@@ -469,7 +400,7 @@ class Device:
         cut_at_op: int | None = None,
         torn: bool = False,
         seed: int = 0,
-        chunk_size: int = OTA_CHUNK_SIZE,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> Outcome:
         """A cloud OTA: UpdateBegin (length = ``len(module)``), chunks in order, UpdateDone,
         then the unconditional reset (spec 4.2 #4), the bootloader apply and the boot.
@@ -496,11 +427,17 @@ class Device:
             self.flash.arm_fault(cut_at_op, torn, seed)
         error: OutcomeError | None = None
         try:
-            rc = self._system.ota_begin(len(module), chunk_size, 0)
+            sysfw = self._system
+            file = FileTransferDescriptor(len(module), chunk_size, 0)
+            sysfw.prepare_for_firmware_update(file, 0)
             try:
                 for off in range(0, len(module), chunk_size):
-                    self._system.ota_write(off, module[off : off + chunk_size])
-                rc = self._system.ota_finish()
+                    piece = module[off : off + chunk_size]
+                    at = (file.file_address + off) & 0xFFFFFFFF
+                    sysfw.save_firmware_chunk(
+                        replace(file, chunk_address=at, chunk_size=len(piece)), piece
+                    )
+                rc = sysfw.finish_firmware_update(file, UpdateFlag.SUCCESS)
                 if rc <= 0:
                     error = OutcomeError(rc, self._system.last_finish_reason)
             except OtaError as e:
@@ -512,27 +449,26 @@ class Device:
             self.flash.disarm()
         if error is None:
             error = self._applied_check(module)
-        return self._outcome("applied" if error is None else "rejected", error, start)
+        return self._outcome(
+            RunResult.APPLIED if error is None else RunResult.REJECTED, error, start
+        )
 
-    # ---------------------------------------------------------------- low-level OTA path
-    def ota_begin(self, file_length: int, chunk_size: int = 512, file_address: int = 0) -> int:
-        """UpdateBegin: ``Spark_Prepare_For_Firmware_Update`` + ``FLASH_Begin`` (spec 4.1).
+    # ---------------------------------------------------------------- the system OTA path
+    # deviceos.ota.SystemUpdateCallbacks: what the protocol's device end calls (spec 6.2-6.4).
 
-        Returns 0, as Device OS does once updates are enabled.
+    def prepare_for_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Prepare_For_Firmware_Update`` (spec 4.1, 6.2): fills in ``file``'s defaults
+        and absolute address; erases unless ``flags`` bit 0 (the dry run) is set.
 
         Raises:
             EmulatorError: the device is not running firmware.
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA update")
-        try:
-            return self._system.ota_begin(file_length, chunk_size, file_address)
-        except PowerCut:
-            self.state = "off"
-            raise
+        return self._guard(lambda: self._system.prepare_for_firmware_update(file, flags))
 
-    def ota_write(self, offset: int, data: bytes) -> None:
-        """A chunk: ``FLASH_Update`` at the OTA address + ``offset``; no bounds check (spec 4.1).
+    def save_firmware_chunk(self, file: FileTransferDescriptor, chunk: bytes) -> int:
+        """``Spark_Save_Firmware_Chunk``: ``chunk`` at ``file.chunk_address`` (spec 4.1 #3).
 
         Raises:
             EmulatorError: the device is not running firmware.
@@ -540,32 +476,66 @@ class Device:
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA chunk")
-        try:
-            self._system.ota_write(offset, data)
-        except PowerCut:
-            self.state = "off"
-            raise
+        return self._guard(lambda: self._system.save_firmware_chunk(file, chunk))
 
-    def ota_finish(self) -> int:
-        """UpdateDone: ``HAL_FLASH_End`` (spec 4.2): 1 pending restart, 2 bootloader applied,
-        or the negative ``system_error_t`` (-1300 ...). Call :meth:`reset` afterwards: Device OS
-        always schedules it.
+    def finish_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Finish_Firmware_Update`` (spec 4.2, 6.4): 1 pending restart, 2 bootloader
+        applied, or the negative ``system_error_t`` (-1300 ...). After a successful-transfer
+        finish call :meth:`reset`: Device OS always schedules it (spec 4.2 #4).
 
         Raises:
             EmulatorError: the device is not running firmware.
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA finish")
-        try:
-            return self._system.ota_finish()
-        except PowerCut:
-            self.state = "off"
-            raise
+        return self._guard(lambda: self._system.finish_firmware_update(file, flags))
 
     @property
     def last_ota_error(self) -> str:
-        """Why the last ``ota_finish`` failed (empty when it did not)."""
-        return self._system.last_finish_reason
+        """Why the last finish failed (empty when it did not)."""
+        return self._system.last_ota_error
+
+    @property
+    def updates_enabled(self) -> bool:
+        """``System.updatesEnabled()``: when False, UpdateBegin's dry run fails (spec 6.2 #2)."""
+        return self._system.updates_enabled
+
+    @updates_enabled.setter
+    def updates_enabled(self, value: bool) -> None:
+        self._system.updates_enabled = value
+
+    def _guard(self, call: Callable[[], int]) -> int:
+        try:
+            return call()
+        except PowerCut:
+            self.state = BootMode.OFF
+            raise
+
+    # The same path by offsets, for scripts and tests: one transfer at a time.
+    def ota_begin(
+        self, file_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE, file_address: int = 0
+    ) -> int:
+        """UpdateBegin with these fields (FIRMWARE store): :meth:`prepare_for_firmware_update`
+        without the dry run. Returns 0, as Device OS does once updates are enabled."""
+        file = FileTransferDescriptor(file_length, chunk_size, file_address)
+        rc = self.prepare_for_firmware_update(file, 0)
+        self._transfer = file
+        return rc
+
+    def ota_write(self, offset: int, data: bytes) -> None:
+        """A chunk at ``offset`` past the file start of the last :meth:`ota_begin` (the OTA
+        region's start without one); no bounds check (spec 4.1 #3)."""
+        base = self._transfer or FileTransferDescriptor(file_address=self.profile.ota_flash_address)
+        chunk = replace(
+            base, chunk_address=(base.file_address + offset) & 0xFFFFFFFF, chunk_size=len(data)
+        )
+        self.save_firmware_chunk(chunk, data)
+
+    def ota_finish(self) -> int:
+        """UpdateDone: :meth:`finish_firmware_update` with SUCCESS (``HAL_FLASH_End``)."""
+        file = self._transfer or FileTransferDescriptor()
+        self._transfer = None
+        return self.finish_firmware_update(file, UpdateFlag.SUCCESS)
 
     # ================================================================== internals
     def _require_running(self, what: str) -> None:
@@ -589,20 +559,22 @@ class Device:
                 hw.log(f"bootloader: reset ({bl.reason})")
                 continue
             if bl.kind in ("dfu", "bricked"):
-                self._set_state(bl.kind, bl.reason)
+                self._set_state(BootMode(bl.kind), bl.reason)
                 return
             self._system = SystemFirmware(hw)
             sb = self._system.boot()
             if sb.kind == "reset":
                 continue
             if sb.kind == "application":
-                self._set_state("factory" if factory else "application", "")
+                self._set_state(BootMode.FACTORY if factory else BootMode.APPLICATION, "")
             else:
-                self._set_state(sb.kind, sb.reason)
+                self._set_state(BootMode(sb.kind), sb.reason)
             return
-        self._set_state("bricked", f"reset loop: {MAX_RESETS} resets without reaching firmware")
+        self._set_state(
+            BootMode.BRICKED, f"reset loop: {MAX_RESETS} resets without reaching firmware"
+        )
 
-    def _set_state(self, state: str, reason: str) -> None:
+    def _set_state(self, state: BootMode, reason: str) -> None:
         self.state = state
         self.reason = reason
         self.hw.log(f"device: {state}" + (f" ({reason})" if reason else ""))
@@ -634,7 +606,7 @@ class Device:
         f = self.flash
         return _Counters(f.op_count, tuple(f.erase_counts), f.device_time_s, f.device_time_max_s)
 
-    def _outcome(self, result: str, error: OutcomeError | None, start: _Counters) -> Outcome:
+    def _outcome(self, result: RunResult, error: OutcomeError | None, start: _Counters) -> Outcome:
         f = self.flash
         erases = {
             i: n - start.erases[i] for i, n in enumerate(f.erase_counts) if n - start.erases[i] > 0
@@ -653,10 +625,10 @@ class Device:
         )
 
     def _interrupted(self, start: _Counters, e: PowerCut) -> Outcome:
-        self.state = "off"
+        self.state = BootMode.OFF
         self.reason = str(e)
         self.hw.log(f"power: {e}")
-        return self._outcome("interrupted", OutcomeError(None, str(e)), start)
+        return self._outcome(RunResult.INTERRUPTED, OutcomeError(None, str(e)), start)
 
 
 # ====================================================================== fresh devices
@@ -665,7 +637,7 @@ def _fresh_image(
     platform: str, profile: str, bootloader: str
 ) -> tuple[bytes, tuple[int, ...], str, str]:
     """Flash contents, registers and state of a fresh device (cached: built once per kind)."""
-    prof = get_profile(platform, profile)
+    prof = get_profile(platform, profile, gen2_only=True)
     dev = Device(prof, bootloader=bootloader)
     for m in default_modules(platform, profile, bootloader):
         dev.install(m, reset=False)
@@ -681,13 +653,7 @@ def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]
     Raises:
         EmulatorError: unknown platform/profile.
     """
-    from flashroom.particle.build import (
-        device_os_install,
-        synthetic_module,
-        synthetic_user_app,
-    )
-
-    prof = get_profile(platform, profile)
+    prof = get_profile(platform, profile, gen2_only=True)
     out: list[bytes] = []
     for m in device_os_install(prof.platform):
         info = read_module_info_at(m, 0)
@@ -729,7 +695,7 @@ def embedded_bootloader(platform: str, bootloader: str) -> bytes | None:
     1002 bootloader with 1004 at its first boot (spec 4.7), so the legacy hazard (spec 4.5)
     is only real before the system reaches 2.x.
     """
-    if platform != "electron":
+    if get_platform(platform).embedded_bootloader_version is None:  # HAL_REPLACE_BOOTLOADER
         return None
     for m in default_modules(platform, "stock", bootloader):
         if read_module_info_at(m, 0).module_function == ModuleFunction.BOOTLOADER:
@@ -739,8 +705,6 @@ def embedded_bootloader(platform: str, bootloader: str) -> bytes | None:
 
 def factory_image(platform: str) -> bytes:
     """The factory image of a fresh stock device: a user part linked for the user slot (5.1)."""
-    from flashroom.particle.build import synthetic_user_app
-
     return synthetic_user_app(
         FACTORY_APP_SIZE, platform=platform, version=FACTORY_APP_VERSION, seed=99
     )
@@ -750,11 +714,13 @@ __all__ = [
     "BOOT_MODES",
     "DEFAULT_APP_SIZE",
     "RESULTS",
+    "BootMode",
     "Device",
     "DeviceSnapshot",
     "ModuleSummary",
     "Outcome",
     "OutcomeError",
+    "RunResult",
     "default_modules",
     "embedded_bootloader",
     "factory_image",

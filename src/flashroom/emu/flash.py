@@ -11,16 +11,25 @@ operations, charges the modelled device time (datasheet figures, spec 8.7) and h
 Higher layers (DCT, bootloader copy, OTA receive path, DFU) therefore become fault-injectable
 without any code of their own.
 
-Operation numbering (the contract the fault sweeps rely on):
+Operation numbering (the contract the fault sweeps and the real-firmware runner rely on; it
+lives here only, in :meth:`NorFlash.op_count_of` and :meth:`NorFlash.op_bytes`):
 
-* granularity ``"word"``: every 32-bit word a ``program`` call writes is one operation, and so is
-  every byte of a byte-wise tail (``len(data) % 4`` bytes; ``FLASH_Update`` programs such a tail
-  byte by byte, spec 4.1 #3); an erase is one operation;
+* granularity ``"word"``: every program unit a ``program`` call writes is one operation. The
+  unit is the ``width`` the code used (4: a 32-bit word, 2: a halfword, 1: a byte; the STM32
+  FLASH_CR PSIZE of the store, spec 8.6, 11), and every byte of a remainder shorter than the unit
+  is one more operation (``FLASH_Update`` programs such a tail byte by byte, spec 4.1 #3). An
+  erase is one operation;
 * granularity ``"chunk"``: every ``program`` call is one operation; an erase is one operation.
 
 ``arm_fault(N)`` numbers operations from 0 starting at the moment of arming. Operations 0..N-1
-complete; operation N does not happen (or, with ``torn``, happens partially), then
-:class:`~flashroom.errors.PowerCut` is raised and the fault disarms itself.
+complete. With ``kind="cut"`` operation N does not happen (or, with ``torn``, happens partially),
+then :class:`~flashroom.errors.PowerCut` is raised and the fault disarms itself. With
+``kind="fail"`` operation N fails without changing the flash (the chip sets an FLASH_SR error bit,
+as on a brown-out) and :class:`~flashroom.errors.FlashOpError` is raised; the device keeps running.
+
+Observers (:meth:`NorFlash.subscribe`) see every read, program and erase as a
+:class:`FlashEvent` with its operation numbers and width, so sweeps and the real-firmware runner
+watch the flash without replacing any method.
 """
 
 from __future__ import annotations
@@ -28,12 +37,13 @@ from __future__ import annotations
 import random
 from collections import deque
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from enum import StrEnum
+from typing import Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from flashroom.errors import EmulatorError, PowerCut
+from flashroom.errors import EmulatorError, FlashOpError, PowerCut
 from flashroom.geometry import STM32F205XG, FlashChip
 from flashroom.ranges import fmt_addr
 
@@ -42,6 +52,113 @@ GRANULARITIES: tuple[Granularity, ...] = ("word", "chunk")
 
 #: Per-call log entries kept (older ones are summarised in the counters only).
 LOG_LIMIT = 4096
+
+#: ``width`` for a call programmed as Device OS's ``InternalFlashStore::write`` does
+#: (flash_storage_impl.h:40-76, spec 11): at each address a word when it is 4-aligned and at least
+#: 4 bytes remain, else a halfword when 2-aligned and at least 2 remain, else a byte.
+ALIGNED = 0
+
+#: Program units the STM32F2 flash interface supports (FLASH_CR PSIZE x8/x16/x32, RM0033 3.6),
+#: and :data:`ALIGNED`.
+PROGRAM_WIDTHS = (1, 2, 4, ALIGNED)
+
+
+def program_units(addr: int, size: int, width: int = 4) -> list[int]:
+    """The program units of a ``size``-byte call at ``addr``, in order (bytes per unit).
+
+    ``width`` 1, 2 or 4: ``size // width`` units of ``width``, then the remainder byte by byte
+    (``FLASH_Update``'s tail, spec 4.1 #3). :data:`ALIGNED`: by alignment, as
+    ``InternalFlashStore::write``.
+    """
+    if width != ALIGNED:
+        n, rest = divmod(size, width)
+        return [width] * n + [1] * rest
+    head, n_words, tail = _aligned_plan(addr, size)
+    return [*head, *([4] * n_words), *tail]
+
+
+def _aligned_plan(addr: int, size: int) -> tuple[list[int], int, list[int]]:
+    """(head units, number of words, tail units) of an :data:`ALIGNED` call."""
+    head: list[int] = []
+    while size > 0 and not (addr % 4 == 0 and size >= 4):
+        unit = 2 if addr % 2 == 0 and size >= 2 else 1
+        head.append(unit)
+        addr += unit
+        size -= unit
+    n_words, rest = divmod(size, 4)
+    tail = ([2] if rest >= 2 else []) + ([1] if rest % 2 else [])
+    return head, n_words, tail
+
+
+class FaultKind(StrEnum):
+    """What an armed fault does to its operation (see :meth:`NorFlash.arm_fault`)."""
+
+    CUT = "cut"  # power is cut: the operation does not happen (or happens partially if torn)
+    FAIL = "fail"  # the operation fails with an FLASH_SR error bit; the device keeps running
+
+
+class FlashEventKind(StrEnum):
+    """The kind of a :class:`FlashEvent`."""
+
+    READ = "read"
+    PROGRAM = "program"
+    ERASE = "erase"
+
+
+@dataclass(frozen=True, slots=True)
+class FlashEvent:
+    """One flash access as an observer sees it.
+
+    Attributes:
+        kind: read, program or erase.
+        addr: first address (the sector start for an erase).
+        size: bytes read or programmed (the sector size for an erase).
+        width: the program unit (1, 2 or 4); 0 for reads and erases.
+        first_op: the operation number (:attr:`NorFlash.op_count`) of its first operation.
+        ops: operations it counted (0 for a read).
+        data: the bytes programmed (None for reads and erases).
+        sector: the sector index of an erase (None otherwise).
+    """
+
+    kind: FlashEventKind
+    addr: int
+    size: int
+    width: int
+    first_op: int
+    ops: int
+    data: bytes | None = None
+    sector: int | None = None
+
+
+class FlashObserver(Protocol):
+    """Receives every :class:`FlashEvent` of a :class:`NorFlash` it subscribed to.
+
+    Program and erase events arrive after the mutation took effect (for a call cut by a power
+    cut or failed by a fault: only its completed operations); read events before the data is
+    returned.
+    """
+
+    def flash_event(self, event: FlashEvent) -> None:
+        """Called for each event."""
+        ...
+
+
+class Subscription:
+    """A handle returned by :meth:`NorFlash.subscribe`; also a context manager."""
+
+    def __init__(self, flash: NorFlash, observer: FlashObserver):
+        self._flash = flash
+        self._observer = observer
+
+    def unsubscribe(self) -> None:
+        """Stop receiving events (idempotent)."""
+        self._flash._unsubscribe(self._observer)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unsubscribe()
 
 
 class FlashOp(NamedTuple):
@@ -79,6 +196,7 @@ class _Fault:
     cut_at_op: int
     torn: bool
     seed: int
+    kind: FaultKind = FaultKind.CUT
 
 
 class NorFlash:
@@ -117,16 +235,37 @@ class NorFlash:
         self._ops_since_arm = 0
         self._word_s = chip.timing.program_words(1)
         self._word_max_s = chip.timing.program_words(1, worst=True)
+        self._observers: tuple[FlashObserver, ...] = ()
 
     def __getstate__(self) -> dict[str, object]:
-        # the numpy view aliases _mem; rebuild it after unpickling (multiprocessing workers)
+        # the numpy view aliases _mem; rebuild it after unpickling (multiprocessing workers).
+        # Observers belong to the process that subscribed them.
         state = dict(self.__dict__)
         del state["_np"]
+        state["_observers"] = ()
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._np = np.frombuffer(self._mem, dtype=np.uint8)
+
+    # ------------------------------------------------------------------ observers
+    def subscribe(self, observer: FlashObserver) -> Subscription:
+        """Send every read, program and erase of this flash to ``observer`` (see
+        :class:`FlashObserver`) until the returned handle is unsubscribed."""
+        self._observers = (*self._observers, observer)
+        return Subscription(self, observer)
+
+    def _unsubscribe(self, observer: FlashObserver) -> None:
+        self._observers = tuple(o for o in self._observers if o is not observer)
+
+    def _notify(self, event: FlashEvent) -> None:
+        for o in self._observers:
+            o.flash_event(event)
+
+    def _notify_read(self, addr: int, size: int) -> None:
+        if self._observers and size > 0:
+            self._notify(FlashEvent(FlashEventKind.READ, addr, size, 0, self.op_count, 0))
 
     # ------------------------------------------------------------------ reading
     def read(self, addr: int, size: int) -> bytes:
@@ -136,6 +275,7 @@ class NorFlash:
             EmulatorError: the range is not inside the chip.
         """
         off = self._offset(addr, size)
+        self._notify_read(addr, size)
         return bytes(self._mem[off : off + size])
 
     def view(self, addr: int, size: int) -> memoryview:
@@ -147,31 +287,49 @@ class NorFlash:
             EmulatorError: the range is not inside the chip.
         """
         off = self._offset(addr, size)
+        self._notify_read(addr, size)
         return memoryview(self._mem).toreadonly()[off : off + size]
 
     def read_u32(self, addr: int) -> int:
         """The little-endian 32-bit word at ``addr``."""
         off = self._offset(addr, 4)
+        self._notify_read(addr, 4)
         return int.from_bytes(self._mem[off : off + 4], "little")
 
     def is_blank(self, addr: int, size: int) -> bool:
         """True when every byte of the range reads as the erased value."""
         off = self._offset(addr, size)
+        self._notify_read(addr, size)
         return bool(np.all(self._np[off : off + size] == self.chip.erased_value))
 
     def contents(self) -> bytes:
         """The whole chip as bytes (a copy)."""
+        self._notify_read(self.base, self.size)
         return bytes(self._mem)
 
     # ------------------------------------------------------------------ mutations
-    def program(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+    def program(self, addr: int, data: bytes | bytearray | memoryview, *, width: int = 4) -> None:
         """Program ``data`` at ``addr``: ``new = old AND data`` (spec 8.6); re-programming is fine.
 
+        Args:
+            addr: first address.
+            data: the bytes.
+            width: the program unit the code used: 4 (32-bit words, ``FLASH_ProgramWord``),
+                2 (halfwords), 1 (bytes), or :data:`ALIGNED` (by alignment, as Device OS's
+                ``InternalFlashStore::write``). It decides the operation numbering at ``word``
+                granularity (see the module docstring).
+
         Raises:
-            EmulatorError: the range is not inside the chip.
-            PowerCut: the armed fault operation fell inside this call.
+            EmulatorError: the range is not inside the chip, or ``width`` is not 1, 2 or 4.
+            PowerCut: an armed ``cut`` fault's operation fell inside this call.
+            FlashOpError: an armed ``fail`` fault's operation fell inside this call (the
+                operations before it completed).
         """
-        self._mutate("program", addr, data if type(data) is bytes else bytes(data))
+        if width not in PROGRAM_WIDTHS:
+            raise EmulatorError(
+                f"program width {width} is not one of 1, 2, 4 (FLASH_CR PSIZE) or 0 (aligned)"
+            )
+        self._mutate("program", addr, data if type(data) is bytes else bytes(data), width)
 
     def erase_sector(self, index: int) -> None:
         """Erase sector ``index`` (the whole sector becomes 0xFF).
@@ -210,20 +368,34 @@ class NorFlash:
         return lo
 
     # ------------------------------------------------------------------ faults
-    def arm_fault(self, cut_at_op: int, torn: bool = False, seed: int = 0) -> None:
-        """Cut power at operation ``cut_at_op`` counted from now (0 = the next operation).
+    def arm_fault(
+        self,
+        cut_at_op: int,
+        torn: bool = False,
+        seed: int = 0,
+        kind: FaultKind | str = FaultKind.CUT,
+    ) -> None:
+        """Arm a fault at operation ``cut_at_op`` counted from now (0 = the next operation).
 
-        Operations ``0..cut_at_op-1`` complete. Operation ``cut_at_op`` does not happen, or with
-        ``torn`` happens partially (a program clears a seeded subset of the bits it should have
-        cleared; an erase leaves the sector in a seeded unpredictable state). Then
-        :class:`PowerCut` is raised and the fault disarms itself.
+        Operations ``0..cut_at_op-1`` complete. With ``kind="cut"`` operation ``cut_at_op``
+        does not happen, or with ``torn`` happens partially (a program clears a seeded subset of
+        the bits it should have cleared; an erase leaves the sector in a seeded unpredictable
+        state); then :class:`PowerCut` is raised. With ``kind="fail"`` the operation fails
+        without changing the flash and :class:`FlashOpError` is raised (``torn`` is ignored).
+        Either way the fault disarms itself.
 
         Raises:
-            EmulatorError: ``cut_at_op`` is negative.
+            EmulatorError: ``cut_at_op`` is negative or ``kind`` is unknown.
         """
         if cut_at_op < 0:
             raise EmulatorError(f"cut_at_op must be >= 0, got {cut_at_op}")
-        self._fault = _Fault(cut_at_op, torn, seed)
+        try:
+            fk = FaultKind(kind)
+        except ValueError:
+            raise EmulatorError(
+                f"unknown fault kind {kind!r}: expected one of {', '.join(FaultKind)}"
+            ) from None
+        self._fault = _Fault(cut_at_op, torn and fk == FaultKind.CUT, seed, fk)
         self._ops_since_arm = 0
 
     def disarm(self) -> None:
@@ -291,7 +463,7 @@ class NorFlash:
             )
         return addr - self.base
 
-    def _mutate(self, kind: str, addr: int, data: bytes | None) -> None:
+    def _mutate(self, kind: str, addr: int, data: bytes | None, width: int = 4) -> None:
         """The one primitive every mutation passes through: physics, counters, fault hook."""
         if kind == "erase":
             idx = self.sector_index(addr)
@@ -300,6 +472,8 @@ class NorFlash:
             cut = self._fault_in(1)
             if cut is not None:
                 fault, _ = cut
+                if fault.kind == FaultKind.FAIL:
+                    raise FlashOpError(fault.cut_at_op, "erase", sector.start)
                 if fault.torn:
                     self._torn_erase(off, sector.size, fault.seed)
                 raise PowerCut(fault.cut_at_op, fault.torn)
@@ -307,7 +481,14 @@ class NorFlash:
             self.erase_counts[idx] += 1
             self.device_time_s += self.chip.timing.erase(sector.size)
             self.device_time_max_s += self.chip.timing.erase(sector.size, worst=True)
+            first = self.op_count
             self._account("erase", sector.start, sector.size, 1)
+            if self._observers:
+                self._notify(
+                    FlashEvent(
+                        FlashEventKind.ERASE, sector.start, sector.size, 0, first, 1, sector=idx
+                    )
+                )
             return
 
         if data is None:  # pragma: no cover - internal misuse
@@ -316,32 +497,71 @@ class NorFlash:
         off = self._offset(addr, size)
         if size == 0:
             return
-        n_words, tail = divmod(size, 4)
-        units = n_words + tail  # device-time units: words and tail bytes (spec 4.1 #3)
+        units = self.units_of(size, width, addr)  # device-time units (spec 4.1 #3)
         n_ops = units if self.granularity == "word" else 1
         cut = self._fault_in(n_ops)
         if cut is not None:
             fault, k = cut
-            # the k operations before the cut complete, in bulk
-            done = self._op_bytes(k, n_words, size)
+            # the k operations before the faulted one complete, in bulk
+            done = self.op_bytes(k, size, width, addr)
             self._and(off, data[:done])
             if self.granularity == "word":
                 self._charge_units(k)
             if k:
+                first = self.op_count
                 self._account("program", addr, done, k)
+                if self._observers:
+                    self._notify(
+                        FlashEvent(FlashEventKind.PROGRAM, addr, done, width, first, k, data[:done])
+                    )
+            if fault.kind == FaultKind.FAIL:
+                raise FlashOpError(fault.cut_at_op, "program", addr + done)
             if fault.torn:
-                end = self._op_bytes(k + 1, n_words, size)
+                end = self.op_bytes(k + 1, size, width, addr)
                 self._torn_program(off + done, data[done:end], fault.seed)
             raise PowerCut(fault.cut_at_op, fault.torn)
         self._and(off, data)
         self._charge_units(units)
+        first = self.op_count
         self._account("program", addr, size, n_ops)
+        if self._observers:
+            self._notify(FlashEvent(FlashEventKind.PROGRAM, addr, size, width, first, n_ops, data))
 
-    def _op_bytes(self, k: int, n_words: int, size: int) -> int:
-        """Bytes covered by the first ``k`` operations of a program call."""
+    @staticmethod
+    def units_of(size: int, width: int = 4, addr: int = 0) -> int:
+        """Program units of a ``size``-byte call at ``addr`` (see :func:`program_units`)."""
+        if width != ALIGNED:
+            n_units, rest = divmod(size, width)
+            return n_units + rest
+        head, n_words, tail = _aligned_plan(addr, size)
+        return len(head) + n_words + len(tail)
+
+    def op_count_of(self, size: int, width: int = 4, addr: int = 0) -> int:
+        """Operations a ``size``-byte program call counts at this flash's granularity."""
+        if size == 0:
+            return 0
+        return self.units_of(size, width, addr) if self.granularity == "word" else 1
+
+    def op_bytes(self, k: int, size: int, width: int = 4, addr: int = 0) -> int:
+        """Bytes covered by the first ``k`` operations of a ``size``-byte program call at
+        ``addr``.
+
+        This is the operation numbering's one definition (see the module docstring).
+        """
         if self.granularity == "chunk":
             return size if k >= 1 else 0
-        return k * 4 if k <= n_words else min(size, n_words * 4 + (k - n_words))
+        if width != ALIGNED:
+            n_units = size // width
+            if k <= n_units:
+                return k * width
+            return min(size, n_units * width + (k - n_units))
+        head, n_words, tail = _aligned_plan(addr, size)
+        if k <= len(head):
+            return sum(head[:k])
+        done = sum(head)
+        if k <= len(head) + n_words:
+            return done + 4 * (k - len(head))
+        return min(size, done + 4 * n_words + sum(tail[: k - len(head) - n_words]))
 
     def _fault_in(self, n_ops: int) -> tuple[_Fault, int] | None:
         """Advance the since-arm counter; if the armed op is among the next ``n_ops``, fire.
@@ -391,4 +611,18 @@ class NorFlash:
         np.bitwise_or(seg, mask, out=seg)  # neither the old data nor blank
 
 
-__all__ = ["GRANULARITIES", "FlashOp", "FlashSnapshot", "Granularity", "NorFlash"]
+__all__ = [
+    "ALIGNED",
+    "GRANULARITIES",
+    "PROGRAM_WIDTHS",
+    "FaultKind",
+    "FlashEvent",
+    "FlashEventKind",
+    "FlashObserver",
+    "FlashOp",
+    "FlashSnapshot",
+    "Granularity",
+    "NorFlash",
+    "Subscription",
+    "program_units",
+]

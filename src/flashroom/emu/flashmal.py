@@ -7,11 +7,13 @@ never through the reference-tool parser.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
-from flashroom.emu.dct import (
+from flashroom.deviceos.gen2 import (
     FLASH_INTERNAL,
+    INTERNAL_FLASH_END,
+    INTERNAL_FLASH_PAGE_SIZE,
+    INTERNAL_FLASH_START,
     MODULE_VERIFY_CRC,
     MODULE_VERIFY_DESTINATION_IS_START_ADDRESS,
     MODULE_VERIFY_FUNCTION,
@@ -27,15 +29,7 @@ from flashroom.particle.module_info import (
 )
 from flashroom.ranges import fmt_addr
 
-INTERNAL_FLASH_START = 0x08000000
-INTERNAL_FLASH_END = 0x08100000
-#: spec 1.1 / 8.6: ``FLASH_EraseMemory`` counts sectors in 128 KB units.
-INTERNAL_FLASH_PAGE_SIZE = 0x20000
-_VERIFY_MASK = 0x0E
-
-
-#: ``flash_device_t`` serial (spec 4.3: 0 = internal, 1 = serial).
-FLASH_SERIAL = 1
+_VERIFY_MASK = 0x0E  # CRC | DEST_IS_START | FUNCTION (spec 3.1)
 
 
 def check_valid_address_range(start: int, length: int, device: int = FLASH_INTERNAL) -> bool:
@@ -213,16 +207,7 @@ def flash_update(flash: NorFlash, addr: int, data: bytes) -> None:
     flash.program(addr, data)
 
 
-def first_word(flash: NorFlash, addr: int) -> int:
-    (w,) = struct.unpack("<I", flash.read(addr, 4))
-    return int(w)
-
-
 __all__ = [
-    "FLASH_INTERNAL",
-    "FLASH_SERIAL",
-    "INTERNAL_FLASH_END",
-    "INTERNAL_FLASH_START",
     "CopyResult",
     "check_copy_memory",
     "check_valid_address_range",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flashroom.deviceos import ModuleBounds, Profile
 from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import NorFlash
 from flashroom.emu.flashmal import module_info_at, verify_crc32
-from flashroom.emu.profiles import ModuleBounds, Profile
 from flashroom.emu.sysflags import BackupRegisters
 from flashroom.particle.module_info import ModuleInfo
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flashroom.deviceos.gen2 import INTERNAL_FLASH_END
 from flashroom.emu.dct import DcdStore
-from flashroom.emu.flashmal import INTERNAL_FLASH_END, module_info_at, verify_crc32
+from flashroom.emu.flashmal import module_info_at, verify_crc32
+from flashroom.layout import get_layout
 from flashroom.ranges import fmt_addr
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # device.py imports this module
     from flashroom.emu.device import Device
 
 
@@ -84,8 +86,6 @@ def _module_here(dev: Device, addr: int, expected_start: int | None) -> dict[str
 
 def flash_map(dev: Device) -> list[RegionView]:
     """The device's flash map with the current contents of every region."""
-    from flashroom.layout import get_layout
-
     lay = get_layout(dev.profile.platform, dev.profile.name)
     out: list[RegionView] = []
     for r in lay.regions:

@@ -8,16 +8,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flashroom.emu.dct import (
+from flashroom.deviceos import FileTransferStore, ModuleBounds, UpdateFlag
+from flashroom.deviceos.gen2 import (
+    BOOTLOADER_ADDRESS,
+    BOOTLOADER_VERSION_ADDRESS,
     DCT_OTA_UPDATE_FLAG_OFFSET,
+    DEFAULT_CHUNK_SIZE,
     FLAGS_CRC_DEST_FUNCTION,
     FLASH_INTERNAL,
+    HAL_UPDATE_APPLIED,
+    HAL_UPDATE_APPLIED_PENDING_RESTART,
     MAGIC_PENDING,
     MAGIC_UNUSED,
+    MODULE_VALIDATION_DEPENDENCIES,
+    MODULE_VALIDATION_DEPENDENCIES_FULL,
+    MODULE_VALIDATION_INTEGRITY,
+    MODULE_VALIDATION_PLATFORM,
+    MODULE_VALIDATION_RANGE,
     OTA_UPDATE_FLAG_SET,
-    FlashModuleSlot,
-    factory_slot,
+    SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED,
+    SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED,
+    SYSTEM_ERROR_OTA_INVALID_ADDRESS,
+    SYSTEM_ERROR_OTA_INVALID_PLATFORM,
+    SYSTEM_ERROR_OTA_MODULE_NOT_FOUND,
+    SYSTEM_ERROR_OTA_VALIDATION_FAILED,
+    SYSTEM_ERROR_UNKNOWN,
 )
+from flashroom.deviceos.ota import FileTransferDescriptor
+from flashroom.emu.dct import FlashModuleSlot, factory_slot
 from flashroom.emu.flashmal import (
     copy_memory,
     erase_memory,
@@ -27,36 +45,11 @@ from flashroom.emu.flashmal import (
     verify_crc32,
 )
 from flashroom.emu.hardware import Hardware
-from flashroom.emu.profiles import ModuleBounds
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, IWDG_ENABLE
 from flashroom.errors import OtaError
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
 from flashroom.particle.module_info import read_module_info_at as module_info_at_bytes
 from flashroom.ranges import fmt_addr
-
-# spec 3.1: validity bits (ota_flash_hal.h:59-68)
-MODULE_VALIDATION_INTEGRITY = 0x02
-MODULE_VALIDATION_DEPENDENCIES = 0x04
-MODULE_VALIDATION_RANGE = 0x08
-MODULE_VALIDATION_PLATFORM = 0x10
-MODULE_VALIDATION_PRODUCT = 0x20
-MODULE_VALIDATION_DEPENDENCIES_FULL = 0x40
-
-# spec 3.1: system_error_t values
-SYSTEM_ERROR_OTA_MODULE_NOT_FOUND = -1300
-SYSTEM_ERROR_OTA_UNSUPPORTED_MODULE = -1310
-SYSTEM_ERROR_OTA_VALIDATION_FAILED = -1320
-SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED = -1330
-SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED = -1340
-SYSTEM_ERROR_OTA_INVALID_ADDRESS = -1350
-SYSTEM_ERROR_OTA_INVALID_PLATFORM = -1360
-
-# hal_update_complete_t
-HAL_UPDATE_ERROR = 0
-HAL_UPDATE_APPLIED_PENDING_RESTART = 1
-HAL_UPDATE_APPLIED = 2
-
-OTA_CHUNK_SIZE = 512  # spec 6.5
 
 
 @dataclass(frozen=True)
@@ -89,7 +82,8 @@ class SystemFirmware:
 
     def __init__(self, hw: Hardware):
         self.hw = hw
-        self._ota: tuple[int, int] | None = None  # (file_address, file_length)
+        #: ``System.updatesEnabled()`` (the dry run fails with 1 when false, spec 6.2 #2).
+        self.updates_enabled = True
         self.last_finish_reason: str = ""
 
     # ================================================================== dependencies
@@ -287,12 +281,12 @@ class SystemFirmware:
         image = hw.embedded_bootloader
         if image is None:
             return False
-        installed = int.from_bytes(hw.flash.read(0x08000000 + 0x184 + 10, 2), "little")
+        installed = int.from_bytes(hw.flash.read(BOOTLOADER_VERSION_ADDRESS, 2), "little")
         embedded = module_info_at_bytes(image).module_version
         if embedded <= installed:
             return False
-        hw.flash.erase_containing(0x08000000)
-        hw.flash.program(0x08000000, image + b"\xff" * (-len(image) % 4))
+        hw.flash.erase_containing(BOOTLOADER_ADDRESS)
+        hw.flash.program(BOOTLOADER_ADDRESS, image + b"\xff" * (-len(image) % 4))
         hw.log(
             f"system: HAL_Core_Setup replaced bootloader {installed} with the embedded "
             f"{embedded} (spec 4.7): reset"
@@ -380,20 +374,37 @@ class SystemFirmware:
         return "ok"
 
     # ================================================================== OTA receive path
-    def ota_begin(
-        self, file_length: int, chunk_size: int = OTA_CHUNK_SIZE, file_address: int = 0
-    ) -> int:
-        """``Spark_Prepare_For_Firmware_Update`` + ``HAL_FLASH_Begin`` (spec 4.1).
+    # The three entry points the protocol layer calls (deviceos.ota.SystemUpdateCallbacks,
+    # system/src/system_update.cpp:291-447, spec 4.1-4.2, 6.2-6.4).
 
-        Returns 0. The erase's own result is ignored by the caller, as in Device OS
-        (system_update.cpp:324).
+    def prepare_for_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Prepare_For_Firmware_Update`` (spec 4.1 #1, 6.2).
+
+        For the FIRMWARE store: ``file_address = HAL_OTA_FlashAddress() + chunk_address`` in
+        32-bit arithmetic, as the MCU computes it (spec 11.2: 0xFFF40000 wraps to 0x08000000),
+        and chunk_size 0 selects ``HAL_OTA_ChunkSize()`` and ``HAL_OTA_FlashLength()`` of this
+        profile. Other stores keep the server's raw ``file_address`` (spec 6.2). Then 1 when
+        updates are disabled; with ``flags`` bit 0 (the dry run) 0 at once; else
+        ``HAL_FLASH_Begin(file_address, file_length)``, whose result is ignored
+        (system_update.cpp:324), and 0.
         """
         hw = self.hw
         p = hw.profile
-        addr = p.module_ota.start_address + file_address
-        if chunk_size == 0:
-            chunk_size = OTA_CHUNK_SIZE
-            file_length = p.ota_flash_length
+        if file.store == FileTransferStore.FIRMWARE:
+            file.file_address = (p.ota_flash_address + file.chunk_address) & 0xFFFFFFFF
+            if file.chunk_size == 0:
+                file.chunk_size = DEFAULT_CHUNK_SIZE
+                file.file_length = p.ota_flash_length
+        if not self.updates_enabled:
+            return 1
+        if flags & 1:
+            return 0
+        self._flash_begin(file.file_address, file.file_length)
+        return 0
+
+    def _flash_begin(self, addr: int, file_length: int) -> None:
+        """``HAL_FLASH_Begin`` -> ``FLASH_Begin`` (spec 4.1 #2)."""
+        hw = self.hw
         hw.regs.update_flags(OTA_FLASHED_Status_SysFlag=0)
         slots = hw.dct.read_slots()
         for i in range(1, 5):
@@ -405,25 +416,32 @@ class SystemFirmware:
             f"system: FLASH_Begin {fmt_addr(addr)} length {file_length}: "
             + ("erased" if erased else "range check failed, nothing erased")
         )
-        self._ota = (addr, file_length)
-        return 0
 
-    def ota_write(self, offset: int, data: bytes) -> None:
-        """``FLASH_Update`` at ``file_address + offset``: no bounds check (spec 4.1 #3).
+    def save_firmware_chunk(self, file: FileTransferDescriptor, chunk: bytes) -> int:
+        """``Spark_Save_Firmware_Chunk``: ``HAL_FLASH_Update(chunk, chunk_address, chunk_size)``
+        for the FIRMWARE store (no bounds check, spec 4.1 #3); -1 and nothing written for the
+        other stores (spec 6.2).
 
         Raises:
             OtaError: the write runs past the end of internal flash; the real MCU bus-faults
                 there (emulator model: the device panics and resets, no slot is written).
         """
+        if file.store != FileTransferStore.FIRMWARE:
+            return -1
         hw = self.hw
-        base = self._ota[0] if self._ota is not None else hw.profile.module_ota.start_address
-        addr = base + offset
+        addr = file.chunk_address
+        data = chunk[: file.chunk_size]
         end_of_flash = hw.flash.base + hw.flash.size
+        if addr < hw.flash.base:
+            raise OtaError(
+                f"FLASH_Update at {fmt_addr(addr)} is below internal flash "
+                f"{fmt_addr(hw.flash.base)}: no bounds check (spec 4.1 #3), the MCU bus-faults "
+                "and resets; no slot is written"
+            )
         if addr + len(data) > end_of_flash:
             inside = max(0, end_of_flash - addr)
             if inside:
                 flash_update(hw.flash, addr, data[:inside])
-            self._ota = None
             raise OtaError(
                 f"FLASH_Update wrote {fmt_addr(max(addr, end_of_flash))}-"
                 f"{fmt_addr(addr + len(data))}, past the end of internal flash at "
@@ -431,48 +449,78 @@ class SystemFirmware:
                 "and resets; no slot is written"
             )
         flash_update(hw.flash, addr, data)
+        return 0
 
-    def ota_finish(self) -> int:
-        """``HAL_FLASH_End`` (spec 4.2): 1 = pending restart, 2 = bootloader applied, or < 0."""
-        self._ota = None
-        return self._end()
+    def finish_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Finish_Firmware_Update`` (spec 4.2, 6.4).
 
-    def _end(self) -> int:
-        hw = self.hw
-        p = hw.profile
+        SUCCESS | VALIDATE_ONLY: ``HAL_FLASH_OTA_Validate`` (nothing written). SUCCESS with the
+        FIRMWARE store: ``HAL_FLASH_End``: 1 pending restart, 2 bootloader applied, or a negative
+        ``system_error_t``; the reset that follows is always scheduled (spec 4.2 #4), which the
+        caller (the device) carries out. Otherwise ``SYSTEM_ERROR_UNKNOWN``.
+        """
+        validate = UpdateFlag.SUCCESS | UpdateFlag.VALIDATE_ONLY
+        if flags & validate == validate:
+            return self._validate_ota()
+        if flags & UpdateFlag.SUCCESS and file.store == FileTransferStore.FIRMWARE:
+            return self._end()
+        self.last_finish_reason = "not a successful FIRMWARE-store transfer: nothing applied"
+        return SYSTEM_ERROR_UNKNOWN
+
+    @property
+    def last_ota_error(self) -> str:
+        """Why the last finish failed (empty when it did not)."""
+        return self.last_finish_reason
+
+    def _validate_ota(self) -> int:
+        """``HAL_FLASH_OTA_Validate``: ``fetchAndValidateModule`` without applying (spec 6.4 #2)."""
+        code, _r = self._fetch_ota()
+        return code
+
+    def _fetch_ota(self) -> tuple[int, FetchResult]:
+        """``fetchAndValidateModule`` on the OTA region: (0 or the system error, the fetch)."""
         r = self.fetch_module(
-            p.module_ota,
+            self.hw.profile.ota_bounds,
             user_deps_optional=True,
             flags=MODULE_VALIDATION_INTEGRITY | MODULE_VALIDATION_DEPENDENCIES_FULL,
         )
         if not r.found or r.info is None:
+            return SYSTEM_ERROR_OTA_MODULE_NOT_FOUND, r
+        missing = r.checked & ~r.result
+        if not missing:
+            return 0, r
+        if missing & MODULE_VALIDATION_INTEGRITY:
+            return SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED, r
+        if missing & (MODULE_VALIDATION_DEPENDENCIES | MODULE_VALIDATION_DEPENDENCIES_FULL):
+            return SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED, r
+        if missing & MODULE_VALIDATION_RANGE:
+            return SYSTEM_ERROR_OTA_INVALID_ADDRESS, r
+        if missing & MODULE_VALIDATION_PLATFORM:
+            return SYSTEM_ERROR_OTA_INVALID_PLATFORM, r
+        return SYSTEM_ERROR_OTA_VALIDATION_FAILED, r
+
+    def _end(self) -> int:
+        """``HAL_FLASH_End`` (spec 4.2): 1 = pending restart, 2 = bootloader applied, or < 0."""
+        hw = self.hw
+        p = hw.profile
+        code, r = self._fetch_ota()
+        if code == SYSTEM_ERROR_OTA_MODULE_NOT_FOUND or r.info is None:
             self.last_finish_reason = r.reason
             hw.log(f"system: HAL_FLASH_End: -1300: {r.reason}")
             return SYSTEM_ERROR_OTA_MODULE_NOT_FOUND
-        missing = r.checked & ~r.result
-        if missing:
-            if missing & MODULE_VALIDATION_INTEGRITY:
-                code = SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED
-            elif missing & (MODULE_VALIDATION_DEPENDENCIES | MODULE_VALIDATION_DEPENDENCIES_FULL):
-                code = SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED
-            elif missing & MODULE_VALIDATION_RANGE:
-                code = SYSTEM_ERROR_OTA_INVALID_ADDRESS
-            elif missing & MODULE_VALIDATION_PLATFORM:
-                code = SYSTEM_ERROR_OTA_INVALID_PLATFORM
-            else:
-                code = SYSTEM_ERROR_OTA_VALIDATION_FAILED
+        if code:
             self.last_finish_reason = f"validity 0x{r.result:02x} of 0x{r.checked:02x}: {r.reason}"
             hw.log(f"system: HAL_FLASH_End: {code}: {self.last_finish_reason}")
             return code
         info = r.info
         length = info.module_length + 4
-        src = p.module_ota.start_address
+        src = p.ota_flash_address
         if info.module_function == ModuleFunction.BOOTLOADER:
             # spec 4.7: flashed immediately; not power-loss safe (sector 0 erased in place).
             res = copy_memory(
                 hw.flash,
                 src,
-                0x08000000,
+                BOOTLOADER_ADDRESS,
                 length,
                 ModuleFunction.BOOTLOADER,
                 FLAGS_CRC_DEST_FUNCTION,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from flashroom.deviceos import Platform
 from flashroom.errors import LayoutError
 from flashroom.geometry import FlashChip
 from flashroom.ranges import AddrRange, fmt_addr, fmt_size
@@ -103,30 +104,9 @@ class Region:
         return f"{self.name} {self.range} ({fmt_size(self.size)})"
 
 
-@dataclass(frozen=True)
-class PlatformInfo:
-    """A platform flashroom knows.
-
-    Attributes:
-        name: registry key (``electron``).
-        platform_id: Device OS ``PLATFORM_ID``.
-        title: human name.
-        chip: the internal flash geometry.
-        generation: 2 or 3.
-        layouts: the named layouts, smallest user part first (the planner's order).
-        ota_internal: True when the OTA scratch lives in internal flash (Gen2). Gen3 receives OTA
-            into external flash (spec 7.1), so the scratch-capacity rule does not apply there.
-        comparison_only: True for Gen3 platforms (shown beside Gen2, never planned for a device).
-    """
-
-    name: str
-    platform_id: int
-    title: str
-    chip: FlashChip
-    generation: int
-    layouts: tuple[str, ...]
-    ota_internal: bool = True
-    comparison_only: bool = False
+#: A platform as the layout engine sees it: :class:`flashroom.deviceos.Platform` (key, id,
+#: title, chip, generation, ``layouts``, ``ota_internal``, ``comparison_only``).
+PlatformInfo = Platform
 
 
 @dataclass(frozen=True)

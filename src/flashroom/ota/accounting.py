@@ -28,11 +28,6 @@ DTLS_RECORD_OVERHEAD = DTLS_RECORD_HEADER + DTLS_EXPLICIT_NONCE + DTLS_CCM8_TAG 
 PER_DATAGRAM_OVERHEAD = IPV4_HEADER + UDP_HEADER + DTLS_RECORD_OVERHEAD  # 57
 
 
-def wire_size(coap_bytes: int) -> int:
-    """Bytes on the wire for one CoAP datagram of ``coap_bytes``."""
-    return coap_bytes + PER_DATAGRAM_OVERHEAD
-
-
 @dataclass
 class Meter:
     """Counts datagrams as they are sent, in both directions.

@@ -313,10 +313,15 @@ class UpdateBegin:
         """Fast OTA requested (flag bit 0)."""
         return bool(self.flags & FLAG_FAST_OTA)
 
-    def to_coap(self, message_id: int, token: bytes) -> CoapMessage:
-        """The CON ``POST u`` request."""
-        payload = _UPDATE_BEGIN.pack(
-            self.flags, self.chunk_size, self.file_length, self.store, self.file_address
+    def to_coap(self, message_id: int, token: bytes, *, short: bool = False) -> CoapMessage:
+        """The CON ``POST u`` request; ``short`` leaves the payload out (the legacy form the
+        device reads as chunk_size 0, file_length 0, FIRMWARE, offset 0; spec 6.2)."""
+        payload = (
+            b""
+            if short
+            else _UPDATE_BEGIN.pack(
+                self.flags, self.chunk_size, self.file_length, self.store, self.file_address
+            )
         )
         return CoapMessage(
             CoapType.CON, CODE_POST, message_id, token, ((OPT_URI_PATH, b"u"),), payload

@@ -14,7 +14,7 @@ from typing import Any
 
 from flashroom.errors import TransportError
 from flashroom.ota.messages import CODE_POST, CoapMessage, CoapType, reset_for
-from flashroom.ota.protocol import ServerConfig, ServerSession, SessionStatus
+from flashroom.ota.server_end import ServerConfig, ServerSession, SessionStatus
 
 Addr = Hashable
 Out = list[tuple[Any, bytes]]

@@ -12,18 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from flashroom.deviceos.ota import SystemUpdateCallbacks
 from flashroom.ota.accounting import PER_DATAGRAM_OVERHEAD, Meter, TransferReport
+from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.ota.link import IDEAL, LinkModel, LinkProfile
-from flashroom.ota.protocol import (
-    DeviceConfig,
-    DeviceEnd,
-    DeviceStatus,
-    OtaTarget,
-    ProgressFn,
-    ServerConfig,
-    ServerSession,
-)
 from flashroom.ota.server import OtaServer
+from flashroom.ota.server_end import ServerConfig, ServerSession
+from flashroom.progress import ProgressFn
 
 DEVICE_ADDR = ("device", 1)
 _TO_SERVER = 0
@@ -56,7 +51,7 @@ class SimOutcome:
 
 def simulate(
     image: bytes,
-    target: OtaTarget,
+    target: SystemUpdateCallbacks,
     *,
     server_config: ServerConfig | None = None,
     device_config: DeviceConfig | None = None,
@@ -72,7 +67,7 @@ def simulate(
 
     Args:
         image: the module file the server sends.
-        target: the device's OTA receive path (ota_begin/ota_write/ota_finish).
+        target: the device's system OTA entry points (``SystemUpdateCallbacks``).
         server_config: server parameters (fast OTA, chunk size, faults).
         device_config: device parameters (platform, timeouts, faults).
         link: link figures; losses and delays come from a RNG seeded with ``seed``.

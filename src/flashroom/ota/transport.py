@@ -1,6 +1,6 @@
 """Real CoAP over UDP: the only module in flashroom that opens sockets (asyncio datagram endpoints).
 
-The protocol ends are sans-I/O (:mod:`flashroom.ota.protocol`); this module only moves their
+The protocol ends are sans-I/O (:mod:`flashroom.ota`); this module only moves their
 datagrams. Every received datagram is first parsed by aiocoap (``aiocoap.Message.decode``), the
 reference CoAP stack, and dropped as malformed if aiocoap rejects it, so what crosses the wire is
 checked against an independent RFC 7252 implementation. We do not use aiocoap's request/response
@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from flashroom.errors import TransportError
 from flashroom.ota.accounting import Meter, TransferReport
+from flashroom.ota.device_end import DeviceEnd
 from flashroom.ota.link import IDEAL, LinkClock, LinkProfile
 from flashroom.ota.messages import CoapMessage, CoapType
-from flashroom.ota.protocol import DeviceEnd
 from flashroom.ota.server import OtaServer, SessionRecord
 
 _REORDER_HOLD_S = 0.02  # a held-back datagram is released after the next one, or after this
@@ -37,7 +38,7 @@ _REORDER_HOLD_S = 0.02  # a held-back datagram is released after the next one, o
 
 def aiocoap_check(data: bytes) -> bool:
     """True when aiocoap parses ``data`` as a CoAP message."""
-    import aiocoap
+    import aiocoap  # aiocoap: deferred for start-up time
 
     try:
         aiocoap.Message.decode(data)
@@ -52,7 +53,7 @@ def aiocoap_reencode(data: bytes) -> bytes:
     Raises:
         TransportError: aiocoap rejects the datagram.
     """
-    import aiocoap
+    import aiocoap  # aiocoap: deferred for start-up time
 
     try:
         inc = aiocoap.Message.decode(data)
@@ -73,8 +74,6 @@ def parse_coap_url(url: str) -> tuple[str, int]:
     Raises:
         TransportError: not a coap:// URL with a host.
     """
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     if parts.scheme != "coap" or not parts.hostname:
         raise TransportError(f"server URL {url!r}: expected coap://HOST:PORT")

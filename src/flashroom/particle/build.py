@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import random
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
-from flashroom.errors import ModuleFormatError, UsageError
+from flashroom.deviceos import GEN2_PLATFORMS, Dependency, electron, gen2, get_platform, get_profile
+from flashroom.errors import ModuleFormatError, ParamError, UsageError
 from flashroom.particle.crc import crc32_be_bytes
 from flashroom.particle.module_info import (
+    FUNCTION_NAMES,
     VECTOR_TABLE_SIZE,
     ModuleDependency,
     ModuleFunction,
@@ -51,72 +52,33 @@ _TAIL_WITH_PRODUCT = _TAIL_FIXED + 4  # plus the 0xFFFF 0xFFFF padding words (sp
 
 
 def platform_id_of(platform: str | int) -> int:
-    """``PlatformId`` value of a Gen2 platform name (``electron`` -> 10); ints pass through.
+    """``PlatformId`` value of a Gen2 platform name (``electron`` -> 10, any case); ints pass.
 
     Raises:
         UsageError: not a Gen2 platform name.
     """
     if isinstance(platform, int):
         return platform
-    try:
-        return int(PlatformId[platform.strip().upper()])
-    except KeyError:
-        names = ", ".join(p.name.lower() for p in PlatformId)
-        raise UsageError(f"unknown Gen2 platform {platform!r}: expected one of {names}") from None
+    key = platform.strip().lower()
+    if key not in GEN2_PLATFORMS:
+        raise UsageError(
+            f"unknown Gen2 platform {platform!r}: expected one of {', '.join(GEN2_PLATFORMS)}"
+        )
+    return get_platform(key).platform_id
 
 
-@dataclass(frozen=True)
-class ModuleBounds:
-    """One ``module_bounds_t`` entry (spec 1.5): where a (function, index) module lives."""
-
-    name: str
-    start_address: int
-    end_address: int  # exclusive
-    module_function: int
-    module_index: int
-
-    @property
-    def maximum_size(self) -> int:
-        return self.end_address - self.start_address
-
-
-# spec 1.5 ota_module_bounds.c, stock Device OS 2.3.1. The layout package is the authority for
-# other layouts (extended); this table is the builder's default placement and the CLI's fallback
-# when flashroom.layout is not importable.
-_PHOTON_BOUNDS = (
-    ModuleBounds("bootloader", 0x08000000, 0x08004000, ModuleFunction.BOOTLOADER, 0),
-    ModuleBounds("system_part_1", 0x08020000, 0x08060000, ModuleFunction.SYSTEM_PART, 1),
-    ModuleBounds("system_part_2", 0x08060000, 0x080A0000, ModuleFunction.SYSTEM_PART, 2),
-    ModuleBounds("user_part", 0x080A0000, 0x080C0000, ModuleFunction.USER_PART, 1),
-)
-_ELECTRON_BOUNDS = (
-    ModuleBounds("bootloader", 0x08000000, 0x08004000, ModuleFunction.BOOTLOADER, 0),
-    ModuleBounds("system_part_1", 0x08020000, 0x08040000, ModuleFunction.SYSTEM_PART, 1),
-    ModuleBounds("system_part_2", 0x08040000, 0x08060000, ModuleFunction.SYSTEM_PART, 2),
-    ModuleBounds("system_part_3", 0x08060000, 0x08080000, ModuleFunction.SYSTEM_PART, 3),
-    ModuleBounds("user_part", 0x08080000, 0x080A0000, ModuleFunction.USER_PART, 1),
-)
-STOCK_MODULE_BOUNDS: dict[int, tuple[ModuleBounds, ...]] = {
-    PlatformId.PHOTON: _PHOTON_BOUNDS,
-    PlatformId.P1: _PHOTON_BOUNDS,
-    PlatformId.ELECTRON: _ELECTRON_BOUNDS,
-}
-
-
-def stock_bounds(platform: str | int, function: int, index: int) -> ModuleBounds:
-    """The stock ``module_bounds_t`` entry for (function, index) (spec 1.5 find_module_bounds).
-
-    Raises:
-        UsageError: unknown platform, or no module of that function/index on the platform.
-    """
-    pid = platform_id_of(platform)
-    for b in STOCK_MODULE_BOUNDS.get(pid, ()):
-        if b.module_function == function and b.module_index == index:
-            return b
-    raise UsageError(
-        f"platform {pid} has no module_bounds_t entry for function {function} index {index} "
-        "(spec 1.5)"
-    )
+def _gen2_name(platform: str | int) -> str:
+    """The registry key of a Gen2 platform given by name or id (UsageError otherwise)."""
+    if isinstance(platform, int):
+        for name in GEN2_PLATFORMS:
+            if get_platform(name).platform_id == platform:
+                return name
+        raise UsageError(
+            f"unknown Gen2 platform id {platform}: expected one of "
+            + ", ".join(f"{get_platform(n).platform_id} ({n})" for n in GEN2_PLATFORMS)
+        )
+    platform_id_of(platform)
+    return platform.strip().lower()
 
 
 def default_vector_table(platform_id: int, function: int, index: int) -> bool:
@@ -306,7 +268,7 @@ def _idiom(rng: random.Random) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)
-def code_like_bytes(size: int, seed: int = 0, base_address: int = 0x08080000) -> bytes:
+def code_like_bytes(size: int, seed: int = 0, base_address: int = electron.USER_LOC) -> bytes:
     """Deterministic bytes that look and compress roughly like Thumb-2 firmware.
 
     A mix of recurring idioms (prologues, epilogues, calls), operand-varying 16-bit
@@ -423,89 +385,29 @@ def synthetic_module(
     return module
 
 
-# --- Device OS 2.3.1 install (spec 2.4) ---------------------------------------------------------
-
-#: Versions built into Device OS v2.3.1 (spec 2.4).
-SYSTEM_VERSION_2_3_1 = 2302
-#: The bootloader image embedded in Electron v2.3.1 system firmware (spec 2.4).
-ELECTRON_EMBEDDED_BOOTLOADER_VERSION = 1004
-#: A source-built v2.3.1 bootloader (spec 2.4). Used for Photon/P1: their embedded 400 images
-#: are never used (spec 4.7), so the installed bootloader is whatever 2.x release flashed, and
-#: 1006 satisfies part2's BOOTLOADER >= 1003 dependency as on a real 2.3.1 device.
-SOURCE_BOOTLOADER_VERSION = 1006
-#: Default ``USER_PART_MODULE_VERSION`` (spec 2.4).
-USER_PART_VERSION = 6
-
-_S = ModuleFunction.SYSTEM_PART
-_B = ModuleFunction.BOOTLOADER
+# --- Device OS 2.3.1 install (spec 2.4; the parts are facts of flashroom.deviceos) ----------
 
 
-@dataclass(frozen=True)
-class InstallPart:
-    """One module of a synthetic Device OS install: what, where, how big, its dependencies."""
-
-    function: int
-    index: int
-    version: int
-    start_address: int
-    size: int
-    dependency: ModuleDependency | None = None
-    dependency2: ModuleDependency | None = None
-
-
-# Sizes are spec-silent (the real 2.3.1 binaries are not in the fixtures); chosen to be
-# realistic and to fit their regions with room: Electron parts ~100-124 KB of 128 KB, Photon
-# parts ~230 KB of 256 KB, bootloader 15664 bytes like the real embedded Electron image
-# (end 0x08003d2c, spec 2.4).
-_ELECTRON_INSTALL = (
-    InstallPart(_B, 0, ELECTRON_EMBEDDED_BOOTLOADER_VERSION, 0x08000000, 15_664),
-    InstallPart(_S, 1, 2302, 0x08020000, 118_784, ModuleDependency(_S, 3, SYSTEM_VERSION_2_3_1)),
-    InstallPart(
-        _S,
-        2,
-        2302,
-        0x08040000,
-        126_976,
-        ModuleDependency(_S, 1, SYSTEM_VERSION_2_3_1),
-        ModuleDependency(_B, 0, 1003),
-    ),
-    InstallPart(_S, 3, 2302, 0x08060000, 102_400, ModuleDependency(_S, 2, 110)),
-)
-_PHOTON_INSTALL = (
-    InstallPart(_B, 0, SOURCE_BOOTLOADER_VERSION, 0x08000000, 15_664),
-    InstallPart(_S, 1, 2302, 0x08020000, 241_664, ModuleDependency(_S, 2, 207)),
-    InstallPart(
-        _S,
-        2,
-        2302,
-        0x08060000,
-        233_472,
-        ModuleDependency(_S, 1, SYSTEM_VERSION_2_3_1),
-        ModuleDependency(_B, 0, 1003),
-    ),
-)
-DEVICE_OS_INSTALLS: dict[int, tuple[InstallPart, ...]] = {
-    PlatformId.ELECTRON: _ELECTRON_INSTALL,
-    PlatformId.PHOTON: _PHOTON_INSTALL,
-    PlatformId.P1: _PHOTON_INSTALL,
-}
+def _dep(d: Dependency | None) -> ModuleDependency | None:
+    return None if d is None else ModuleDependency(*d)
 
 
 @functools.lru_cache(maxsize=8)
-def _device_os_install(platform_id: int) -> tuple[bytes, ...]:
+def _device_os_install(platform: str) -> tuple[bytes, ...]:
+    plat = get_platform(platform)
     return tuple(
         synthetic_module(
             part.size,
-            platform_id=platform_id,
+            platform_id=plat.platform_id,
             function=part.function,
             index=part.index,
             version=part.version,
             start_address=part.start_address,
-            dependency=part.dependency,
-            dependency2=part.dependency2,
+            dependency=_dep(part.dependency),
+            dependency2=_dep(part.dependency2),
             seed=part.function * 16 + part.index,
         )
-        for part in DEVICE_OS_INSTALLS[platform_id]
+        for part in plat.install
     )
 
 
@@ -519,16 +421,20 @@ def device_os_install(platform: str = "electron") -> list[bytes]:
     Raises:
         UsageError: not a Gen2 platform.
     """
-    return list(_device_os_install(platform_id_of(platform)))
+    return list(_device_os_install(_gen2_name(platform)))
 
 
 def user_start_address(platform: str | int) -> int:
     """The stock user part start: 0x08080000 (Electron), 0x080A0000 (Photon/P1) (spec 1.5)."""
-    return stock_bounds(platform, ModuleFunction.USER_PART, 1).start_address
+    return get_profile(_gen2_name(platform)).user_loc
 
 
 def synthetic_user_app(
-    size: int, *, platform: str = "electron", version: int = USER_PART_VERSION, seed: int = 0
+    size: int,
+    *,
+    platform: str = "electron",
+    version: int = gen2.USER_PART_VERSION,
+    seed: int = 0,
 ) -> bytes:
     """A user part of exactly ``size`` bytes at the platform's user start (spec 1.5, 2.2).
 
@@ -544,7 +450,7 @@ def synthetic_user_app(
         index=1,
         version=version,
         start_address=user_start_address(platform),
-        dependency=ModuleDependency(ModuleFunction.SYSTEM_PART, 2, SYSTEM_VERSION_2_3_1),
+        dependency=_dep(get_profile(_gen2_name(platform)).user_dependency),
         seed=seed,
     )
 
@@ -561,10 +467,8 @@ def elf_image(data: bytes, *, name: str = "<elf>") -> tuple[int, bytes]:
     Raises:
         ModuleFormatError: not an ELF, or no loadable segment.
     """
-    import io
-
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
+    from elftools.common.exceptions import ELFError  # pyelftools: deferred for start-up time
+    from elftools.elf.elffile import ELFFile  # pyelftools: deferred
 
     try:
         elf = ELFFile(io.BytesIO(data))
@@ -608,22 +512,12 @@ def is_elf(data: bytes) -> bool:
     return data[:4] == b"\x7fELF"
 
 
-def read_payload(path: str | Path) -> bytes:
-    """Read a raw image or an ELF's loadable image (pyelftools) as a module payload."""
-    data = Path(path).read_bytes()
-    if is_elf(data):
-        return elf_image(data, name=str(path))[1]
-    return data
-
-
 def dependency_from_spec(text: str) -> ModuleDependency:
     """Parse ``system:2:2302`` or ``4:2:2302`` (function name or number : index : version).
 
     Raises:
         UsageError: malformed text or a value out of range.
     """
-    from flashroom.particle.module_info import FUNCTION_NAMES
-
     parts = text.split(":")
     if len(parts) != 3:
         raise UsageError(
@@ -660,7 +554,9 @@ def dependencies_from_specs(specs: Sequence[str]) -> tuple[ModuleDependency | No
         UsageError: more than two.
     """
     if len(specs) > 2:
-        raise UsageError(f"module_info_t has two dependency slots; got {len(specs)} --depends")
+        raise ParamError(
+            f"module_info_t has two dependency slots; got {len(specs)} depends", "depends"
+        )
     deps: list[ModuleDependency | None] = [dependency_from_spec(s) for s in specs]
     while len(deps) < 2:
         deps.append(None)

@@ -8,68 +8,31 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum, IntFlag
 
+# The enumerations are Device OS facts (their one home is flashroom.deviceos); they are
+# re-exported here next to the record that uses them.
+from flashroom.deviceos.enums import (
+    FUNCTION_NAMES,
+    ModuleFunction,
+    ModuleInfoFlags,
+    ModuleStore,
+    PlatformId,
+)
 from flashroom.errors import ModuleFormatError
 
-
-class ModuleFunction(IntEnum):
-    """``module_function_t`` (dynalib/inc/module_info.h:85-125; HEAD adds ASSET)."""
-
-    NONE = 0
-    RESOURCE = 1
-    BOOTLOADER = 2
-    MONO_FIRMWARE = 3
-    SYSTEM_PART = 4
-    USER_PART = 5
-    SETTINGS = 6
-    NCP_FIRMWARE = 7
-    RADIO_STACK = 8
-    ASSET = 9
-
-
-#: Short names used on the command line (``--function user``, ``--depends system:2:2302``).
-FUNCTION_NAMES: dict[str, ModuleFunction] = {
-    "none": ModuleFunction.NONE,
-    "resource": ModuleFunction.RESOURCE,
-    "bootloader": ModuleFunction.BOOTLOADER,
-    "mono": ModuleFunction.MONO_FIRMWARE,
-    "system": ModuleFunction.SYSTEM_PART,
-    "user": ModuleFunction.USER_PART,
-    "settings": ModuleFunction.SETTINGS,
-    "ncp": ModuleFunction.NCP_FIRMWARE,
-    "radio": ModuleFunction.RADIO_STACK,
-    "asset": ModuleFunction.ASSET,
-}
-
-
-class ModuleStore(IntEnum):
-    """``module_store_t`` (dynalib/inc/module_info.h:127-146)."""
-
-    MAIN = 0
-    FACTORY = 1
-    BACKUP = 2
-    SCRATCHPAD = 3
-
-
-class ModuleInfoFlags(IntFlag):
-    """``module_info_flags_t``; Gen2 builds never set any (spec 2.3)."""
-
-    NONE = 0
-    DROP_MODULE_INFO = 0x01
-    COMPRESSED = 0x02
-    COMBINED = 0x04
-    ENCRYPTED = 0x08
-    PREFIX_EXTENSIONS = 0x10
-
-
-class PlatformId(IntEnum):
-    """Gen2 platform IDs (hal/shared/platforms.h:28-31)."""
-
-    PHOTON = 6
-    P1 = 8
-    ELECTRON = 10
-
+__all__ = [
+    "APP_START_MASK",
+    "FUNCTION_NAMES",
+    "VECTOR_TABLE_SIZE",
+    "ModuleDependency",
+    "ModuleFunction",
+    "ModuleInfo",
+    "ModuleInfoFlags",
+    "ModuleStore",
+    "PlatformId",
+    "module_info_offset",
+    "read_module_info_at",
+]
 
 #: ``APP_START_MASK`` (flash_mal.h:58-62): a first word matching it under this mask is a stack
 #: pointer, so ``module_info_t`` sits after the 0x184-byte vector table (spec 2.2).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from flashroom.errors import UsageError
+from flashroom.errors import ParamError, UsageError
 from flashroom.particle.build import (
     build_module,
     default_vector_table,
@@ -115,22 +115,32 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
     if fn == ModuleFunction.NONE:
         raise UsageError("module function NONE (0) cannot be packed: the device ignores it")
     if (input_data is None) == (req.synthetic_size is None):
-        raise UsageError("give either an input file or --synthetic SIZE, not both or neither")
+        raise ParamError(
+            "give either an input file or synthetic_size SIZE, not both or neither",
+            "synthetic_size",
+        )
     region = region_for_module(req.platform, req.layout, fn, req.index)
     start = region.start if req.start_address is None else req.start_address
     if start % 4:
         # Spec-silent guard: flash is programmed in 32-bit words (spec 8.6) and a vector table
         # or module_info_t at an unaligned address cannot be read by the Cortex-M3 as Device
         # OS does; no real module starts off a word boundary.
-        raise UsageError(
-            f"--start 0x{start:08x} is not 4-byte aligned: expected a word-aligned address "
-            f"such as 0x{start & ~3:08x} (region {region.region} starts at 0x{region.start:08x})"
+        raise ParamError(
+            f"start_address 0x{start:08x} is not 4-byte aligned: expected a word-aligned "
+            f"address such as 0x{start & ~3:08x} (region {region.region} starts at "
+            f"0x{region.start:08x})",
+            "start_address",
         )
     dep1, dep2 = dependencies_from_specs(req.depends)
     elf_addr: int | None = None
     if req.synthetic_size is not None:
         if req.product_id is not None or req.product_version is not None:
-            raise UsageError("--product-id/--product-version are not supported with --synthetic")
+            raise ParamError(
+                "product_id/product_version are not supported with synthetic_size",
+                "product_id",
+                "product_version",
+                "synthetic_size",
+            )
         module = synthetic_module(
             req.synthetic_size,
             platform_id=pid,
@@ -161,10 +171,12 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
             # An ELF knows where it was linked; one linked for another region is a mistake
             # that would run code at the wrong address (spec-silent guard).
             if not region.start <= elf_addr < region.end:
-                raise UsageError(
+                raise ParamError(
                     f"{req.input_name}: ELF loadable image starts at 0x{elf_addr:08x}, outside "
                     f"region {region.region} [0x{region.start:08x}, 0x{region.end:08x}) that "
-                    f"--function/--index select; expected an ELF linked for that region"
+                    f"function/index select; expected an ELF linked for that region",
+                    "function",
+                    "index",
                 )
         existing = _own_module_info(payload, start, pid)
         if existing is not None:
@@ -255,17 +267,19 @@ def _refuse_conflicting_fields(
     something else would be silently ignored, so it is refused instead."""
     name = req.input_name
     if req.version != info.module_version:
-        raise UsageError(
+        raise ParamError(
             f"{name} already carries module_info_t with module_version {info.module_version}; "
-            f"--version {req.version} cannot change a linked image (rebuild it, or pass "
-            f"--version {info.module_version} to finish it)"
+            f"version {req.version} cannot change a linked image (rebuild it, or pass "
+            f"version {info.module_version} to finish it)",
+            "version",
         )
     for opt, want, have in (("first", dep1, info.dependency), ("second", dep2, info.dependency2)):
         if want is not None and want != have:
-            raise UsageError(
-                f"{name}: --depends asks for {opt} dependency {want.module_function}:"
+            raise ParamError(
+                f"{name}: depends asks for {opt} dependency {want.module_function}:"
                 f"{want.module_index}:{want.module_version}, but the linked module_info_t has "
-                f"{have.module_function}:{have.module_index}:{have.module_version}"
+                f"{have.module_function}:{have.module_index}:{have.module_version}",
+                "depends",
             )
     if req.product_id is not None or req.product_version is not None:
         raise UsageError(
@@ -301,9 +315,11 @@ def finish_device_os_image(
             f"but the image has {n}; expected the whole flat image (objcopy -O binary)"
         )
     if (info.module_function, info.module_index) != (function, index):
-        raise UsageError(
+        raise ParamError(
             f"{name}: its module_info_t is function {info.module_function} index "
-            f"{info.module_index}; --function/--index ask for {function} index {index}"
+            f"{info.module_index}; function/index ask for {function} index {index}",
+            "function",
+            "index",
         )
     if image[-38:] != TAIL_PLACEHOLDER and crc32_be_bytes(image[:-4]) != image[-4:]:
         raise UsageError(

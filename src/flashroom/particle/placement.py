@@ -1,19 +1,16 @@
 """Does a module fit its region under a layout? (spec 1.5 ``module_bounds_t``, 3.3).
 
-The layout package (:mod:`flashroom.layout`) is the authority on regions; when it cannot be
-imported this falls back to the stock ``module_bounds_t`` table in
-:data:`flashroom.particle.build.STOCK_MODULE_BOUNDS` (spec 1.5), which only knows "stock".
+The regions are the Device OS profiles' maps (:mod:`flashroom.deviceos`): the first area holding
+(function, index) in the main store, as ``find_module_bounds`` picks it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flashroom.errors import LayoutError, ModuleTooLargeError, UsageError
-from flashroom.particle.build import platform_id_of, stock_bounds
-from flashroom.particle.module_info import PlatformId
-
-_PLATFORM_NAMES = {int(p): p.name.lower() for p in PlatformId}
+from flashroom.deviceos import ModuleStore, get_profile
+from flashroom.errors import ModuleTooLargeError
+from flashroom.particle.build import platform_id_of
 
 
 @dataclass(frozen=True)
@@ -25,7 +22,7 @@ class Placement:
     region: str
     start: int
     end: int  # exclusive
-    source: str  # "flashroom.layout" or "spec 1.5 stock table"
+    source: str  # where the region comes from ("flashroom.deviceos")
 
     @property
     def size(self) -> int:
@@ -41,22 +38,11 @@ def region_for_module(platform: str, layout: str, function: int, index: int) -> 
         UsageError: unknown platform.
     """
     plat = platform.lower()
-    try:
-        from flashroom.layout import get_layout
-    except ImportError:  # pragma: no cover - layout package always present in this repo
-        if layout != "stock":
-            raise LayoutError(
-                f"layout {layout!r} needs flashroom.layout; only 'stock' is built in"
-            ) from None
-        try:
-            b = stock_bounds(plat, function, index)
-        except UsageError as e:
-            raise LayoutError(str(e)) from None
-        return Placement(plat, layout, b.name, b.start_address, b.end_address, "spec 1.5")
-    platform_id_of(plat)  # precise error for unknown Gen2 names before the layout lookup
-    lay = get_layout(plat, layout)
-    r = lay.region_for_module(function, index)
-    return Placement(plat, layout, r.name, r.start, r.end, "flashroom.layout")
+    platform_id_of(plat)  # precise error for unknown Gen2 names before the profile lookup
+    prof = get_profile(plat, layout)
+    area = prof.area_for_module(function, index, ModuleStore.MAIN)
+    r = area.range
+    return Placement(plat, layout, area.name, r.start, r.end, "flashroom.deviceos")
 
 
 def check_fits(

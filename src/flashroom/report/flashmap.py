@@ -79,7 +79,7 @@ def _lanes(regions: Sequence[Region]) -> dict[int, tuple[int, int]]:
 def _draw_layout(
     ax: Any, layout: Layout, x0: float, width: float, reference: Layout | None
 ) -> None:
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # matplotlib: deferred for start-up time
 
     ymap, height = _y_mapper(layout)
     lanes = _lanes(layout.regions)
@@ -138,7 +138,7 @@ def _draw_layout(
 
 
 def _draw_sector_column(ax: Any, layout: Layout, x0: float, width: float) -> None:
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Rectangle  # matplotlib: deferred for start-up time
 
     ymap, height = _y_mapper(layout)
     chip = layout.chip
@@ -191,9 +191,9 @@ def figure_bytes(layouts: Sequence[Layout], fmt: str, title: str | None = None) 
         raise UsageError("layouts drawn side by side must be on the same chip")
     if fmt not in ("svg", "png"):
         raise UsageError(f"unknown picture format {fmt!r}: expected svg or png")
-    import matplotlib
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    import matplotlib  # matplotlib: deferred for start-up time
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # matplotlib: deferred
+    from matplotlib.figure import Figure  # matplotlib: deferred
 
     ref = layouts[0]
     col_w, gap, sec_w = 3.0, 0.5, 1.6

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from flashroom.emu.dct import FLAGS_CRC_DEST_FUNCTION
+from flashroom.deviceos.gen2 import FLAGS_CRC_DEST_FUNCTION
 from flashroom.emu.device import Device
 from flashroom.emu.flashmal import (
     check_copy_memory,
@@ -13,8 +13,6 @@ from flashroom.emu.flashmal import (
     copy_memory,
     erase_memory,
 )
-from flashroom.emu.profiles import get_profile
-from flashroom.errors import EmulatorError
 from flashroom.particle.build import synthetic_module, synthetic_user_app
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction
 
@@ -196,48 +194,3 @@ def test_photon_interrupted_system_copy_is_not_retried_without_dct_access() -> N
     after = dev.boot()
     assert after.boot == "bricked"  # the jump lands in a half-copied system
     assert any(s.magicNumber == 0xABCD for s in dev.hw.dct.read_slots()[1:])
-
-
-def test_profile_bounds_match_spec_tables() -> None:
-    st = get_profile("electron", "stock")
-    assert [b.name for b in st.bounds][-1] == "module_factory"
-    u = st.find_module_bounds(5, 1)
-    assert u is not None and u.name == "module_user"  # first match, never factory
-    assert (u.end_address, u.maximum_size) == (0x080A0000, 0x20000)
-    ext = get_profile("electron", "extended")
-    u = ext.find_module_bounds(5, 1)
-    assert u is not None and (u.end_address, u.maximum_size) == (0x080C0000, 0x40000)
-    assert (ext.module_ota.end_address, ext.module_ota.maximum_size) == (0x08100000, 0x40000)
-    assert all(b.store != 1 for b in ext.bounds)
-    ph = get_profile("photon")
-    assert (ph.module_ota.start_address, ph.module_ota.end_address) == (0x080C0000, 0x08100000)
-    with pytest.raises(EmulatorError, match="Electron only"):
-        get_profile("photon", "extended")
-
-
-@pytest.mark.parametrize(
-    ("platform", "profile"),
-    [("electron", "stock"), ("electron", "extended"), ("photon", "stock"), ("p1", "stock")],
-)
-def test_profile_bounds_agree_with_layout_regions(platform: str, profile: str) -> None:
-    from flashroom.layout import get_layout
-
-    lay = get_layout(platform, profile)
-    prof = get_profile(platform, profile)
-    names = {
-        "module_bootloader": "bootloader",
-        "module_system_part1": "system_part_1",
-        "module_system_part2": "system_part_2",
-        "module_system_part3": "system_part_3",
-        "module_user": "user_part",
-        "module_factory": "factory",
-    }
-    for b in prof.bounds:
-        r = lay.region(names[b.name])
-        assert (r.start, r.end) == (b.start_address, b.end_address), b.name
-        assert (r.module_function, r.module_index) == (b.module_function, b.module_index)
-    ota = lay.region("ota_scratch")
-    assert (ota.start, ota.end) == (prof.module_ota.start_address, prof.module_ota.end_address)
-    assert {r.name for r in lay.regions if r.name == "factory"} == (
-        {"factory"} if prof.module_factory else set()
-    )

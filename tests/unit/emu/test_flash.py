@@ -189,3 +189,131 @@ def test_pickled_flash_keeps_its_numpy_view_aliased() -> None:
     g.erase_sector(8)
     assert g.read(SECTOR8, 4) == b"\xff" * 4
     assert f.read(SECTOR8, 4) == b"\x00" * 4
+
+
+# --------------------------------------------------------------------------- widths, observers
+
+
+def test_halfword_width_counts_halfwords_and_a_byte_tail() -> None:
+    f = NorFlash()
+    f.program(SECTOR8, b"\x00" * 5, width=2)  # 2 halfwords + 1 tail byte
+    assert f.op_count == 3
+    f.program(SECTOR8 + 8, b"\x00" * 2, width=2)  # one halfword is one operation
+    assert f.op_count == 4
+
+
+def test_byte_width_counts_every_byte() -> None:
+    f = NorFlash()
+    f.program(SECTOR8, b"\x00" * 3, width=1)
+    assert f.op_count == 3
+
+
+def test_program_refuses_a_width_the_chip_has_not() -> None:
+    with pytest.raises(EmulatorError, match="width 3"):
+        NorFlash().program(SECTOR8, b"\x00" * 6, width=3)
+
+
+def test_a_cut_inside_a_halfword_call_keeps_the_halfwords_before_it() -> None:
+    f = NorFlash()
+    f.arm_fault(2)
+    with pytest.raises(PowerCut):
+        f.program(SECTOR8, b"\x00" * 8, width=2)
+    assert f.read(SECTOR8, 8) == b"\x00" * 4 + b"\xff" * 4
+
+
+def test_op_bytes_is_the_numbering_of_each_width() -> None:
+    f = NorFlash()
+    assert [f.op_bytes(k, 7, 2) for k in range(5)] == [0, 2, 4, 6, 7]
+    assert [f.op_bytes(k, 6, 4) for k in range(4)] == [0, 4, 5, 6]
+    c = NorFlash(granularity="chunk")
+    assert [c.op_bytes(k, 6, 2) for k in range(3)] == [0, 6, 6]
+    assert f.op_count_of(7, 2) == 4 and c.op_count_of(7, 2) == 1
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def flash_event(self, event: object) -> None:
+        self.events.append(event)
+
+
+def test_observer_sees_reads_programs_and_erases_with_op_numbers_and_width() -> None:
+    from flashroom.emu.flash import FlashEventKind
+
+    f = NorFlash()
+    f.program(SECTOR8 + 64, b"\x00" * 4)  # before subscribing: not seen
+    rec = _Recorder()
+    with f.subscribe(rec):
+        f.read(SECTOR8, 4)
+        f.program(SECTOR8, b"\x00" * 6, width=2)
+        f.erase_sector(9)
+    f.read(SECTOR8, 4)  # after unsubscribing: not seen
+    kinds = [(e.kind, e.addr, e.size, e.width, e.first_op, e.ops) for e in rec.events]  # type: ignore[attr-defined]
+    assert kinds == [
+        (FlashEventKind.READ, SECTOR8, 4, 0, 1, 0),
+        (FlashEventKind.PROGRAM, SECTOR8, 6, 2, 1, 3),
+        (FlashEventKind.ERASE, 0x080A0000, 0x20000, 0, 4, 1),
+    ]
+    assert rec.events[1].data == b"\x00" * 6  # type: ignore[attr-defined]
+    assert rec.events[2].sector == 9  # type: ignore[attr-defined]
+
+
+def test_observer_sees_only_the_completed_part_of_a_cut_call() -> None:
+    f = NorFlash()
+    rec = _Recorder()
+    f.subscribe(rec)
+    f.arm_fault(3)
+    with pytest.raises(PowerCut):
+        f.program(SECTOR8, b"\x00" * 32)
+    (ev,) = rec.events
+    assert (ev.size, ev.ops) == (12, 3)  # type: ignore[attr-defined]
+
+
+def test_fail_fault_writes_nothing_for_its_op_and_the_device_keeps_running() -> None:
+    from flashroom.errors import FlashOpError
+
+    f = NorFlash()
+    f.arm_fault(1, kind="fail")
+    with pytest.raises(FlashOpError) as e:
+        f.program(SECTOR8, b"\x00" * 12)
+    assert e.value.op_index == 1 and e.value.addr == SECTOR8 + 4
+    assert f.read(SECTOR8, 12) == b"\x00" * 4 + b"\xff" * 8
+    assert not f.armed
+    f.program(SECTOR8 + 4, b"\x00" * 4)  # a retry succeeds: the fault fired once
+    assert f.read(SECTOR8, 8) == b"\x00" * 8
+
+
+def test_fail_fault_on_an_erase_leaves_the_sector_as_it_was() -> None:
+    from flashroom.errors import FlashOpError
+
+    f = NorFlash()
+    f.program(SECTOR8, b"\x00" * 4)
+    f.arm_fault(0, kind="fail")
+    with pytest.raises(FlashOpError):
+        f.erase_sector(8)
+    assert f.read(SECTOR8, 4) == b"\x00" * 4 and f.erase_counts[8] == 0
+
+
+def test_unknown_fault_kind_is_refused() -> None:
+    with pytest.raises(EmulatorError, match="fault kind"):
+        NorFlash().arm_fault(0, kind="melt")
+
+
+def test_aligned_width_programs_as_internal_flash_store_write() -> None:
+    # InternalFlashStore::write (flash_storage_impl.h:40-76): a word where 4-aligned with >= 4
+    # left, else a halfword where 2-aligned with >= 2 left, else a byte
+    from flashroom.emu.flash import ALIGNED, program_units
+
+    assert program_units(0x08008B40, 2, ALIGNED) == [2]  # the DCT's slot magic: one halfword
+    assert program_units(0x08008B42, 10, ALIGNED) == [2, 4, 4]
+    assert program_units(0x08008B41, 8, ALIGNED) == [1, 2, 4, 1]
+    assert program_units(0x08008B40, 7, ALIGNED) == [4, 2, 1]
+    f = NorFlash()
+    f.program(0x08008B42, b"\x00" * 10, width=ALIGNED)
+    assert f.op_count == 3
+    assert [f.op_bytes(k, 10, ALIGNED, 0x08008B42) for k in range(4)] == [0, 2, 6, 10]
+    f.arm_fault(1)  # the word after the halfword
+    with pytest.raises(PowerCut):
+        f.program(0x08008B82, b"\x00" * 10, width=ALIGNED)
+    assert f.read(0x08008B82, 10) == b"\x00" * 2 + b"\xff" * 8

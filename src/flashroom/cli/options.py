@@ -1,0 +1,118 @@
+"""The options several commands share, each declared once with one default.
+
+``--platform``, ``--profile``, ``--bootloader``, ``--granularity``, ``--image`` and
+``-o/--output`` mean the same thing wherever they appear; their choices come from the registries
+(:mod:`flashroom.deviceos`, the flash model's granularities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from flashroom.deviceos import GEN2_PLATFORMS, GEN2_PROFILES, PLATFORMS, default_profile
+from flashroom.deviceos.gen2 import BOOTLOADER_VARIANTS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``flashroom.emu.flash.GRANULARITIES``, spelled out so that ``flashroom --help`` does not
+#: import numpy (a test checks they agree).
+GRANULARITIES = ("word", "chunk")
+
+
+def platform_option(*, gen2_only: bool = True, required: bool = False) -> Callable[[F], F]:
+    """``--platform``: a registry key in any case (``electron``, ``Electron``).
+
+    Args:
+        gen2_only: only the platforms the emulator, the OTA path and the module tools model.
+        required: no default (the layout commands: the platform is the question).
+    """
+    names = GEN2_PLATFORMS if gen2_only else tuple(PLATFORMS)
+    ids = ", ".join(f"{n} {PLATFORMS[n].platform_id}" for n in names)
+    return click.option(
+        "--platform",
+        "platform",
+        type=click.Choice(list(names), case_sensitive=False),
+        default=None if required else "electron",
+        required=required,
+        show_default=not required,
+        help=f"Device platform ({ids}"
+        + ("; argon and boron are Gen3 comparison maps)." if not gen2_only else ")."),
+    )
+
+
+def profile_option(f: F) -> F:
+    """``--profile``: the firmware behaviour; the default depends on ``--platform`` only."""
+    return click.option(
+        "--profile",
+        type=click.Choice(list(GEN2_PROFILES)),
+        default=None,
+        help="Firmware behaviour: stock Device OS 2.3.1, or extended (the 256K layout, spec 9, "
+        "Electron only). Default: the platform's largest layout (extended on Electron, stock "
+        "on Photon and P1).",
+    )(f)
+
+
+def resolve_profile(platform: str, profile: str | None) -> str:
+    """The ``--profile`` value, or the platform's default when none was given."""
+    return profile if profile is not None else default_profile(platform)
+
+
+def bootloader_option(f: F) -> F:
+    """``--bootloader``: the installed bootloader's copy semantics (spec 4.5)."""
+    return click.option(
+        "--bootloader",
+        type=click.Choice(list(BOOTLOADER_VARIANTS)),
+        default="resumable",
+        show_default=True,
+        help="Copy semantics (spec 4.5): resumable (>= 1003: a copy cut by a power loss is "
+        "retried at the next boot) or legacy (<= 1002: the slot is cleared first).",
+    )(f)
+
+
+def granularity_option(
+    *, default: str | None = "word", help: str | None = None
+) -> Callable[[F], F]:
+    """``--granularity``: what one flash operation is for cuts (word, or a whole write call)."""
+    return click.option(
+        "--granularity",
+        type=click.Choice(list(GRANULARITIES)),
+        default=default,
+        show_default=default is not None,
+        help=help
+        or "What one flash operation is: a program unit (32-bit word, halfword or byte, as the "
+        "code programs it) or a whole write call.",
+    )
+
+
+def image_option(f: F) -> F:
+    """``--image``: the device image file."""
+    return click.option(
+        "--image",
+        "image",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="Device image file (created by 'flashroom emu new').",
+    )(f)
+
+
+def output_option(
+    *, help: str = "File to write (replaced atomically; never left half-written)."
+) -> Callable[[F], F]:
+    """``-o/--output``: the file a command writes."""
+    return click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help=help)
+
+
+__all__ = [
+    "GRANULARITIES",
+    "bootloader_option",
+    "granularity_option",
+    "image_option",
+    "output_option",
+    "platform_option",
+    "profile_option",
+    "resolve_profile",
+]

@@ -1,0 +1,754 @@
+"""The bad-input campaign: a catalogue of malformed modules and hostile OTA sessions.
+
+The catalogue is data (:data:`CATALOGUE`): each :class:`BadCase` names a kind of bad input, the
+layer that must refuse it, the spec section that says why, and how to make it. One generic runner
+per layer plays it against a fresh device and checks two things: the input ended with a specific
+error (a Device OS system error code, a CoAP response code, or the host-side check that refused
+it), and the running app (and every system module) is unchanged **byte for byte**.
+
+Layers:
+
+* ``device``: the module is pushed through the device's whole system OTA path
+  (``Device.ota``: FLASH_Begin, FLASH_Update, HAL_FLASH_End, reset, bootloader, boot). The device
+  itself must refuse it (spec 3.3, 4.2).
+* ``transfer``: a hostile server drives the OTA protocol's device end (``flashroom.ota``) with
+  crafted datagrams: bad chunk CRCs, indices out of range, UpdateDone too early, a second
+  UpdateBegin... (spec 6). Then the device resets (spec 4.2 #4: it always does) and boots.
+* ``host``: Device OS does *not* refuse these (it never verifies the SHA-256, spec 2.5 #7; it
+  ignores a user part's dependencies at OTA time, spec 3.3); flashroom's host-side checks
+  (``flashroom module verify``, the dependency rule of spec 3.2) refuse them before sending. The
+  campaign also plays them against the device and reports honestly what the device would do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from flashroom.deviceos.gen2 import CORE_FW_ADDRESS
+from flashroom.emu.device import Device, Outcome
+from flashroom.errors import FlashroomError, UsageError
+from flashroom.layout import Layout, get_layout
+from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
+from flashroom.ota.messages import (
+    Chunk,
+    CoapMessage,
+    CoapType,
+    UpdateBegin,
+    UpdateDone,
+    code_str,
+    empty_ack,
+)
+from flashroom.particle.build import device_os_install, finish_checksums, synthetic_module
+from flashroom.particle.compress import combine_modules, compress_module
+from flashroom.particle.crc import crc32_be_bytes
+from flashroom.particle.deps import check_dependencies
+from flashroom.particle.module import parse_module
+from flashroom.particle.module_info import (
+    ModuleDependency,
+    ModuleFunction,
+    ModuleInfo,
+    module_info_offset,
+    read_module_info_at,
+)
+from flashroom.progress import ProgressFn
+
+
+class Layer(StrEnum):
+    """Where a bad input must be refused (see the module docstring)."""
+
+    DEVICE = "device"
+    TRANSFER = "transfer"
+    HOST = "host"
+
+
+class Verdict(StrEnum):
+    """How one case ended."""
+
+    REFUSED = "refused"  # a specific error, the running app unchanged byte for byte
+    ACCEPTED = "accepted"  # nothing refused it with a specific error
+    APP_CHANGED = "app_changed"  # the running app (or a system module) changed
+    SKIPPED = "skipped"
+
+
+#: Size of the well-formed app most cases start from (fits stock and extended).
+BASE_APP_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What case builders may use: the platform, its user start, the installed system part."""
+
+    platform: str
+    platform_id: int
+    profile: str
+    user_start: int
+    user_max: int
+    system2: ModuleInfo
+    system2_bytes: bytes
+
+
+@dataclass(frozen=True)
+class Step:
+    """One action of a hostile server in a ``transfer`` case.
+
+    ``kind``: ``begin`` (UpdateBegin; ``args``: fast, chunk_size, file_length, file_address),
+    ``chunks`` (send chunks ``args['first']..args['last']`` of the image, optionally with
+    ``bad_crc`` / ``index_offset`` / ``truncate``), ``chunk`` (one chunk: ``index``, ``data``
+    source index, ``crc_xor``, ``index_option``), ``done`` (UpdateDone), ``reset`` (power-cycle
+    the device mid-transfer), ``raw`` (a datagram given as bytes).
+    """
+
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BadCase:
+    """One kind of bad input.
+
+    Attributes:
+        name: snake_case id (``--case NAME``).
+        layer: ``device``, ``transfer`` or ``host`` (see the module docstring).
+        description: what is wrong with the input.
+        spec: where the refusal comes from.
+        make: builds the module (for ``transfer`` cases: the image the server sends).
+        expect: the error the case should end with (a system error code, a CoAP code such as
+            ``"4.00"``, a device-end status such as ``"timeout"``, or ``"host"``); documentary:
+            the verdict depends on refusal and the unchanged app, not on matching this.
+        steps: the server script for ``transfer`` cases.
+    """
+
+    name: str
+    layer: str
+    description: str
+    spec: str
+    make: Callable[[Ctx], bytes]
+    expect: int | str | None = None
+    steps: tuple[Step, ...] = ()
+
+
+# --------------------------------------------------------------------------- module builders
+
+
+def _app(ctx: Ctx, size: int = BASE_APP_SIZE, **over: Any) -> bytes:
+    kw: dict[str, Any] = {
+        "platform_id": ctx.platform_id,
+        "function": ModuleFunction.USER_PART,
+        "index": 1,
+        "version": 7,
+        "start_address": ctx.user_start,
+        "dependency": ModuleDependency(ModuleFunction.SYSTEM_PART, 2, 2302),
+        "seed": 77,
+    }
+    kw.update(over)
+    return synthetic_module(size, **kw)
+
+
+def _info_offset(data: bytes) -> int:
+    return module_info_offset(int.from_bytes(data[:4], "little")) if len(data) >= 4 else 0
+
+
+def _patch_info(data: bytes, *, checksums: bool = True, **fields: Any) -> bytes:
+    """Rewrite module_info_t fields in place (and the SHA-256/CRC-32 unless told not to)."""
+    off = _info_offset(data)
+    info = ModuleInfo.from_bytes(data, off)
+    new = dataclasses.replace(info, **fields)
+    out = bytearray(data)
+    out[off : off + ModuleInfo.SIZE] = new.to_bytes()
+    if checksums:
+        finish_checksums(out)
+    return bytes(out)
+
+
+def _flip(data: bytes, offset: int) -> bytes:
+    out = bytearray(data)
+    out[offset] ^= 0xFF
+    return bytes(out)
+
+
+def _bad_sha(data: bytes) -> bytes:
+    """Corrupt the stored SHA-256 and recompute the CRC-32 over it (a consistent CRC)."""
+    out = bytearray(data)
+    n = len(out)
+    out[n - 38] ^= 0x5A
+    out[n - 4 :] = crc32_be_bytes(bytes(out[: n - 4]))
+    return bytes(out)
+
+
+def _system2(ctx: Ctx, **over: Any) -> bytes:
+    """A new build of system part index 2 (same place and dependencies), with overrides."""
+    i = ctx.system2
+    kw: dict[str, Any] = {
+        "platform_id": ctx.platform_id,
+        "function": ModuleFunction.SYSTEM_PART,
+        "index": 2,
+        "version": i.module_version + 1,
+        "start_address": i.module_start_address,
+        "dependency": i.dependency,
+        "dependency2": i.dependency2,
+        "seed": 78,
+    }
+    kw.update(over)
+    return synthetic_module(96 * 1024, **kw)
+
+
+def _compressed_bad_header(ctx: Ctx) -> bytes:
+    packed = bytearray(compress_module(_app(ctx)))
+    off = _info_offset(bytes(packed)) + ModuleInfo.SIZE
+    packed[off : off + 8] = b"\x08\x00\x07\x0f\xff\xff\xff\x7f"  # method 7, 2 GB original size
+    finish_checksums(packed)
+    return bytes(packed)
+
+
+def _combined_broken_chain(ctx: Ctx) -> bytes:
+    a = _app(ctx, 32 * 1024)
+    b = _app(ctx, 32 * 1024, seed=79)
+    combined = bytearray(combine_modules([a, b]))
+    # Truncate the second module: the chain's second link no longer has its suffix and CRC.
+    return bytes(combined[: len(a) + len(b) // 2])
+
+
+def _other_gen2(ctx: Ctx) -> int:
+    """A Gen2 platform ID that is not the device's (spec 2.3)."""
+    return 10 if ctx.platform_id == 6 else 6
+
+
+def _chunk_of(image: bytes, index: int, size: int = 512) -> bytes:
+    return image[index * size : (index + 1) * size]
+
+
+# --------------------------------------------------------------------------- the catalogue
+
+_U = ModuleFunction.USER_PART
+_S = ModuleFunction.SYSTEM_PART
+_ALL = Step("chunks", {})
+_DONE = Step("done")
+
+
+def _begin(**args: Any) -> Step:
+    return Step("begin", args)
+
+
+# fmt: off
+CATALOGUE: tuple[BadCase, ...] = (
+    # ---- identity: platform, function, index, addresses (spec 3.1 fetch_module, 3.3)
+    BadCase("wrong_platform_gen2", "device",
+            "user part built for another Gen2 platform (Photon 6, or Electron 10 on a Photon)",
+            "spec 3.3: PLATFORM bit -> -1360",
+            lambda c: _app(c, platform_id=_other_gen2(c)), -1360),
+    BadCase("wrong_platform_gen3", "device", "user part built for Boron (platform 13)",
+            "spec 3.3: PLATFORM bit -> -1360", lambda c: _app(c, platform_id=13), -1360),
+    BadCase("wrong_function_resource", "device", "module_function RESOURCE: no bounds entry",
+            "spec 3.1 fetch_module: no bounds -> -1300",
+            lambda c: _app(c, function=ModuleFunction.RESOURCE), -1300),
+    BadCase("wrong_function_system", "device",
+            "claims SYSTEM_PART index 1 but is linked at the user start",
+            "spec 3.1: end outside the (SYSTEM_PART,1) bounds -> -1300",
+            lambda c: _app(c, function=_S, index=1), -1300),
+    BadCase("wrong_function_bootloader", "device",
+            "claims BOOTLOADER (flashed immediately if accepted, spec 4.7) at the user start",
+            "spec 3.1: end outside the bootloader bounds -> -1300",
+            lambda c: _app(c, function=ModuleFunction.BOOTLOADER, index=0), -1300),
+    BadCase("wrong_index", "device", "USER_PART index 7: no bounds entry",
+            "spec 3.1 fetch_module: no bounds -> -1300", lambda c: _app(c, index=7), -1300),
+    BadCase("wrong_start_address", "device", "user part linked at 0x08020000 (system part 1)",
+            "spec 3.1: end outside the user bounds -> -1300",
+            lambda c: _app(c, start_address=CORE_FW_ADDRESS), -1300),
+    BadCase("end_beyond_region", "device",
+            "module_end_address 4 KB past the user region (CRC recomputed)",
+            "spec 3.1: end > bounds end -> -1300",
+            lambda c: _patch_info(_app(c), module_end_address=c.user_start + c.user_max + 0x1000),
+            -1300),
+    BadCase("end_before_start", "device", "module_end_address below module_start_address",
+            "spec 3.1: end < bounds start -> -1300",
+            lambda c: _patch_info(_app(c), module_end_address=c.user_start - 0x100), -1300),
+    BadCase("info_all_ff", "device", "8 KB of 0xFF (an erased or empty file)",
+            "spec 3.1: no module_info -> -1300", lambda c: b"\xff" * 8192, -1300),
+    BadCase("info_all_zero", "device", "8 KB of zeros", "spec 3.1: no module_info -> -1300",
+            lambda c: bytes(8192), -1300),
+    # ---- integrity (spec 2.5, 3.1 FLASH_VerifyCRC32, 3.3)
+    BadCase("bad_crc", "device", "last byte of the CRC-32 flipped",
+            "spec 3.3: INTEGRITY bit -> -1330", lambda c: _flip(_app(c), -1), -1330),
+    BadCase("bad_crc_body", "device", "one byte in the middle of the code flipped",
+            "spec 3.3: INTEGRITY bit -> -1330",
+            lambda c: _flip(_app(c), BASE_APP_SIZE // 2), -1330),
+    BadCase("crc_little_endian", "device", "CRC-32 stored little-endian instead of big-endian",
+            "spec 2.5 #4-5: the device reads it big-endian -> -1330",
+            lambda c: (lambda d: d[:-4] + d[-4:][::-1])(_app(c)), -1330),
+    BadCase("crc_placeholder", "device", "build never post-processed: CRC still 0x12345678",
+            "spec 2.5 #5 -> -1330",
+            lambda c: _app(c)[:-4] + (0x12345678).to_bytes(4, "little"), -1330),
+    BadCase("truncated_half", "device", "file cut in half (module_info promises the rest)",
+            "spec 3.3: CRC read from erased scratch -> -1330",
+            lambda c: _app(c)[: BASE_APP_SIZE // 2], -1330),
+    BadCase("truncated_crc", "device", "the last 4 bytes (the CRC) missing",
+            "spec 3.3: CRC read from erased scratch -> -1330", lambda c: _app(c)[:-4], -1330),
+    BadCase("zero_length", "device", "an empty file", "spec 3.3: nothing to fetch",
+            lambda c: b"", None),
+    BadCase("header_only", "device", "only the 24-byte module_info_t",
+            "spec 3.3: CRC read from erased scratch -> -1330",
+            lambda c: _app(c)[: ModuleInfo.SIZE], None),
+    BadCase("oversized", "device", "user part 4 KB larger than the profile's user region",
+            "extended: the file overruns the 256K scratch at 0x08100000 and FLASH_Update has "
+            "no bounds check (spec 4.1 #3): bus fault, reset, no slot; stock: fetch_module "
+            "range -> -1300 (spec 3.5 #20)",
+            lambda c: _app(c, c.user_max + 4096), "no_code"),
+    # ---- dependencies (spec 2.4, 3.1 validate_module_dependencies)
+    BadCase("system_unmet_dependency", "device",
+            "system part 2 that needs system part 1 >= 9999",
+            "spec 3.3: DEPENDENCIES_FULL -> -1340",
+            lambda c: _system2(c, dependency=ModuleDependency(_S, 1, 9999)), -1340),
+    BadCase("system_unmet_bootloader", "host",
+            "system part 2 that needs bootloader >= 9999",
+            "spec 3.1/3.3: OTA passes userDepsOptional, which skips a BOOTLOADER dependency2; "
+            "the device installs it, the host dependency check refuses",
+            lambda c: _system2(c, dependency2=ModuleDependency(ModuleFunction.BOOTLOADER, 0,
+                                                                9999)), "host"),
+    BadCase("system_downgrade", "device",
+            "system part 2 version 100: system part 3 needs >= 110",
+            "spec 3.1 full reverse check -> -1340", lambda c: _system2(c, version=100), -1340),
+    BadCase("system_wrong_platform", "device", "system part 2 built for another platform",
+            "spec 3.3: PLATFORM -> -1360",
+            lambda c: _system2(c, platform_id=_other_gen2(c)), -1360),
+    # ---- packaging (module-format.md 6; Gen2 has no compressed OTA, spec 1.3)
+    BadCase("compressed_bad_header", "host",
+            "COMPRESSED flag with a header naming method 7 and a 2 GB original size",
+            "spec 1.3, 2.3: Gen2 has no compressed OTA and never looks at the flags; the device "
+            "copies the deflate stream and runs it; module verify refuses the header",
+            _compressed_bad_header, "host"),
+    BadCase("combined_broken_chain", "host",
+            "COMBINED file whose second module is cut in half",
+            "module-format.md 6.2: Gen2 reads only the first module (its CRC is valid) and "
+            "installs it; module verify refuses the broken chain", _combined_broken_chain,
+            "host"),
+    # ---- not refused by Device OS: host-side checks (honest about it)
+    BadCase("bad_sha256", "host", "SHA-256 corrupted, CRC-32 recomputed over it",
+            "spec 2.5 #7: the device never verifies the SHA-256; module verify refuses",
+            lambda c: _bad_sha(_app(c)), "host"),
+    BadCase("user_unmet_dependency", "host", "user part that needs system part 2 >= 9999",
+            "spec 3.3: user dependencies ignored at OTA time; spec 3.2 refuses at boot",
+            lambda c: _app(c, dependency=ModuleDependency(_S, 2, 9999)), "host"),
+    BadCase("trailing_garbage", "host", "4 KB of garbage after the CRC",
+            "spec 2.6: file size != end - start + 4; the device copies only length + 4",
+            lambda c: _app(c) + b"\xa5" * 4096, "host"),
+    # ---- transfer sessions (spec 6)
+    BadCase("chunk_crc_mismatch", "transfer",
+            "stop-and-wait: every copy of chunk 3 carries a wrong CRC-32 option",
+            "spec 6.3 #5: ChunkReceived BAD (4.00); the stop-and-wait bitmap reads complete, so "
+            "UpdateDone runs HAL_FLASH_End, whose CRC check fails (-1330)", _app, -1330,
+            (_begin(), Step("chunks", {"last": 3}), Step("chunk", {"index": 3, "crc_xor": 1}),
+             Step("chunk", {"index": 3, "crc_xor": 1}), _DONE)),
+    BadCase("fast_chunk_crc_mismatch", "transfer",
+            "fast OTA: chunk 5 always corrupt, server ignores ChunkMissed",
+            "spec 6.3 #5, 6.4 #5: UpdateDone gets 4.00 + ChunkMissed, then timeout", _app,
+            "4.00",
+            (_begin(fast=True), Step("chunks", {"bad_crc": [5]}), _DONE, _DONE)),
+    BadCase("chunk_index_out_of_range", "transfer",
+            "fast OTA: chunk indices shifted past the end of the file (index + 2000)",
+            "spec 6.2: indices only checked against 65535, FLASH_Update has no bounds check "
+            "(spec 4.1 #3): the write past 0x08100000 bus-faults and resets", _app, "RST",
+            (_begin(fast=True), Step("chunks", {"index_offset": 2000}), _DONE)),
+    BadCase("chunk_index_65535", "transfer", "fast OTA: a chunk with index 65535",
+            "spec 6.2: index >= 65535 is a protocol error -> RST, transfer aborted", _app, "RST",
+            (_begin(fast=True), Step("chunk", {"index": 0, "index_option": 65535}), _DONE)),
+    BadCase("update_done_early", "transfer",
+            "UpdateDone after half the chunks (fast OTA)",
+            "spec 6.4 #3, #5: 4.00 and ChunkMissed; nothing applied", _app, "4.00",
+            (_begin(fast=True), Step("chunks", {"last": 64}), _DONE)),
+    BadCase("update_done_early_stop_and_wait", "transfer",
+            "UpdateDone after half the chunks (stop-and-wait: no bitmap)",
+            "spec 6.4 #4: HAL_FLASH_End validates the partial image -> -1330", _app, -1330,
+            (_begin(), Step("chunks", {"last": 64}), _DONE)),
+    BadCase("second_update_begin", "transfer",
+            "a second UpdateBegin mid-transfer, then UpdateDone",
+            "spec 6.2 #3: the second prepare erases the scratch again; image incomplete",
+            _app, "4.00",
+            (_begin(fast=True), Step("chunks", {"last": 64}), _begin(fast=True), _DONE)),
+    BadCase("file_length_long", "transfer",
+            "fast OTA: UpdateBegin announces twice the file length; the rest never comes",
+            "spec 6.4 #5: UpdateDone gets 4.00 + ChunkMissed, then the 300 s timeout", _app,
+            "4.00", (_begin(fast=True, file_length=2 * BASE_APP_SIZE), _ALL, _DONE, _DONE)),
+    BadCase("file_past_flash_end", "transfer",
+            "UpdateBegin with file_address 0x3f000 and a 64 KB file (past the end of flash)",
+            "spec 4.1 #1: the dry run has no range check and the prepare's is ignored (3.5 #17); "
+            "the first chunk past 0x08100000 bus-faults and resets", _app, "RST",
+            (_begin(file_address=0x3F000), _ALL, _DONE)),
+    BadCase("reset_mid_transfer", "transfer", "the device is power-cycled after 40 chunks",
+            "spec 4.2: no slot recorded before HAL_FLASH_End", _app, "reset",
+            (_begin(), Step("chunks", {"last": 40}), Step("reset"))),
+    BadCase("chunk_before_begin", "transfer", "chunks and UpdateDone without an UpdateBegin",
+            "spec 6.3: not updating -> RST; UpdateDone -> 4.00", _app, "4.00",
+            (_ALL, _DONE)),
+)
+# fmt: on
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """How one case ended.
+
+    Attributes:
+        verdict: ``refused`` (the layer refused it and nothing changed), ``accepted`` (nothing
+            refused it), ``app_changed`` (refused or not, the running app or a system module
+            changed), ``skipped`` (a dependency of the campaign is missing).
+        code: the system error code (int), CoAP code (``"4.00"``) or status that ended it.
+        message: the error message.
+        app_unchanged: the user part, bootloader and system modules are byte-identical after.
+        device: for ``host`` cases, what the device does with the same input.
+    """
+
+    name: str
+    layer: str
+    description: str
+    spec: str
+    verdict: Verdict
+    code: int | str | None
+    message: str
+    app_unchanged: bool
+    boot: str | None = None
+    device: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable JSON form."""
+        return {
+            "name": self.name,
+            "layer": self.layer,
+            "description": self.description,
+            "spec": self.spec,
+            "verdict": self.verdict,
+            "code": self.code,
+            "message": self.message,
+            "app_unchanged": self.app_unchanged,
+            "boot": self.boot,
+            "device": self.device,
+        }
+
+
+@dataclass
+class CampaignResult:
+    """The whole campaign. ``ok``: every case refused with the app unchanged."""
+
+    platform: str
+    profile: str
+    cases: list[CaseResult]
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        """No case accepted, none changed the app."""
+        return all(c.verdict in (Verdict.REFUSED, Verdict.SKIPPED) for c in self.cases)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``emu badinput --format json`` contract."""
+        verdicts = [c.verdict for c in self.cases]
+        return {
+            "platform": self.platform,
+            "profile": self.profile,
+            "ok": self.ok,
+            "summary": {
+                "cases": len(self.cases),
+                **{str(v): verdicts.count(v) for v in Verdict},
+            },
+            "cases": [c.to_json() for c in self.cases],
+            "notes": self.notes,
+        }
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class _Probe:
+    """Fingerprints what must not change: user part region, bootloader and system modules."""
+
+    def __init__(self, device: Device, layout: Layout):
+        names = [
+            r.name
+            for r in layout.regions
+            if r.name == "bootloader" or r.name.startswith("system_part") or r.name == "user_part"
+        ]
+        self.ranges = [(n, layout.region(n).start, layout.region(n).size) for n in names]
+        self.device = device
+
+    def digest(self) -> dict[str, str]:
+        fl = self.device.flash
+        return {
+            name: hashlib.sha256(fl.read(start, size)).hexdigest()
+            for name, start, size in self.ranges
+        }
+
+
+def _run_device(dev: Device, data: bytes) -> tuple[int | str | None, str, str | None, bool]:
+    """Push ``data`` through ``Device.ota``: (code, message, boot, applied).
+
+    An error without a Device OS code (e.g. a bus fault from a write past the end of flash)
+    is reported with code ``"no_code"``: it is still a specific, refusing error.
+    """
+    try:
+        out: Outcome = dev.ota(data)
+    except FlashroomError as e:
+        code = getattr(e, "code", None)
+        return (code if isinstance(code, int) else type(e).__name__), str(e), None, False
+    applied = out.result == "applied"
+    if out.error is not None:
+        code = out.error.code
+        return ("no_code" if code is None else code), out.error.message, out.boot, applied
+    return None, f"result {out.result}", out.boot, applied
+
+
+def _host_check(ctx: Ctx, dev: Device, data: bytes) -> tuple[bool, str]:
+    """flashroom's host-side verification: module checks plus the boot-time dependency rule."""
+    try:
+        mod = parse_module(data)
+    except FlashroomError as e:
+        return True, f"module verify: {e}"
+    failed = [c for c in mod.checks() if not c.ok]
+    if failed:
+        return True, "module verify: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
+    installed = _installed_infos(ctx, dev)
+    res = check_dependencies(mod.info, installed, user_optional=False)
+    if not res.ok:
+        return True, f"dependency check (spec 3.2): {res.message}"
+    return False, "host checks pass"
+
+
+def _installed_infos(ctx: Ctx, dev: Device) -> list[ModuleInfo]:
+    """module_info of every module installed where Device OS 2.3.1 puts them (spec 2.4)."""
+    out = []
+    for m in device_os_install(ctx.platform):
+        base = read_module_info_at(m, 0).module_start_address
+        try:
+            out.append(read_module_info_at(dev.flash.read(base, 0x200), 0))
+        except FlashroomError:
+            continue
+    return out
+
+
+def _run_transfer(ctx: Ctx, dev: Device, case: BadCase, image: bytes) -> tuple[Any, str, bool]:
+    """Play ``case.steps`` as a hostile server against the OTA device end; then reset.
+
+    Returns (code, message, applied).
+    """
+    end = DeviceEnd(dev, DeviceConfig(platform=ctx.platform))
+    now = 0.0
+    mid = 0x4000
+    token = b"\x42"
+    codes: list[str] = []
+    chunk_size = 512
+
+    def send(msg: CoapMessage) -> None:
+        nonlocal now
+        now += 0.01
+        for raw in end.receive(msg.encode(), now):
+            reply = CoapMessage.decode(raw)
+            if reply.mtype == CoapType.ACK and reply.code not in (0,):
+                codes.append(code_str(reply.code))
+            elif reply.mtype == CoapType.CON:
+                if reply.code in (0x80,):
+                    codes.append(code_str(reply.code))
+                end.receive(empty_ack(reply.message_id).encode(), now)
+            elif reply.mtype == CoapType.RST:
+                codes.append("RST")
+
+    def next_mid() -> int:
+        nonlocal mid
+        mid += 1
+        return mid
+
+    for raw in end.start(now):
+        hello = CoapMessage.decode(raw)
+        end.receive(empty_ack(hello.message_id).encode(), now)
+    n_chunks = -(-len(image) // chunk_size)
+    fast = False
+    for step in case.steps:
+        a = step.args
+        if step.kind == "begin":
+            fast = bool(a.get("fast", False))
+            begin = UpdateBegin(
+                1 if fast else 0,
+                int(a.get("chunk_size", chunk_size)),
+                int(a.get("file_length", len(image))),
+                0,
+                int(a.get("file_address", 0)),
+            )
+            send(begin.to_coap(next_mid(), token))
+        elif step.kind == "chunks":
+            first = int(a.get("first", 0))
+            last = min(int(a.get("last", n_chunks)), n_chunks)
+            bad = set(a.get("bad_crc", []))
+            shift = int(a.get("index_offset", 0))
+            for i in range(first, last):
+                data = _chunk_of(image, i)
+                crc = Chunk.of(data).crc ^ (1 if i in bad else 0)
+                idx = (i + shift) if fast else None
+                mtype = CoapType.NON if fast else CoapType.CON
+                send(Chunk(data, crc, idx).to_coap(next_mid(), token, mtype))
+        elif step.kind == "chunk":
+            i = int(a["index"])
+            data = _chunk_of(image, i)
+            crc = Chunk.of(data).crc ^ int(a.get("crc_xor", 0))
+            idx = a.get("index_option", i if fast else None)
+            mtype = CoapType.NON if fast else CoapType.CON
+            send(Chunk(data, crc, idx).to_coap(next_mid(), token, mtype))
+        elif step.kind == "done":
+            send(UpdateDone().to_coap(next_mid(), token))
+        elif step.kind == "reset":
+            # Power-cycled mid-transfer: RAM (the transfer state) is lost, no slot was recorded.
+            return "reset", f"device power-cycled after {end.chunks_written} chunks", False
+        else:  # pragma: no cover - catalogue error
+            raise UsageError(f"unknown transfer step {step.kind!r} in case {case.name}")
+    if not end.terminal:
+        # The server stops talking: the inactivity timeout resets the device (spec 6.5).
+        for _ in range(3):
+            dl = end.deadline()
+            if dl is None or end.terminal:
+                break
+            now = max(now, dl)
+            end.poll(now)
+    status = str(end.status)
+    applied = end.status == DeviceStatus.APPLIED
+    code: int | str | None
+    if end.error_code is not None:
+        code = end.error_code
+    elif codes and codes[-1] != "2.04":
+        code = next((c for c in reversed(codes) if c not in ("RST", "2.04")), codes[-1])
+    else:
+        code = status
+    message = f"device end {status}: {end.error or 'no error text'}"
+    if codes:
+        message += f" (replies: {', '.join(dict.fromkeys(codes))})"
+    return code, message, applied
+
+
+def run_campaign(
+    platform: str = "electron",
+    profile: str = "extended",
+    only: Sequence[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> CampaignResult:
+    """Run the catalogue (or the cases named in ``only``) against a fresh device.
+
+    Args:
+        platform: device platform.
+        profile: ``stock`` or ``extended``.
+        only: case names to run; None runs all.
+        progress: ``progress(done, total)``.
+
+    Raises:
+        UsageError: an unknown case name.
+    """
+    cases = list(CATALOGUE)
+    if only:
+        known = {c.name for c in CATALOGUE}
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise UsageError(
+                f"unknown bad-input case(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        cases = [c for c in CATALOGUE if c.name in only]
+    dev = Device.new(platform=platform, profile=profile)
+    dev.boot()
+    try:
+        layout = get_layout(platform, profile)
+    except FlashroomError:
+        layout = get_layout(platform, "stock")
+    sys2_region = layout.region_for_module(ModuleFunction.SYSTEM_PART, 2)
+    head = dev.flash.read(sys2_region.start, 0x200)
+    sys2 = read_module_info_at(head, 0)
+    ctx = Ctx(
+        platform=platform,
+        platform_id=layout.platform_id,
+        profile=profile,
+        user_start=layout.user_part.start,
+        user_max=layout.user_part.size,
+        system2=sys2,
+        system2_bytes=dev.flash.read(sys2_region.start, sys2.module_length + 4),
+    )
+    snap = dev.snapshot()
+    probe = _Probe(dev, layout)
+    before = probe.digest()
+    notes: list[str] = []
+    results: list[CaseResult] = []
+    for i, case in enumerate(cases):
+        if progress:
+            progress(i, len(cases))
+        dev.restore(snap)
+        data = case.make(ctx)
+        device_info: dict[str, Any] | None = None
+        if case.layer == "host":
+            refused, message = _host_check(ctx, dev, data)
+            d_code, d_msg, d_boot, d_applied = _run_device(dev, data)
+            d_same = probe.digest() == before
+            device_info = {
+                "code": d_code,
+                "message": d_msg,
+                "boot": d_boot,
+                "applied": d_applied,
+                "accepted": d_applied or not d_same,
+                "app_unchanged": d_same,
+            }
+            verdict = Verdict.REFUSED if refused else Verdict.ACCEPTED
+            results.append(
+                CaseResult(
+                    case.name,
+                    case.layer,
+                    case.description,
+                    case.spec,
+                    verdict,
+                    "host" if refused else None,
+                    message,
+                    True,
+                    None,
+                    device_info,
+                )
+            )
+            continue
+        if case.layer == "transfer":
+            code, message, applied = _run_transfer(ctx, dev, case, data)
+            boot: str | None = dev.reset().boot
+        else:
+            code, message, boot, applied = _run_device(dev, data)
+        same = probe.digest() == before
+        if not same:
+            verdict = Verdict.APP_CHANGED
+        elif applied or code is None:
+            verdict = Verdict.ACCEPTED  # nothing refused it with a specific error
+        else:
+            verdict = Verdict.REFUSED
+        results.append(
+            CaseResult(
+                case.name,
+                case.layer,
+                case.description,
+                case.spec,
+                verdict,
+                code,
+                message,
+                same,
+                boot,
+                device_info,
+            )
+        )
+    if progress:
+        progress(len(cases), len(cases))
+    dev.restore(snap)
+    return CampaignResult(platform, profile, results, notes)
+
+
+__all__ = [
+    "CATALOGUE",
+    "BadCase",
+    "CampaignResult",
+    "CaseResult",
+    "Layer",
+    "Step",
+    "Verdict",
+    "run_campaign",
+]

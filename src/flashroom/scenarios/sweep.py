@@ -1,0 +1,413 @@
+"""Exhaustive power-loss sweeps: cut power before every flash operation of an update, reboot,
+and check that the device still boots a valid image (old or new, never a mix).
+
+How a sweep works (the MCUboot simulator's method, anchors 1.3, plus what it lacks: torn
+operations, recovery cuts and bit-level NOR physics):
+
+1. Build the device deterministically from :class:`SweepConfig` (a fresh embedded-default device,
+   an *old* app installed by DFU and booted), and snapshot it.
+2. Run the scenario once, uncut, recording every flash mutation call (kind, address, data and the
+   operation-index range it covers). This gives the op count ``N`` and the clean outcome.
+3. For each cut point ``n`` (with ``torn``, a torn variant too) rebuild the flash state the device
+   would have when power fails at operation ``n``, boot it again (the recovery boot), classify.
+   :mod:`flashroom.scenarios.sweep_engine` explains the three methods (``equiv``, ``replay``,
+   ``rerun``) and why they agree; the tests compare them point by point.
+4. Optionally cut power again during the recovery boot (``recovery_cuts``), then boot once more.
+
+Outcome classes (:data:`OUTCOMES`): ``new_app`` / ``old_app`` (the updated region holds exactly
+the new / old module and the device runs it), ``safe_mode``, ``dfu``, ``brick`` (no path back
+without a debug probe), ``invariant_violation`` (see ``sweep_engine._classify`` and
+docs/power-loss.md). Bad outcomes (:data:`BAD_OUTCOMES`) make the CLI exit 1.
+
+Points are split into contiguous chunks; with ``workers > 1`` the chunks run in forked worker
+processes and are merged in order, so the counts and outcomes do not depend on ``workers``
+(only ``booted``/``proven`` may: an equivalence proof never crosses a chunk boundary).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from flashroom.atomicfile import ensure_dir, write_bytes_atomic, write_text_atomic
+from flashroom.errors import EmulatorError, ParamError
+from flashroom.progress import ProgressFn
+from flashroom.ranges import fmt_addr, fmt_size
+from flashroom.scenarios.sweep_check import ErasePlan
+from flashroom.scenarios.sweep_config import (
+    BAD_OUTCOMES,
+    MAX_FAILURES,
+    METHODS,
+    OUTCOMES,
+    CutResult,
+    SweepConfig,
+)
+from flashroom.scenarios.sweep_engine import (
+    _boot,
+    _build_setup,
+    _classify,
+    _erases_since,
+    _run_scenario,
+    _Runner,
+    _Setup,
+)
+from flashroom.scenarios.sweep_scenarios import SCENARIOS
+
+
+@dataclass
+class SweepResult:
+    """Everything a sweep found. ``ok`` is False when any point was a brick or a violation."""
+
+    config: SweepConfig
+    total_ops: int
+    points: int
+    counts: dict[str, int]
+    boots: dict[str, int]
+    by_label: dict[str, dict[str, int]]
+    failures: list[CutResult]
+    clean_outcome: dict[str, Any]
+    clean_class: str
+    clean_violations: list[str]
+    plan: ErasePlan
+    modules: dict[str, dict[str, Any]]
+    wall_s: float
+    device_time_s: float
+    exhaustive: bool
+    booted: int = 0
+    proven: int = 0
+    point_outcomes: list[tuple[int, bool, int | None, str]] = field(default_factory=list)
+
+    @property
+    def bad(self) -> int:
+        """Number of points with a bad outcome (brick or invariant violation)."""
+        return sum(self.counts.get(k, 0) for k in BAD_OUTCOMES)
+
+    @property
+    def ok(self) -> bool:
+        """No brick and no invariant violation (including the uncut run)."""
+        return self.bad == 0 and not self.clean_violations
+
+    @property
+    def first_failure(self) -> CutResult | None:
+        """The lowest failing cut point (non-torn before torn at the same op)."""
+        return self.failures[0] if self.failures else None
+
+    def reproduce(self, failure: CutResult | None = None, image_dir: str = "DIR") -> list[str]:
+        """Shell commands that reproduce ``failure`` (default: the first one) by hand.
+
+        ``image_dir`` is where ``--save-failing`` wrote ``device.img`` (the device before the
+        scenario) and the modules.
+        """
+        f = failure or self.first_failure
+        if f is None:
+            return []
+        c = self.config
+        img = f"{image_dir}/device.img"
+        new = f"{image_dir}/new.bin"
+        cut = f"--cut-at-op {f.cut_at_op}" + (" --torn" if f.torn else "")
+        if c.seed:
+            cut += f" --seed {c.seed}"
+        cmds = [f"cp {image_dir}/device-before.img {img}"]
+        cmds.append(SCENARIOS[c.scenario].reproduce(img, new, cut))
+        if f.recovery_cut_at_op is not None:
+            rcut = f"--cut-at-op {f.recovery_cut_at_op}" + (f" --seed {c.seed}" if c.seed else "")
+            cmds.append(f"flashroom emu boot --image {img} {rcut}")
+        cmds.append(f"flashroom emu boot --image {img}")
+        return cmds
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``emu sweep --format json`` contract (stable snake_case keys)."""
+        ff = self.first_failure
+        rate = self.points / self.wall_s if self.wall_s > 0 else None
+        return {
+            "config": self.config.to_json(),
+            "ok": self.ok,
+            "exhaustive": self.exhaustive,
+            "total_ops": self.total_ops,
+            "points": self.points,
+            "booted": self.booted,
+            "proven_equivalent": self.proven,
+            "counts": {k: self.counts.get(k, 0) for k in OUTCOMES},
+            "boots": dict(sorted(self.boots.items())),
+            "by_label": {k: dict(v) for k, v in sorted(self.by_label.items())},
+            "bad": self.bad,
+            "first_failure": None if ff is None else ff.to_json(),
+            "reproduce": self.reproduce(),
+            "failures": [f.to_json() for f in self.failures],
+            "clean_run": {
+                "outcome": self.clean_outcome,
+                "class": self.clean_class,
+                "violations": self.clean_violations,
+            },
+            "erase_plan": self.plan.to_json(),
+            "modules": self.modules,
+            "wall_s": round(self.wall_s, 3),
+            "points_per_s": None if rate is None else round(rate, 1),
+            "device_time_s": round(self.device_time_s, 3),
+            "device_s_per_wall_s": (
+                round(self.device_time_s / self.wall_s, 1) if self.wall_s > 0 else None
+            ),
+        }
+
+
+# --------------------------------------------------------------------------- chunks & workers
+
+
+@dataclass
+class _ChunkResult:
+    points: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    boots: Counter[str] = field(default_factory=Counter)
+    by_label: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[CutResult] = field(default_factory=list)
+    device_time_s: float = 0.0
+    booted: int = 0
+    proven: int = 0
+    outcomes: list[tuple[int, bool, int | None, str]] = field(default_factory=list)
+
+
+def _cut_points(cfg: SweepConfig, total: int) -> list[int]:
+    last = total if cfg.last_op is None else min(cfg.last_op, total)
+    return list(range(cfg.first_op, last, cfg.stride))
+
+
+def _run_points(s: _Setup, cuts: Sequence[int]) -> _ChunkResult:
+    runner = _Runner(s)
+    res = _ChunkResult()
+    variants = (False, True) if s.cfg.torn else (False,)
+    for n in cuts:
+        for torn in variants:
+            for r in runner.point(n, torn):
+                res.points += 1
+                res.counts[r.outcome] += 1
+                res.boots[r.boot] += 1
+                res.by_label.setdefault(r.label, Counter())[r.outcome] += 1
+                res.proven += r.proven
+                if r.outcome in BAD_OUTCOMES and len(res.failures) < MAX_FAILURES:
+                    res.failures.append(r)
+                if s.cfg.keep_points:
+                    res.outcomes.append((r.cut_at_op, r.torn, r.recovery_cut_at_op, r.outcome))
+    res.device_time_s = runner.device_time
+    res.booted = runner.booted
+    return res
+
+
+_WORKER_SETUP: _Setup | None = None
+
+
+def _worker_init(cfg: SweepConfig) -> None:
+    global _WORKER_SETUP
+    if _WORKER_SETUP is None or _WORKER_SETUP.cfg != cfg:
+        _WORKER_SETUP = _prepare(cfg)
+
+
+def _worker_run(cuts: list[int]) -> _ChunkResult:
+    if _WORKER_SETUP is None:  # pragma: no cover - initializer always runs first
+        raise RuntimeError("sweep worker not initialised")
+    return _run_points(_WORKER_SETUP, cuts)
+
+
+def _prepare(cfg: SweepConfig) -> _Setup:
+    return _build_setup(cfg)
+
+
+def _classify_clean(s: _Setup) -> tuple[str, list[str]]:
+    """Run the scenario uncut and classify it like a cut point (0 cuts)."""
+    dev = s.device
+    dev.restore(s.snap0)
+    _run_scenario(dev, s.cfg.scenario, s.new)
+    boot, err = _boot(dev)
+    cls, _kind, viol = _classify(s, boot, _erases_since(s, None), 0, err)
+    dev.restore(s.snap0)
+    return cls, list(viol)
+
+
+def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResult:
+    """Run a power-loss sweep.
+
+    Args:
+        cfg: what to sweep (see :class:`SweepConfig`).
+        progress: called as ``progress(done, total)`` in cut points.
+
+    Returns:
+        The counts per outcome class, the failures with their evidence, the clean run and the
+        erase plan. Results are identical for any ``workers`` (points are merged in order).
+
+    Raises:
+        ParamError: bad options (named by their SweepConfig fields).
+    """
+    cfg.validate()
+    t0 = time.perf_counter()
+    try:
+        setup = _prepare(cfg)
+    except EmulatorError as e:
+        raise ParamError(
+            f"app_size {cfg.app_size} / old_size {cfg.old_size}: the {cfg.scenario} "
+            f"scenario cannot be set up on {cfg.platform} {cfg.profile}: {e}",
+            "app_size",
+            "old_size",
+        ) from None
+    flash = setup.device.flash
+    if setup.target_start + len(setup.new) > flash.base + flash.size:
+        raise ParamError(
+            f"app_size {len(setup.new)}: a module at {fmt_addr(setup.target_start)} would end "
+            f"at {fmt_addr(setup.target_start + len(setup.new))}, past the end of flash "
+            f"{fmt_addr(flash.base + flash.size)}; expected at most "
+            f"{flash.base + flash.size - setup.target_start} bytes",
+            "app_size",
+        )
+    cuts = _cut_points(cfg, setup.total_ops)
+    if not cuts:
+        raise ParamError(
+            f"first_op {cfg.first_op} is past the end of the scenario: it has "
+            f"{setup.total_ops} flash operations (cut points 0..{setup.total_ops - 1})",
+            "first_op",
+        )
+    per_cut = (2 if cfg.torn else 1) * (1 + cfg.recovery_cuts)
+    total_points = len(cuts) * per_cut
+    if progress:
+        progress(0, total_points)
+    chunks: list[_ChunkResult]
+    if cfg.workers <= 1 or len(cuts) < 2 * cfg.workers:
+        chunks = []
+        step = max(1, len(cuts) // 50)
+        done = 0
+        for i in range(0, len(cuts), step):
+            part = cuts[i : i + step]
+            chunks.append(_run_points(setup, part))
+            done += len(part) * per_cut
+            if progress:
+                progress(done, total_points)
+    else:
+        chunks = _run_parallel(cfg, setup, cuts, per_cut, total_points, progress)
+    clean_cls, clean_viol = _classify_clean(setup)
+    merged = _ChunkResult()
+    for c in chunks:
+        merged.points += c.points
+        merged.counts.update(c.counts)
+        merged.boots.update(c.boots)
+        for label, cnt in c.by_label.items():
+            merged.by_label.setdefault(label, Counter()).update(cnt)
+        merged.failures.extend(c.failures)
+        merged.device_time_s += c.device_time_s
+        merged.booted += c.booted
+        merged.proven += c.proven
+        merged.outcomes.extend(c.outcomes)
+    merged.failures.sort(key=lambda r: (r.cut_at_op, r.torn, r.recovery_cut_at_op or -1))
+    exhaustive = (
+        cfg.stride == 1
+        and cfg.first_op == 0
+        and (cfg.last_op is None or cfg.last_op >= setup.total_ops)
+    )
+    return SweepResult(
+        config=cfg,
+        total_ops=setup.total_ops,
+        points=merged.points,
+        counts={k: merged.counts.get(k, 0) for k in OUTCOMES},
+        boots=dict(merged.boots),
+        by_label={k: dict(v) for k, v in merged.by_label.items()},
+        failures=merged.failures[:MAX_FAILURES],
+        clean_outcome=setup.clean_outcome,
+        clean_class=clean_cls,
+        clean_violations=clean_viol,
+        plan=setup.plan,
+        modules={
+            "old": _module_json(setup.old, setup.target_start),
+            "new": _module_json(setup.new, setup.target_start),
+        },
+        wall_s=time.perf_counter() - t0,
+        device_time_s=merged.device_time_s,
+        exhaustive=exhaustive,
+        booted=merged.booted,
+        proven=merged.proven,
+        point_outcomes=merged.outcomes,
+    )
+
+
+def _module_json(data: bytes, start: int) -> dict[str, Any]:
+    return {
+        "start_address": start,
+        "size": len(data),
+        "size_text": fmt_size(len(data)),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def _run_parallel(
+    cfg: SweepConfig,
+    setup: _Setup,
+    cuts: list[int],
+    per_cut: int,
+    total_points: int,
+    progress: ProgressFn | None,
+) -> list[_ChunkResult]:
+    global _WORKER_SETUP
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if ctx.get_start_method() == "fork":
+        _WORKER_SETUP = setup  # inherited by the forked workers: no second recording run
+    n_chunks = min(len(cuts), cfg.workers * 16)
+    size = -(-len(cuts) // n_chunks)
+    parts = [cuts[i : i + size] for i in range(0, len(cuts), size)]
+    results: list[_ChunkResult | None] = [None] * len(parts)
+    done = 0
+    try:
+        with ProcessPoolExecutor(
+            max_workers=cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,)
+        ) as pool:
+            futures = {pool.submit(_worker_run, p): i for i, p in enumerate(parts)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()
+                done += len(parts[i]) * per_cut
+                if progress:
+                    progress(done, total_points)
+    finally:
+        _WORKER_SETUP = None  # do not keep the 1 MB snapshots alive in the parent
+    return [r for r in results if r is not None]
+
+
+def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
+    """Write what a sweep used, so a failure can be reproduced by hand with ``flashroom emu``.
+
+    Writes ``device-before.img`` (the device just before the scenario: old app installed and
+    booted), ``old.bin``, ``new.bin`` and ``reproduce.sh`` (the commands of
+    :meth:`SweepResult.reproduce` for the first failure, or for cut point 0 when none failed).
+
+    Returns:
+        The files written.
+    """
+
+    setup = _prepare(replace(result.config, workers=1))
+    ensure_dir(out_dir)
+    setup.device.restore(setup.snap0)
+    img = out_dir / "device-before.img"
+    setup.device.save(img)
+    write_bytes_atomic(out_dir / "old.bin", setup.old)
+    write_bytes_atomic(out_dir / "new.bin", setup.new)
+    target = result.first_failure or CutResult(0, False, "", "", "")
+    cmds = result.reproduce(target, str(out_dir))
+    # no `set -e`: the cut run itself exits non-zero (interrupted) by design
+    script = "#!/bin/sh\n# reproduce a sweep cut point by hand\n" + "\n".join(cmds) + "\n"
+    write_text_atomic(out_dir / "reproduce.sh", script)
+    return [img, out_dir / "old.bin", out_dir / "new.bin", out_dir / "reproduce.sh"]
+
+
+__all__ = [
+    "BAD_OUTCOMES",
+    "METHODS",
+    "OUTCOMES",
+    "SCENARIOS",
+    "CutResult",
+    "SweepConfig",
+    "SweepResult",
+    "run_sweep",
+    "save_failing",
+]

@@ -1,0 +1,188 @@
+"""The power-loss sweep's scenarios as registered objects.
+
+A scenario says what is set up before the cut (the old module, the new module and where it
+goes), what is run and cut (an OTA and its apply, a USB DFU install...), how often each sector
+may be erased (the erase budget), which invariants apply, and the command that reproduces one
+cut point by hand. Adding a scenario is one :class:`SweepScenario` subclass and one line in
+:data:`SCENARIOS`; the CLI choices and the tests' parametrisation come from the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from flashroom.deviceos import ModuleFunction, Profile
+from flashroom.deviceos.gen2 import INTERNAL_FLASH_PAGE_SIZE
+from flashroom.geometry import FlashChip
+from flashroom.layout import Layout
+from flashroom.particle.build import synthetic_module
+from flashroom.particle.module_info import read_module_info_at
+from flashroom.scenarios.sweep_check import ErasePlan
+
+if TYPE_CHECKING:  # the device model imports numpy; the CLI reads this registry at start-up
+    from flashroom.emu.device import Device
+    from flashroom.emu.outcome import Outcome
+
+
+@dataclass(frozen=True)
+class Modules:
+    """What a scenario replaces: the old module, the new one, and where the new one goes."""
+
+    old: bytes
+    new: bytes
+    target_start: int
+
+
+class SweepScenario:
+    """One kind of update a sweep cuts power through (subclass and register it).
+
+    Attributes:
+        name: the ``--scenario`` value.
+        help: one line for ``--help``.
+        atomic_update: the ``update_atomic`` invariant applies (the device must end running the
+            old or the new module, with no slot pending).
+        keeps_user_app: the user app must come out byte for byte unchanged (a system update).
+    """
+
+    name: ClassVar[str]
+    help: ClassVar[str]
+    atomic_update: ClassVar[bool] = True
+    keeps_user_app: ClassVar[bool] = False
+
+    def modules(
+        self, dev: Device, layout: Layout, old_app: bytes, new_app: bytes, app_size: int, seed: int
+    ) -> Modules:
+        """The old and new modules, given the device with the old app installed and booted."""
+        return Modules(old_app, new_app, layout.user_part.start)
+
+    def run(self, dev: Device, new: bytes) -> Outcome:
+        """Run the scenario uncut (a fault may already be armed on ``dev.flash``)."""
+        return dev.ota(new)
+
+    def erase_budget(
+        self, profile: Profile, chip: FlashChip, target_start: int, size: int
+    ) -> ErasePlan:
+        """How often each sector may be erased (see :class:`ErasePlan`)."""
+        return ota_erase_plan(profile, chip, target_start, size)
+
+    def reproduce(self, image: str, new: str, cut: str) -> str:
+        """The command that runs this scenario with the cut given as CLI options."""
+        return f"flashroom emu ota --image {image} {new} {cut}"
+
+
+class UserOta(SweepScenario):
+    """A user-app OTA through the scratch and the bootloader's copy (spec 4.1-4.5)."""
+
+    name = "user-ota"
+    help = "an app OTA + the bootloader's apply"
+
+
+class SystemOta(SweepScenario):
+    """The next build of system part index 2 (the part the user app depends on, spec 2.4):
+    the same dependencies as the installed one, version + 1, capped at its region."""
+
+    name = "system-ota"
+    help = "a system-part (index 2) OTA + apply"
+    keeps_user_app = True
+
+    def modules(
+        self, dev: Device, layout: Layout, old_app: bytes, new_app: bytes, app_size: int, seed: int
+    ) -> Modules:
+        region = layout.region_for_module(ModuleFunction.SYSTEM_PART, 2)
+        info = read_module_info_at(dev.flash.read(region.start, 0x200), 0)
+        old = dev.flash.read(region.start, info.module_length + 4)
+        size = min(app_size, region.size)
+        new = synthetic_module(
+            size - size % 2,
+            platform_id=layout.platform_id,
+            function=ModuleFunction.SYSTEM_PART,
+            index=2,
+            version=info.module_version + 1,
+            start_address=region.start,
+            dependency=info.dependency,
+            dependency2=info.dependency2,
+            seed=seed + 3,
+        )
+        return Modules(old, new, region.start)
+
+
+class Install(SweepScenario):
+    """The new app written over USB DFU, then the reset (spec 3.4)."""
+
+    name = "install"
+    help = "the new app written by USB DFU"
+    atomic_update = False  # DFU promises no atomicity: safe mode is an honest outcome
+
+    def run(self, dev: Device, new: bytes) -> Outcome:
+        return dev.install(new)  # DFU write, then leave DFU (reset + boot)
+
+    def erase_budget(
+        self, profile: Profile, chip: FlashChip, target_start: int, size: int
+    ) -> ErasePlan:
+        dest = _sectors(chip, target_start, size)
+        return ErasePlan(
+            {s: 1 for s in dest},
+            {},
+            (1, 2),
+            0,
+            0,
+            (f"DFU erases destination sectors {dest} once each (spec 3.4); no retry",),
+        )
+
+    def reproduce(self, image: str, new: str, cut: str) -> str:
+        return f"flashroom emu install --image {image} {new} {cut}"
+
+
+#: Every scenario, by name (the CLI's ``--scenario`` choices, in this order).
+SCENARIOS: Mapping[str, SweepScenario] = {s.name: s for s in (UserOta(), SystemOta(), Install())}
+
+
+def _sectors(chip: FlashChip, start: int, size: int) -> list[int]:
+    return [s.index for s in chip.sectors if s.start < start + size and start < s.end]
+
+
+def ota_erase_plan(
+    profile: Profile, chip: FlashChip, module_start: int, module_size: int
+) -> ErasePlan:
+    """The erase budget of an OTA and its apply, for a module of ``module_size`` bytes.
+
+    FLASH_Begin erases ``ceil(len / 128K)`` sectors from ``HAL_OTA_FlashAddress()``, once
+    (spec 4.1 #2.3; the sweep never retries the transfer). The bootloader erases every
+    destination sector once per copy attempt (spec 4.5); a power cut can cause one more
+    attempt. Two DCT writes: the slot record (spec 4.2 #3) and the slot clear (spec 4.5 #2.4);
+    each DCT write erases at most one alternate sector (spec 8.1 write #2), and each cut may
+    cost one more (an interrupted write redone, or the clear after a re-copy).
+    """
+    dest = _sectors(chip, module_start, module_size)
+    n_scratch = -(-module_size // INTERNAL_FLASH_PAGE_SIZE)
+    ota = profile.ota_flash_address
+    first = next(s.index for s in chip.sectors if s.start <= ota < s.end)
+    scratch = list(range(first, first + n_scratch))
+    clean: dict[int, int] = {}
+    per_cut: dict[int, int] = {}
+    for s in scratch:
+        clean[s] = clean.get(s, 0) + 1
+    for s in dest:
+        clean[s] = clean.get(s, 0) + 1
+        per_cut[s] = 1
+    notes = (
+        f"FLASH_Begin erases scratch sectors {scratch} once (ceil({module_size}/128K), spec 4.1)",
+        f"the copy erases destination sectors {dest} once per attempt; each cut may add one "
+        "attempt (spec 4.5)",
+        "2 DCT writes (slot record spec 4.2, slot clear spec 4.5), each at most one DCT sector "
+        "erase (spec 8.1); each cut may add one",
+    )
+    return ErasePlan(clean, per_cut, (1, 2), 2, 1, notes)
+
+
+__all__ = [
+    "SCENARIOS",
+    "Install",
+    "Modules",
+    "SweepScenario",
+    "SystemOta",
+    "UserOta",
+    "ota_erase_plan",
+]

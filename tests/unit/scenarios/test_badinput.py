@@ -1,0 +1,98 @@
+"""The bad-input campaign (issue 6 section 2): every case refused, the app unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from flashroom.errors import UsageError
+from flashroom.scenarios.badinput import CATALOGUE, run_campaign
+
+
+def test_catalogue_has_at_least_30_distinct_kinds_in_every_layer() -> None:
+    names = [c.name for c in CATALOGUE]
+    assert len(names) >= 30
+    assert len(set(names)) == len(names)
+    assert {c.layer for c in CATALOGUE} == {"device", "transfer", "host"}
+    for required in (
+        "wrong_platform_gen2",
+        "wrong_function_system",
+        "wrong_start_address",
+        "end_beyond_region",
+        "bad_crc",
+        "bad_sha256",
+        "truncated_half",
+        "zero_length",
+        "oversized",
+        "system_unmet_dependency",
+        "compressed_bad_header",
+        "combined_broken_chain",
+        "chunk_crc_mismatch",
+        "chunk_index_out_of_range",
+        "update_done_early",
+        "second_update_begin",
+    ):
+        assert required in names
+
+
+@pytest.mark.parametrize(
+    ("platform", "profile"),
+    [("electron", "extended"), ("electron", "stock"), ("photon", "stock")],
+)
+def test_every_case_is_refused_with_a_specific_error_and_the_app_unchanged(
+    platform: str, profile: str
+) -> None:
+    res = run_campaign(platform=platform, profile=profile)
+    bad = [c for c in res.cases if c.verdict != "refused"]
+    assert bad == []
+    assert res.ok
+    for c in res.cases:
+        assert c.app_unchanged, c.name
+        assert c.code is not None, c.name
+        assert c.message, c.name
+
+
+def test_device_error_codes_match_the_spec() -> None:
+    res = run_campaign(
+        only=[
+            "wrong_platform_gen2",
+            "bad_crc",
+            "wrong_function_resource",
+            "system_unmet_dependency",
+            "oversized",
+        ]
+    )
+    codes = {c.name: c.code for c in res.cases}
+    assert codes["wrong_platform_gen2"] == -1360  # spec 3.1: PLATFORM
+    assert codes["bad_crc"] == -1330  # INTEGRITY
+    assert codes["wrong_function_resource"] == -1300  # no bounds
+    assert codes["system_unmet_dependency"] == -1340  # DEPENDENCIES_FULL
+
+
+def test_bad_sha256_is_refused_by_the_host_but_accepted_by_the_device() -> None:
+    # spec 2.5 #7: Device OS never verifies the SHA-256. The campaign says so.
+    (case,) = run_campaign(only=["bad_sha256"]).cases
+    assert case.layer == "host"
+    assert case.verdict == "refused"
+    assert "sha256" in case.message
+    assert case.device is not None
+    assert case.device["accepted"] is True
+
+
+def test_unknown_case_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="no_such_case"):
+        run_campaign(only=["no_such_case"])
+
+
+def test_every_case_ends_with_the_error_its_catalogue_entry_names_on_extended() -> None:
+    """The catalogue's ``expect`` is binding on the default device (Electron, extended): each
+    case is refused for its own reason, not merely refused."""
+    from flashroom.scenarios.badinput import CATALOGUE, run_campaign
+
+    res = run_campaign("electron", "extended")
+    expected = {c.name: c.expect for c in CATALOGUE}
+    wrong = {
+        c.name: (expected[c.name], c.code)
+        for c in res.cases
+        if expected[c.name] is not None and str(expected[c.name]) != str(c.code)
+    }
+    assert wrong == {}

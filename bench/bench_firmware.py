@@ -66,7 +66,7 @@ def run() -> dict[str, Any]:
     from flashroom.emu.flash import NorFlash
     from flashroom.emu.sysflags import BackupRegisters
     from flashroom.firmware.boot import RealBootloader, install_bootloader, load_bootloader
-    from flashroom.firmware.machine import Outcome
+    from flashroom.firmware.machine import FirmwareOutcome
     from flashroom.particle.build import synthetic_user_app
 
     bl = load_bootloader(d / "electron-bootloader@v2.3.1.bin")
@@ -102,7 +102,7 @@ def run() -> dict[str, Any]:
             t0 = time.process_time()
             res = rb.boot()
             dt = time.process_time() - t0
-            if res.outcome is not Outcome.JUMP or f.read(0x08080000, len(app)) != app:
+            if res.outcome is not FirmwareOutcome.JUMP or f.read(0x08080000, len(app)) != app:
                 raise RuntimeError(f"the real bootloader did not apply the update: {res}")
             return dt, res, rb.machine.callback_counts()
 

@@ -7,7 +7,8 @@ program and erase it makes goes through the device's :class:`~flashroom.emu.flas
 * :mod:`~flashroom.firmware.targets`: the few Particle addresses the runner needs;
   :mod:`~flashroom.firmware.stm32f2`: chip register facts as data.
 * :mod:`~flashroom.firmware.image`: ``.bin``/``.elf`` loading and the bad-input verdicts.
-* :mod:`~flashroom.firmware.machine`: :class:`Machine`, :class:`Outcome`, :class:`RunResult`.
+* :mod:`~flashroom.firmware.machine`: :class:`Machine`, :class:`FirmwareOutcome`,
+  :class:`FirmwareRun`.
 * :mod:`~flashroom.firmware.boot`: :class:`RealBootloader` (boot from sector 0).
 * :mod:`~flashroom.firmware.ota`: :class:`RealSystemOta` (the system OTA path at function
   level, spec 11.2).
@@ -27,20 +28,23 @@ _EXPORTS = {
     "FirmwareImage": "image",
     "FirmwareImageError": "image",
     "FirmwareSymbolError": "image",
-    "FlashEvent": "flashport",
+    "install_image": "image",
+    "FlashCall": "flashport",
+    "FlashPrimitive": "flashport",
     "FlashRecorder": "flashport",
     "FlashRun": "flashport",
+    "BackupRegisterFile": "machine",
     "Machine": "machine",
     "MachineSnapshot": "machine",
-    "Outcome": "machine",
-    "RunResult": "machine",
+    "FirmwareOutcome": "machine",
+    "FirmwareRun": "machine",
     "RealBootloader": "boot",
     "install_bootloader": "boot",
     "load_bootloader": "boot",
     "run_bootloader": "boot",
     "RealSystemOta": "ota",
     "SystemParts": "ota",
-    "OtaDescriptor": "ota",
+    "FirmwareCallError": "ota",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flashroom.emu.flash import NorFlash
-from flashroom.emu.sysflags import BackupRegisters
 from flashroom.firmware import stm32f2 as st
-from flashroom.firmware.flashport import FlashRecorder
+from flashroom.firmware.flashport import FlashPrimitive, FlashRecorder
 from flashroom.firmware.image import (
     VECTOR_TABLE_INFO_OFFSET,
     FirmwareImage,
@@ -22,10 +20,11 @@ from flashroom.firmware.image import (
 )
 from flashroom.firmware.machine import (
     DEFAULT_BUDGET,
+    Backup,
+    FirmwareOutcome,
+    FirmwareRun,
     Machine,
     MachineSnapshot,
-    Outcome,
-    RunResult,
 )
 from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.ranges import fmt_addr
@@ -53,7 +52,7 @@ def load_bootloader(
     return image
 
 
-def install_bootloader(flash: NorFlash, image: FirmwareImage) -> None:
+def install_bootloader(flash: FlashPrimitive, image: FirmwareImage) -> None:
     """Write a checked bootloader into sector 0 (erase + program, see :func:`install_image`)."""
     install_image(flash, image)
 
@@ -77,8 +76,8 @@ class RealBootloader:
 
     def __init__(
         self,
-        flash: NorFlash,
-        backup: BackupRegisters | list[int] | None = None,
+        flash: FlashPrimitive,
+        backup: Backup = None,
         *,
         target: FirmwareTarget = ELECTRON,
         button_pressed: bool = False,
@@ -99,12 +98,12 @@ class RealBootloader:
             recorder=recorder,
         )
 
-    def boot(self, *, budget: int = DEFAULT_BUDGET) -> RunResult:
+    def boot(self, *, budget: int = DEFAULT_BUDGET) -> FirmwareRun:
         """Power on and run the bootloader until it jumps, resets, enters DFU, crashes, hangs
         or loses power. Never raises for anything the firmware does.
 
         Returns:
-            The :class:`RunResult`; ``target`` of a ``jump`` is where the PC went (the reset
+            The :class:`FirmwareRun`; ``target`` of a ``jump`` is where the PC went (the reset
             handler of the module at 0x08020000 when all is well).
         """
         m = self.machine
@@ -113,8 +112,8 @@ class RealBootloader:
         sp = m.read_u32(region.start)
         reset = m.read_u32(region.start + 4)
         if not reset & 1:
-            return RunResult(
-                Outcome.CRASH,
+            return FirmwareRun(
+                FirmwareOutcome.CRASH,
                 reset,
                 address=region.start + 4,
                 reason=f"reset vector {fmt_addr(reset)} is not a Thumb address: the core "
@@ -137,15 +136,15 @@ class RealBootloader:
 
 
 def run_bootloader(
-    flash: NorFlash,
-    backup: BackupRegisters | list[int] | None = None,
+    flash: FlashPrimitive,
+    backup: Backup = None,
     *,
     budget: int = DEFAULT_BUDGET,
     target: FirmwareTarget = ELECTRON,
     button_pressed: bool = False,
     reset_flags: int = st.RCC_CSR_POWER_ON,
     recorder: FlashRecorder | None = None,
-) -> RunResult:
+) -> FirmwareRun:
     """One power-on of the real bootloader in ``flash``'s sector 0 (see :class:`RealBootloader`;
     the arguments are its own)."""
     rb = RealBootloader(

@@ -29,39 +29,51 @@ ended (at the lock), by the code's read-back; at word granularity the very store
 The CPU view is a ``bytearray`` that Unicorn maps as flash; NorFlash stays the truth and the view
 equals it outside an open chunk run.
 
-Until main's NorFlash takes ``width`` (detected from its signature), a halfword store is handed
-over without it and NorFlash counts it as two byte operations; :attr:`FlashPort.ops` and the
-recorder always count it as one, as the contract says.
+A failed operation (``fail``) is not counted, as NorFlash does not count it: the next operation
+has its number. The recorder keeps it as an event with ``ok=False``.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
-import flashroom.errors as _errors
-from flashroom.emu.flash import NorFlash
-from flashroom.errors import EmulatorError
+from flashroom.errors import FlashOpError
+from flashroom.geometry import FlashChip
 from flashroom.ranges import fmt_addr
 
 
-class _PendingFlashOpError(EmulatorError):
-    """Stand-in until ``flashroom.errors.FlashOpError`` lands on main (same contract)."""
+class FlashPrimitive(Protocol):
+    """What the runner needs of the device's flash: :class:`flashroom.emu.flash.NorFlash` is one.
 
-    def __init__(self, op_index: int, message: str = ""):
-        super().__init__(message or f"flash operation {op_index} failed")
-        self.op_index = op_index
+    (``firmware`` sits below ``emu`` in the layers, so it names the primitive by its shape.)
+    """
 
+    @property
+    def chip(self) -> FlashChip: ...
+    @property
+    def base(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def granularity(self) -> str: ...
 
-#: The error NorFlash raises for a ``kind="fail"`` fault: ``flashroom.errors.FlashOpError`` once
-#: the lead's NorFlash extension is merged, a local stand-in with the same contract until then.
-FlashOpError: type[EmulatorError] = getattr(_errors, "FlashOpError", _PendingFlashOpError)
+    def read(self, addr: int, size: int) -> bytes: ...
+    def read_u32(self, addr: int) -> int: ...
+    def contents(self) -> bytes: ...
+    def sector_index(self, addr: int) -> int: ...
+    def program(
+        self, addr: int, data: bytes | bytearray | memoryview, *, width: int = 4
+    ) -> None: ...
+    def erase_sector(self, index: int) -> None: ...
+    def snapshot(self) -> Any: ...
+    def restore(self, snap: Any) -> None: ...
+
 
 EventKind = Literal["erase", "program"]
 
 
-class FlashEvent(NamedTuple):
+class FlashCall(NamedTuple):
     """One NorFlash call the runner made (word granularity: one per store).
 
     Attributes:
@@ -107,7 +119,7 @@ class FlashRecorder:
     """Records every NorFlash call a :class:`FlashPort` makes (the runner's own observer)."""
 
     def __init__(self) -> None:
-        self.events: list[FlashEvent] = []
+        self.events: list[FlashCall] = []
 
     def clear(self) -> None:
         """Forget everything recorded."""
@@ -115,17 +127,22 @@ class FlashRecorder:
 
     @property
     def op_count(self) -> int:
-        """Operations recorded (one per event)."""
-        return len(self.events)
+        """Operations recorded (one per event that did not fail)."""
+        return sum(1 for e in self.events if e.ok)
+
+    def failed(self) -> list[FlashCall]:
+        """The operations NorFlash failed (``fail`` faults)."""
+        return [e for e in self.events if not e.ok]
 
     def runs(self) -> list[FlashRun]:
-        """Events merged into maximal contiguous same-session program runs (erases apart).
-
-        At word granularity these are exactly the operations chunk granularity would make.
+        """Events that did not fail merged into maximal contiguous same-session program runs
+        (erases apart). At word granularity these are the operations chunk granularity makes.
         """
         out: list[FlashRun] = []
         acc: _RunAcc | None = None
         for ev in self.events:
+            if not ev.ok:
+                continue
             if (
                 acc is not None
                 and ev.kind == "program"
@@ -146,7 +163,7 @@ class FlashRecorder:
 class _RunAcc:
     """A run being merged by :meth:`FlashRecorder.runs`."""
 
-    def __init__(self, ev: FlashEvent) -> None:
+    def __init__(self, ev: FlashCall) -> None:
         self.kind: EventKind = ev.kind
         self.start = ev.addr
         self.end = ev.addr + ev.size
@@ -154,7 +171,7 @@ class _RunAcc:
         self.ops = 1
         self.widths: list[tuple[int, int]] = [(ev.width, 1)] if ev.kind == "program" else []
 
-    def add(self, ev: FlashEvent) -> None:
+    def add(self, ev: FlashCall) -> None:
         self.end = ev.addr + ev.size
         self.ops += 1
         if self.widths[-1][0] == ev.width:
@@ -180,7 +197,7 @@ class FlashPort:
 
     def __init__(
         self,
-        flash: NorFlash,
+        flash: FlashPrimitive,
         view: bytearray,
         *,
         recorder: FlashRecorder | None = None,
@@ -202,9 +219,6 @@ class FlashPort:
         self._run_start = -1
         self._run_data = bytearray()
         self._run_width = 4
-        # main's NorFlash grows ``program(..., width=)``; until then the width cannot be passed
-        self._width_kw = "width" in inspect.signature(flash.program).parameters
-        self._program: Any = flash.program
         self._sectors = flash.chip.sectors
 
     # ------------------------------------------------------------------ sessions
@@ -242,19 +256,15 @@ class FlashPort:
             return True
         data = value.to_bytes(size, "little")
         try:
-            if self._width_kw:
-                self._program(addr, data, width=size)
-            else:
-                self.flash.program(addr, data)
+            self.flash.program(addr, data, width=size)
         except FlashOpError:
-            self.ops += 1
             self._record("program", addr, size, size, False)
             self.on_fail("program")
             return False
         self.ops += 1
         self._and_view(off, size, value)
         if self.recorder is not None:
-            self.recorder.events.append(FlashEvent("program", addr, size, size, self.session))
+            self.recorder.events.append(FlashCall("program", addr, size, size, self.session))
         if self.code_ranges:
             self._code_changed(addr, addr + size)
         return True
@@ -273,12 +283,8 @@ class FlashPort:
         self._run_start = -1
         self._run_data = bytearray()
         try:
-            if self._width_kw:
-                self._program(start, data, width=width)
-            else:
-                self.flash.program(start, data)
+            self.flash.program(start, data, width=width)
         except FlashOpError:
-            self.ops += 1
             self._record("program", start, len(data), width, False)
             off = start - self.base
             self.view[off : off + len(data)] = self.flash.read(start, len(data))
@@ -306,7 +312,6 @@ class FlashPort:
         try:
             self.flash.erase_sector(index)
         except FlashOpError:
-            self.ops += 1
             self._record("erase", sector.start, sector.size, 0, False)
             self.on_fail("erase")
             return False
@@ -327,7 +332,7 @@ class FlashPort:
 
     def _record(self, kind: EventKind, addr: int, size: int, width: int, ok: bool) -> None:
         if self.recorder is not None:
-            self.recorder.events.append(FlashEvent(kind, addr, size, width, self.session, ok))
+            self.recorder.events.append(FlashCall(kind, addr, size, width, self.session, ok))
 
     def _code_changed(self, start: int, end: int) -> None:
         if self.code_changed is None:
@@ -339,9 +344,9 @@ class FlashPort:
 
 
 __all__ = [
-    "FlashEvent",
-    "FlashOpError",
+    "FlashCall",
     "FlashPort",
+    "FlashPrimitive",
     "FlashRecorder",
     "FlashRun",
 ]

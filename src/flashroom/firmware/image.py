@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flashroom.emu.flash import NorFlash
 from flashroom.errors import ModuleFormatError
+from flashroom.firmware.flashport import FlashPrimitive
 from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.particle.module_info import (
     ModuleFunction,
@@ -263,7 +263,7 @@ def _load_elf(data: bytes, name: str) -> tuple[int, bytes, dict[str, int]]:
 
 
 # ---------------------------------------------------------------------------- installing
-def install_image(flash: NorFlash, image: FirmwareImage) -> None:
+def install_image(flash: FlashPrimitive, image: FirmwareImage) -> None:
     """Write ``image`` where it belongs: erase every sector it touches, then program 32-bit
     words with a 0xFF-padded tail (what DFU does, spec 3.4).
 

@@ -35,7 +35,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import unicorn as _unicorn
 from unicorn import arm_const as arm
@@ -54,11 +54,9 @@ from unicorn.unicorn_const import (
     UC_PROT_READ,
 )
 
-from flashroom.emu.flash import FlashSnapshot, NorFlash
-from flashroom.emu.sysflags import BackupRegisters
 from flashroom.errors import EmulatorError, PowerCut
 from flashroom.firmware import stm32f2 as st
-from flashroom.firmware.flashport import FlashPort, FlashRecorder
+from flashroom.firmware.flashport import FlashPort, FlashPrimitive, FlashRecorder
 from flashroom.firmware.peripherals import (
     CrcUnit,
     FlashInterface,
@@ -90,7 +88,7 @@ _STORE, _CR, _DR, _REG, _OTHER = range(len(CALLBACK_KINDS))
 _RawWriteHook = Callable[[object, int, int, int, int, object], bool]
 
 
-class Outcome(StrEnum):
+class FirmwareOutcome(StrEnum):
     """How a run of real firmware ended (stable JSON strings)."""
 
     #: the PC left the region the run was confined to (the bootloader's jump to the system)
@@ -110,11 +108,11 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class RunResult:
+class FirmwareRun:
     """The end of one run.
 
     Attributes:
-        outcome: see :class:`Outcome`.
+        outcome: see :class:`FirmwareOutcome`.
         pc: the PC when the run ended (the faulting instruction for a crash).
         target: JUMP: where the PC went; RESET: the AIRCR value written.
         address: CRASH: the faulting data/fetch address (None for an invalid instruction).
@@ -125,7 +123,7 @@ class RunResult:
         power_cut: OFF: the exception NorFlash raised.
     """
 
-    outcome: Outcome
+    outcome: FirmwareOutcome
     pc: int
     target: int | None = None
     address: int | None = None
@@ -158,13 +156,20 @@ class MachineSnapshot:
     blocks: tuple[bytes, ...]
     flash_if: tuple[int, int, int]
     view: bytes
-    flash: FlashSnapshot
+    flash: Any
     backup: tuple[int, ...]
     port: tuple[int, int]
 
 
-class _Stop(Exception):
-    """Internal: a hook decided the run is over."""
+class BackupRegisterFile(Protocol):
+    """The device's RTC backup registers: ``flashroom.emu.sysflags.BackupRegisters`` is one."""
+
+    regs: list[int]
+
+
+#: What a machine takes as the device's backup registers: an object with ``regs``, the list
+#: itself, or None (all zero).
+Backup = BackupRegisterFile | list[int] | None
 
 
 class Machine:
@@ -186,8 +191,8 @@ class Machine:
 
     def __init__(
         self,
-        flash: NorFlash,
-        backup: BackupRegisters | list[int] | None = None,
+        flash: FlashPrimitive,
+        backup: Backup = None,
         *,
         target: FirmwareTarget = ELECTRON,
         reset_flags: int = st.RCC_CSR_POWER_ON,
@@ -203,11 +208,14 @@ class Machine:
                 f"{target.flash}"
             )
         self.flash = flash
-        self._backup_owner = backup if isinstance(backup, BackupRegisters) else None
-        if isinstance(backup, BackupRegisters):
-            self.backup = backup.regs
+        self._backup_owner: BackupRegisterFile | None = None
+        if backup is None:
+            self.backup: list[int] = [0] * st.RTC_BKP_COUNT
+        elif isinstance(backup, list):
+            self.backup = backup
         else:
-            self.backup = backup if backup is not None else [0] * st.RTC_BKP_COUNT
+            self._backup_owner = backup
+            self.backup = backup.regs
         self.target = target
         self.button_pressed = button_pressed
         self.recorder = recorder
@@ -245,7 +253,7 @@ class Machine:
         self._ram: list[tuple[int, int]] = []  # plain RAM regions (for snapshots)
         #: Python callbacks by kind (see :data:`CALLBACK_KINDS`), cumulative
         self._counts = [0] * len(CALLBACK_KINDS)
-        self._stop: tuple[Outcome, int | None, int | None, str] | None = None
+        self._stop: tuple[FirmwareOutcome, int | None, int | None, str] | None = None
         self._error: BaseException | None = None
         self._fault_addr: int | None = None
         self._map_memory()
@@ -479,14 +487,18 @@ class Machine:
             self._error = e
         self.uc.emu_stop()
 
-    def _stop_run(self, outcome: Outcome, *, target: int | None = None, reason: str = "") -> None:
+    def _stop_run(
+        self, outcome: FirmwareOutcome, *, target: int | None = None, reason: str = ""
+    ) -> None:
         if self._stop is None and self._error is None:
             self._stop = (outcome, target, None, reason)
         self.uc.emu_stop()
 
     def _on_reset_request(self, value: int) -> None:
         self._stop_run(
-            Outcome.RESET, target=value, reason=f"AIRCR written with 0x{value:08x} (SYSRESETREQ)"
+            FirmwareOutcome.RESET,
+            target=value,
+            reason=f"AIRCR written with 0x{value:08x} (SYSRESETREQ)",
         )
 
     def _usb_read(self, uc: Any, offset: int, size: int, ud: object) -> int:
@@ -501,7 +513,9 @@ class Machine:
     def _usb(self, offset: int) -> None:
         addr = st.USB_OTG_FS_BASE + offset
         self._stop_run(
-            Outcome.DFU, target=addr, reason=f"USB OTG FS accessed at {fmt_addr(addr)}: DFU mode"
+            FirmwareOutcome.DFU,
+            target=addr,
+            reason=f"USB OTG FS accessed at {fmt_addr(addr)}: DFU mode",
         )
 
     def _bitband_read(self, uc: Any, offset: int, size: int, ud: tuple[int, int]) -> int:
@@ -512,7 +526,7 @@ class Machine:
             byte = int(self.uc.mem_read(word_addr, 1)[0])
         except UcError:
             self._fault_addr = ud[0] + offset
-            self._stop_run(Outcome.CRASH, reason="bit-band read of an unmapped address")
+            self._stop_run(FirmwareOutcome.CRASH, reason="bit-band read of an unmapped address")
             return 0
         return (byte >> bit) & 1
 
@@ -527,7 +541,7 @@ class Machine:
             word = int.from_bytes(self.uc.mem_read(word_addr, 4), "little")
         except UcError:
             self._fault_addr = ud[0] + offset
-            self._stop_run(Outcome.CRASH, reason="bit-band write to an unmapped address")
+            self._stop_run(FirmwareOutcome.CRASH, reason="bit-band write to an unmapped address")
             return
         shift = (byte_addr & 3) * 8 + bit
         new = (word & ~(1 << shift)) | ((value & 1) << shift)
@@ -551,7 +565,7 @@ class Machine:
     def _interrupt(self, uc: Any, intno: int, ud: object) -> None:
         self._counts[_OTHER] += 1
         self._stop_run(
-            Outcome.CRASH,
+            FirmwareOutcome.CRASH,
             reason=f"the CPU raised exception {intno} (no exception is expected: a fault)",
         )
 
@@ -611,8 +625,8 @@ class Machine:
         budget: int = DEFAULT_BUDGET,
         confine: AddrRange | None = None,
         lr: int | None = None,
-    ) -> RunResult:
-        """Execute from ``pc`` until an :class:`Outcome` (never raises for firmware faults).
+    ) -> FirmwareRun:
+        """Execute from ``pc`` until an :class:`FirmwareOutcome` (never raises for firmware faults).
 
         Args:
             pc: the first instruction (Thumb bit optional).
@@ -648,14 +662,14 @@ class Machine:
             if code_hooks:
                 uc.ctl_flush_tb()
         result = self._result(uc_error, budget)
-        if result.outcome is not Outcome.OFF:
+        if result.outcome is not FirmwareOutcome.OFF:
             try:
                 self.port.flush()  # the end of execution ends an open chunk run
             except PowerCut as e:
-                result = RunResult(Outcome.OFF, result.pc, reason=str(e), power_cut=e)
+                result = FirmwareRun(FirmwareOutcome.OFF, result.pc, reason=str(e), power_cut=e)
         else:
             self.port.discard()
-        return RunResult(
+        return FirmwareRun(
             result.outcome,
             result.pc,
             result.target,
@@ -674,11 +688,11 @@ class Machine:
         *,
         budget: int = DEFAULT_BUDGET,
         sp: int | None = None,
-    ) -> RunResult:
+    ) -> FirmwareRun:
         """Call ``function(args...)`` (AAPCS: r0-r3, then the stack) until it returns.
 
         Returns:
-            A :class:`RunResult`; RETURN with ``r0`` when the function returned, else how the
+            A :class:`FirmwareRun`; RETURN with ``r0`` when the function returned, else how the
             run ended (a crash inside the function is an outcome, not an exception).
         """
         uc = self.uc
@@ -719,34 +733,39 @@ class Machine:
     def _left(self, uc: Any, address: int, size: int, ud: object) -> None:
         self._counts[_OTHER] += 1
         self._stop_run(
-            Outcome.JUMP, target=address, reason=f"the PC left the region for {fmt_addr(address)}"
+            FirmwareOutcome.JUMP,
+            target=address,
+            reason=f"the PC left the region for {fmt_addr(address)}",
         )
 
-    def _result(self, uc_error: Exception | None, budget: int) -> RunResult:
+    def _result(self, uc_error: Exception | None, budget: int) -> FirmwareRun:
         pc = self.uc.reg_read(arm.UC_ARM_REG_PC)
         if self._error is not None:
             err = self._error
             self._error = None
             if isinstance(err, PowerCut):
-                return RunResult(Outcome.OFF, pc, reason=str(err), power_cut=err)
+                return FirmwareRun(FirmwareOutcome.OFF, pc, reason=str(err), power_cut=err)
             raise err
         if self._stop is not None:
             outcome, target, _addr, reason = self._stop
-            if outcome is Outcome.CRASH:
-                return RunResult(outcome, pc, address=self._fault_addr, reason=reason)
-            return RunResult(outcome, pc, target=target, reason=reason)
+            if outcome is FirmwareOutcome.CRASH:
+                return FirmwareRun(outcome, pc, address=self._fault_addr, reason=reason)
+            return FirmwareRun(outcome, pc, target=target, reason=reason)
         if uc_error is not None:
             addr = self._fault_addr
             where = "" if addr is None else f" at {fmt_addr(addr)}"
-            return RunResult(
-                Outcome.CRASH, pc, address=addr, reason=f"{uc_error}{where} (PC {fmt_addr(pc)})"
+            return FirmwareRun(
+                FirmwareOutcome.CRASH,
+                pc,
+                address=addr,
+                reason=f"{uc_error}{where} (PC {fmt_addr(pc)})",
             )
         if pc == TRAP_ADDRESS:
             r0 = self.uc.reg_read(arm.UC_ARM_REG_R0)
             r0 = r0 - (1 << 32) if r0 & 0x80000000 else r0
-            return RunResult(Outcome.RETURN, pc, r0=r0, reason="returned")
-        return RunResult(
-            Outcome.HANG, pc, reason=f"{budget} instructions executed, PC {fmt_addr(pc)}"
+            return FirmwareRun(FirmwareOutcome.RETURN, pc, r0=r0, reason="returned")
+        return FirmwareRun(
+            FirmwareOutcome.HANG, pc, reason=f"{budget} instructions executed, PC {fmt_addr(pc)}"
         )
 
     # ================================================================== snapshots
@@ -785,8 +804,8 @@ __all__ = [
     "CALLBACK_KINDS",
     "DEFAULT_BUDGET",
     "TRAP_ADDRESS",
+    "FirmwareOutcome",
+    "FirmwareRun",
     "Machine",
     "MachineSnapshot",
-    "Outcome",
-    "RunResult",
 ]

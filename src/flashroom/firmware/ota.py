@@ -9,9 +9,11 @@ entries 16-18):
 * ``Spark_Save_Firmware_Chunk(FileTransfer::Descriptor&, const uint8_t*, void*)``
 * ``Spark_Finish_Firmware_Update(FileTransfer::Descriptor&, uint32_t flags, void*)``
 
-:class:`RealSystemOta` has the shape of an OTA target (``prepare``/``save_chunk``/``finish``)
-so the same transfer can be driven into the model (``Device.ota_begin/ota_write/ota_finish``)
-and into the real code and the flash compared byte for byte.
+:class:`RealSystemOta` implements :class:`flashroom.deviceos.ota.SystemUpdateCallbacks`, the
+contract the protocol's device end drives and the emulator's system model implements too, and
+has the shape of an OTA target (``prepare``/``save_chunk``/``finish``), so the same transfer can
+be driven into the model (``Device.ota_begin/ota_write/ota_finish``) and into the real code and
+the flash compared byte for byte.
 
 Runner choices (not Device OS facts): the descriptor and the chunk buffer live in the target's
 ``call_scratch`` SRAM (on Electron the top of the user-part RAM, unused since no application
@@ -21,22 +23,27 @@ the machine's trap.
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flashroom.emu.flash import NorFlash
-from flashroom.emu.sysflags import BackupRegisters
-from flashroom.errors import EmulatorError, PowerCut
+from flashroom.deviceos.enums import FileTransferStore, UpdateFlag
+from flashroom.deviceos.ota import FileTransferDescriptor
+from flashroom.errors import EmulatorError
 from flashroom.firmware import stm32f2 as st
-from flashroom.firmware.flashport import FlashRecorder
+from flashroom.firmware.flashport import FlashPrimitive, FlashRecorder
 from flashroom.firmware.image import (
     FirmwareImage,
     FirmwareImageError,
     FirmwareSymbolError,
     install_image,
 )
-from flashroom.firmware.machine import DEFAULT_BUDGET, Machine, Outcome, RunResult
+from flashroom.firmware.machine import (
+    DEFAULT_BUDGET,
+    Backup,
+    FirmwareOutcome,
+    FirmwareRun,
+    Machine,
+)
 from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.particle.module_info import ModuleFunction
 from flashroom.ranges import fmt_addr
@@ -47,8 +54,6 @@ CHUNK_BUFFER_OFFSET = 0x100
 MAX_CHUNK = 0x1000
 #: ``SYSTEM_FLAG_OTA_UPDATE_ENABLED`` (system/inc/system_update.h:79-92).
 SYSTEM_FLAG_OTA_UPDATE_ENABLED = 1
-#: ``UpdateFlag::SUCCESS``: Finish validates and applies.
-UPDATE_FLAG_SUCCESS = 1
 
 #: The functions the runner calls, and the module index that holds each (spec 11.2).
 ENTRY_POINTS: tuple[tuple[str, int], ...] = (
@@ -60,44 +65,6 @@ ENTRY_POINTS: tuple[tuple[str, int], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class OtaDescriptor:
-    """``FileTransfer::Descriptor``: 20 bytes, packed (communication/inc/file_transfer.h:35-83)."""
-
-    chunk_address: int  # +4  u32: OTA offset (Prepare) / absolute address of the chunk (Save)
-    chunk_size: int  # +8  u16
-    store: int  # +10 u8: 0 FIRMWARE
-    file_length: int  # +12 u32
-    file_address: int = 0  # +16 u32: set by Prepare to 0x080C0000 + chunk_address (u32)
-    size: int = 20  # +0  u16: sizeof(Descriptor)
-    reserved2: int = 0  # +2  u16
-    reserved: int = 0  # +11 u8
-
-    STRUCT = struct.Struct("<HHIHBBII")
-    SIZE = 20
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> OtaDescriptor:
-        size, r2, addr, csize, store, r, flen, faddr = cls.STRUCT.unpack_from(data, 0)
-        return cls(addr, csize, store, flen, faddr, size, r2, r)
-
-    def to_bytes(self) -> bytes:
-        return self.STRUCT.pack(
-            self.size,
-            self.reserved2,
-            self.chunk_address & 0xFFFFFFFF,
-            self.chunk_size,
-            self.store,
-            self.reserved,
-            self.file_length,
-            self.file_address & 0xFFFFFFFF,
-        )
-
-
-if OtaDescriptor.STRUCT.size != OtaDescriptor.SIZE:
-    raise RuntimeError("FileTransfer::Descriptor struct is not 20 bytes")
-
-
 class FirmwareCallError(EmulatorError):
     """A real-firmware function did not return: it crashed, hung, reset or entered DFU.
 
@@ -106,7 +73,7 @@ class FirmwareCallError(EmulatorError):
         result: how the run ended (outcome, PC, faulting address).
     """
 
-    def __init__(self, function: str, result: RunResult):
+    def __init__(self, function: str, result: FirmwareRun):
         super().__init__(
             f"{function} did not return: {result.outcome} at PC {fmt_addr(result.pc)}"
             + (f", address {fmt_addr(result.address)}" if result.address is not None else "")
@@ -228,8 +195,8 @@ class RealSystemOta:
 
     def __init__(
         self,
-        flash: NorFlash,
-        backup: BackupRegisters | list[int] | None,
+        flash: FlashPrimitive,
+        backup: Backup,
         parts: SystemParts,
         *,
         bootloader: FirmwareImage | None = None,
@@ -258,76 +225,108 @@ class RealSystemOta:
             write_protected=write_protected,
             fail_bits=fail_bits,
         )
-        self.descriptor = OtaDescriptor(0, 0, 0, 0)
-        self.last: RunResult | None = None
+        #: the transfer :meth:`prepare` started (the OTA-target API)
+        self.transfer = FileTransferDescriptor()
+        self.last: FirmwareRun | None = None
+        self._last_error = ""
         self._call("module_system_part1_pre_init", ())
         self._call("system_set_flag", (SYSTEM_FLAG_OTA_UPDATE_ENABLED, 1, 0))
 
-    # ------------------------------------------------------------------ the OTA target
-    def prepare(
-        self,
-        file_length: int,
-        chunk_size: int = 512,
-        chunk_address: int = 0,
-        store: int = 0,
-        flags: int = 0,
-    ) -> tuple[int, OtaDescriptor]:
-        """``Spark_Prepare_For_Firmware_Update``: returns (rc, the descriptor it leaves).
+    # ------------------------------------------------------------------ SystemUpdateCallbacks
+    def prepare_for_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Prepare_For_Firmware_Update(file, flags, NULL)``: 0 ok, 1 updates disabled.
+
+        ``file`` is updated in place from what the code left (``file_address``, the defaults).
 
         Raises:
             PowerCut: an armed cut fired (the device is off).
             FirmwareCallError: the function did not return.
         """
-        desc = OtaDescriptor(chunk_address & 0xFFFFFFFF, chunk_size, store, file_length)
-        self._write_descriptor(desc)
+        self._write_descriptor(file)
         rc = self._call("Spark_Prepare_For_Firmware_Update", (self.args, flags, 0))
-        self.descriptor = self._read_descriptor()
-        return rc, self.descriptor
+        self._read_back(file)
+        return rc
 
-    def save_chunk(self, address: int, data: bytes) -> int:
-        """``Spark_Save_Firmware_Chunk`` with the chunk at absolute ``address``: returns rc.
+    def save_firmware_chunk(self, file: FileTransferDescriptor, chunk: bytes) -> int:
+        """``Spark_Save_Firmware_Chunk(file, chunk, NULL)``; ``file.chunk_address`` is the
+        chunk's absolute address and ``file.chunk_size`` its length (the device end sets both).
 
         Raises:
             EmulatorError: the chunk is larger than :data:`MAX_CHUNK`.
             PowerCut: an armed cut fired.
             FirmwareCallError: the function did not return.
         """
-        if len(data) > MAX_CHUNK:
-            raise EmulatorError(f"chunk of {len(data)} bytes is over the {MAX_CHUNK}-byte buffer")
-        d = self.descriptor
-        desc = OtaDescriptor(
-            address & 0xFFFFFFFF, len(data), d.store, d.file_length, d.file_address
-        )
-        self._write_descriptor(desc)
-        self.machine.write(self.buffer, data)
+        if len(chunk) > MAX_CHUNK:
+            raise EmulatorError(f"chunk of {len(chunk)} bytes is over the {MAX_CHUNK}-byte buffer")
+        self._write_descriptor(file)
+        self.machine.write(self.buffer, chunk)
         rc = self._call("Spark_Save_Firmware_Chunk", (self.args, self.buffer, 0))
-        self.descriptor = self._read_descriptor()
+        self._read_back(file)
         return rc
 
-    def finish(self, flags: int = UPDATE_FLAG_SUCCESS) -> int:
-        """``Spark_Finish_Firmware_Update``: 1 = applied at the next restart, 2 = applied,
-        negative = ``system_error_t`` (-1300 ...).
+    def finish_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
+        """``Spark_Finish_Firmware_Update(file, flags, NULL)``: 1 = applied at the next restart,
+        2 = bootloader applied, negative = ``system_error_t`` (-1300 ...).
 
         Raises:
             PowerCut: an armed cut fired.
             FirmwareCallError: the function did not return.
         """
-        self._write_descriptor(self.descriptor)
-        return self._call("Spark_Finish_Firmware_Update", (self.args, flags, 0))
+        self._write_descriptor(file)
+        rc = self._call("Spark_Finish_Firmware_Update", (self.args, flags, 0))
+        self._last_error = "" if rc > 0 else f"Spark_Finish_Firmware_Update returned {rc}"
+        return rc
+
+    @property
+    def last_ota_error(self) -> str:
+        """The real code gives no words: the return code of a failed finish, else empty."""
+        return self._last_error
+
+    # ------------------------------------------------------------------ an OTA target
+    def prepare(
+        self,
+        file_length: int,
+        chunk_size: int = 512,
+        chunk_address: int = 0,
+        store: int = FileTransferStore.FIRMWARE,
+        flags: int = 0,
+    ) -> tuple[int, FileTransferDescriptor]:
+        """UpdateBegin with these fields: returns (rc, the descriptor Prepare left)."""
+        self.transfer = FileTransferDescriptor(
+            file_length, chunk_size, chunk_address & 0xFFFFFFFF, 0, store
+        )
+        rc = self.prepare_for_firmware_update(self.transfer, flags)
+        return rc, replace(self.transfer)
+
+    def save_chunk(self, address: int, data: bytes) -> int:
+        """A chunk at absolute ``address`` of the prepared transfer: returns rc."""
+        file = replace(self.transfer, chunk_address=address & 0xFFFFFFFF, chunk_size=len(data))
+        return self.save_firmware_chunk(file, data)
+
+    def finish(self, flags: int = UpdateFlag.SUCCESS) -> int:
+        """UpdateDone: returns rc (see :meth:`finish_firmware_update`)."""
+        return self.finish_firmware_update(self.transfer, flags)
 
     # ------------------------------------------------------------------ internals
-    def _write_descriptor(self, desc: OtaDescriptor) -> None:
-        self.machine.write(self.args, desc.to_bytes())
+    def _write_descriptor(self, file: FileTransferDescriptor) -> None:
+        self.machine.write(self.args, file.to_bytes())
 
-    def _read_descriptor(self) -> OtaDescriptor:
-        return OtaDescriptor.from_bytes(self.machine.read(self.args, OtaDescriptor.SIZE))
+    def _read_back(self, file: FileTransferDescriptor) -> None:
+        got = FileTransferDescriptor.from_bytes(
+            self.machine.read(self.args, FileTransferDescriptor.SIZE)
+        )
+        file.file_length = got.file_length
+        file.chunk_size = got.chunk_size
+        file.chunk_address = got.chunk_address
+        file.file_address = got.file_address
+        file.store = got.store
 
     def _call(self, name: str, args: tuple[int, ...]) -> int:
         res = self.machine.call(self._fn[name], args, budget=self.budget)
         self.last = res
-        if res.outcome is Outcome.RETURN and res.r0 is not None:
+        if res.outcome is FirmwareOutcome.RETURN and res.r0 is not None:
             return res.r0
-        if res.outcome is Outcome.OFF and res.power_cut is not None:
+        if res.outcome is FirmwareOutcome.OFF and res.power_cut is not None:
             raise res.power_cut
         raise FirmwareCallError(name, res)
 
@@ -338,8 +337,6 @@ __all__ = [
     "MAX_CHUNK",
     "FirmwareCallError",
     "FirmwareSymbolError",
-    "OtaDescriptor",
-    "PowerCut",
     "RealSystemOta",
     "SystemParts",
 ]

@@ -36,9 +36,8 @@ import sys
 import zlib
 from collections.abc import Callable, Sequence
 
-from flashroom.emu.flash import NorFlash
 from flashroom.firmware import stm32f2 as st
-from flashroom.firmware.flashport import FlashPort
+from flashroom.firmware.flashport import FlashPort, FlashPrimitive
 
 _M32 = 0xFFFFFFFF
 _PG_LOCK = st.FLASH_CR_PG | st.FLASH_CR_LOCK
@@ -308,7 +307,7 @@ class FlashInterface(RegisterBlock):
 
     def __init__(
         self,
-        flash: NorFlash,
+        flash: FlashPrimitive,
         port: FlashPort,
         *,
         write_protected: frozenset[int] = frozenset(),

@@ -1,14 +1,17 @@
-"""The few Particle facts the real-firmware runner needs, in one place.
+"""The few Particle facts the real-firmware runner needs, gathered in one place.
 
 Everything else the runner knows is the chip (:mod:`flashroom.firmware.stm32f2`) or comes from
-the binaries themselves. When the ``flashroom.deviceos`` facts package lands, :data:`ELECTRON`
-should be built from it; nothing else in :mod:`flashroom.firmware` names a Particle address.
+the binaries themselves. The values come from :mod:`flashroom.deviceos` (their one home); the
+two that are not there yet are marked and belong in ``deviceos/electron.py``. Nothing else in
+:mod:`flashroom.firmware` names a Particle address.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flashroom.deviceos import electron, gen2
+from flashroom.deviceos.enums import PlatformId
 from flashroom.ranges import AddrRange
 
 
@@ -64,21 +67,25 @@ class FirmwareTarget:
         return None
 
 
-#: Electron / E Series, platform 10 (spec 1.3, 1.7; platform_config.h:87-88 for the button).
+_SYSTEM = (electron.MODULE_SYSTEM_PART1, electron.MODULE_SYSTEM_PART2, electron.MODULE_SYSTEM_PART3)
+
+#: Electron / E Series, platform 10 (spec 1.3, 1.7).
 ELECTRON = FirmwareTarget(
     name="electron",
-    platform_id=10,
-    flash=AddrRange(0x08000000, 0x08100000),
-    flash_alias=0x00000000,
-    sram=AddrRange(0x20000000, 0x20020000),
-    backup_sram=AddrRange(0x40024000, 0x40025000),
-    bootloader=AddrRange(0x08000000, 0x08004000),
-    system_jump=0x08020000,
-    system=AddrRange(0x08020000, 0x08080000),
-    system_parts=((1, 0x08020000), (2, 0x08040000), (3, 0x08060000)),
-    ota_scratch=0x080C0000,
+    platform_id=PlatformId.ELECTRON,
+    flash=AddrRange(gen2.INTERNAL_FLASH_START, gen2.INTERNAL_FLASH_END),
+    flash_alias=0,  # BOOT0 low: main flash is also visible at 0 (RM0033 2.4)
+    sram=AddrRange(gen2.SRAM_START, gen2.SRAM_END),
+    backup_sram=AddrRange.sized(gen2.BACKUP_SRAM_START, gen2.BACKUP_SRAM_SIZE),
+    bootloader=gen2.MODULE_BOOTLOADER.range,
+    system_jump=gen2.CORE_FW_ADDRESS,
+    system=AddrRange(_SYSTEM[0].start_address, _SYSTEM[-1].end_address),
+    system_parts=tuple((b.module_index, b.start_address) for b in _SYSTEM),
+    ota_scratch=electron.MODULE_OTA.start_address,
+    # not in deviceos yet: BUTTON1_GPIO_PORT/PIN (platform_config.h:87-88) ...
     button_port="C",
     button_pin=7,
+    # ... and the top of the user-part static RAM, below system idx3 static RAM (spec 1.7)
     call_scratch=AddrRange(0x2001A000, 0x2001BC00),
 )
 

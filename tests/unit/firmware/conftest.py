@@ -1,11 +1,5 @@
-"""Shared helpers for the real-firmware tests: the Device OS fixtures and a width-aware NorFlash.
-
-:class:`WidthNorFlash` is the thin local stand-in for the NorFlash extension the lead is landing
-on main (``program(..., width=)``, ``arm_fault(..., kind="fail")``): at word granularity a
-program call counts ``len // width + len % width`` operations, a ``fail`` fault makes its
-operation fail without writing and raises ``FlashOpError``. It only overrides NorFlash methods
-in a subclass (nothing is replaced at run time) and goes when main's NorFlash has these.
-"""
+"""Shared helpers for the real-firmware tests: the Device OS fixtures, model device states and a
+flash observer."""
 
 from __future__ import annotations
 
@@ -14,15 +8,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import NamedTuple
 
 import pytest
 
+from flashroom.deviceos import get_profile
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.device import Device
-from flashroom.emu.flash import NorFlash
-from flashroom.errors import PowerCut
-from flashroom.firmware.flashport import FlashOpError
+from flashroom.emu.flash import FlashEvent, FlashEventKind, NorFlash
+from flashroom.emu.outcome import BootMode
+from flashroom.emu.sysflags import BackupRegisters
 from flashroom.particle.build import synthetic_user_app
 
 HERE = Path(__file__).resolve()
@@ -55,98 +49,26 @@ def device_os() -> Path:
     return d
 
 
-# ------------------------------------------------------------------ width-aware NorFlash
-class Call(NamedTuple):
-    kind: str
-    addr: int
-    size: int
-    width: int
+# ------------------------------------------------------------------ a flash observer
+class Calls:
+    """Records the program and erase events of a NorFlash (``NorFlash.subscribe``)."""
+
+    def __init__(self) -> None:
+        self.events: list[FlashEvent] = []
+
+    def flash_event(self, event: FlashEvent) -> None:
+        if event.kind != FlashEventKind.READ:
+            self.events.append(event)
+
+    def programs(self) -> list[FlashEvent]:
+        return [e for e in self.events if e.kind == FlashEventKind.PROGRAM]
 
 
-class WidthNorFlash(NorFlash):
-    """NorFlash with the ``width`` program argument and ``fail`` faults (see module doc)."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.calls: list[Call] = []
-        self._fail_at: int | None = None
-        self._fail_since = 0
-
-    def arm_fault(  # type: ignore[override]
-        self, cut_at_op: int, torn: bool = False, seed: int = 0, kind: str = "cut"
-    ) -> None:
-        if kind == "fail":
-            self._fail_at = cut_at_op
-            self._fail_since = 0
-            return
-        super().arm_fault(cut_at_op, torn, seed)
-
-    def disarm(self) -> None:
-        self._fail_at = None
-        super().disarm()
-
-    def _maybe_fail(self, n_ops: int) -> int | None:
-        """Ops of this call completing before the armed failure, or None (and count them)."""
-        at = self._fail_at
-        start = self._fail_since
-        self._fail_since = start + n_ops
-        if at is None or not start <= at < start + n_ops:
-            return None
-        self._fail_at = None
-        return at - start
-
-    def erase_sector(self, index: int) -> None:
-        self.calls.append(Call("erase", self.chip.sectors[index].start, 0, 0))
-        if self._maybe_fail(1) is not None:
-            self.op_count += 1
-            raise FlashOpError(self.op_count - 1)
-        super().erase_sector(index)
-
-    def program(  # type: ignore[override]
-        self, addr: int, data: bytes | bytearray | memoryview, *, width: int = 4
-    ) -> None:
-        data = bytes(data)
-        self.calls.append(Call("program", addr, len(data), width))
-        size = len(data)
-        n_units, tail = divmod(size, width)
-        units = n_units + tail
-        n_ops = units if self.granularity == "word" else 1
-        k = self._maybe_fail(n_ops)
-        if k is not None:
-            done = min(size, k * width) if k <= n_units else n_units * width + (k - n_units)
-            if self.granularity == "chunk":
-                done = 0
-            if done:
-                self._program_units(addr, data[:done], width)
-            self.op_count += 1
-            raise FlashOpError(self.op_count - 1)
-        self._program_units(addr, data, width)
-
-    def _program_units(self, addr: int, data: bytes, width: int) -> None:
-        if width == 4 or self.granularity == "chunk":
-            super().program(addr, data)
-            return
-        size = len(data)
-        off = self._offset(addr, size)
-        if size == 0:
-            return
-        n_units, tail = divmod(size, width)
-        units = n_units + tail
-        cut = self._fault_in(units)
-        if cut is not None:
-            fault, k = cut
-            done = k * width if k <= n_units else min(size, n_units * width + (k - n_units))
-            self._and(off, data[:done])
-            self._charge_units(k)
-            if k:
-                self._account("program", addr, done, k)
-            if fault.torn:
-                nxt = (k + 1) * width if k + 1 <= n_units else n_units * width + (k + 1 - n_units)
-                self._torn_program(off + done, data[done : min(size, nxt)], fault.seed)
-            raise PowerCut(fault.cut_at_op, fault.torn)
-        self._and(off, data)
-        self._charge_units(units)
-        self._account("program", addr, size, units)
+def watch(flash: NorFlash) -> Calls:
+    """Subscribe a :class:`Calls` recorder to ``flash``."""
+    calls = Calls()
+    flash.subscribe(calls)
+    return calls
 
 
 # ------------------------------------------------------------------ device states
@@ -178,14 +100,11 @@ def pending_update(size: int, profile: str = "extended", seed: int = 7) -> Pendi
 def make_device(
     contents: bytes, regs: tuple[int, ...], *, profile: str = "extended", granularity: str = "word"
 ) -> Device:
-    """A Device on a :class:`WidthNorFlash` holding ``contents``."""
-    from flashroom.emu.profiles import get_profile
-    from flashroom.emu.sysflags import BackupRegisters
-
-    flash = WidthNorFlash(granularity=granularity)  # type: ignore[arg-type]
+    """A running Device on a fresh NorFlash holding ``contents``."""
+    flash = NorFlash(granularity=granularity)  # type: ignore[arg-type]
     flash.load_contents(contents)
     dev = Device(get_profile("electron", profile), flash=flash, regs=BackupRegisters(list(regs)))
-    dev.state = "application"
+    dev.state = BootMode.APPLICATION
     return dev
 
 
@@ -202,14 +121,8 @@ def fw(device_os: Path) -> SimpleNamespace:
         K=K,
         BOOTLOADER_1006=device_os / f"{BOOTLOADER_1006}.bin",
         BOOTLOADER_1002=device_os / f"{BOOTLOADER_1002}.bin",
-        WidthNorFlash=WidthNorFlash,
+        watch=watch,
         pending_update=pending_update,
         make_device=make_device,
         model_boot=model_boot,
     )
-
-
-@pytest.fixture
-def width_flash() -> type[WidthNorFlash]:
-    """The width-aware NorFlash class (no Device OS binaries needed)."""
-    return WidthNorFlash

@@ -11,10 +11,11 @@ import pytest
 
 from flashroom.emu.dct import MAGIC_PENDING, MAGIC_UNUSED, DcdStore
 from flashroom.emu.device import Device
+from flashroom.emu.flash import program_units
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST
 from flashroom.firmware.boot import RealBootloader, install_bootloader, load_bootloader
 from flashroom.firmware.flashport import FlashRecorder, FlashRun
-from flashroom.firmware.machine import Outcome, RunResult
+from flashroom.firmware.machine import FirmwareOutcome, FirmwareRun
 from flashroom.firmware.stm32f2 import FLASH_SR_PGPERR, FlashErrorBits
 
 K = 1024
@@ -74,7 +75,7 @@ def test_real_1006_applies_a_255k_update_with_the_spec_11_operation_sequence(fw:
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1006)
     ops_before = dev.flash.op_count
     res = rb.boot()
-    assert res.outcome is Outcome.JUMP
+    assert res.outcome is FirmwareOutcome.JUMP
     assert res.target == SYSTEM_RESET_HANDLER == rb.system_reset_handler()
     assert rec.runs() == SPEC_11_RUNS
     assert res.flash_ops == rec.op_count == SPEC_11_TOTAL
@@ -87,52 +88,60 @@ def test_real_1006_applies_a_255k_update_with_the_spec_11_operation_sequence(fw:
 
 def test_real_1006_halfword_program_reaches_norflash_as_width_2(fw: Any) -> None:
     dev, rb, _ = real_boot(fw, fw.BOOTLOADER_1006)
-    before = len(dev.flash.calls)  # type: ignore[attr-defined]
+    calls = fw.watch(dev.flash)
     rb.boot()
-    calls = dev.flash.calls[before:]  # type: ignore[attr-defined]
-    magic = [c for c in calls if c.kind == "program" and c.addr == 0x08008B40]
-    assert [(c.size, c.width) for c in magic] == [(2, 2)]
-    assert {c.width for c in calls if c.kind == "program" and c.addr >= USER} == {4}
+    magic = [c for c in calls.programs() if c.addr == 0x08008B40]
+    assert [(c.size, c.width, c.ops) for c in magic] == [(2, 2, 1)]
+    assert {c.width for c in calls.programs() if c.addr >= USER} == {4}
 
 
 def test_real_1006_final_flash_equals_the_models_outside_sector_0(fw: Any) -> None:
     dev, rb, _ = real_boot(fw, fw.BOOTLOADER_1006)
-    assert rb.boot().outcome is Outcome.JUMP
+    assert rb.boot().outcome is FirmwareOutcome.JUMP
     model = model_device(fw, fw.BOOTLOADER_1006)
     assert fw.model_boot(model) == "jump"
     assert dev.flash.read(0x08004000, 0xFC000) == model.flash.read(0x08004000, 0xFC000)
 
 
-def test_model_op_sequence_differs_from_the_real_one_exactly_as_spec_11_says(fw: Any) -> None:
-    _, rb, rec = real_boot(fw, fw.BOOTLOADER_1006)
+def _units(events: list[Any]) -> list[tuple[str, int, int]]:
+    """Program events expanded into their operations: (kind, address, bytes) per operation."""
+    out: list[tuple[str, int, int]] = []
+    for e in events:
+        if e.kind == "erase":
+            out.append(("erase", e.addr, 0))
+            continue
+        addr = e.addr
+        for unit in program_units(e.addr, e.size, e.width):
+            out.append(("program", addr, unit))
+            addr += unit
+    return out
+
+
+def test_the_model_makes_the_real_code_operation_sequence_op_for_op(fw: Any) -> None:
+    # spec 11 listed the model's old discrepancies (the slot magic as two byte programs, a
+    # 2-byte tail, one word of the old header): the model now writes the DCT as
+    # DCD::_writeSector through InternalFlashStore::write does, so none remain.
+    dev, rb, _ = real_boot(fw, fw.BOOTLOADER_1006)
+    real = fw.watch(dev.flash)
     rb.boot()
     model = model_device(fw, fw.BOOTLOADER_1006)
+    calls = fw.watch(model.flash)
     first = model.flash.op_count
     fw.model_boot(model)
-    model_ops = [(e.kind, e.addr, e.size, e.ops) for e in model.flash.log if e.first_op >= first]
-    real_ops = [(r.kind, r.start, r.end - r.start, r.ops) for r in rec.runs()]
-    assert model.flash.op_count - first == SPEC_11_TOTAL + 1 == 69_383
-    diffs = [(m, r) for m, r in zip(model_ops, real_ops, strict=True) if m != r]
-    assert diffs == [
-        # the 2-byte slot magic: the model's two byte programs, the real code's one halfword
-        (("program", 0x08008B40, 2, 2), ("program", 0x08008B40, 2, 1)),
-        # the rest of the copy starts at a halfword: the model counts its 2-byte tail as 2 ops
-        (("program", 0x08008B42, 0x349E, 3369), ("program", 0x08008B42, 0x349E, 3368)),
-        # the old copy's header: the model rewrites the seal word, the real code both words
-        (("program", 0x08004004, 4, 1), ("program", 0x08004000, 8, 2)),
-    ]
+    assert model.flash.op_count - first == SPEC_11_TOTAL
+    assert _units(calls.events) == _units(real.events)
+    assert len(_units(real.events)) == SPEC_11_TOTAL
 
 
 def test_real_1006_at_chunk_granularity_makes_one_operation_per_session_run(fw: Any) -> None:
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1006, granularity="chunk")
-    before = len(dev.flash.calls)  # type: ignore[attr-defined]
+    calls = fw.watch(dev.flash)
     res = rb.boot()
-    assert res.outcome is Outcome.JUMP and res.flash_ops == 12
+    assert res.outcome is FirmwareOutcome.JUMP and res.flash_ops == 12
     assert [(r.kind, r.start, r.end) for r in rec.runs()] == [
         (r.kind, r.start, r.end) for r in SPEC_11_RUNS
     ]
-    calls = dev.flash.calls[before:]  # type: ignore[attr-defined]
-    chunks = [c for c in calls if c.kind == "program"]
+    chunks = calls.programs()
     assert [(c.addr, c.size, c.width) for c in chunks[:2]] == [
         (0x08080000, 0x20000, 4),
         (0x080A0000, 0x1FC00, 4),
@@ -144,7 +153,7 @@ def test_real_1006_at_chunk_granularity_makes_one_operation_per_session_run(fw: 
 def test_real_1002_clears_the_slot_before_copying(fw: Any) -> None:
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1002)
     res = rb.boot()
-    assert res.outcome is Outcome.JUMP and res.target == SYSTEM_RESET_HANDLER
+    assert res.outcome is FirmwareOutcome.JUMP and res.target == SYSTEM_RESET_HANDLER
     runs = rec.runs()
     erases = [r.start for r in runs if r.kind == "erase"]
     assert erases == [0x08008000, 0x08080000, 0x080A0000]  # DCT first, then the copy
@@ -157,7 +166,7 @@ def test_real_1002_clears_the_slot_before_copying(fw: Any) -> None:
 
 def test_real_1002_final_flash_equals_the_models_legacy_bootloader(fw: Any) -> None:
     dev, rb, _ = real_boot(fw, fw.BOOTLOADER_1002)
-    assert rb.boot().outcome is Outcome.JUMP
+    assert rb.boot().outcome is FirmwareOutcome.JUMP
     model = model_device(fw, fw.BOOTLOADER_1002)  # version 1002 in sector 0: legacy (spec 4.5)
     assert fw.model_boot(model) == "jump"
     assert dev.flash.read(0x08004000, 0xFC000) == model.flash.read(0x08004000, 0xFC000)
@@ -168,12 +177,12 @@ def test_cut_mid_copy_leaves_1006_off_and_the_next_boot_resumes_and_completes(fw
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1006)
     dev.flash.arm_fault(40_000)  # a word of the sector 9 copy
     res = rb.boot()
-    assert res.outcome is Outcome.OFF and res.power_cut is not None
+    assert res.outcome is FirmwareOutcome.OFF and res.power_cut is not None
     assert res.flash_ops == 40_000
     assert slot_magic(dev) == MAGIC_PENDING  # spec 4.5: still pending after a power loss
     rec.clear()
     again = rb.boot()
-    assert again.outcome is Outcome.JUMP and again.target == SYSTEM_RESET_HANDLER
+    assert again.outcome is FirmwareOutcome.JUMP and again.target == SYSTEM_RESET_HANDLER
     assert rec.runs() == SPEC_11_RUNS  # repeated from the start
     clean, rb2, _ = real_boot(fw, fw.BOOTLOADER_1006)
     rb2.boot()
@@ -183,11 +192,11 @@ def test_cut_mid_copy_leaves_1006_off_and_the_next_boot_resumes_and_completes(fw
 def test_cut_mid_copy_with_1002_does_not_retry(fw: Any) -> None:
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1002)
     dev.flash.arm_fault(40_000)
-    assert rb.boot().outcome is Outcome.OFF
+    assert rb.boot().outcome is FirmwareOutcome.OFF
     assert slot_magic(dev) == MAGIC_UNUSED  # cleared before the copy (spec 4.5 v1.5.2)
     rec.clear()
     again = rb.boot()
-    assert again.outcome is Outcome.JUMP
+    assert again.outcome is FirmwareOutcome.JUMP
     assert not any(r.kind == "erase" and r.start >= USER for r in rec.runs())
     assert dev.flash.read(USER, 255 * K) != fw.pending_update(255 * K).app
 
@@ -195,16 +204,16 @@ def test_cut_mid_copy_with_1002_does_not_retry(fw: Any) -> None:
 def test_chunk_cut_loses_the_whole_run_and_a_torn_cut_tears_it(fw: Any) -> None:
     dev, rb, _ = real_boot(fw, fw.BOOTLOADER_1006, granularity="chunk")
     dev.flash.arm_fault(3)  # op 3: the sector 9 run
-    assert rb.boot().outcome is Outcome.OFF
+    assert rb.boot().outcome is FirmwareOutcome.OFF
     assert dev.flash.is_blank(0x080A0000, 0x20000)  # none of the run reached flash
     app = fw.pending_update(255 * K).app
     assert dev.flash.read(USER, 0x20000) == app[:0x20000]
     torn, rb2, _ = real_boot(fw, fw.BOOTLOADER_1006, granularity="chunk")
     torn.flash.arm_fault(3, torn=True, seed=5)
-    assert rb2.boot().outcome is Outcome.OFF
+    assert rb2.boot().outcome is FirmwareOutcome.OFF
     half = torn.flash.read(0x080A0000, 0x1FC00)
     assert half != app[0x20000:] and not torn.flash.is_blank(0x080A0000, 0x1FC00)
-    assert rb2.boot().outcome is Outcome.JUMP  # and the retry repairs it
+    assert rb2.boot().outcome is FirmwareOutcome.JUMP  # and the retry repairs it
     assert torn.flash.read(USER, len(app)) == app
 
 
@@ -213,12 +222,11 @@ def test_failed_word_program_takes_the_sr_error_path_and_1006_clears_the_slot(fw
     dev, rb, rec = real_boot(fw, fw.BOOTLOADER_1006)
     dev.flash.arm_fault(100, kind="fail")  # word 99 of the sector 8 copy
     res = rb.boot()
-    assert res.outcome is Outcome.JUMP
+    assert res.outcome is FirmwareOutcome.JUMP
     runs = rec.runs()
-    failed = [e for e in rec.events if not e.ok]
-    assert [(e.kind, e.addr) for e in failed] == [("program", USER + 99 * 4)]
+    assert [(e.kind, e.addr) for e in rec.failed()] == [("program", USER + 99 * 4)]
     # CopyFlashBlock stopped at the error: no more words, sector 9 never erased ...
-    assert runs[1] == FlashRun("program", USER, USER + 100 * 4, 100, ((4, 100),))
+    assert runs[1] == FlashRun("program", USER, USER + 99 * 4, 99, ((4, 99),))
     assert not any(r.kind == "erase" and r.start == 0x080A0000 for r in runs)
     # ... and the slot is cleared anyway (spec 4.5 failure table)
     assert runs[2] == SPEC_11_RUNS[4]
@@ -246,7 +254,7 @@ def test_no_valid_system_module_is_dfu(fw: Any) -> None:
     install_bootloader(dev.flash, load_bootloader(fw.BOOTLOADER_1006))
     dev.flash.erase_sector(5)  # no module at 0x08020000
     res = RealBootloader(dev.flash, dev.regs).boot()
-    assert res.outcome is Outcome.DFU
+    assert res.outcome is FirmwareOutcome.DFU
     assert res.target is not None and 0x50000000 <= res.target < 0x50040000
 
 
@@ -256,7 +264,7 @@ def test_factory_reset_request_restores_the_factory_image_and_resets(fw: Any) ->
     dev.regs.update_flags(Factory_Reset_SysFlag=FACTORY_RESET_REQUEST)
     fac = dev.flash.read(0x080A0000, 0x20000)
     res = RealBootloader(dev.flash, dev.regs).boot()
-    assert res.outcome is Outcome.RESET and res.target is not None
+    assert res.outcome is FirmwareOutcome.RESET and res.target is not None
     assert res.target & 0xFFFF0004 == 0x05FA0004  # VECTKEY | PRIGROUP kept | SYSRESETREQ
     assert dev.flash.read(USER, 0x20000) == fac
     assert dev.regs.load_flags().Factory_Reset_SysFlag == 0xFFFF
@@ -273,7 +281,7 @@ def test_corrupt_code_is_a_crash_with_pc(fw: Any) -> None:
     image[0x19C:0x19E] = b"\xff\xde"  # UDF #255 at the reset handler
     _raw_sector0(dev, bytes(image))
     res = RealBootloader(dev.flash, dev.regs).boot()
-    assert res.outcome is Outcome.CRASH and res.pc == 0x0800019C
+    assert res.outcome is FirmwareOutcome.CRASH and res.pc == 0x0800019C
 
 
 def test_reset_vector_into_unmapped_memory_is_a_crash_with_the_address(fw: Any) -> None:
@@ -282,20 +290,20 @@ def test_reset_vector_into_unmapped_memory_is_a_crash_with_the_address(fw: Any) 
     image[4:8] = struct.pack("<I", 0x30000001)
     _raw_sector0(dev, bytes(image))
     res = RealBootloader(dev.flash, dev.regs).boot()
-    assert res.outcome is Outcome.CRASH and res.address == 0x30000000
+    assert res.outcome is FirmwareOutcome.CRASH and res.address == 0x30000000
 
 
 def test_erased_sector_0_is_a_crash_not_a_traceback(fw: Any) -> None:
     dev = _fresh(fw)
     dev.flash.erase_sector(0)
     res = RealBootloader(dev.flash, dev.regs).boot()
-    assert res.outcome is Outcome.CRASH
+    assert res.outcome is FirmwareOutcome.CRASH
 
 
 def test_instruction_budget_spent_is_a_hang_with_pc(fw: Any) -> None:
     _, rb, _ = real_boot(fw, fw.BOOTLOADER_1006)
     res = rb.boot(budget=10_000)
-    assert res.outcome is Outcome.HANG
+    assert res.outcome is FirmwareOutcome.HANG
     assert 0x08000000 <= res.pc < 0x08004000
 
 
@@ -320,8 +328,8 @@ def test_a_held_button_hangs_because_systick_is_not_delivered(fw: Any) -> None:
     dev = _fresh(fw)
     install_bootloader(dev.flash, load_bootloader(fw.BOOTLOADER_1006))
     res = RealBootloader(dev.flash, dev.regs, button_pressed=True).boot(budget=2_000_000)
-    assert res.outcome is Outcome.HANG
-    assert RealBootloader(dev.flash, dev.regs).boot().outcome is Outcome.JUMP
+    assert res.outcome is FirmwareOutcome.HANG
+    assert RealBootloader(dev.flash, dev.regs).boot().outcome is FirmwareOutcome.JUMP
 
 
 def test_snapshot_and_restore_give_the_same_boot_again(fw: Any) -> None:
@@ -342,7 +350,7 @@ def test_snapshot_and_restore_give_the_same_boot_again(fw: Any) -> None:
 
 
 def test_result_json_keys_are_stable() -> None:
-    r = RunResult(Outcome.JUMP, 0x0802019C, target=0x0802019C, flash_ops=3)
+    r = FirmwareRun(FirmwareOutcome.JUMP, 0x0802019C, target=0x0802019C, flash_ops=3)
     assert r.to_json() == {
         "outcome": "jump",
         "pc": "0x0802019c",
@@ -361,6 +369,6 @@ def test_write_protection_is_lifted_by_the_code_before_it_erases(fw: Any, granul
     _, rb, rec = real_boot(
         fw, fw.BOOTLOADER_1006, granularity=granularity, write_protected=frozenset({8})
     )
-    assert rb.boot().outcome is Outcome.JUMP
+    assert rb.boot().outcome is FirmwareOutcome.JUMP
     assert rec.runs()[0] == SPEC_11_RUNS[0]
     assert rb.machine.flash_if.nwrp & (1 << 8)

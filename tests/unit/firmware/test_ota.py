@@ -8,14 +8,15 @@ from typing import Any
 
 import pytest
 
+from flashroom.deviceos.ota import FileTransferDescriptor, SystemUpdateCallbacks
 from flashroom.emu.dct import MAGIC_PENDING, DcdStore
 from flashroom.emu.device import Device
 from flashroom.errors import PowerCut
 from flashroom.firmware.boot import RealBootloader, load_bootloader
 from flashroom.firmware.flashport import FlashRecorder
 from flashroom.firmware.image import FirmwareImageError, FirmwareSymbolError
-from flashroom.firmware.machine import Outcome
-from flashroom.firmware.ota import OtaDescriptor, RealSystemOta, SystemParts
+from flashroom.firmware.machine import FirmwareOutcome
+from flashroom.firmware.ota import RealSystemOta, SystemParts
 from flashroom.particle.build import synthetic_user_app
 
 K = 1024
@@ -48,7 +49,9 @@ def model_update(app: bytes) -> tuple[Device, int]:
     return dev, dev.ota_finish()
 
 
-def real_update(ota: RealSystemOta, app: bytes) -> tuple[int, OtaDescriptor, list[int], int]:
+def real_update(
+    ota: RealSystemOta, app: bytes
+) -> tuple[int, FileTransferDescriptor, list[int], int]:
     rc, desc = ota.prepare(len(app), 512, 0, 0, 0)
     saves = [ota.save_chunk(OTA + off, app[off : off + 512]) for off in range(0, len(app), 512)]
     return rc, desc, saves, ota.finish(1)
@@ -102,13 +105,13 @@ def test_hostile_chunk_address_erases_the_bootloader_on_the_stock_code(fw: Any) 
     assert desc.file_address == 0x08000000  # 0x080C0000 + 0xFFF40000, u32 wrap
     assert [(e.kind, e.addr) for e in rec.events] == [("erase", 0x08000000)]
     assert dev.flash.is_blank(0x08000000, 0x4000)
-    assert RealBootloader(dev.flash, dev.regs).boot().outcome is Outcome.CRASH
+    assert RealBootloader(dev.flash, dev.regs).boot().outcome is FirmwareOutcome.CRASH
 
 
 def test_updates_disabled_prepare_returns_1_and_erases_nothing(fw: Any) -> None:
     _, ota, rec = real_target(fw)
     flag = ota.parts.function("system_set_flag", 2)
-    assert ota.machine.call(flag, (1, 0, 0)).outcome is Outcome.RETURN
+    assert ota.machine.call(flag, (1, 0, 0)).outcome is FirmwareOutcome.RETURN
     rc, _ = ota.prepare(100 * K)
     assert rc == 1 and rec.events == []
 
@@ -124,11 +127,16 @@ def test_power_cut_during_a_chunk_raises_power_cut_like_the_model(fw: Any) -> No
     assert dev.flash.read(OTA + 20, 4) == b"\xff" * 4
 
 
-def test_descriptor_round_trips() -> None:
-    d = OtaDescriptor(0xFFF40000, 512, 0, 200 * K, 0x08000000)
-    raw = d.to_bytes()
-    assert len(raw) == 20 and OtaDescriptor.from_bytes(raw) == d
-    assert raw[:4] == b"\x14\x00\x00\x00"
+def test_the_protocol_callbacks_fill_in_the_descriptor_as_the_real_code_does(fw: Any) -> None:
+    _, ota, rec = real_target(fw)
+    callbacks: SystemUpdateCallbacks = ota
+    file = FileTransferDescriptor(file_length=0, chunk_size=0, chunk_address=0)
+    assert callbacks.prepare_for_firmware_update(file, 1) == 0  # the dry run of UpdateBegin
+    # chunk_size 0 selects HAL_OTA_ChunkSize() and HAL_OTA_FlashLength() (spec 4.1 #1)
+    assert (file.chunk_size, file.file_length, file.file_address) == (512, 0x20000, OTA)
+    assert rec.events == []  # a dry run erases nothing
+    assert callbacks.finish_firmware_update(file, 0) < 0  # not SUCCESS: failed
+    assert callbacks.last_ota_error.startswith("Spark_Finish_Firmware_Update returned")
 
 
 # ============================================================================ the parts folder

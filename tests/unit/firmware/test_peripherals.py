@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flashroom.emu.flash import NorFlash
 from flashroom.firmware import stm32f2 as st
 from flashroom.firmware.flashport import FlashPort, FlashRecorder
 from flashroom.firmware.peripherals import (
@@ -21,8 +22,8 @@ F = st.FLASH_R_BASE
 A = 0x08080000
 
 
-def flash_if(cls: Any, **kw: Any) -> tuple[Any, FlashInterface, FlashRecorder]:
-    flash = cls(granularity="word")
+def flash_if(**kw: Any) -> tuple[NorFlash, FlashInterface, FlashRecorder]:
+    flash = NorFlash(granularity="word")
     rec = FlashRecorder()
     port = FlashPort(flash, bytearray(flash.contents()), recorder=rec)
     return flash, FlashInterface(flash, port, **kw), rec
@@ -33,8 +34,8 @@ def unlock(fi: FlashInterface) -> None:
     fi.write(F + st.FLASH_KEYR, 4, st.FLASH_KEY2)
 
 
-def test_flash_cr_is_locked_until_the_key_sequence(width_flash: Any) -> None:
-    _, fi, _ = flash_if(width_flash)
+def test_flash_cr_is_locked_until_the_key_sequence() -> None:
+    _, fi, _ = flash_if()
     fi.write_cr(F + st.FLASH_CR, 4, st.FLASH_CR_PG)
     assert fi.locked and not fi.read_register(st.FLASH_CR) & st.FLASH_CR_PG  # ignored
     fi.write(F + st.FLASH_KEYR, 4, 0x12345678)  # a wrong key
@@ -46,8 +47,8 @@ def test_flash_cr_is_locked_until_the_key_sequence(width_flash: Any) -> None:
     assert fi.locked
 
 
-def test_program_needs_pg_and_errors_are_write_one_to_clear(width_flash: Any) -> None:
-    flash, fi, rec = flash_if(width_flash)
+def test_program_needs_pg_and_errors_are_write_one_to_clear() -> None:
+    flash, fi, rec = flash_if()
     unlock(fi)
     fi.store(A, 4, 0)
     assert fi.read_register(st.FLASH_SR) == st.FLASH_SR_PGSERR and rec.events == []
@@ -60,8 +61,8 @@ def test_program_needs_pg_and_errors_are_write_one_to_clear(width_flash: Any) ->
     assert flash.read(A, 4) == bytes.fromhex("78563412")
 
 
-def test_strt_erases_sector_snb_and_clears_itself(width_flash: Any) -> None:
-    flash, fi, rec = flash_if(width_flash)
+def test_strt_erases_sector_snb_and_clears_itself() -> None:
+    flash, fi, rec = flash_if()
     flash.program(0x080A0000, b"\x00" * 8)
     unlock(fi)
     cr = st.FLASH_CR_SER | (9 << st.FLASH_CR_SNB_SHIFT)
@@ -73,8 +74,8 @@ def test_strt_erases_sector_snb_and_clears_itself(width_flash: Any) -> None:
     assert flash.is_blank(0x080A0000, 8)
 
 
-def test_write_protected_sectors_refuse_until_optstrt_lifts_them(width_flash: Any) -> None:
-    _, fi, rec = flash_if(width_flash, write_protected=frozenset({0}))
+def test_write_protected_sectors_refuse_until_optstrt_lifts_them() -> None:
+    _, fi, rec = flash_if(write_protected=frozenset({0}))
     unlock(fi)
     cr = st.FLASH_CR_SER | (0 << st.FLASH_CR_SNB_SHIFT)
     fi.write_cr(F + st.FLASH_CR, 4, cr | st.FLASH_CR_STRT)

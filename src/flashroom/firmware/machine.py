@@ -21,7 +21,10 @@ Memory map (chip facts in :mod:`~flashroom.firmware.stm32f2`, Particle facts in
 
 Anything else is unmapped: touching it ends the run as ``crash`` with the PC and the address.
 Interrupts and exceptions are not delivered (there is no NVIC/SysTick model and none is needed on
-the update path, spec 11): the CPU raising one is a ``crash`` too.
+the update path, spec 11): the CPU raising one is a ``crash`` too. What needs SysTick does not
+finish: a held MODE button (``main.c`` times it with ``TimingBUTTON``, which ``SysTick_Handler``
+counts down) ends as ``hang``. The backup SRAM is zeroed at power-on like SRAM (flashroom's
+device state does not carry it); the RTC backup registers are the device's and persist.
 
 Speed (spec 11 "where the time goes"): register reads are never hooked, stores only where the
 block needs behaviour, and those callbacks bypass the Python binding's wrapper layer.
@@ -588,8 +591,12 @@ class Machine:
         return bytes(self.uc.mem_read(addr, size))
 
     def write(self, addr: int, data: bytes) -> None:
-        """Host write into RAM (arguments for :meth:`call`); never use it for flash."""
+        """Host write into RAM (arguments for :meth:`call`, or code); never use it for flash.
+
+        Code Unicorn translated from the range is dropped, so new code there runs.
+        """
         self.uc.mem_write(addr, data)
+        self.uc.ctl_remove_cache(addr, addr + len(data))
 
     def read_u32(self, addr: int) -> int:
         """The little-endian word the CPU reads at ``addr``."""

@@ -1,11 +1,11 @@
 """STM32F2 peripherals at register level, as the real bootloader and system code use them.
 
-Every modelled block is a 1 KB-page-aligned ``bytearray`` that Unicorn maps **read-only**: reads
-are plain memory (no callback; ``FLASH_WaitForLastOperation`` polls SR at full speed), and every
-store raises Unicorn's write-protection event, which the machine routes to the block's
-``write``. Unicorn then discards the store, so the block alone decides what the register holds
-(write-1-to-clear SR bits, self-clearing STRT, ready bits that follow their enable bits). That is
-the whole trick: no register here needs a read callback.
+Every modelled block but the CRC unit is a 1 KB-page-aligned ``bytearray`` that Unicorn maps
+**read-only**: reads are plain memory (no callback; ``FLASH_WaitForLastOperation`` polls SR at
+full speed), and every store raises Unicorn's write-protection event, which the machine routes to
+the block's ``write``. Unicorn then discards the store, so the block alone decides what the
+register holds (write-1-to-clear SR bits, self-clearing STRT, ready bits that follow their enable
+bits). That is the whole trick: no register here needs a read callback.
 
 Modelled behaviour (everything else in a block is a plain register: it reads what was written):
 

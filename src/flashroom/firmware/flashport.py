@@ -14,11 +14,12 @@ makes operation numbers comparable between the real code and the Python model.
   a session runs from the unlock (the KEYR key sequence) to ``CR.LOCK``; a run ends at the lock,
   at an erase, at a store that does not continue the run, and at the end of the emulation. The
   run is buffered and handed to NorFlash as one ``program(start, data, width)`` call when it ends
-  (``width`` is the narrowest store of the run). Meanwhile the CPU's view of flash already shows
-  the run's data, so the code's own reads (``InternalFlashStore::write``'s ``memcmp``) see it; a
-  power cut at that operation therefore loses the whole run and a torn cut tears the whole run
-  with NorFlash's own tear, exactly as for one ``program`` call of the model. Erases are still
-  one operation each.
+  (``width`` is the stores' unit, or NorFlash's ``ALIGNED`` (0) when the run mixes units, as
+  ``InternalFlashStore::write``'s runs do: a halfword, then words). Meanwhile the CPU's view of
+  flash already shows the run's data, so the code's own reads (``InternalFlashStore::write``'s
+  ``memcmp``) see it; a power cut at that operation therefore loses the whole run and a torn cut
+  tears the whole run with NorFlash's own tear, exactly as for one ``program`` call of the
+  model. Erases are still one operation each.
 
 A ``cut`` fault (:class:`~flashroom.errors.PowerCut`) propagates: the device is off. A ``fail``
 fault (``FlashOpError``) is reported to the FLASH interface through ``on_fail`` so it can raise
@@ -71,6 +72,11 @@ class FlashPrimitive(Protocol):
 
 
 EventKind = Literal["erase", "program"]
+
+#: NorFlash's ``width`` for a call programmed by alignment (word when 4-aligned with 4 bytes
+#: left, else halfword, else byte: ``InternalFlashStore::write``, spec 11); the value of
+#: ``flashroom.emu.flash.ALIGNED`` (firmware sits below emu and cannot import it).
+ALIGNED = 0
 
 
 class FlashCall(NamedTuple):
@@ -246,8 +252,8 @@ class FlashPort:
                 self._run_start = addr
                 self._run_width = size
                 run = self._run_data
-            elif size < self._run_width:
-                self._run_width = size
+            elif size != self._run_width:
+                self._run_width = ALIGNED  # mixed units: InternalFlashStore::write's pattern
             run += value.to_bytes(size, "little")
             if size == 4 and not off & 3:
                 self.view_words[off >> 2] &= value

@@ -11,7 +11,7 @@ import pytest
 
 from flashroom.emu.dct import MAGIC_PENDING, MAGIC_UNUSED, DcdStore
 from flashroom.emu.device import Device
-from flashroom.emu.flash import program_units
+from flashroom.emu.flash import ALIGNED, program_units
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST
 from flashroom.firmware.boot import RealBootloader, install_bootloader, load_bootloader
 from flashroom.firmware.flashport import FlashRecorder, FlashRun
@@ -146,7 +146,16 @@ def test_real_1006_at_chunk_granularity_makes_one_operation_per_session_run(fw: 
         (0x08080000, 0x20000, 4),
         (0x080A0000, 0x1FC00, 4),
     ]
-    assert (0x08008B42, 0x349E, 2) in [(c.addr, c.size, c.width) for c in chunks]
+    # the DCT piece after the slot magic: a halfword then words, handed over as ALIGNED
+    assert (0x08008B42, 0x349E, ALIGNED) in [(c.addr, c.size, c.width) for c in chunks]
+    # and the model, at chunk granularity, makes the same 12 operations on the same ranges
+    p = fw.pending_update(255 * K)
+    model = fw.make_device(p.contents, p.regs, granularity="chunk")
+    install_bootloader(model.flash, load_bootloader(fw.BOOTLOADER_1006))
+    mcalls = fw.watch(model.flash)
+    fw.model_boot(model)
+    shape = [(str(c.kind), c.addr, c.size, c.ops) for c in calls.events]
+    assert [(str(c.kind), c.addr, c.size, c.ops) for c in mcalls.events] == shape
 
 
 # ============================================================================ 1002

@@ -62,9 +62,9 @@ def test_chunk_granularity_buffers_a_session_run_and_hands_it_over_at_the_lock()
     assert r.calls.events == [] and r.flash.read(A, 4) == b"\xff" * 4
     assert r.view(A, 4) == bytes.fromhex("44332211")  # the CPU already sees the run
     r.port.end_session()
-    assert r.calls.shape() == [("program", A, 6, 2)]  # one call, the narrowest width
+    assert r.calls.shape() == [("program", A, 6, 0)]  # one call; mixed units: ALIGNED
     assert r.flash.op_count == 1 and r.flash.read(A, 6) == bytes.fromhex("443322116655")
-    assert r.rec.runs() == [FlashRun("program", A, A + 6, 1, ((2, 1),))]
+    assert r.rec.runs() == [FlashRun("program", A, A + 6, 1, ((0, 1),))]
 
 
 def test_chunk_runs_end_at_a_gap_an_erase_and_a_new_session() -> None:

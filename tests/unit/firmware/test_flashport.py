@@ -131,3 +131,10 @@ def test_runs_merge_words_and_halfwords_of_one_session_and_skip_failures() -> No
         FlashRun("erase", 0x080A0000, 0x080C0000, 1, ()),
     ]
     assert rec.runs()[0].describe() == "program 0x08080000-0x0808000a (1x2 + 2x4)"
+
+
+def test_the_aligned_width_is_norflashs() -> None:
+    from flashroom.emu import flash as emu_flash
+    from flashroom.firmware import flashport
+
+    assert flashport.ALIGNED == emu_flash.ALIGNED

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flashroom.atomicfile import write_bytes_atomic
-from flashroom.deviceos import Profile, UpdateFlag, get_platform, get_profile
+from flashroom.deviceos import Profile, UpdateFlag, get_profile
 from flashroom.deviceos.gen2 import (
     BOOTLOADER_VARIANTS,
     DEFAULT_CHUNK_SIZE,
@@ -42,7 +42,7 @@ from flashroom.emu.outcome import (
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
 from flashroom.errors import EmulatorError, FlashroomError, OtaError, PowerCut
-from flashroom.particle.build import device_os_install, synthetic_module, synthetic_user_app
+from flashroom.particle.build import device_os_install, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.ranges import fmt_addr
 
@@ -111,7 +111,6 @@ class Device:
             self.flash,
             self.regs,
             DcdStore(self.flash, app_offset=profile.dct_app_offset),
-            embedded_bootloader=embedded_bootloader(profile.platform, bootloader),
         )
         self.state = BootMode.OFF
         self.reason = ""
@@ -327,6 +326,10 @@ class Device:
         """A system reset (after ``ota_finish``): bootloader apply, then boot."""
         return self.boot()
 
+    def status(self) -> Outcome:
+        """The device as it stands, without running anything (result ``running``)."""
+        return self._outcome(RunResult.RUNNING, None, self._counters())
+
     def factory_reset(self) -> Outcome:
         """``System.factoryReset()``: set ``Factory_Reset_SysFlag`` = 0xAAAA and reset (spec 5.2).
 
@@ -539,8 +542,8 @@ class Device:
 
     # ================================================================== internals
     def _require_running(self, what: str) -> None:
-        if self.state in ("application", "safe_mode", "factory"):
-            return
+        if self.state in ("application", "safe_mode", "factory", "system_mismatch"):
+            return  # a device with mismatched system parts still runs (undefined, spec 8.9)
         hint = {
             "off": "power was cut; boot it first",
             "dfu": "it is in DFU mode (no cloud connection); boot it or install over DFU",
@@ -650,57 +653,22 @@ def _fresh_image(
 def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]:
     """Bootloader, system parts and the small stock app a fresh device carries.
 
+    On ``extended`` the system modules carry the profile's version (spec 9 change 5); with the
+    ``legacy`` variant the bootloader is a 1002 one (spec 4.5), and the Electron system embeds
+    that same image (spec-silent modelling choice: a real v2.3.1 system embeds 1004 and would
+    replace a 1002 bootloader at its first boot, spec 4.7, so the legacy hazard is only real
+    before the system reaches 2.x).
+
     Raises:
         EmulatorError: unknown platform/profile.
     """
     prof = get_profile(platform, profile, gen2_only=True)
-    out: list[bytes] = []
-    for m in device_os_install(prof.platform):
-        info = read_module_info_at(m, 0)
-        if info.module_function == ModuleFunction.SYSTEM_PART and profile == "extended":
-            # spec 9 change 5: the modified system modules get a distinct version
-            m = synthetic_module(
-                len(m),
-                platform_id=info.platform_id,
-                function=info.module_function,
-                index=info.module_index,
-                version=prof.system_version,
-                start_address=info.module_start_address,
-                dependency=None if info.dependency.is_none else info.dependency,
-                dependency2=None if info.dependency2.is_none else info.dependency2,
-                seed=info.module_function * 16 + info.module_index,
-            )
-        elif info.module_function == ModuleFunction.BOOTLOADER and bootloader == "legacy":
-            m = synthetic_module(
-                len(m),
-                platform_id=info.platform_id,
-                function=ModuleFunction.BOOTLOADER,
-                index=0,
-                version=LEGACY_BOOTLOADER_VERSION,
-                start_address=info.module_start_address,
-                seed=32,
-            )
-        out.append(m)
-    out.append(synthetic_user_app(DEFAULT_APP_SIZE, platform=prof.platform, seed=1))
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def embedded_bootloader(platform: str, bootloader: str) -> bytes | None:
-    """The bootloader image the system firmware embeds (spec 4.7), None off Electron.
-
-    Electron v2.3.1 embeds bootloader 1004 (spec 2.4), which is what a fresh ``resumable``
-    device carries. Spec-silent modelling choice: a ``legacy`` device stands for a system build
-    whose embedded image is that same <= 1002 bootloader; a real v2.3.1 system would replace a
-    1002 bootloader with 1004 at its first boot (spec 4.7), so the legacy hazard (spec 4.5)
-    is only real before the system reaches 2.x.
-    """
-    if get_platform(platform).embedded_bootloader_version is None:  # HAL_REPLACE_BOOTLOADER
-        return None
-    for m in default_modules(platform, "stock", bootloader):
-        if read_module_info_at(m, 0).module_function == ModuleFunction.BOOTLOADER:
-            return m
-    return None  # pragma: no cover - every install has a bootloader
+    install = device_os_install(
+        prof.platform,
+        system_version=prof.system_version if profile == "extended" else None,
+        bootloader_version=LEGACY_BOOTLOADER_VERSION if bootloader == "legacy" else None,
+    )
+    return [*install, synthetic_user_app(DEFAULT_APP_SIZE, platform=prof.platform, seed=1)]
 
 
 def factory_image(platform: str) -> bytes:
@@ -722,6 +690,5 @@ __all__ = [
     "OutcomeError",
     "RunResult",
     "default_modules",
-    "embedded_bootloader",
     "factory_image",
 ]

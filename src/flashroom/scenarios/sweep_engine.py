@@ -255,6 +255,9 @@ def _classify(
     elif boot_kind == "bricked":
         cls = "brick"
         violations.append(f"the device reports bricked: {getattr(s.device, 'reason', '')}")
+    elif boot_kind == "system_mismatch":
+        cls = "mix"
+        violations.append(f"system_mismatch: {s.device.reason}")
     elif boot_kind == "factory":
         cls = "safe_mode"  # spec 5.3: factory image runs; recoverable over the air like safe mode
     else:

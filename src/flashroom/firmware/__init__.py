@@ -7,8 +7,8 @@ program and erase it makes goes through the device's :class:`~flashroom.emu.flas
 * :mod:`~flashroom.firmware.targets`: the few Particle addresses the runner needs;
   :mod:`~flashroom.firmware.stm32f2`: chip register facts as data.
 * :mod:`~flashroom.firmware.image`: ``.bin``/``.elf`` loading and the bad-input verdicts.
-* :mod:`~flashroom.firmware.machine`: :class:`Machine`, :class:`FirmwareOutcome`,
-  :class:`FirmwareRun`.
+* :mod:`~flashroom.firmware.machine`: :class:`Machine`;
+  :mod:`~flashroom.firmware.outcome`: :class:`FirmwareOutcome`, :class:`FirmwareRun`.
 * :mod:`~flashroom.firmware.boot`: :class:`RealBootloader` (boot from sector 0).
 * :mod:`~flashroom.firmware.ota`: :class:`RealSystemOta` (the system OTA path at function
   level, spec 11.2).
@@ -36,8 +36,8 @@ _EXPORTS = {
     "BackupRegisterFile": "machine",
     "Machine": "machine",
     "MachineSnapshot": "machine",
-    "FirmwareOutcome": "machine",
-    "FirmwareRun": "machine",
+    "FirmwareOutcome": "outcome",
+    "FirmwareRun": "outcome",
     "RealBootloader": "boot",
     "install_bootloader": "boot",
     "load_bootloader": "boot",

@@ -232,7 +232,13 @@ def _build_entry(
                 e = sb.build_app(app, entry / "stock")
                 stock[name] = StockLink(name, True, e, "", ())
             except BuildError as err:
-                stock[name] = StockLink(name, False, None, str(err), err.excerpt)
+                message = str(err)
+                if err.log_path:  # keep the log: the stock tree is deleted below
+                    kept = entry / "stock" / "logs" / Path(err.log_path).name
+                    kept.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(err.log_path, kept)
+                    message = message.replace(err.log_path, str(kept))
+                stock[name] = StockLink(name, False, None, message, err.excerpt)
             timings[f"stock app {name}"] = time.monotonic() - t0
         shutil.rmtree(stock_tree.root)
     record = {

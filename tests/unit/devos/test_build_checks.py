@@ -157,3 +157,26 @@ def test_overflow_summary_names_the_region_and_the_limit(tmp_path: Path) -> None
     patched = _failure_summary("app big", ex, 2, ("user-256k",), tmp_path / "log")
     assert "256 KB" in patched and "0x080c0000" in patched
     assert "make failed with status 2" in _failure_summary("system", ("x",), 2, (), tmp_path)
+
+
+def test_build_app_refuses_bad_app_folders_and_names(mini_tree: Path, tmp_path: Path) -> None:
+    try:
+        find_toolchain()
+    except ToolchainError as e:
+        pytest.skip(str(e))
+    run_patch(PatchRequest(mini_tree))
+    sb = SystemBuild.open(mini_tree)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "README").write_text("no sources")
+    with pytest.raises(UsageError, match=r"no \.cpp, \.c or \.ino file"):
+        sb.build_app(empty, tmp_path / "out")
+    app = tmp_path / "ok"
+    app.mkdir()
+    (app / "app.cpp").write_text("void setup() {}\nvoid loop() {}\n")
+    for bad in ("two words", "../up", "-dash", "a/b"):
+        with pytest.raises(UsageError, match="expected letters, digits"):
+            sb.build_app(app, tmp_path / "out", name=bad)
+    with pytest.raises(UsageError, match="not a directory"):
+        sb.build_app(tmp_path / "missing", tmp_path / "out")
+    assert not (mini_tree / "build/target").exists()  # refused before make

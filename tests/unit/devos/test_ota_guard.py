@@ -91,11 +91,14 @@ class System:
         self.flash_writes.clear()
         return uc
 
-    def prepare(self, chunk_address: int, flags: int) -> tuple[int, int]:
-        """``Spark_Prepare_For_Firmware_Update`` of a FIRMWARE descriptor (chunk_size 0:
-        defaults); returns (result, file_address)."""
+    def prepare(
+        self, chunk_address: int, flags: int, chunk_size: int = 0, file_length: int = 0
+    ) -> tuple[int, int]:
+        """``Spark_Prepare_For_Firmware_Update`` of a FIRMWARE descriptor (chunk_size 0: the
+        defaults, 512 and HAL_OTA_FlashLength()); returns (result, file_address)."""
         uc = self._ready()
-        uc.mem_write(_DESC, struct.pack("<HHIHBBII", 20, 0, chunk_address, 0, 0, 0, 0, 0))
+        desc = struct.pack("<HHIHBBII", 20, 0, chunk_address, chunk_size, 0, 0, file_length, 0)
+        uc.mem_write(_DESC, desc)
         fn = _symbol(self.elfs["system-part3"], "Spark_Prepare_For_Firmware_Update")
         r = self._call(uc, fn, _DESC, flags, 0)
         return r, struct.unpack_from("<I", bytes(uc.mem_read(_DESC + 16, 4)))[0]
@@ -141,8 +144,13 @@ def test_patched_refuses_the_hostile_update_begin_before_any_flash_access(
 
 
 def test_patched_refuses_a_file_past_the_ota_scratch(patched: System) -> None:
-    # chunk_address 0x40000: file_address 0x08100000, the first byte past the scratch
+    # chunk_address 0x40000: file_address 0x08100000, the first byte past the scratch; refused
+    # for the default length and for a long-form UpdateBegin that claims no length at all
     assert patched.prepare(0x40000, flags=1) == (OTA_INVALID_ADDRESS, 0x08100000)
+    assert patched.prepare(0x40000, 1, chunk_size=512) == (OTA_INVALID_ADDRESS, 0x08100000)
+    # a file that starts inside but runs past the end
+    assert patched.prepare(0x3FF00, 1, chunk_size=512, file_length=512)[0] == OTA_INVALID_ADDRESS
+    assert patched.prepare(0x3FE00, 1, chunk_size=512, file_length=512) == (0, 0x080FFE00)
 
 
 def test_patched_still_takes_an_update_at_the_start_of_the_scratch(patched: System) -> None:
@@ -157,4 +165,5 @@ def test_patched_saves_chunks_only_inside_the_ota_scratch(patched: System, stock
     for outside in (0x08000000, 0x080BFE00, 0x080FFF00):  # bootloader, user part, past the end
         assert patched.save(outside) == OTA_INVALID_ADDRESS, hex(outside)
         assert patched.flash_writes == []
+    assert patched.save(0x08100000, size=0) == OTA_INVALID_ADDRESS  # starts past the end
     assert stock.save(0x08000000) == 0 and stock.flash_writes  # stock programs the bootloader

@@ -216,6 +216,8 @@ def build_cmd(
     holds idx 3, system-part2 idx 1, system-part3 idx 2: spec 1.4), version, address range,
     size, sha256 and dependencies. Every module is parsed by flashroom's own parser and refused
     unless it verifies. A clean build takes about 2 minutes on 2 cores; user apps alone, seconds.
+    TREE/build/target is removed first when the tree changed since flashroom last built it
+    (Device OS's makefiles do not rebuild objects when only a makefile define changes).
 
     Exit codes: 0 built; 2 bad input: not a writable 2.3.1 tree, toolchain missing (the
     message names the Debian packages), OUT not empty, a compile error (the compiler's first

@@ -34,6 +34,7 @@ _NOUNS: dict[str, tuple[str, str, str]] = {
     "emu": ("flashroom.cli.emu", "emu", "Emulate a device: flash, DCT, bootloader, OTA path."),
     "ota": ("flashroom.cli.ota", "ota", "Serve updates over CoAP as the Particle cloud does."),
     "demo": ("flashroom.cli.demo", "demo", "Tell the whole story in one run."),
+    "devos": ("flashroom.cli.devos", "devos", "Patch, build and package Device OS 2.3.1."),
 }
 
 

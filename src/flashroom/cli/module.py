@@ -120,7 +120,9 @@ def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[A
     with progress_bar("inspecting", len(files)) as progress:
         for i, name in enumerate(files):
             try:
-                m = parse_module(_read(name), name)
+                data = _read(name)
+                # flashroom devos: a .dfu shows its elements and the module in each
+                m = _inspect_dfu(data, name) if _is_dfu(data, name) else parse_module(data, name)
             except ModuleFormatError as e:
                 results.append(
                     {
@@ -138,6 +140,19 @@ def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[A
                     worst = 1
             progress(i + 1, len(files))
     return results, parsed, worst
+
+
+def _is_dfu(data: bytes, name: str) -> bool:
+    from flashroom.particle.dfu_inspect import looks_like_dfu
+
+    return looks_like_dfu(data, name)
+
+
+def _inspect_dfu(data: bytes, name: str) -> Any:
+    from flashroom.particle.dfu_inspect import inspect_dfu
+
+    with _about(name):
+        return inspect_dfu(data, name)
 
 
 def _render_module_text(m: Any, console: Any) -> None:
@@ -212,6 +227,10 @@ def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
                         console.print(f"{name}: [red]FAIL[/red] {c.name}: {c.detail}")
                 else:
                     console.print(f"{name}: [green]ok[/green] ({len(item.checks())} checks)")
+            elif hasattr(item, "dfu"):  # a .dfu (flashroom devos)
+                from flashroom.cli.devos import render_dfu_text
+
+                render_dfu_text(item, console)
             else:
                 _render_module_text(item, console)
     if worst == 2:
@@ -230,7 +249,9 @@ def inspect(files: tuple[str, ...], fmt: str) -> None:
     Reads prefix (module_info_t), extensions, suffix, CRC-32 and SHA-256 exactly as Particle's
     binary-version-reader does, plus compressed/combined layouts. Exit 0: every file valid;
     1: a file fails a check (CRC, SHA-256, size against addresses, compressed stream, combined
-    chain); 2: a file cannot be read or parsed (the message names field and offset).
+    chain); 2: a file cannot be read or parsed (the message names field and offset). A DfuSe
+    .dfu file (flashroom devos package) shows each element's address and size and the module
+    inside it.
 
     \b
     Example:

@@ -57,3 +57,72 @@ def run_cli(args: list[str], input: str | None = None) -> CliResult:
 @pytest.fixture
 def cli() -> Any:
     return run_cli
+
+
+# --- Device OS: the shared source tree and the real build (flashroom devos) -------------------
+# The real build runs once per test run: bootloader, system and the test apps of tests/data/apps
+# against a patched copy of ../shared/device-os/v2.3.1, and two apps against a stock copy, cached
+# in the gitignored build/devos-cache/<key> (key: source tree + flashroom's patch + apps + devos
+# code + gcc version) behind a file lock, so the pytest-xdist workers build it once.
+
+DEVOS_APPS = REPO / "tests" / "data" / "apps"
+DEVOS_CACHE = REPO / "build" / "devos-cache"
+
+
+def device_os_source_dir() -> Path | None:
+    """``<shared>/device-os/v2.3.1`` beside the checkout (or under $FLASHROOM_SHARED)."""
+    from flashroom.devos.tree import find_shared_dir
+
+    shared = find_shared_dir(REPO)
+    src = None if shared is None else shared / "device-os" / "v2.3.1"
+    return src if src is not None and (src / "build" / "version.mk").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def device_os_source() -> Path:
+    """The pristine, read-only Device OS 2.3.1 tree (skips when it is not there)."""
+    src = device_os_source_dir()
+    if src is None:
+        pytest.skip(
+            "Device OS 2.3.1 tree not found at ../shared/device-os/v2.3.1 (set FLASHROOM_SHARED)"
+        )
+    return src
+
+
+@pytest.fixture(scope="session")
+def device_os_stock_fixtures(device_os_source: Path) -> Path:
+    """``<shared>/fixtures/device-os``: the stock v2.3.1 Electron binaries (see its README)."""
+    d = device_os_source.parent.parent / "fixtures" / "device-os"
+    if not d.is_dir():
+        pytest.skip(f"stock Device OS binaries not found at {d}")
+    return d
+
+
+@pytest.fixture(scope="session")
+def devos_build(device_os_source: Path) -> Any:
+    """The real build (:class:`flashroom.devos.reference.ReferenceBuild`): ``.out`` holds
+    bootloader, system-part1..3 and user-part-{big200k,tiny,tiny-v2} with manifest.json;
+    ``.stock_links`` the stock tree's link of big200k (fails) and tiny; ``.system_build()``
+    builds more apps against the patched tree in seconds. Skips when the toolchain is missing."""
+    from flashroom.devos.reference import reference_build
+    from flashroom.devos.toolchain import find_toolchain
+    from flashroom.errors import ToolchainError
+
+    try:
+        find_toolchain()
+    except ToolchainError as e:
+        pytest.skip(str(e))
+    return reference_build(
+        device_os_source,
+        DEVOS_CACHE,
+        apps=[DEVOS_APPS / n for n in ("big200k", "tiny", "tiny-v2")],
+        stock_apps=[DEVOS_APPS / n for n in ("big200k", "tiny")],
+        jobs=2,
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The first test to use the real build waits for it (about 3 minutes on 2 cores).
+    for item in items:
+        if "devos_build" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(1800))

@@ -273,6 +273,27 @@ def _link_unnamed(fd: int, path: Path) -> bool:
     return True
 
 
+def unnamed_files_supported(directory: str | os.PathLike[str]) -> bool:
+    """Whether files written into ``directory`` are unnamed until complete (``O_TMPFILE`` and a
+    way to name it here): then a writer killed mid-write leaves no temporary file at all;
+    otherwise it may leave one ``.name.XXXX.tmp``, which :func:`remove_stale_temps` removes."""
+    d = Path(directory)
+    fd = _open_unnamed(d)
+    if fd is None:
+        return False
+    try:
+        probe = _temp_name(d, ".probe")
+        try:
+            ok = _link_unnamed(fd, probe)
+        except FileExistsError:  # pragma: no cover - a fresh random name
+            return False
+        if ok:
+            probe.unlink(missing_ok=True)
+        return ok
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     """Remove the temporary files a killed writer of ``path`` left beside it.
 
@@ -539,6 +560,7 @@ __all__ = [
     "check_writable_dir",
     "ensure_dir",
     "remove_stale_temps",
+    "unnamed_files_supported",
     "write_bytes_atomic",
     "write_file_set",
     "write_text_atomic",

@@ -113,7 +113,74 @@ class TransportError(OtaError):
     """The transport (CoAP/UDP) failed: peer gone, timeout, malformed datagram."""
 
 
+class Interrupted(FlashroomError):
+    """The user interrupted a long run (Ctrl-C); the message says what was left unfinished."""
+
+
 class OutputError(FlashroomError, OSError):
     """An output file or directory cannot be written (missing or read-only directory, a file
     where a directory is needed, disk full...). Also an ``OSError``, so callers that caught the
     raw ``OSError`` before keep working."""
+
+
+class DfuFormatError(ModuleFormatError):
+    """A DfuSe file (STM32 UM0391 format, the ``.dfu`` files dfu-util flashes) cannot be read.
+
+    A :class:`ModuleFormatError`, so commands that read modules report it the same way (field
+    and file offset named)."""
+
+
+class SourceTreeError(FlashroomError):
+    """A Device OS source tree cannot be used as asked: not a directory, not a Device OS tree,
+    another version, read-only, or local changes where flashroom's patch goes."""
+
+
+class PatchConflictError(SourceTreeError):
+    """A file of the tree does not hold the text one of flashroom's hunks replaces (nor the text
+    it writes): the tree has local changes there. Nothing is written.
+
+    Attributes:
+        path: the file, relative to the tree.
+        change: the change's name (``factory-retired``...).
+        hunk: the hunk's number within the change, from 1.
+    """
+
+    def __init__(self, message: str, *, path: str, change: str, hunk: int):
+        super().__init__(message)
+        self.path = path
+        self.change = change
+        self.hunk = hunk
+
+
+class ToolchainError(FlashroomError):
+    """A tool the Device OS build needs (arm-none-eabi-gcc, newlib, crc32, xxd, make) is
+    missing; the message names the Debian packages that provide it."""
+
+
+class BuildError(FlashroomError):
+    """A Device OS build step failed (compile error, link overflow, a module that does not
+    verify...).
+
+    Attributes:
+        step: what was being built (``bootloader``, ``system``, ``app tiny``...).
+        excerpt: the tool's own first error lines, verbatim.
+        log_path: the full build log, when one was kept.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str,
+        excerpt: tuple[str, ...] = (),
+        log_path: str | None = None,
+    ):
+        super().__init__(message)
+        self.step = step
+        self.excerpt = excerpt
+        self.log_path = log_path
+
+
+class ManifestError(FlashroomError):
+    """A build output's ``manifest.json`` is missing, malformed, or disagrees with the module
+    files beside it."""

@@ -86,7 +86,7 @@ CASES: dict[str, Case] = {
     "layout-show-photon-extended": Case(
         ["layout", "show", "--platform", "photon", "--layout", "extended", "--format", "json"],
         2,
-        ["photon has no 'extended' layout", "0x080a0000", "spec 4.6"],
+        ["photon has no 'extended' layout", "0x080a0000", "docs/device-os.md#photon-ota"],
     ),
     "layout-show-bad-format": Case(
         ["layout", "show", "--platform", "electron", "--format", "xml"],
@@ -514,7 +514,7 @@ CASES: dict[str, Case] = {
     "emu-new-photon-extended": Case(
         ["emu", "new", "--platform", "photon", "--profile", "extended", "--image", "{ws}/p.img"],
         2,
-        ["'extended' is Electron only", "spec 5.4"],
+        ["'extended' is Electron only", "docs/device-os.md#factory-reset"],
         no_output="p.img",
     ),
     "emu-new-image-under-a-file": Case(

@@ -45,7 +45,7 @@ def test_show_json_is_the_contract(cli: Any) -> None:
 def test_show_photon_extended_exits_2_with_the_reason(cli: Any) -> None:
     res = cli(["layout", "show", "--platform", "photon", "--layout", "extended"])
     assert res.exit_code == 2
-    assert "system OTA" in res.stderr and "spec 4.6" in res.stderr
+    assert "system OTA" in res.stderr and "docs/device-os.md#photon-ota" in res.stderr
 
 
 def test_check_192k_explains_sector_9_and_exits_1(cli: Any) -> None:

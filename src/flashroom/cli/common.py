@@ -39,6 +39,7 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

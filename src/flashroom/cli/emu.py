@@ -84,20 +84,27 @@ def _load(image: Path, *, writable: bool = True) -> Any:
     return dev
 
 
-def _require_cut(out: Any, cut_at_op: int | None, what: str, image: Path) -> None:
-    """Refuse a --cut-at-op that the run never reached (before the image is saved).
+def _require_cut(
+    dev: Any, out: Any, cut_at_op: int | None, fail_at_op: int | None, what: str, image: Path
+) -> None:
+    """Refuse a --cut-at-op or --fail-at-op that the run never reached (before the image is
+    saved).
 
-    A cut past the last operation would silently run the whole update, which is not what the
+    A fault past the last operation would silently run the whole update, which is not what the
     user asked for; the image is left as it was.
     """
-    if cut_at_op is None or out.result == "interrupted":
-        return
     n = out.flash_ops
     ops = f"has only {n} flash operations (0..{n - 1})" if n else "has no flash operation"
-    raise UsageError(
-        f"--cut-at-op {cut_at_op}: this {what} {ops}, so power was never cut; "
-        f"the image is unchanged ({image})"
-    )
+    if cut_at_op is not None and out.result != "interrupted":
+        raise UsageError(
+            f"--cut-at-op {cut_at_op}: this {what} {ops}, so power was never cut; "
+            f"the image is unchanged ({image})"
+        )
+    if fail_at_op is not None and not dev.fault_fired:
+        raise UsageError(
+            f"--fail-at-op {fail_at_op}: this {what} {ops}, so no operation failed; "
+            f"the image is unchanged ({image})"
+        )
 
 
 def _finish(out: Any, fmt: str, title: str, ok: bool) -> None:
@@ -107,7 +114,15 @@ def _finish(out: Any, fmt: str, title: str, ok: bool) -> None:
 
 
 def _cut_options(f: Any) -> Any:
-    """``--cut-at-op N [--torn] [--seed S]``: cut power at flash operation N of this run."""
+    """``--cut-at-op N [--torn] [--seed S]``: cut power at flash operation N of this run;
+    ``--fail-at-op N``: operation N fails instead (an FLASH_SR error bit, as on a brown-out)."""
+    f = click.option(
+        "--fail-at-op",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Flash operation N of this run fails (an FLASH_SR error bit, as on a brown-out): "
+        "nothing is written for it and the firmware's own error handling runs.",
+    )(f)
     f = click.option(
         "--seed", type=int, default=0, show_default=True, help="Seed of a torn operation."
     )(f)
@@ -192,19 +207,23 @@ def install_cmd(
     cut_at_op: int | None,
     torn: bool,
     seed: int,
+    fail_at_op: int | None,
     fmt: str,
 ) -> None:
     """Write modules directly, as USB DFU does (docs/device-os.md#dfu), then leave DFU and boot.
 
     DFU checks only the address range; no module parsing, no size limit per region.
-    With --cut-at-op, power is cut at flash operation N of the (single-module) write.
+    With --cut-at-op, power is cut at flash operation N of the (single-module) write; with
+    --fail-at-op, that operation fails instead and the DFU write stops with an error.
 
     Example: flashroom emu install --image dev.img app-256k.bin
     """
     if address is not None and len(modules) != 1:
         raise UsageError("--address applies to a single module; got " + str(len(modules)))
-    if cut_at_op is not None and len(modules) != 1:
-        raise UsageError("--cut-at-op applies to a single module; got " + str(len(modules)))
+    if (cut_at_op is not None or fail_at_op is not None) and len(modules) != 1:
+        raise UsageError(
+            "--cut-at-op/--fail-at-op apply to a single module; got " + str(len(modules))
+        )
     if torn and cut_at_op is None:
         raise UsageError("--torn needs --cut-at-op N")
     dev = _load(image)
@@ -219,12 +238,13 @@ def install_cmd(
                 cut_at_op=cut_at_op,
                 torn=torn,
                 seed=seed,
+                fail_at_op=fail_at_op,
             )
         except EmulatorError as e:
             hint = " (--address)" if address is None and "explicitly" in str(e) else ""
             raise EmulatorError(f"{path}: {e}{hint}") from None
     if out is not None:
-        _require_cut(out, cut_at_op, "DFU install", image)
+        _require_cut(dev, out, cut_at_op, fail_at_op, "DFU install", image)
     dev.save(image)
     if out is None:  # pragma: no cover - nargs=-1 with required=True gives one module at least
         raise UsageError("no module to install")
@@ -244,6 +264,7 @@ def ota_cmd(
     cut_at_op: int | None,
     torn: bool,
     seed: int,
+    fail_at_op: int | None,
     granularity: str | None,
     fmt: str,
 ) -> None:
@@ -253,6 +274,8 @@ def ota_cmd(
 
     Exit 0 when the module is applied (and, for an app, running), 1 when it was rejected or the
     power cut interrupted it (the device is then off: 'emu boot' powers it on), 2 on bad input.
+    --fail-at-op N makes operation N fail (a brown-out's FLASH_SR error) and shows what Device
+    OS does about it: FLASH_Update ignores it, the bootloader's copy stops, the DCT retries.
 
     Example: flashroom emu ota --image dev.img app.bin --cut-at-op 70000
     """
@@ -263,9 +286,9 @@ def ota_cmd(
     saved = dev.flash.granularity
     if granularity is not None:
         dev.flash.granularity = granularity
-    out = dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed)
+    out = dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed, fail_at_op=fail_at_op)
     dev.flash.granularity = saved
-    _require_cut(out, cut_at_op, "OTA", image)
+    _require_cut(dev, out, cut_at_op, fail_at_op, "OTA", image)
     dev.save(image)
     _finish(out, fmt, f"OTA {module_path}", out.result == "applied")
 
@@ -294,6 +317,7 @@ def boot_cmd(
     cut_at_op: int | None,
     torn: bool,
     seed: int,
+    fail_at_op: int | None,
     fmt: str,
 ) -> None:
     """Power the device on again (after a power cut, or to see how it boots now).
@@ -305,8 +329,8 @@ def boot_cmd(
     """
     if torn and cut_at_op is None:
         raise UsageError("--torn needs --cut-at-op N")
-    if factory_reset and cut_at_op is not None:
-        raise UsageError("--cut-at-op cannot be combined with --factory-reset")
+    if factory_reset and (cut_at_op is not None or fail_at_op is not None):
+        raise UsageError("--cut-at-op/--fail-at-op cannot be combined with --factory-reset")
     if factory_reset and button_s:
         raise UsageError(
             f"--button {button_s:g} cannot be combined with --factory-reset: a software factory "
@@ -317,9 +341,11 @@ def boot_cmd(
     out = (
         dev.factory_reset()
         if factory_reset
-        else dev.boot(button_s=button_s, cut_at_op=cut_at_op, torn=torn, seed=seed)
+        else dev.boot(
+            button_s=button_s, cut_at_op=cut_at_op, torn=torn, seed=seed, fail_at_op=fail_at_op
+        )
     )
-    _require_cut(out, cut_at_op, "boot", image)
+    _require_cut(dev, out, cut_at_op, fail_at_op, "boot", image)
     dev.save(image)
     _finish(out, fmt, f"boot {image}", out.boot != "bricked")
 
@@ -388,7 +414,34 @@ def show_cmd(image: Path, fmt: str) -> None:
     "never depended on is counted without booting (proven equivalent); rerun: re-run the "
     "whole scenario per point (as emu ota --cut-at-op does).",
 )
-@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--workers",
+    type=int,
+    default=os.cpu_count() or 1,
+    show_default="the CPU count",
+    help="Local worker processes the cut points run on (1: in this process).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run the cut points on this existing Dask cluster instead (dask.distributed); the "
+    "results are identical.",
+)
+@click.option(
+    "--fault",
+    type=click.Choice(["cut", "fail"]),
+    default="cut",
+    show_default=True,
+    help="cut: power is cut at each point; fail: each point's operation fails with an FLASH_SR "
+    "error (a brown-out) and the firmware carries on (needs --method rerun).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Test a seeded sample of N cut points instead of every one (the output says so).",
+)
 @click.option(
     "--save-failing",
     type=PathType(file_okay=False, path_type=Path),
@@ -412,6 +465,9 @@ def sweep(
     seed: int,
     method: str,
     workers: int,
+    scheduler: str | None,
+    fault: str,
+    sample: int | None,
     save_failing: Path | None,
     fmt: str,
 ) -> None:
@@ -451,6 +507,9 @@ def sweep(
         seed=seed,
         method=method,
         workers=workers,
+        scheduler=scheduler,
+        fault=fault,
+        sample=sample,
     )
     cfg.validate()
     if save_failing is not None:

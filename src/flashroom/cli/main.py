@@ -19,13 +19,14 @@ from flashroom.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_CHECK_FAILED,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     CheckFailed,
     SuggestingGroup,
     emit_json_error,
     json_emitted,
     reset_output,
 )
-from flashroom.errors import FlashroomError
+from flashroom.errors import FlashroomError, Interrupted
 
 # noun -> (module, attribute, one-line help)
 _NOUNS: dict[str, tuple[str, str, str]] = {
@@ -38,6 +39,7 @@ _NOUNS: dict[str, tuple[str, str, str]] = {
     "emu": ("flashroom.cli.emu", "emu", "Emulate a device: flash, DCT, bootloader, OTA path."),
     "ota": ("flashroom.cli.ota", "ota", "Serve updates over CoAP as the Particle cloud does."),
     "demo": ("flashroom.cli.demo", "demo", "Tell the whole story in one run."),
+    "devos": ("flashroom.cli.devos", "devos", "Patch, build and package Device OS 2.3.1."),
 }
 
 
@@ -104,7 +106,18 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="flashroom", standalone_mode=False)
     except CheckFailed:
         sys.exit(EXIT_CHECK_FAILED)
-    except click.exceptions.Abort:
+    except (Interrupted, KeyboardInterrupt) as e:
+        # one line: what was left unfinished (nothing half-written: outputs are atomic)
+        what = str(e) if isinstance(e, Interrupted) else "interrupted"
+        _fail(f"interrupted: {what}; nothing was saved", EXIT_INTERRUPTED, "interrupted", as_json)
+    except click.exceptions.Abort as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _fail(
+                "interrupted: stopped by Ctrl-C; nothing was saved",
+                EXIT_INTERRUPTED,
+                "interrupted",
+                as_json,
+            )
         _fail("aborted", EXIT_BAD_INPUT, "aborted", as_json)
     except click.ClickException as e:
         # One line, like every other error: what is wrong, then where to read more.

@@ -126,7 +126,9 @@ def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[A
     with progress_bar("inspecting", len(files)) as progress:
         for i, name in enumerate(files):
             try:
-                m = parse_module(_read(name), name)
+                data = _read(name)
+                # flashroom devos: a .dfu shows its elements and the module in each
+                m = _inspect_dfu(data, name) if _is_dfu(data, name) else parse_module(data, name)
             except FlashroomError as e:
                 results.append(
                     {
@@ -153,11 +155,26 @@ def _inspect_files(files: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[A
 
 def _module_warnings(m: Any) -> list[str]:
     """What the module's own platform cannot do with it (compressed or combined on Gen2)."""
+    if not hasattr(m, "is_compressed"):  # a .dfu: its modules are judged one by one
+        return [w for x in m.modules if x is not None for w in _module_warnings(x)]
     if m.is_compressed and m.combined is None:
         return compressed_apply_warnings(m.data)
     if m.combined is not None:
         return combined_apply_warnings([p.module.data for p in m.combined])
     return []
+
+
+def _is_dfu(data: bytes, name: str) -> bool:
+    from flashroom.particle.dfu_inspect import looks_like_dfu
+
+    return looks_like_dfu(data, name)
+
+
+def _inspect_dfu(data: bytes, name: str) -> Any:
+    from flashroom.particle.dfu_inspect import inspect_dfu
+
+    with _about(name):
+        return inspect_dfu(data, name)
 
 
 def _render_module_text(m: Any, console: Any) -> None:
@@ -238,6 +255,10 @@ def _report(files: tuple[str, ...], fmt: str, verify_only: bool) -> None:
                         console.print(f"{name}: [red]FAIL[/red] {c.name}: {c.detail}")
                 else:
                     console.print(f"{name}: [green]ok[/green] ({len(item.checks())} checks)")
+            elif hasattr(item, "dfu"):  # a .dfu (flashroom devos)
+                from flashroom.cli.devos import render_dfu_text
+
+                render_dfu_text(item, console)
             else:
                 _render_module_text(item, console)
     if worst == 2:
@@ -260,7 +281,8 @@ def inspect(files: tuple[str, ...], fmt: str) -> None:
     binary-version-reader does, plus compressed/combined layouts. Exit 0: every file valid;
     1: a file fails a check (CRC, SHA-256, size against addresses, compressed stream, combined
     chain); 2: a file cannot be read or parsed (the message names field and offset), or is not
-    a Particle module at all. The JSON is a list with one object per file.
+    a Particle module at all. A DfuSe .dfu file (flashroom devos package) shows each element's
+    address and size and the module inside it. The JSON is a list with one object per file.
 
     \b
     Example:

@@ -194,7 +194,8 @@ INSTALL = (
         Dependency(_SP, 1, gen2.SYSTEM_VERSION_2_3_1),
         Dependency(_BL, 0, gen2.RESUMABLE_FROM_VERSION),
     ),
-    InstallPart(_SP, 3, 2302, 0x08060000, 102_400, Dependency(_SP, 2, 110)),
+    # idx 3 (dir system-part1) embeds the bootloader image HAL_Core_Setup applies (spec 4.7)
+    InstallPart(_SP, 3, 2302, 0x08060000, 102_400, Dependency(_SP, 2, 110), embeds_bootloader=True),
 )
 
 PLATFORM = Platform(

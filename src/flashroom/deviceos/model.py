@@ -97,6 +97,9 @@ class InstallPart:
     size: int
     dependency: Dependency | None = None
     dependency2: Dependency | None = None
+    #: it carries the install's bootloader image in its code (Electron idx 3:
+    #: modules/electron/system-part1/src/bootloader_hal.c:1-2, spec 4.7)
+    embeds_bootloader: bool = False
 
 
 @dataclass(frozen=True)

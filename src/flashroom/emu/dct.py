@@ -40,11 +40,14 @@ from flashroom.deviceos.gen2 import (
     SEAL_INVALID_V2,
     SEAL_VALID,
 )
-from flashroom.emu.flash import NorFlash
-from flashroom.errors import EmulatorError
+from flashroom.emu.flash import ALIGNED, NorFlash, program_units
+from flashroom.errors import EmulatorError, FlashOpError
 from flashroom.particle.crc import crc32
 from flashroom.particle.module_info import ModuleFunction
 from flashroom.ranges import fmt_addr
+
+#: ``InternalFlashStore::write`` retries a failed program this many times (max_tries).
+_STORE_RETRIES = 10
 
 if SEAL_INVALID_V2 & ~SEAL_VALID:  # import-time check: INVALID_V2 must be a bit-subset of VALID
     raise RuntimeError("INVALID_V2 is not a bit-subset of VALID")
@@ -214,11 +217,19 @@ class DcdStore:
             return None
         return self.flash.read(DCT_SECTOR_ADDRS[idx] + self.app_offset + offset, size)
 
-    def write_app(self, offset: int, data: bytes) -> None:
-        """Write app-DCT bytes with the spec 8.1 algorithm (``dct_write_app_data``).
+    def write_app(self, offset: int, data: bytes) -> int:
+        """Write app-DCT bytes as ``DCD::write`` does (spec 8.1, services/inc/dcd.h:490-575).
 
-        Order: erase the alternate copy if not blank, copy old data around the new bytes,
-        footer with counter + 1 (no CRC), CRC, header VALID **last**, old seal -> INVALID_V2.
+        ``_writeSector``: erase the alternate copy if it is not blank, then through
+        ``InternalFlashStore::write`` (word, halfword or byte by alignment, each retried up to
+        10 times, then a ``memcmp``) the old data before the offset, the new bytes, the old data
+        after them, the footer (the old one with counter + 1, without the CRC), the CRC, the
+        header VALID **last**; then the old copy's whole header is rewritten with the seal
+        INVALID_V2 (a bit-subset of VALID: programmable without an erase).
+
+        Returns:
+            0, or -1 when a step failed (an erase or a program error that 10 retries did not
+            clear); the later steps are then not done, as in Device OS.
 
         Raises:
             EmulatorError: the range is beyond the app area (spec 8.1 write #1).
@@ -228,24 +239,65 @@ class DcdStore:
         cur = self.current()
         alt = 1 - cur
         cur_base, alt_base = DCT_SECTOR_ADDRS[cur], DCT_SECTOR_ADDRS[alt]
-        old_counter = self.flash.read(cur_base + DCD_FOOTER_OFFSET + 0x10, 1)[0] & 0x3
-        if not self.flash.is_blank(alt_base, DCT_SECTOR_SIZE):
-            self.flash.erase_containing(alt_base)
-        # The WICED-like prefix (Photon/P1 stand-in) and the data before the app area.
-        old_region = self.flash.read(
-            cur_base + DCD_DATA_OFFSET, DCD_FOOTER_OFFSET - DCD_DATA_OFFSET
-        )
-        app0 = self.app_offset - DCD_DATA_OFFSET
-        start = app0 + offset
-        end = start + len(data)
-        self.flash.program(alt_base + DCD_DATA_OFFSET, old_region[:start])
-        self.flash.program(alt_base + DCD_DATA_OFFSET + start, data)
-        self.flash.program(alt_base + DCD_DATA_OFFSET + end, old_region[end:])
-        self.flash.program(alt_base + DCD_FOOTER_OFFSET, self._footer((old_counter + 1) & 3))
+        if self._write_sector(cur_base, alt_base, self.app_offset - DCD_DATA_OFFSET + offset, data):
+            return -1
+        return self._store_write(cur_base, struct.pack("<II", DCD_WATERMARK, SEAL_INVALID_V2))
+
+    def _write_sector(self, cur_base: int | None, alt_base: int, start: int, data: bytes) -> int:
+        """``DCD::_writeSector``: the new copy at ``alt_base`` from the one at ``cur_base``
+        (None: a fresh copy, ``initialize``) with ``data`` at data offset ``start``."""
+        if self._erase_if_needed(alt_base):
+            return -1
+        footer = self._footer(0)
+        if cur_base is not None:
+            old = self.flash.read(cur_base + DCD_DATA_OFFSET, DCD_FOOTER_OFFSET - DCD_DATA_OFFSET)
+            end = start + len(data)
+            for at, piece in (
+                (DCD_DATA_OFFSET, old[:start]),
+                (DCD_DATA_OFFSET + start, data),
+                (DCD_DATA_OFFSET + end, old[end:]),
+            ):
+                if self._store_write(alt_base + at, piece):
+                    return -1
+            existing = self.flash.read(
+                cur_base + DCD_FOOTER_OFFSET, DCD_CRC_OFFSET - DCD_FOOTER_OFFSET
+            )
+            if int.from_bytes(existing[24:28], "little") == DCD_WATERMARK:  # Footer::isValid
+                counter = (existing[16] + 1) & 3
+                footer = existing[:16] + bytes([(existing[16] & 0xFC) | counter]) + existing[17:]
+        if self._store_write(alt_base + DCD_FOOTER_OFFSET, footer):
+            return -1
         crc = crc32(self.flash.view(alt_base + DCD_DATA_OFFSET, DCD_CRC_OFFSET - DCD_DATA_OFFSET))
-        self.flash.program(alt_base + DCD_CRC_OFFSET, crc.to_bytes(4, "little"))
-        self.flash.program(alt_base, struct.pack("<II", DCD_WATERMARK, SEAL_VALID))
-        self.flash.program(cur_base + 4, struct.pack("<I", SEAL_INVALID_V2))
+        if self._store_write(alt_base + DCD_CRC_OFFSET, crc.to_bytes(4, "little")):
+            return -1
+        return self._store_write(alt_base, struct.pack("<II", DCD_WATERMARK, SEAL_VALID))
+
+    def _erase_if_needed(self, base: int) -> int:
+        """``DCD::erase``: ``FLASH_EraseMemory`` of the copy's sector unless it is blank."""
+        if self.flash.is_blank(base, DCT_SECTOR_SIZE):
+            return 0
+        try:
+            self.flash.erase_containing(base)
+        except FlashOpError:  # FLASH_EraseSector error: FLASH_EraseMemory returns false
+            return -1
+        return 0
+
+    def _store_write(self, addr: int, data: bytes) -> int:
+        """``InternalFlashStore::write`` (flash_storage_impl.h:40-76): aligned units, each
+        retried up to 10 times after a program error, then a ``memcmp`` of the whole range."""
+        done = 0
+        tries = 0
+        while done < len(data):
+            try:
+                self.flash.program(addr + done, data[done:], width=ALIGNED)
+                break
+            except FlashOpError as e:
+                done = e.addr - addr  # the units before it completed; it did not
+                tries += 1
+                if tries > _STORE_RETRIES:  # give up on this unit and go on with the next
+                    done += program_units(addr + done, len(data) - done, ALIGNED)[0]
+                    tries = 0
+        return 0 if not data or self.flash.read(addr, len(data)) == data else -1
 
     # ------------------------------------------------------------------ flash modules table
     def read_slots(self) -> list[FlashModuleSlot]:
@@ -276,9 +328,10 @@ class DcdStore:
             )
 
     def _footer(self, counter: int) -> bytes:
-        # spec 8.1 footer: reserved[16], flags (counter in bits 0-1 of the first byte), pad,
-        # version_flags, mysize (= 4: the code takes sizeof a pointer), watermark. Values of the
-        # reserved/pad/version bytes are spec-silent: left erased (0xFF).
+        # A fresh footer (spec 8.1): reserved[16], flags (counter in bits 0-1 of the first byte),
+        # pad, version_flags, mysize (= 4: the code takes sizeof a pointer), watermark.
+        # Footer::initialize sets only the watermark and mysize; the other bytes are whatever
+        # the stack held (spec-silent): left erased (0xFF) here.
         return (
             b"\xff" * 16
             + struct.pack("<I", 0xFFFFFFFC | counter)
@@ -288,14 +341,8 @@ class DcdStore:
         )
 
     def _initialise(self, index: int) -> None:
-        """Make copy ``index`` a valid empty store (spec 8.1 #5)."""
-        base = DCT_SECTOR_ADDRS[index]
-        if not self.flash.is_blank(base, DCT_SECTOR_SIZE):
-            self.flash.erase_containing(base)
-        self.flash.program(base + DCD_FOOTER_OFFSET, self._footer(0))
-        crc = crc32(self.flash.view(base + DCD_DATA_OFFSET, DCD_CRC_OFFSET - DCD_DATA_OFFSET))
-        self.flash.program(base + DCD_CRC_OFFSET, crc.to_bytes(4, "little"))
-        self.flash.program(base, struct.pack("<II", DCD_WATERMARK, SEAL_VALID))
+        """Make copy ``index`` a valid empty store (spec 8.1 #5: ``DCD::initialize``)."""
+        self._write_sector(None, DCT_SECTOR_ADDRS[index], 0, b"")
 
 
 def factory_slot(fac_addr: int, user_loc: int, *, reserved: int = 0xFFFF) -> FlashModuleSlot:

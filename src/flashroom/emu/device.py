@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flashroom.atomicfile import check_output_file, remove_stale_temps, write_bytes_atomic
-from flashroom.deviceos import Profile, UpdateFlag, get_platform, get_profile
+from flashroom.deviceos import Profile, UpdateFlag, get_profile
 from flashroom.deviceos.gen2 import (
     BOOTLOADER_VARIANTS,
     DEFAULT_CHUNK_SIZE,
@@ -28,7 +28,7 @@ from flashroom.deviceos.gen2 import (
 from flashroom.deviceos.ota import FileTransferDescriptor
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.dct import DcdStore
-from flashroom.emu.flash import FlashSnapshot, Granularity, NorFlash
+from flashroom.emu.flash import FaultKind, FlashSnapshot, Granularity, NorFlash
 from flashroom.emu.flashmal import module_info_at, stored_sha256
 from flashroom.emu.hardware import Hardware
 from flashroom.emu.image import (
@@ -49,9 +49,16 @@ from flashroom.emu.outcome import (
 )
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
-from flashroom.errors import EmulatorError, FlashroomError, OtaError, PowerCut
+from flashroom.errors import (
+    EmulatorError,
+    FlashOpError,
+    FlashroomError,
+    OtaError,
+    ParamError,
+    PowerCut,
+)
 from flashroom.geometry import STM32F205XG
-from flashroom.particle.build import device_os_install, synthetic_module, synthetic_user_app
+from flashroom.particle.build import device_os_install, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.ranges import fmt_addr
 
@@ -120,13 +127,15 @@ class Device:
             self.flash,
             self.regs,
             DcdStore(self.flash, app_offset=profile.dct_app_offset),
-            embedded_bootloader=embedded_bootloader(profile.platform, bootloader),
         )
         self.state = BootMode.OFF
         self.reason = ""
         self._system = SystemFirmware(self.hw)
         self._transfer: FileTransferDescriptor | None = None
         self._image_lock: ImageLock | None = None
+        self._armed = False
+        #: the fault armed for the last run fired (False: the run never reached it)
+        self.fault_fired = False
 
     # ================================================================== construction
     @classmethod
@@ -369,6 +378,7 @@ class Device:
         cut_at_op: int | None = None,
         torn: bool = False,
         seed: int = 0,
+        fail_at_op: int | None = None,
     ) -> Outcome:
         """Power the device on (again): bootloader, then system firmware (spec 4.4, 3.2).
 
@@ -378,22 +388,28 @@ class Device:
                 the middle of a bootloader copy that a previous cut left pending.
             torn: the cut operation happens partially (see :meth:`NorFlash.arm_fault`).
             seed: seed of the torn operation.
+            fail_at_op: flash operation N of this boot fails with an FLASH_SR error (a
+                brown-out) instead; the firmware's own error handling runs.
         """
         start = self._counters()
         self.hw.events = []
-        if cut_at_op is not None:
-            self.flash.arm_fault(cut_at_op, torn, seed)
+        self._arm(cut_at_op, torn, seed, fail_at_op)
         try:
             self._power_on(button_s=button_s)
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
-            self.flash.disarm()
+            self._disarm()
         return self._outcome(RunResult.BOOTED, None, start)
 
     def reset(self) -> Outcome:
         """A system reset (after ``ota_finish``): bootloader apply, then boot."""
         return self.boot()
+
+    def status(self) -> Outcome:
+        """The device as it stands, without running anything (result ``running``)."""
+        self.hw.events = []
+        return self._outcome(RunResult.RUNNING, None, self._counters())
 
     def factory_reset(self) -> Outcome:
         """``System.factoryReset()``: set ``Factory_Reset_SysFlag`` = 0xAAAA and reset (spec 5.2).
@@ -414,6 +430,7 @@ class Device:
         cut_at_op: int | None = None,
         torn: bool = False,
         seed: int = 0,
+        fail_at_op: int | None = None,
     ) -> Outcome:
         """Write ``module`` over USB DFU (spec 3.4), then leave DFU (reset) unless ``reset=False``.
 
@@ -443,8 +460,7 @@ class Device:
             )
         start = self._counters()
         self.hw.events = [f"dfu: write {len(module)} bytes at {fmt_addr(address)}"]
-        if cut_at_op is not None:
-            self.flash.arm_fault(cut_at_op, torn, seed)
+        self._arm(cut_at_op, torn, seed, fail_at_op)
         try:
             first = self.flash.sector_index(address)
             last = self.flash.sector_index(end - 1)
@@ -458,8 +474,12 @@ class Device:
                 self.state = BootMode.DFU
         except PowerCut as e:
             return self._interrupted(start, e)
+        except FlashOpError as e:  # the DFU write reports the error; the host tool stops
+            self.state = BootMode.DFU
+            self.reason = f"DFU write failed: {e}"
+            return self._outcome(RunResult.REJECTED, OutcomeError(None, self.reason), start)
         finally:
-            self.flash.disarm()
+            self._disarm()
         return self._outcome(RunResult.APPLIED, None, start)
 
     def ota(
@@ -470,6 +490,7 @@ class Device:
         torn: bool = False,
         seed: int = 0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        fail_at_op: int | None = None,
     ) -> Outcome:
         """A cloud OTA: UpdateBegin (length = ``len(module)``), chunks in order, UpdateDone,
         then the unconditional reset (spec 4.2 #4), the bootloader apply and the boot.
@@ -492,8 +513,7 @@ class Device:
         self._require_running("an OTA update")
         start = self._counters()
         self.hw.events = []
-        if cut_at_op is not None:
-            self.flash.arm_fault(cut_at_op, torn, seed)
+        self._arm(cut_at_op, torn, seed, fail_at_op)
         error: OutcomeError | None = None
         try:
             sysfw = self._system
@@ -515,7 +535,7 @@ class Device:
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
-            self.flash.disarm()
+            self._disarm()
         if error is None:
             error = self._applied_check(module)
         return self._outcome(
@@ -607,9 +627,27 @@ class Device:
         return self.finish_firmware_update(file, UpdateFlag.SUCCESS)
 
     # ================================================================== internals
+    def _disarm(self) -> None:
+        self.fault_fired = self._armed and not self.flash.armed
+        self._armed = False
+        self.flash.disarm()
+
+    def _arm(self, cut_at_op: int | None, torn: bool, seed: int, fail_at_op: int | None) -> None:
+        if cut_at_op is not None and fail_at_op is not None:
+            raise ParamError(
+                "cut_at_op and fail_at_op cannot be combined: one fault per run",
+                "cut_at_op",
+                "fail_at_op",
+            )
+        if cut_at_op is not None:
+            self.flash.arm_fault(cut_at_op, torn, seed)
+        elif fail_at_op is not None:
+            self.flash.arm_fault(fail_at_op, kind=FaultKind.FAIL)
+        self._armed = self.flash.armed
+
     def _require_running(self, what: str) -> None:
-        if self.state in ("application", "safe_mode", "factory"):
-            return
+        if self.state in ("application", "safe_mode", "factory", "system_mismatch"):
+            return  # a device with mismatched system parts still runs (undefined, spec 8.9)
         hint = {
             "off": "power was cut; boot it first",
             "dfu": "it is in DFU mode (no cloud connection); boot it or install over DFU",
@@ -728,57 +766,22 @@ def _fresh_image(
 def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]:
     """Bootloader, system parts and the small stock app a fresh device carries.
 
+    On ``extended`` the system modules carry the profile's version (spec 9 change 5); with the
+    ``legacy`` variant the bootloader is a 1002 one (spec 4.5), and the Electron system embeds
+    that same image (spec-silent modelling choice: a real v2.3.1 system embeds 1004 and would
+    replace a 1002 bootloader at its first boot, spec 4.7, so the legacy hazard is only real
+    before the system reaches 2.x).
+
     Raises:
         EmulatorError: unknown platform/profile.
     """
     prof = get_profile(platform, profile, gen2_only=True)
-    out: list[bytes] = []
-    for m in device_os_install(prof.platform):
-        info = read_module_info_at(m, 0)
-        if info.module_function == ModuleFunction.SYSTEM_PART and profile == "extended":
-            # spec 9 change 5: the modified system modules get a distinct version
-            m = synthetic_module(
-                len(m),
-                platform_id=info.platform_id,
-                function=info.module_function,
-                index=info.module_index,
-                version=prof.system_version,
-                start_address=info.module_start_address,
-                dependency=None if info.dependency.is_none else info.dependency,
-                dependency2=None if info.dependency2.is_none else info.dependency2,
-                seed=info.module_function * 16 + info.module_index,
-            )
-        elif info.module_function == ModuleFunction.BOOTLOADER and bootloader == "legacy":
-            m = synthetic_module(
-                len(m),
-                platform_id=info.platform_id,
-                function=ModuleFunction.BOOTLOADER,
-                index=0,
-                version=LEGACY_BOOTLOADER_VERSION,
-                start_address=info.module_start_address,
-                seed=32,
-            )
-        out.append(m)
-    out.append(synthetic_user_app(DEFAULT_APP_SIZE, platform=prof.platform, seed=1))
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def embedded_bootloader(platform: str, bootloader: str) -> bytes | None:
-    """The bootloader image the system firmware embeds (spec 4.7), None off Electron.
-
-    Electron v2.3.1 embeds bootloader 1004 (spec 2.4), which is what a fresh ``resumable``
-    device carries. Spec-silent modelling choice: a ``legacy`` device stands for a system build
-    whose embedded image is that same <= 1002 bootloader; a real v2.3.1 system would replace a
-    1002 bootloader with 1004 at its first boot (spec 4.7), so the legacy hazard (spec 4.5)
-    is only real before the system reaches 2.x.
-    """
-    if get_platform(platform).embedded_bootloader_version is None:  # HAL_REPLACE_BOOTLOADER
-        return None
-    for m in default_modules(platform, "stock", bootloader):
-        if read_module_info_at(m, 0).module_function == ModuleFunction.BOOTLOADER:
-            return m
-    return None  # pragma: no cover - every install has a bootloader
+    install = device_os_install(
+        prof.platform,
+        system_version=prof.system_version if profile == "extended" else None,
+        bootloader_version=LEGACY_BOOTLOADER_VERSION if bootloader == "legacy" else None,
+    )
+    return [*install, synthetic_user_app(DEFAULT_APP_SIZE, platform=prof.platform, seed=1)]
 
 
 def factory_image(platform: str) -> bytes:
@@ -800,6 +803,5 @@ __all__ = [
     "OutcomeError",
     "RunResult",
     "default_modules",
-    "embedded_bootloader",
     "factory_image",
 ]

@@ -53,8 +53,41 @@ GRANULARITIES: tuple[Granularity, ...] = ("word", "chunk")
 #: Per-call log entries kept (older ones are summarised in the counters only).
 LOG_LIMIT = 4096
 
-#: Program units the STM32F2 flash interface supports (FLASH_CR PSIZE x8/x16/x32, RM0033 3.6).
-PROGRAM_WIDTHS = (1, 2, 4)
+#: ``width`` for a call programmed as Device OS's ``InternalFlashStore::write`` does
+#: (flash_storage_impl.h:40-76, spec 11): at each address a word when it is 4-aligned and at least
+#: 4 bytes remain, else a halfword when 2-aligned and at least 2 remain, else a byte.
+ALIGNED = 0
+
+#: Program units the STM32F2 flash interface supports (FLASH_CR PSIZE x8/x16/x32, RM0033 3.6),
+#: and :data:`ALIGNED`.
+PROGRAM_WIDTHS = (1, 2, 4, ALIGNED)
+
+
+def program_units(addr: int, size: int, width: int = 4) -> list[int]:
+    """The program units of a ``size``-byte call at ``addr``, in order (bytes per unit).
+
+    ``width`` 1, 2 or 4: ``size // width`` units of ``width``, then the remainder byte by byte
+    (``FLASH_Update``'s tail, spec 4.1 #3). :data:`ALIGNED`: by alignment, as
+    ``InternalFlashStore::write``.
+    """
+    if width != ALIGNED:
+        n, rest = divmod(size, width)
+        return [width] * n + [1] * rest
+    head, n_words, tail = _aligned_plan(addr, size)
+    return [*head, *([4] * n_words), *tail]
+
+
+def _aligned_plan(addr: int, size: int) -> tuple[list[int], int, list[int]]:
+    """(head units, number of words, tail units) of an :data:`ALIGNED` call."""
+    head: list[int] = []
+    while size > 0 and not (addr % 4 == 0 and size >= 4):
+        unit = 2 if addr % 2 == 0 and size >= 2 else 1
+        head.append(unit)
+        addr += unit
+        size -= unit
+    n_words, rest = divmod(size, 4)
+    tail = ([2] if rest >= 2 else []) + ([1] if rest % 2 else [])
+    return head, n_words, tail
 
 
 class FaultKind(StrEnum):
@@ -282,7 +315,8 @@ class NorFlash:
             addr: first address.
             data: the bytes.
             width: the program unit the code used: 4 (32-bit words, ``FLASH_ProgramWord``),
-                2 (halfwords) or 1 (bytes). It decides the operation numbering at ``word``
+                2 (halfwords), 1 (bytes), or :data:`ALIGNED` (by alignment, as Device OS's
+                ``InternalFlashStore::write``). It decides the operation numbering at ``word``
                 granularity (see the module docstring).
 
         Raises:
@@ -292,7 +326,9 @@ class NorFlash:
                 operations before it completed).
         """
         if width not in PROGRAM_WIDTHS:
-            raise EmulatorError(f"program width {width} is not one of 1, 2, 4 (FLASH_CR PSIZE)")
+            raise EmulatorError(
+                f"program width {width} is not one of 1, 2, 4 (FLASH_CR PSIZE) or 0 (aligned)"
+            )
         self._mutate("program", addr, data if type(data) is bytes else bytes(data), width)
 
     def erase_sector(self, index: int) -> None:
@@ -461,13 +497,13 @@ class NorFlash:
         off = self._offset(addr, size)
         if size == 0:
             return
-        units = self.units_of(size, width)  # device-time units (spec 4.1 #3)
+        units = self.units_of(size, width, addr)  # device-time units (spec 4.1 #3)
         n_ops = units if self.granularity == "word" else 1
         cut = self._fault_in(n_ops)
         if cut is not None:
             fault, k = cut
             # the k operations before the faulted one complete, in bulk
-            done = self.op_bytes(k, size, width)
+            done = self.op_bytes(k, size, width, addr)
             self._and(off, data[:done])
             if self.granularity == "word":
                 self._charge_units(k)
@@ -481,7 +517,7 @@ class NorFlash:
             if fault.kind == FaultKind.FAIL:
                 raise FlashOpError(fault.cut_at_op, "program", addr + done)
             if fault.torn:
-                end = self.op_bytes(k + 1, size, width)
+                end = self.op_bytes(k + 1, size, width, addr)
                 self._torn_program(off + done, data[done:end], fault.seed)
             raise PowerCut(fault.cut_at_op, fault.torn)
         self._and(off, data)
@@ -492,29 +528,40 @@ class NorFlash:
             self._notify(FlashEvent(FlashEventKind.PROGRAM, addr, size, width, first, n_ops, data))
 
     @staticmethod
-    def units_of(size: int, width: int = 4) -> int:
-        """Program units of a ``size``-byte call: ``size // width`` units plus the remainder
-        byte by byte (spec 4.1 #3)."""
-        n_units, tail = divmod(size, width)
-        return n_units + tail
+    def units_of(size: int, width: int = 4, addr: int = 0) -> int:
+        """Program units of a ``size``-byte call at ``addr`` (see :func:`program_units`)."""
+        if width != ALIGNED:
+            n_units, rest = divmod(size, width)
+            return n_units + rest
+        head, n_words, tail = _aligned_plan(addr, size)
+        return len(head) + n_words + len(tail)
 
-    def op_count_of(self, size: int, width: int = 4) -> int:
+    def op_count_of(self, size: int, width: int = 4, addr: int = 0) -> int:
         """Operations a ``size``-byte program call counts at this flash's granularity."""
         if size == 0:
             return 0
-        return self.units_of(size, width) if self.granularity == "word" else 1
+        return self.units_of(size, width, addr) if self.granularity == "word" else 1
 
-    def op_bytes(self, k: int, size: int, width: int = 4) -> int:
-        """Bytes covered by the first ``k`` operations of a ``size``-byte program call.
+    def op_bytes(self, k: int, size: int, width: int = 4, addr: int = 0) -> int:
+        """Bytes covered by the first ``k`` operations of a ``size``-byte program call at
+        ``addr``.
 
         This is the operation numbering's one definition (see the module docstring).
         """
         if self.granularity == "chunk":
             return size if k >= 1 else 0
-        n_units = size // width
-        if k <= n_units:
-            return k * width
-        return min(size, n_units * width + (k - n_units))
+        if width != ALIGNED:
+            n_units = size // width
+            if k <= n_units:
+                return k * width
+            return min(size, n_units * width + (k - n_units))
+        head, n_words, tail = _aligned_plan(addr, size)
+        if k <= len(head):
+            return sum(head[:k])
+        done = sum(head)
+        if k <= len(head) + n_words:
+            return done + 4 * (k - len(head))
+        return min(size, done + 4 * n_words + sum(tail[: k - len(head) - n_words]))
 
     def _fault_in(self, n_ops: int) -> tuple[_Fault, int] | None:
         """Advance the since-arm counter; if the armed op is among the next ``n_ops``, fire.
@@ -565,6 +612,7 @@ class NorFlash:
 
 
 __all__ = [
+    "ALIGNED",
     "GRANULARITIES",
     "PROGRAM_WIDTHS",
     "FaultKind",
@@ -576,4 +624,5 @@ __all__ = [
     "Granularity",
     "NorFlash",
     "Subscription",
+    "program_units",
 ]

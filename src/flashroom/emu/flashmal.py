@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flashroom.deviceos.gen2 import (
+    BOOTLOADER_ADDRESS,
     FLASH_INTERNAL,
     INTERNAL_FLASH_END,
     INTERNAL_FLASH_PAGE_SIZE,
@@ -18,10 +19,11 @@ from flashroom.deviceos.gen2 import (
     MODULE_VERIFY_DESTINATION_IS_START_ADDRESS,
     MODULE_VERIFY_FUNCTION,
 )
-from flashroom.emu.flash import NorFlash
-from flashroom.errors import ModuleFormatError
+from flashroom.emu.flash import NorFlash, program_units
+from flashroom.errors import FlashOpError, ModuleFormatError
 from flashroom.particle.crc import crc32
 from flashroom.particle.module_info import (
+    APP_START_MASK,
     VECTOR_TABLE_SIZE,
     ModuleFunction,
     ModuleInfo,
@@ -79,6 +81,52 @@ def verify_crc32(flash: NorFlash, start: int, length: int) -> bool:
     return stored == crc32(flash.view(start, length))
 
 
+#: (platform id, module start, stored CRC, length) -> where its embedded bootloader image is.
+_EMBEDDED_CACHE: dict[tuple[int, int, int, int], tuple[int, int] | None] = {}
+
+
+def embedded_bootloader(
+    flash: NorFlash, module_start: int, platform_id: int
+) -> tuple[int, int] | None:
+    """``HAL_Bootloader_Image`` (spec 4.7): (address, length) of the bootloader image compiled
+    into the module installed at ``module_start`` (Electron's index 3, bootloader_hal.c), or
+    None when it carries none.
+
+    The real system knows the array's address from its link; the model finds the image by its
+    shape, as a module-info-bearing bootloader for this platform at a word inside the module
+    (vector table, module_info at +0x184 with function BOOTLOADER, start 0x08000000, end inside
+    sector 0). Results are cached by the module's stored CRC, which names its content.
+    """
+    info = module_info_at(flash, module_start)
+    if info is None or not 0 < info.module_length <= flash.base + flash.size - module_start - 4:
+        return None
+    length = info.module_length
+    stored = int.from_bytes(flash.read(module_start + length, 4), "big")
+    key = (platform_id, module_start, stored, length)
+    if key not in _EMBEDDED_CACHE:
+        _EMBEDDED_CACHE[key] = _scan_for_bootloader(flash.read(module_start, length), platform_id)
+    found = _EMBEDDED_CACHE[key]
+    return None if found is None else (module_start + found[0], found[1])
+
+
+def _scan_for_bootloader(image: bytes, platform_id: int) -> tuple[int, int] | None:
+    span = VECTOR_TABLE_SIZE + ModuleInfo.SIZE
+    for off in range(0, len(image) - span, 4):
+        word = int.from_bytes(image[off : off + 4], "little")
+        if (word & APP_START_MASK) != 0x20000000:
+            continue
+        info = ModuleInfo.from_bytes(image, off + VECTOR_TABLE_SIZE)
+        if (
+            info.module_function == ModuleFunction.BOOTLOADER
+            and info.module_start_address == BOOTLOADER_ADDRESS
+            and info.platform_id == platform_id
+            and BOOTLOADER_ADDRESS < info.module_end_address <= BOOTLOADER_ADDRESS + 0x4000 - 4
+            and off + info.module_length + 4 <= len(image)
+        ):
+            return off, info.module_length + 4
+    return None
+
+
 def stored_sha256(flash: NorFlash, start: int, length: int) -> bytes | None:
     """The suffix SHA-256 of the module ``[start, start+length)`` (spec 2.5: at ``L - 34``)."""
     if length < 38 or start + length > flash.base + flash.size:
@@ -128,12 +176,20 @@ def check_copy_memory(
     return None
 
 
+#: ``flash_access_result`` (platform/MCU/shared/STM32/inc/flash_access.h:11-14).
+FLASH_ACCESS_RESULT_OK = 0
+FLASH_ACCESS_RESULT_BADARG = 1
+FLASH_ACCESS_RESULT_ERROR = 2
+
+
 @dataclass(frozen=True)
 class CopyResult:
-    """Outcome of ``FLASH_CopyMemory``: ``ok`` or BADARG with the check's reason."""
+    """Outcome of ``FLASH_CopyMemory``: OK, BADARG (a check refused it: the destination is
+    untouched) or ERROR (an erase or a word program failed part-way), with the reason."""
 
     ok: bool
     reason: str | None = None
+    code: int = FLASH_ACCESS_RESULT_OK
 
 
 def copy_memory(
@@ -168,16 +224,21 @@ def copy_memory(
         dst_device=dst_device,
     )
     if reason is not None:
-        return CopyResult(False, reason)
+        return CopyResult(False, reason, FLASH_ACCESS_RESULT_BADARG)
     remaining = length
     while remaining > 0:
         idx = flash.sector_index(dst)
         sector_end = flash.chip.sectors[idx].end
         block = min(remaining, sector_end - dst)
-        flash.erase_sector(idx)
         nbytes = -(-block // 4) * 4
         nbytes = min(nbytes, flash.base + flash.size - src)  # never read past the chip
-        flash.program(dst, flash.read(src, nbytes))
+        try:  # CopyFlashBlock (flash_mal.c:314-399): erase, then words; stop at an error
+            flash.erase_sector(idx)
+            flash.program(dst, flash.read(src, nbytes))
+        except FlashOpError as e:
+            return CopyResult(
+                False, f"CopyFlashBlock: {e} (FLASH_CopyMemory: ERROR)", FLASH_ACCESS_RESULT_ERROR
+            )
         src += block
         dst += block
         remaining -= block
@@ -198,13 +259,27 @@ def erase_memory(flash: NorFlash, addr: int, length: int) -> bool:
     for i in range(first, first + count):
         if i >= n_sectors:
             return False
-        flash.erase_sector(i)
+        try:
+            flash.erase_sector(i)
+        except FlashOpError:  # FLASH_EraseSector error: "return Failure" (flash_mal.c:227-231)
+            return False
     return True
 
 
 def flash_update(flash: NorFlash, addr: int, data: bytes) -> None:
-    """``FLASH_Update`` (spec 4.1 #3): words then a byte-wise tail; no bounds, no read-back."""
-    flash.program(addr, data)
+    """``FLASH_Update`` (spec 4.1 #3): words then a byte-wise tail; no bounds, no read-back.
+
+    It ignores each program's status (flash_mal.c:942-955): a unit that failed stays unwritten
+    and the rest is programmed.
+    """
+    done = 0
+    while done < len(data):
+        try:
+            flash.program(addr + done, data[done:])
+            return
+        except FlashOpError as e:
+            failed = e.addr - addr
+            done = failed + program_units(e.addr, len(data) - failed)[0]
 
 
 __all__ = [
@@ -212,6 +287,7 @@ __all__ = [
     "check_copy_memory",
     "check_valid_address_range",
     "copy_memory",
+    "embedded_bootloader",
     "erase_memory",
     "flash_update",
     "is_user_module_info_valid",

@@ -24,9 +24,6 @@ class Hardware:
     regs: BackupRegisters
     dct: DcdStore
     events: list[str] = field(default_factory=list)
-    #: The bootloader module the Electron system firmware embeds (spec 4.7,
-    #: ``HAL_REPLACE_BOOTLOADER``, platform 10 only); None: no replacement.
-    embedded_bootloader: bytes | None = None
 
     def log(self, message: str) -> None:
         """Record a firmware event (bounded)."""

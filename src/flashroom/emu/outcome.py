@@ -16,6 +16,7 @@ class BootMode(StrEnum):
     DFU = "dfu"
     FACTORY = "factory"  # the factory image was restored and runs
     BRICKED = "bricked"  # it would execute a corrupt bootloader/system part, or loops on resets
+    SYSTEM_MISMATCH = "system_mismatch"  # mismatched system parts run unchecked (spec 8.9)
     OFF = "off"  # power was cut; boot() powers it again
 
 
@@ -26,6 +27,7 @@ class RunResult(StrEnum):
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
     BOOTED = "booted"
+    RUNNING = "running"  # nothing ran: the device as it stands (no reset happened)
 
 
 BOOT_MODES: tuple[BootMode, ...] = tuple(BootMode)

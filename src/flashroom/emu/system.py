@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flashroom.deviceos import FileTransferStore, ModuleBounds, UpdateFlag
+from flashroom.deviceos import FileTransferStore, ModuleBounds, UpdateFlag, get_platform
 from flashroom.deviceos.gen2 import (
     BOOTLOADER_ADDRESS,
     BOOTLOADER_VERSION_ADDRESS,
@@ -37,7 +37,9 @@ from flashroom.deviceos.gen2 import (
 from flashroom.deviceos.ota import FileTransferDescriptor
 from flashroom.emu.dct import FlashModuleSlot, factory_slot
 from flashroom.emu.flashmal import (
+    FLASH_ACCESS_RESULT_BADARG,
     copy_memory,
+    embedded_bootloader,
     erase_memory,
     flash_update,
     is_user_module_info_valid,
@@ -48,8 +50,10 @@ from flashroom.emu.hardware import Hardware
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, IWDG_ENABLE
 from flashroom.errors import OtaError
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
-from flashroom.particle.module_info import read_module_info_at as module_info_at_bytes
 from flashroom.ranges import fmt_addr
+
+#: flash_bootloader's endless retry loop, bounded in the model.
+_BOOTLOADER_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,10 @@ class SystemBoot:
     """How the system firmware's start ended.
 
     Attributes:
-        kind: ``"application"``, ``"safe_mode"``, ``"reset"`` (it resets the MCU) or
-            ``"bricked"`` (a system part it would execute is corrupt).
+        kind: ``"application"``, ``"safe_mode"``, ``"reset"`` (it resets the MCU),
+            ``"system_mismatch"`` (the system parts' dependencies do not hold: they run
+            anyway, undefined behaviour) or ``"bricked"`` (a system part it would execute is
+            corrupt).
         reason: why (for the trace / error messages).
     """
 
@@ -223,7 +229,8 @@ class SystemFirmware:
                     "bricked",
                     f"{b.name} at {fmt_addr(b.start_address)} is not an intact module: the "
                     "bootloader only checks module_info at 0x08020000 (docs/device-os.md#boot) "
-                    "and jumps into corrupt code",
+                    "and jumps into "
+                    "corrupt code",
                 )
         # --- system_part2_pre_init: HAL_Core_Config (spec 3.2 #1, 5.1)
         self._core_config()
@@ -237,11 +244,12 @@ class SystemFirmware:
             if not ok:
                 hw.log(f"system: HAL_Core_Validate_Modules failed: {why}: safe mode")
                 safe = f"HAL_Core_Validate_Modules: {why}"
-        # --- dependency chain of the system parts (spec 8.9). BOOTLOADER dependency2 is not part
-        #     of the chain on Electron (bootloader validation skipped, spec 3.2 #2).
-        #     Spec-silent placement: checked before the user part, like the bootloader check.
-        if safe is None:
-            safe = self._system_chain()
+        # --- the system parts' own dependency chain (spec 8.9 correction): Device OS does not
+        #     check it at boot on Electron (system_part2_loader.c:50-56 sets bootloader_validated
+        #     and skips HAL_Core_Validate_Modules), and on Photon/P1 only through part 2's
+        #     dependencies above. Mismatched parts simply run: undefined behaviour, which the
+        #     emulator reports as its own outcome instead of a clean safe mode.
+        mismatch = self._system_chain() if safe is None else None
         # --- HAL_Core_Validate_User_Module (spec 3.2 #3)
         if safe is None:
             user = self._validate_user()
@@ -257,7 +265,7 @@ class SystemFirmware:
             return SystemBoot("reset", "IWDG flag cleared")
         # --- HAL_Core_Setup: bootloader_update_if_needed (spec 4.7, Electron only)
         if self._replace_bootloader():
-            return SystemBoot("reset", "embedded bootloader applied")
+            return SystemBoot("reset", "embedded bootloader update failed")
         # --- ota_update_flag (spec 4.3 / 4.7 "DFU + flag")
         flag = hw.dct.read_app(DCT_OTA_UPDATE_FLAG_OFFSET, 1)[0]
         if flag == OTA_UPDATE_FLAG_SET:
@@ -265,36 +273,111 @@ class SystemFirmware:
             rc = self._end()
             hw.log(f"system: ota_update_flag 0xA5: applied the OTA region ({rc}): reset")
             return SystemBoot("reset", "ota_update_flag")
+        if mismatch is not None:
+            return SystemBoot("system_mismatch", mismatch)
         if safe is None:
             return SystemBoot("application")
         return SystemBoot("safe_mode", safe)
 
-    def _replace_bootloader(self) -> bool:
-        """``bootloader_update_if_needed`` (spec 4.7): True when sector 0 was rewritten.
+    def _flash_bootloader(self, src: int, length: int) -> int:
+        """``flash_bootloader`` (ota_flash_hal_stm32f2xx.cpp:265-300, spec 4.7): the bootloader
+        module is copied into sector 0 at once (not power-loss safe), retried after an ERROR
+        until the copy and a re-fetch succeed; a BADARG (the checks refused it) stops.
+        2 (``HAL_UPDATE_APPLIED``) or ``SYSTEM_ERROR_UNKNOWN``."""
+        hw = self.hw
+        p = hw.profile
+        for attempt in range(1, _BOOTLOADER_ATTEMPTS + 1):
+            res = copy_memory(
+                hw.flash,
+                src,
+                BOOTLOADER_ADDRESS,
+                length,
+                ModuleFunction.BOOTLOADER,
+                FLAGS_CRC_DEST_FUNCTION,
+                p.platform_id,
+            )
+            if res.ok:
+                boot = p.find_module_bounds(ModuleFunction.BOOTLOADER, 0)
+                r = (
+                    None
+                    if boot is None
+                    else self.fetch_module(
+                        boot,
+                        user_deps_optional=True,
+                        flags=MODULE_VALIDATION_INTEGRITY | MODULE_VALIDATION_DEPENDENCIES_FULL,
+                    )
+                )
+                if r is not None and r.found and r.checked == r.result:
+                    hw.log(
+                        "system: bootloader flashed immediately "
+                        f"(docs/device-os.md#bootloader-updates), attempt {attempt}"
+                    )
+                    self.last_finish_reason = ""
+                    return HAL_UPDATE_APPLIED
+            elif res.code == FLASH_ACCESS_RESULT_BADARG:
+                self.last_finish_reason = f"bootloader_update refused: {res.reason}"
+                hw.log(f"system: {self.last_finish_reason}")
+                return SYSTEM_ERROR_UNKNOWN
+            hw.log(f"system: bootloader_update attempt {attempt} failed: {res.reason}; retrying")
+        # Device OS retries forever (a random 200-1000 ms backoff each time); the model stops
+        # after _BOOTLOADER_ATTEMPTS, which a one-shot fault never reaches.
+        self.last_finish_reason = f"bootloader_update failed {_BOOTLOADER_ATTEMPTS} times"
+        return SYSTEM_ERROR_UNKNOWN
 
-        Compares the raw u16 at 0x08000000 + 0x184 + 10 with the embedded image's version and,
-        when the embedded one is newer, copies it to 0x08000000 as ``bootloader_update`` does:
-        the whole sector 0 erased in place, then 32-bit words (not power-loss safe). The
-        image's own checks (DEST_IS_START | CRC | FUNCTION) pass by construction.
+    def _replace_bootloader(self) -> bool:
+        """``bootloader_update_if_needed`` (spec 4.7, Electron only): True when ``HAL_Core_Setup``
+        must reset, which is when the rewrite **failed** (bootloader.cpp:9-48: ``updated`` is
+        ``FLASH_CopyMemory``'s result, 0 = OK; core_hal_stm32f2xx.c:414-416).
+
+        The image is the one compiled into the installed index-3 module (bootloader_hal.c), so a
+        system OTA that brings a newer one triggers the rewrite at the next boot. When its
+        ``module_version`` (the u16 at +0x184+10) is above the installed bootloader's, it is
+        copied to 0x08000000 with ``FLASH_CopyMemory`` (DEST_IS_START | CRC | FUNCTION): sector
+        0 erased in place, then 32-bit words, not power-loss safe. A failing copy is retried at
+        every boot.
         """
         hw = self.hw
-        image = hw.embedded_bootloader
-        if image is None:
+        p = hw.profile
+        if get_platform(p.platform).embedded_bootloader_version is None:
+            return False  # HAL_REPLACE_BOOTLOADER is defined for platform 10 only
+        holder = p.find_module_bounds(ModuleFunction.SYSTEM_PART, 3)
+        found = (
+            None
+            if holder is None
+            else embedded_bootloader(hw.flash, holder.start_address, p.platform_id)
+        )
+        if found is None:
             return False
+        addr, length = found
         installed = int.from_bytes(hw.flash.read(BOOTLOADER_VERSION_ADDRESS, 2), "little")
-        embedded = module_info_at_bytes(image).module_version
-        if embedded <= installed:
+        available = int.from_bytes(hw.flash.read(addr + 0x184 + 10, 2), "little")
+        if available <= installed:
             return False
-        hw.flash.erase_containing(BOOTLOADER_ADDRESS)
-        hw.flash.program(BOOTLOADER_ADDRESS, image + b"\xff" * (-len(image) % 4))
+        res = copy_memory(
+            hw.flash,
+            addr,
+            BOOTLOADER_ADDRESS,
+            length,
+            ModuleFunction.BOOTLOADER,
+            FLAGS_CRC_DEST_FUNCTION,
+            p.platform_id,
+        )
+        if res.ok:
+            hw.log(
+                f"system: HAL_Core_Setup replaced bootloader {installed} with the embedded "
+                f"{available} from {fmt_addr(addr)} (docs/device-os.md#bootloader-updates); "
+                "booting on"
+            )
+            return False
         hw.log(
-            f"system: HAL_Core_Setup replaced bootloader {installed} with the embedded "
-            f"{embedded} (docs/device-os.md#bootloader-updates): reset"
+            f"system: embedded bootloader update failed ({res.reason}): reset "
+            "(docs/device-os.md#bootloader-updates)"
         )
         return True
 
     def _system_chain(self) -> str | None:
-        """Spec 8.9: the reason the system parts' SYSTEM_PART dependencies are unmet, or None."""
+        """Why the installed system parts' SYSTEM_PART dependencies do not hold, or None (an
+        emulator observation: Device OS runs such a set without checking, spec 8.9)."""
         hw = self.hw
         for b in hw.profile.system_bounds:
             info = hw.installed(b)
@@ -305,8 +388,12 @@ class SystemFirmware:
                     continue
                 ok, why = self._dep_ok(dep)
                 if not ok:
-                    msg = f"system part {info.module_index} {why} (docs/device-os.md#boot)"
-                    hw.log(f"system: dependency chain broken: {msg}: safe mode")
+                    msg = (
+                        f"system part {info.module_index} {why}: Device OS does not check this "
+                        "at boot (system_part2_loader.c:50-56) and runs mismatched system parts, "
+                        "undefined behaviour (docs/device-os.md#boot)"
+                    )
+                    hw.log(f"system: dependency chain broken: {msg}")
                     return msg
         return None
 
@@ -441,8 +528,9 @@ class SystemFirmware:
         if addr < hw.flash.base:
             raise OtaError(
                 f"FLASH_Update at {fmt_addr(addr)} is below internal flash "
-                f"{fmt_addr(hw.flash.base)}: no bounds check (docs/device-os.md#ota-receive), "
-                "the MCU bus-faults and resets; no slot is written"
+                f"{fmt_addr(hw.flash.base)}: no bounds check (docs/device-os.md#ota-receive), the "
+                "MCU bus-faults "
+                "and resets; no slot is written"
             )
         if addr + len(data) > end_of_flash:
             inside = max(0, end_of_flash - addr)
@@ -451,8 +539,9 @@ class SystemFirmware:
             raise OtaError(
                 f"FLASH_Update wrote {fmt_addr(max(addr, end_of_flash))}-"
                 f"{fmt_addr(addr + len(data))}, past the end of internal flash at "
-                f"{fmt_addr(end_of_flash)}: no bounds check (docs/device-os.md#ota-receive), "
-                "the MCU bus-faults and resets; no slot is written"
+                f"{fmt_addr(end_of_flash)}: no bounds check (docs/device-os.md#ota-receive), the "
+                "MCU bus-faults "
+                "and resets; no slot is written"
             )
         flash_update(hw.flash, addr, data)
         return 0
@@ -522,23 +611,7 @@ class SystemFirmware:
         length = info.module_length + 4
         src = p.ota_flash_address
         if info.module_function == ModuleFunction.BOOTLOADER:
-            # spec 4.7: flashed immediately; not power-loss safe (sector 0 erased in place).
-            res = copy_memory(
-                hw.flash,
-                src,
-                BOOTLOADER_ADDRESS,
-                length,
-                ModuleFunction.BOOTLOADER,
-                FLAGS_CRC_DEST_FUNCTION,
-                p.platform_id,
-            )
-            if not res.ok:
-                self.last_finish_reason = f"bootloader_update refused: {res.reason}"
-                hw.log(f"system: {self.last_finish_reason}")
-                return SYSTEM_ERROR_OTA_VALIDATION_FAILED
-            hw.log("system: bootloader flashed immediately (docs/device-os.md#bootloader-updates)")
-            self.last_finish_reason = ""
-            return HAL_UPDATE_APPLIED
+            return self._flash_bootloader(src, length)
         slots = hw.dct.read_slots()
         for i in range(1, 5):
             if slots[i].magicNumber != MAGIC_PENDING:
@@ -562,6 +635,7 @@ class SystemFirmware:
                 )
                 self.last_finish_reason = ""
                 return HAL_UPDATE_APPLIED_PENDING_RESTART
-        # Spec-silent: FLASH_AddToNextAvailableModulesSlot returned false (all 4 busy).
+        # FLASH_AddToNextAvailableModulesSlot returned false (all 4 busy): HAL_FLASH_End keeps
+        # its SYSTEM_ERROR_UNKNOWN (ota_flash_hal_stm32f2xx.cpp:354-368).
         self.last_finish_reason = "FLASH_AddToNextAvailableModulesSlot: all 4 slots busy"
-        return SYSTEM_ERROR_OTA_VALIDATION_FAILED
+        return SYSTEM_ERROR_UNKNOWN

@@ -142,6 +142,7 @@ class DeviceEnd:
         self.bytes_written = 0
         self.crc_errors = 0
         self.duplicate_chunks = 0
+        self.ignored_chunks = 0
         self.out_of_bitmap_chunks = 0
         self.missed_requests = 0
         self.resends_seen = 0
@@ -348,7 +349,6 @@ class DeviceEnd:
             if msg.mtype == CoapType.CON:
                 out.append(self.ep.reply(msg, reset_for(msg.message_id)))
             return out
-        self._last_activity = now  # spec 6.5: each chunk resets the inactivity timer
         # spec 6.4 #5 "chunks received in this flight": every Chunk message counts, as Device
         # OS's chunk_count++ on entry to handle_chunk (duplicates and bad CRCs included)
         self._received_in_flight += 1
@@ -359,8 +359,11 @@ class DeviceEnd:
         if msg.mtype == CoapType.CON and not fast_chunk:
             out.append(self.ep.reply(msg, empty_ack(msg.message_id)))
         index = chunk.index if chunk.index is not None else self.next_index
-        if index >= MAX_CHUNKS:  # spec 6.2: indices are only checked against 65535
-            return out + self._protocol_error(msg, now, f"chunk index {index}")
+        if index >= MAX_CHUNKS:
+            # spec 6.2: indices are only checked against 65535, and such a chunk is ignored
+            # (chunked_transfer.cpp:187-191 returns NO_ERROR after the ACK)
+            self.ignored_chunks += 1
+            return out
         in_bitmap = index < self.chunk_count
         if fast_chunk and in_bitmap and self._bit(index):
             self.duplicate_chunks += 1  # spec 6.3 #4: duplicates ignored
@@ -385,6 +388,10 @@ class DeviceEnd:
             self.target.save_firmware_chunk(self.file, chunk.data)
         except FlashroomError as e:  # e.g. a write past the end of flash bus-faults
             return out + self._protocol_error(msg, now, f"write at offset {offset}: {e}")
+        # spec 6.5: the inactivity timer is reset by prepare, a saved chunk and finish only
+        # (Spark_Save_Firmware_Chunk: TimingFlashUpdateTimeout = 0); a duplicate, a bad CRC or
+        # an ignored index does not reset it
+        self._last_activity = now
         if in_bitmap:
             self.bitmap[index >> 3] |= 1 << (index & 7)
         else:

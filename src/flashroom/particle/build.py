@@ -48,6 +48,9 @@ from flashroom.particle.suffix import (
 DEFAULT_STACK_POINTER = 0x20020000
 
 _UNSET = 0xFFFF
+#: Where :func:`synthetic_module` puts embedded bytes in its payload (4-aligned in flash for
+#: every module whose payload starts on a word: module_info at +0 or +0x184).
+EMBED_OFFSET = 0x100
 _TAIL_FIXED = ProductBlock.SIZE + SuffixBase.SIZE + 4  # product block + suffix + CRC = 44
 _TAIL_WITH_PRODUCT = _TAIL_FIXED + 4  # plus the 0xFFFF 0xFFFF padding words (spec 2.5 #1)
 
@@ -333,6 +336,7 @@ def synthetic_module(
     dependency2: ModuleDependency | None = None,
     seed: int = 0,
     vector_table: bool | None = None,
+    embed: bytes | None = None,
 ) -> bytes:
     """A module whose total file size is exactly ``size``, with deterministic code-like content.
 
@@ -352,9 +356,12 @@ def synthetic_module(
         dependency2: see :func:`build_module`.
         seed: content seed; the same arguments always give the same bytes.
         vector_table: see :func:`build_module`.
+        embed: bytes to carry in the code at :data:`EMBED_OFFSET` of the payload, as Electron's
+            system module index 3 carries its bootloader image (spec 4.7).
 
     Raises:
-        UsageError: ``size`` is odd or too small to hold module_info, suffix and CRC.
+        UsageError: ``size`` is odd or too small to hold module_info, suffix and CRC (and the
+            embedded bytes).
     """
     if vector_table is None:
         vector_table = default_vector_table(platform_id, function, index)
@@ -379,6 +386,13 @@ def synthetic_module(
         )
     payload_len = size - minimum
     body = code_like_bytes(payload_len, seed, start_address)
+    if embed is not None:
+        if EMBED_OFFSET + len(embed) > payload_len:
+            raise UsageError(
+                f"a synthetic module of {size} bytes cannot embed {len(embed)} bytes at payload "
+                f"offset {EMBED_OFFSET}"
+            )
+        body = body[:EMBED_OFFSET] + embed + body[EMBED_OFFSET + len(embed) :]
     if function == ModuleFunction.USER_PART and payload_len >= 16:
         # spec 2.2: the user dynalib table (pre_init, init, setup, loop) follows module_info.
         entries = [start_address + 0x40 + 0x20 * i + 1 for i in range(4)]
@@ -406,36 +420,55 @@ def _dep(d: Dependency | None) -> ModuleDependency | None:
     return None if d is None else ModuleDependency(*d)
 
 
-@functools.lru_cache(maxsize=8)
-def _device_os_install(platform: str) -> tuple[bytes, ...]:
+@functools.lru_cache(maxsize=16)
+def _device_os_install(
+    platform: str, system_version: int | None, bootloader_version: int | None
+) -> tuple[bytes, ...]:
     plat = get_platform(platform)
-    return tuple(
-        synthetic_module(
+    out: list[bytes] = []
+    bootloader: bytes | None = None
+    for part in plat.install:
+        version = part.version
+        if part.function == ModuleFunction.SYSTEM_PART and system_version is not None:
+            version = system_version
+        if part.function == ModuleFunction.BOOTLOADER and bootloader_version is not None:
+            version = bootloader_version
+        module = synthetic_module(
             part.size,
             platform_id=plat.platform_id,
             function=part.function,
             index=part.index,
-            version=part.version,
+            version=version,
             start_address=part.start_address,
             dependency=_dep(part.dependency),
             dependency2=_dep(part.dependency2),
             seed=part.function * 16 + part.index,
+            embed=bootloader if part.embeds_bootloader else None,
         )
-        for part in plat.install
-    )
+        if part.function == ModuleFunction.BOOTLOADER:
+            bootloader = module
+        out.append(module)
+    return tuple(out)
 
 
-def device_os_install(platform: str = "electron") -> list[bytes]:
+def device_os_install(
+    platform: str = "electron",
+    *,
+    system_version: int | None = None,
+    bootloader_version: int | None = None,
+) -> list[bytes]:
     """A full synthetic Device OS 2.3.1 install: bootloader then system parts by address.
 
     Versions and dependencies are those of spec 2.4; each module sits at the start of its spec
-    1.2/1.3 region. Electron: bootloader 1004 (the embedded image), idx1/idx2/idx3 2302.
-    Photon/P1: bootloader 1006, part1/part2 2302.
+    1.2/1.3 region. Electron: bootloader 1004 (the embedded image), idx1/idx2/idx3 2302; idx 3
+    carries the bootloader's image in its code (spec 4.7). Photon/P1: bootloader 1006,
+    part1/part2 2302. ``system_version`` and ``bootloader_version`` replace those versions (the
+    extended system modules, spec 9 change 5; an older bootloader, spec 4.5).
 
     Raises:
         UsageError: not a Gen2 platform.
     """
-    return list(_device_os_install(_gen2_name(platform)))
+    return list(_device_os_install(_gen2_name(platform), system_version, bootloader_version))
 
 
 def user_start_address(platform: str | int) -> int:

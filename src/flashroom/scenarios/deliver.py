@@ -4,9 +4,10 @@ in-process. ``emu`` and ``ota`` are peers; this campaign layer is where they mee
 
 This is what ``flashroom emu connect`` calls. After the transfer the device is reset whenever
 Device OS would reset it: after the finish whatever its result (spec 4.2 #4), after the
-inactivity timeout (spec 6.5), after an aborted transfer (spec 6.4 #7) or a mid-transfer reset.
-When the update never started (refused by the dry run, server unreachable) the device keeps
-running and the report carries a fresh ``boot()`` outcome instead.
+inactivity timeout (spec 6.5) or a mid-transfer reset; not after an aborted transfer (spec 6.4
+#7: finish(0) only notifies).
+When the update never started (refused by the dry run, server unreachable) or was aborted, the
+device keeps running and the report carries its state as it stands (result ``running``).
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from flashroom.ota.simulate import simulate
 from flashroom.ota.transport import connect_udp, parse_coap_url
 from flashroom.progress import ProgressFn
 
+#: The ends after which Device OS resets: a finish (always, spec 4.2 #4), the inactivity
+#: timeout (spec 6.5) and a reset mid-transfer. An aborted transfer (a protocol error:
+#: finish(0), spec 6.4 #7) does not reset: Spark_Finish_Firmware_Update without SUCCESS only
+#: notifies (system_update.cpp:406-425).
 _RESETTING = {
     DeviceStatus.APPLIED,
     DeviceStatus.REJECTED,
     DeviceStatus.TIMEOUT,
-    DeviceStatus.ABORTED,
     DeviceStatus.RESET,
 }
 
@@ -93,7 +97,7 @@ class UpdateResult:
 def _after(device: Device, status: DeviceStatus) -> dict[str, Any]:
     if status in _RESETTING:
         return device.reset().to_json()
-    return device.boot().to_json()
+    return device.status().to_json()  # it keeps running: no reset, no boot
 
 
 def _result(

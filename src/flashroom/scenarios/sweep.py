@@ -26,21 +26,21 @@ processes and are merged in order, so the counts and outcomes do not depend on `
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import multiprocessing
+import random
 import shlex
 import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from flashroom.atomicfile import write_file_set
-from flashroom.errors import EmulatorError, ParamError
+from flashroom.errors import EmulatorError, Interrupted, ParamError
 from flashroom.progress import ProgressFn
 from flashroom.ranges import fmt_addr, fmt_size
 from flashroom.scenarios.sweep_check import ErasePlan
@@ -61,6 +61,7 @@ from flashroom.scenarios.sweep_engine import (
     _Runner,
     _Setup,
 )
+from flashroom.scenarios.sweep_pool import run_dask, run_local, split, worker_state
 from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
 
@@ -178,7 +179,10 @@ class _ChunkResult:
 
 def _cut_points(cfg: SweepConfig, total: int) -> list[int]:
     last = total if cfg.last_op is None else min(cfg.last_op, total)
-    return list(range(cfg.first_op, last, cfg.stride))
+    cuts = list(range(cfg.first_op, last, cfg.stride))
+    if cfg.sample is not None and cfg.sample < len(cuts):
+        cuts = sorted(random.Random(cfg.seed).sample(cuts, cfg.sample))
+    return cuts
 
 
 def _run_points(s: _Setup, cuts: Sequence[int]) -> _ChunkResult:
@@ -202,19 +206,9 @@ def _run_points(s: _Setup, cuts: Sequence[int]) -> _ChunkResult:
     return res
 
 
-_WORKER_SETUP: _Setup | None = None
-
-
-def _worker_init(cfg: SweepConfig) -> None:
-    global _WORKER_SETUP
-    if _WORKER_SETUP is None or _WORKER_SETUP.cfg != cfg:
-        _WORKER_SETUP = _prepare(cfg)
-
-
-def _worker_run(cuts: list[int]) -> _ChunkResult:
-    if _WORKER_SETUP is None:  # pragma: no cover - initializer always runs first
-        raise RuntimeError("sweep worker not initialised")
-    return _run_points(_WORKER_SETUP, cuts)
+def _pool_part(cfg: SweepConfig, cuts: list[int]) -> _ChunkResult:
+    """One chunk of cut points in a pool or Dask worker (its set-up built once per worker)."""
+    return _run_points(worker_state(cfg, lambda: _prepare(cfg)), cuts)
 
 
 def _prepare(cfg: SweepConfig) -> _Setup:
@@ -278,18 +272,34 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
     if progress:
         progress(0, total_points)
     chunks: list[_ChunkResult]
-    if cfg.workers <= 1 or len(cuts) < 2 * cfg.workers:
+
+    def units(part: list[int]) -> int:
+        return len(part) * per_cut
+
+    if cfg.scheduler is not None:
+        parts = split(cuts, cfg.workers)
+        chunks = run_dask(_pool_part, cfg, parts, cfg.scheduler, units, total_points, progress)
+    elif cfg.workers > 1 and len(cuts) >= 2 * cfg.workers:
+        parts = split(cuts, cfg.workers)
+        run = functools.partial(_pool_part, cfg)
+        chunks = run_local(
+            run, parts, cfg.workers, units, total_points, progress, inherit=(cfg, setup)
+        )
+    else:
         chunks = []
         step = max(1, len(cuts) // 50)
         done = 0
-        for i in range(0, len(cuts), step):
-            part = cuts[i : i + step]
-            chunks.append(_run_points(setup, part))
-            done += len(part) * per_cut
-            if progress:
-                progress(done, total_points)
-    else:
-        chunks = _run_parallel(cfg, setup, cuts, per_cut, total_points, progress)
+        try:
+            for i in range(0, len(cuts), step):
+                part = cuts[i : i + step]
+                chunks.append(_run_points(setup, part))
+                done += len(part) * per_cut
+                if progress:
+                    progress(done, total_points)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"sweep interrupted: {done} of {total_points} cut points done"
+            ) from None
     clean_cls, clean_viol = _classify_clean(setup)
     merged = _ChunkResult()
     for c in chunks:
@@ -305,7 +315,8 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         merged.outcomes.extend(c.outcomes)
     merged.failures.sort(key=lambda r: (r.cut_at_op, r.torn, r.recovery_cut_at_op or -1))
     exhaustive = (
-        cfg.stride == 1
+        cfg.sample is None
+        and cfg.stride == 1
         and cfg.first_op == 0
         and (cfg.last_op is None or cfg.last_op >= setup.total_ops)
     )
@@ -341,40 +352,6 @@ def _module_json(data: bytes, start: int) -> dict[str, Any]:
         "size_text": fmt_size(len(data)),
         "sha256": hashlib.sha256(data).hexdigest(),
     }
-
-
-def _run_parallel(
-    cfg: SweepConfig,
-    setup: _Setup,
-    cuts: list[int],
-    per_cut: int,
-    total_points: int,
-    progress: ProgressFn | None,
-) -> list[_ChunkResult]:
-    global _WORKER_SETUP
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    if ctx.get_start_method() == "fork":
-        _WORKER_SETUP = setup  # inherited by the forked workers: no second recording run
-    n_chunks = min(len(cuts), cfg.workers * 16)
-    size = -(-len(cuts) // n_chunks)
-    parts = [cuts[i : i + size] for i in range(0, len(cuts), size)]
-    results: list[_ChunkResult | None] = [None] * len(parts)
-    done = 0
-    try:
-        with ProcessPoolExecutor(
-            max_workers=cfg.workers, mp_context=ctx, initializer=_worker_init, initargs=(cfg,)
-        ) as pool:
-            futures = {pool.submit(_worker_run, p): i for i, p in enumerate(parts)}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                done += len(parts[i]) * per_cut
-                if progress:
-                    progress(done, total_points)
-    finally:
-        _WORKER_SETUP = None  # do not keep the 1 MB snapshots alive in the parent
-    return [r for r in results if r is not None]
 
 
 def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:

@@ -40,6 +40,9 @@ class SweepMethod(StrEnum):
 
 METHODS: tuple[SweepMethod, ...] = tuple(SweepMethod)
 
+#: What happens at a cut point: power is cut, or the operation fails (FaultKind of NorFlash).
+FAULTS: tuple[str, ...] = ("cut", "fail")
+
 #: Failures kept in full per sweep (the counts cover all of them).
 MAX_FAILURES = 20
 
@@ -64,6 +67,11 @@ class SweepConfig:
         seed: seeds the app contents and the torn bit patterns.
         method: ``equiv`` (default), ``replay`` or ``rerun`` (see the module docstring).
         workers: processes (1 = in-process).
+        fault: ``cut`` (power is cut at the point) or ``fail`` (the operation fails with an
+            FLASH_SR error, as on a brown-out, and the firmware carries on; needs ``rerun``).
+        sample: test a seeded sample of this many cut points instead of all (after stride).
+        scheduler: a Dask scheduler address (``tcp://HOST:PORT``) to run the points on instead
+            of local processes.
         keep_points: keep every point's outcome in the result (for tests and diffs).
     """
 
@@ -83,6 +91,9 @@ class SweepConfig:
     method: str = "equiv"
     workers: int = 1
     keep_points: bool = False
+    fault: str = "cut"
+    sample: int | None = None
+    scheduler: str | None = None
 
     def validate(self) -> None:
         """Reject impossible combinations with a precise message.
@@ -94,6 +105,20 @@ class SweepConfig:
             raise UsageError(f"unknown scenario {self.scenario!r}: expected {', '.join(SCENARIOS)}")
         if self.method not in METHODS:
             raise UsageError(f"unknown method {self.method!r}: expected {', '.join(METHODS)}")
+        if self.fault not in FAULTS:
+            raise ParamError(f"fault {self.fault!r}: expected one of {', '.join(FAULTS)}", "fault")
+        if self.fault == "fail" and self.torn:
+            raise ParamError("fault fail and torn cannot be combined: a failed op is not torn",
+                             "fault", "torn")  # fmt: skip
+        if self.fault == "fail" and self.method != SweepMethod.RERUN:
+            raise ParamError(
+                f"fault fail needs method rerun (method {self.method} replays the recorded run, "
+                "but a failed operation changes what the firmware does next)",
+                "fault",
+                "method",
+            )
+        if self.sample is not None and self.sample < 1:
+            raise ParamError(f"sample must be >= 1, got {self.sample}", "sample")
         if self.granularity not in ("word", "chunk"):
             raise UsageError(f"unknown granularity {self.granularity!r}: expected word or chunk")
         if self.stride < 1:
@@ -137,6 +162,9 @@ class SweepConfig:
             "seed": self.seed,
             "method": self.method,
             "workers": self.workers,
+            "fault": self.fault,
+            "sample": self.sample,
+            "scheduler": self.scheduler,
         }
 
 

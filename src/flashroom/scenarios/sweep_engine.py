@@ -30,7 +30,7 @@ from typing import Any
 
 from flashroom.deviceos.gen2 import DCT_SECTOR_ADDRS, DCT_SECTOR_SIZE
 from flashroom.emu.device import Device, DeviceSnapshot
-from flashroom.emu.flash import FlashEvent, FlashEventKind
+from flashroom.emu.flash import FaultKind, FlashEvent, FlashEventKind
 from flashroom.emu.outcome import Outcome
 from flashroom.errors import FlashroomError, PowerCut
 from flashroom.layout import get_layout
@@ -255,6 +255,9 @@ def _classify(
     elif boot_kind == "bricked":
         cls = "brick"
         violations.append(f"the device reports bricked: {getattr(s.device, 'reason', '')}")
+    elif boot_kind == "system_mismatch":
+        cls = "mix"
+        violations.append(f"system_mismatch: {s.device.reason}")
     elif boot_kind == "factory":
         cls = "safe_mode"  # spec 5.3: factory image runs; recoverable over the air like safe mode
     else:
@@ -408,7 +411,9 @@ class _Runner:
         call = s.calls[k]
         if s.cfg.method == "rerun":
             dev.restore(s.snap0)
-            dev.flash.arm_fault(n, torn, s.cfg.seed)
+            kind = FaultKind.FAIL if s.cfg.fault == "fail" else FaultKind.CUT
+            dev.flash.arm_fault(n, torn, s.cfg.seed, kind)
+            # a failed operation lets the scenario run on (Device OS handles the error)
             with contextlib.suppress(PowerCut):
                 _run_scenario(dev, s.cfg.scenario, s.new)
             dev.flash.disarm()
@@ -438,8 +443,9 @@ class _Runner:
         size = len(call.data or b"")
         fl, w = self.flash, call.width
         j1, j2 = ref.local_op, n - call.first_op
-        lo = min(fl.op_bytes(j1, size, w), fl.op_bytes(j2, size, w))
-        hi = max(fl.op_bytes(j1 + 1, size, w), fl.op_bytes(j2 + 1, size, w))
+        a = call.arg
+        lo = min(fl.op_bytes(j1, size, w, a), fl.op_bytes(j2, size, w, a))
+        hi = max(fl.op_bytes(j1 + 1, size, w, a), fl.op_bytes(j2 + 1, size, w, a))
         if ref.tracker.intersects(call.arg + lo, call.arg + hi):
             return None
         return ref

@@ -54,7 +54,7 @@ def test_profile_bounds_agree_with_layout_regions(platform: str, profile: str) -
 
 def test_photon_extended_is_refused_as_a_layout_error_and_an_emulator_error() -> None:
     for cls in (LayoutError, EmulatorError):
-        with pytest.raises(cls, match=r"'extended' is Electron only: .*spec 4.6"):
+        with pytest.raises(cls, match=r"'extended' is Electron only: .*device-os.md#photon-ota"):
             get_profile("photon", "extended")
 
 

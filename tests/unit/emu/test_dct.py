@@ -225,3 +225,42 @@ def test_blank_alternate_is_not_erased_spec_8_1_write_2() -> None:
     erases = sum(s.flash.erase_counts)
     s.write_app(0, b"\x00")
     assert sum(s.flash.erase_counts) == erases
+
+
+def test_a_dct_write_programs_as_internal_flash_store_and_rewrites_the_old_header_whole() -> None:
+    # services/inc/dcd.h:490-575 through flash_storage_impl.h:40-76 (spec 11 table rows 5-8):
+    # the 2-byte slot magic is one halfword, the piece after it starts with a halfword, and
+    # the old copy's whole header (watermark, then seal INVALID_V2) is programmed again.
+    from flashroom.emu.flash import FlashEventKind
+
+    s = _store()
+    s.read_app(0, 1)  # initialise copy 1
+    events: list[object] = []
+
+    class Rec:
+        def flash_event(self, ev: object) -> None:
+            events.append(ev)
+
+    with s.flash.subscribe(Rec()):
+        s.clear_slot_magic(1)
+    programs = [e for e in events if e.kind == FlashEventKind.PROGRAM]  # type: ignore[attr-defined]
+    ops = [s.flash.units_of(e.size, e.width, e.addr) for e in programs]  # type: ignore[attr-defined]
+    base = DCT_SECTOR_ADDRS[0]
+    assert [(e.addr - base, e.size) for e in programs] == [  # type: ignore[attr-defined]
+        (8, 2872),
+        (8 + 2872, 2),
+        (8 + 2874, 16344 - 2874),
+        (0x3FE0, 28),
+        (0x3FFC, 4),
+        (0, 8),
+        (DCT_SECTOR_ADDRS[1] - base, 8),
+    ]
+    assert ops == [718, 1, 3368, 7, 1, 2, 2]  # 4,095 programs for the new copy, then 2 + 2
+
+
+def test_a_failed_dct_program_is_retried_as_internal_flash_store_does() -> None:
+    s = _store()
+    s.read_app(0, 1)
+    s.flash.arm_fault(5, kind="fail")  # the sixth word of the data before the change
+    assert s.write_app(100, b"\x01\x02") == 0  # the retry succeeds; memcmp passes
+    assert s.read_app(100, 2) == b"\x01\x02" and s.read_app(20, 4) == b"\xff" * 4

@@ -298,3 +298,22 @@ def test_fail_fault_on_an_erase_leaves_the_sector_as_it_was() -> None:
 def test_unknown_fault_kind_is_refused() -> None:
     with pytest.raises(EmulatorError, match="fault kind"):
         NorFlash().arm_fault(0, kind="melt")
+
+
+def test_aligned_width_programs_as_internal_flash_store_write() -> None:
+    # InternalFlashStore::write (flash_storage_impl.h:40-76): a word where 4-aligned with >= 4
+    # left, else a halfword where 2-aligned with >= 2 left, else a byte
+    from flashroom.emu.flash import ALIGNED, program_units
+
+    assert program_units(0x08008B40, 2, ALIGNED) == [2]  # the DCT's slot magic: one halfword
+    assert program_units(0x08008B42, 10, ALIGNED) == [2, 4, 4]
+    assert program_units(0x08008B41, 8, ALIGNED) == [1, 2, 4, 1]
+    assert program_units(0x08008B40, 7, ALIGNED) == [4, 2, 1]
+    f = NorFlash()
+    f.program(0x08008B42, b"\x00" * 10, width=ALIGNED)
+    assert f.op_count == 3
+    assert [f.op_bytes(k, 10, ALIGNED, 0x08008B42) for k in range(4)] == [0, 2, 6, 10]
+    f.arm_fault(1)  # the word after the halfword
+    with pytest.raises(PowerCut):
+        f.program(0x08008B82, b"\x00" * 10, width=ALIGNED)
+    assert f.read(0x08008B82, 10) == b"\x00" * 2 + b"\xff" * 8

@@ -47,7 +47,7 @@ def test_electron_300k_does_not_fit_and_says_why() -> None:
 def test_photon_200k_does_not_fit_and_explains_system_ota(platform: str) -> None:
     p = plan(platform, 200 * K)
     assert not p.fits
-    assert "system" in p.reason and "spec 4.6" in p.reason
+    assert "system" in p.reason and "docs/device-os.md#photon-ota" in p.reason
     assert "sector 11" in p.reason
 
 

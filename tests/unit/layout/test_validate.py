@@ -83,7 +83,7 @@ def test_photon_256k_user_part_loses_system_ota() -> None:
     cap = [v for v in res.violations if v.rule == "ota_scratch_capacity"]
     assert cap, [str(v) for v in res.violations]
     assert "system OTA" in cap[0].message
-    assert any("spec 5.4 #5" in n for n in res.notes)
+    assert any("docs/device-os.md#factory-reset" in n for n in res.notes)
 
 
 def test_moving_the_dct_is_a_protected_region_violation() -> None:

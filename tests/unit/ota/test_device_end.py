@@ -268,3 +268,33 @@ def test_requests_are_dispatched_by_the_character_at_byte_5_plus_token_length_sp
         CoapType.CON, CODE_PUT, 4, b"\x01", ((OPT_URI_PATH, b"u"), (OPT_URI_PATH, b"zz"))
     )
     assert isinstance(parse_request(CoapMessage.decode(two.encode())), UpdateDone)
+
+
+def test_only_a_saved_chunk_resets_the_inactivity_timer_spec_6_5(ota: Any) -> None:
+    # system_update.cpp: TimingFlashUpdateTimeout = 0 in prepare, Spark_Save_Firmware_Chunk
+    # and finish; a chunk with a bad CRC or a duplicate never reaches the save
+    dev, _ = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512), now=0.0)
+    data = bytes(512)
+    good = Chunk.of(data, 0).to_coap(5, b"\x05", CoapType.NON)
+    dev.receive(good.encode(), 100.0)  # saved: the timer restarts at 100
+    dup = Chunk.of(data, 0).to_coap(6, b"\x06", CoapType.NON)
+    bad = Chunk(data, crc32(data) ^ 1, 1).to_coap(7, b"\x07", CoapType.NON)
+    dev.receive(dup.encode(), 250.0)
+    dev.receive(bad.encode(), 390.0)
+    dev.poll(399.9)
+    assert dev.status == DeviceStatus.UPDATING
+    dev.poll(400.0)  # 300 s after the last saved chunk, not after the duplicate or the bad one
+    assert dev.status == DeviceStatus.TIMEOUT
+
+
+def test_a_chunk_index_of_65535_or_more_is_ignored_spec_6_2(ota: Any) -> None:
+    # chunked_transfer.cpp:187-191: "Invalid chunk index" -> return NO_ERROR; nothing written,
+    # the transfer goes on
+    dev, fake = _device(ota)
+    _begin(dev, UpdateBegin(1, 512, 20 * 512))
+    data = bytes(512)
+    msg = Chunk.of(data, 65535).to_coap(5, b"\x05", CoapType.NON)
+    assert dev.receive(msg.encode(), 0.2) == []
+    assert dev.status == DeviceStatus.UPDATING and dev.ignored_chunks == 1
+    assert fake.region[:512] == b"\xff" * 512

@@ -178,3 +178,16 @@ def test_short_begin_form_sends_no_payload_and_turns_fast_ota_off() -> None:
     assert s.config.chunk_size == 512 and not s.config.fast
     begin = CoapMessage.decode(s._start(0.0)[0])
     assert begin.uri_path == "u" and begin.payload == b""
+
+
+def test_an_aborted_transfer_does_not_reset_the_device_spec_6_4_7() -> None:
+    # protocol.cpp:487-493 aborts with finish(0): Spark_Finish_Firmware_Update without SUCCESS
+    # only notifies (system_update.cpp:406-425); no reset is scheduled
+    dev = Device.new("electron", "extended")
+    app = synthetic_user_app(64 * K, platform="electron", seed=9)
+    # a chunk index past the end of flash: its write bus-faults (a protocol error)
+    cfg = ServerConfig(fast=True, faults=ServerFaults(extra_chunk_index=3000))
+    res = update_in_process(dev, app, server_config=cfg)
+    assert res.result == "aborted"
+    assert res.outcome is not None and res.outcome["result"] == "running"
+    assert res.outcome["flash_ops"] == 0 and dev.state == "application"

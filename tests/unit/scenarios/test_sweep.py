@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from flashroom.errors import UsageError
@@ -151,3 +153,61 @@ def test_json_has_stable_keys() -> None:
 def test_config_rejects_bad_options(change: dict[str, object]) -> None:
     with pytest.raises(UsageError):
         SweepConfig(**change).validate()  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- backends, faults
+
+
+def test_a_dask_cluster_gives_the_same_results_as_local_processes() -> None:
+    # issue 10 #6: --scheduler tcp://HOST:PORT runs the points on an existing Dask cluster
+    from distributed import LocalCluster
+
+    cfg = SweepConfig(granularity="chunk", torn=True, keep_points=True, workers=2)
+    local = run_sweep(cfg)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        remote = run_sweep(dataclasses.replace(cfg, scheduler=cluster.scheduler_address))
+    assert remote.counts == local.counts and remote.points == local.points
+    assert remote.point_outcomes == local.point_outcomes
+    assert remote.booted == local.booted and remote.proven == local.proven
+
+
+def test_an_unreachable_scheduler_is_a_precise_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flashroom.errors import ParamError
+    from flashroom.scenarios import sweep_pool
+
+    monkeypatch.setattr(sweep_pool, "CONNECT_TIMEOUT_S", 1.0)
+    with pytest.raises(ParamError, match=r"scheduler tcp://127\.0\.0\.1:9: cannot connect"):
+        run_sweep(SweepConfig(granularity="chunk", scheduler="tcp://127.0.0.1:9", last_op=4))
+
+
+def test_a_failed_word_program_in_the_resumable_copy_is_a_hazard() -> None:
+    # issue 10 #5: CopyFlashBlock stops at the failed program and FLASH_CopyMemory returns
+    # ERROR, but FLASH_UpdateModules clears the slot anyway (flash_mal.c:658-664): the copy is
+    # not retried and the half-copied app does not run. Report it as the hazard it is.
+    cfg = SweepConfig(
+        granularity="chunk", fault="fail", method="rerun", app_size=64 * 1024, keep_points=True
+    )
+    res = run_sweep(cfg)
+    assert not res.ok
+    copy = [f for f in res.failures if f.label.startswith("program user_part")]
+    assert copy, [f.label for f in res.failures]
+    assert copy[0].boot == "safe_mode"
+    assert any("update_atomic" in v for v in copy[0].violations)
+    # a failed chunk write of the receive path is caught later by HAL_FLASH_End's CRC check
+    receive = [o for o in res.point_outcomes if o[3] != "new_app"]
+    assert receive
+
+
+def test_fail_faults_need_the_rerun_method() -> None:
+    from flashroom.errors import ParamError
+
+    with pytest.raises(ParamError, match="fault fail needs method rerun"):
+        SweepConfig(fault="fail").validate()
+
+
+def test_a_sample_tests_that_many_seeded_cut_points_and_says_it_is_not_exhaustive() -> None:
+    res = run_sweep(SweepConfig(granularity="chunk", sample=7, seed=3, keep_points=True))
+    assert res.points == 7 and not res.exhaustive
+    again = run_sweep(SweepConfig(granularity="chunk", sample=7, seed=3, keep_points=True))
+    assert again.point_outcomes == res.point_outcomes
+    assert res.to_json()["config"]["sample"] == 7

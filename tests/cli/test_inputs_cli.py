@@ -357,3 +357,46 @@ def test_an_unknown_command_gets_the_closest_one_suggested(cli: Any) -> None:
     assert r.exit_code == 2 and "Did you mean 'layout'?" in r.stderr
     r = cli(["module", "inspet", "x"])
     assert r.exit_code == 2 and "Did you mean 'inspect'?" in r.stderr
+
+
+# ------------------------------------------------------------------ 8: outputs
+@pytest.mark.parametrize("mode", [0o444, 0o600])
+def test_an_image_keeps_its_permissions_when_a_command_saves_it(
+    cli: Any, tmp_path: Path, mode: int
+) -> None:
+    img = tmp_path / "dev.img"
+    Device.new("electron", "stock").save(img)
+    img.chmod(mode)
+    assert cli(["emu", "boot", "--image", str(img)]).exit_code == 0
+    assert img.stat().st_mode & 0o777 == mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.img"]
+
+
+def test_an_output_onto_a_link_or_a_device_is_refused_naming_it(cli: Any, tmp_path: Path) -> None:
+    app = tmp_path / "app.bin"
+    app.write_bytes(synthetic_user_app(4 * K))
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"precious")
+    link = tmp_path / "link.bin"
+    link.symlink_to(other)
+    for target in (link, Path("/dev/null")):
+        r = cli(["module", "compress", str(app), "-o", str(target)])
+        assert r.exit_code == 2 and f"refusing to replace {target}" in r.stderr, r.stderr
+    assert link.is_symlink() and other.read_bytes() == b"precious"
+    img_link = tmp_path / "dev-link.img"
+    Device.new("electron", "stock").save(tmp_path / "dev.img")
+    img_link.symlink_to(tmp_path / "dev.img")
+    r = cli(["emu", "boot", "--image", str(img_link)])
+    assert r.exit_code == 2 and "symbolic link" in r.stderr
+    assert cli(["emu", "show", "--image", str(img_link)]).exit_code == 0  # reading is fine
+
+
+def test_multi_file_outputs_are_all_or_nothing(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "build"
+    out.mkdir()
+    (out / "flash-map.png").mkdir()  # in the way of the last file
+    r = cli(["layout", "export", "--platform", "electron", "--layout", "extended",
+             "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 2 and "flash-map.png" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["flash-map.png"]  # nothing else written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"]

@@ -18,6 +18,15 @@ from flashroom.emu.device import Device
 from flashroom.particle.build import synthetic_user_app
 
 SERVER_DEADLINE_S = 60
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "json"
+
+
+def _follows_schema(doc: Any, name: str) -> None:
+    import jsonschema
+
+    jsonschema.Draft202012Validator(json.loads((SCHEMAS / f"{name}.json").read_text())).validate(
+        doc
+    )
 
 
 class Server:
@@ -110,7 +119,9 @@ def test_emu_connect_json_against_server_process(
     assert data["boot"] == "application"
     assert data["running"]["module_version"] == 11
     assert set(data["outcome"]) >= {"result", "boot", "running", "flash_ops"}
+    _follows_schema(data, "emu-connect")
     served = srv.wait_json()
+    _follows_schema(served, "ota-serve")
     assert served["completed"] == 1 and served["failed"] == 0
     assert served["payload_bytes"] == 48 * 1024
     # The image was saved: the updated app runs after a reload.

@@ -27,9 +27,9 @@ _CHANGE_LIST = "\n".join(
 def devos() -> None:
     """Patch, build and package Device OS 2.3.1 for a 256 KB Electron user part.
 
-    The extended layout of spec 9-10: user part 0x08080000-0x080C0000 (sectors 8-9), OTA
-    scratch 0x080C0000-0x08100000 (sectors 10-11), factory reset retired. Work on a writable
-    copy of the Device OS tree (the shared one is read-only).
+    The extended layout (docs/device-os.md#extended): user part 0x08080000-0x080C0000
+    (sectors 8-9), OTA scratch 0x080C0000-0x08100000 (sectors 10-11), factory reset retired.
+    Work on a writable copy of the Device OS tree (the shared one is read-only).
 
     \b
     Typical session:
@@ -213,9 +213,10 @@ def build_cmd(
     modules/electron/user-part APPDIR=...' (PLATFORM=electron, -jN). Writes into OUT each
     module as NAME.bin with NAME.elf beside it (symbols kept, debug info dropped) and
     manifest.json: per module its file, module function and index (on Electron system-part1
-    holds idx 3, system-part2 idx 1, system-part3 idx 2: spec 1.4), version, address range,
-    size, sha256 and dependencies. Every module is parsed by flashroom's own parser and refused
-    unless it verifies. A clean build takes about 2 minutes on 2 cores; user apps alone, seconds.
+    holds idx 3, system-part2 idx 1, system-part3 idx 2: docs/device-os.md#electron-naming),
+    version, address range, size, sha256 and dependencies. Every module is parsed by
+    flashroom's own parser and refused unless it verifies. A clean build takes about 2 minutes
+    on 2 cores; user apps alone, seconds.
     TREE/build/target is removed first when the tree changed since flashroom last built it
     (Device OS's makefiles do not rebuild objects when only a makefile define changes).
 

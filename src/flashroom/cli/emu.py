@@ -179,8 +179,9 @@ def new_cmd(
     from flashroom.emu.device import Device  # numpy: deferred for start-up time
 
     profile = resolve_profile(platform, profile)
-    if image.exists() and not force:
+    if os.path.lexists(image) and not force:
         raise UsageError(f"{image} already exists: pass --force to overwrite it")
+    check_output_file(image)  # a bad path fails before the device is built
     dev = Device.new(platform, profile, bootloader, granularity=granularity)  # type: ignore[arg-type]
     out = dev.boot()
     dev.save(image)

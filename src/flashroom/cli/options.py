@@ -127,7 +127,8 @@ def out_dir_option(
         default=default,
         required=required,
         show_default=default is not None,
-        help=help + " Created when missing (not its parents); the files are written as a set: "
+        help=help + " A folder, created when missing (not its parents); the files are written as "
+        "a set: "
         "all of them or, on an error, none.",
     )
 

@@ -216,6 +216,8 @@ def pack_module(req: PackRequest, input_data: bytes | None) -> PackResult:
                     "function",
                     "index",
                 )
+        if len(payload) > region.end - start:  # cannot fit whatever wraps it: refuse unbuilt
+            fits(len(payload) + ModuleInfo.SIZE)
         _refuse_finished_module(req, payload, start, pid)
         existing = _own_module_info(payload, start, pid)
         if existing is not None:

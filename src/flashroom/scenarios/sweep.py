@@ -30,7 +30,6 @@ import functools
 import hashlib
 import random
 import shlex
-import shutil
 import sys
 import time
 from collections import Counter
@@ -382,24 +381,15 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
 
 def reproduce_script(commands: Sequence[str]) -> str:
     """A POSIX sh script running ``commands`` (``flashroom ...`` lines) in its own folder."""
-    entry = shutil.which("flashroom")
-    fallback = f"{shlex.quote(sys.executable)} -m flashroom"
+    this = f"{shlex.quote(sys.executable)} -m flashroom"  # the flashroom that wrote it
     lines = [
         "#!/bin/sh",
         "# Reproduce a sweep cut point by hand: run it from anywhere; it works on the files",
         "# beside it. FLASHROOM=... picks the flashroom to run (default: the one that wrote it).",
         "# No 'set -e': the cut run itself exits non-zero (interrupted) by design.",
         'cd "$(dirname "$0")" || exit 2',
-        'if [ -z "${FLASHROOM:-}" ]; then',
+        f"FLASHROOM=${{FLASHROOM:-{shlex.quote(this)}}}",
     ]
-    if entry:
-        lines += [
-            f"  if [ -x {shlex.quote(entry)} ]; then FLASHROOM={shlex.quote(entry)}",
-            f"  else FLASHROOM={shlex.quote(fallback)}; fi",
-        ]
-    else:
-        lines.append(f"  FLASHROOM={shlex.quote(fallback)}")
-    lines.append("fi")
     for c in commands:
         lines.append(
             "$FLASHROOM " + c.removeprefix("flashroom ") if c.startswith("flashroom ") else c

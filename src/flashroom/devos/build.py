@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,9 +48,9 @@ from flashroom.devos.patch import ChangeState, status
 from flashroom.devos.toolchain import Toolchain, find_toolchain
 from flashroom.devos.tree import DeviceOsTree, is_writable, tree_digest
 from flashroom.errors import BuildError, ManifestError, OutputError, SourceTreeError, UsageError
+from flashroom.progress import ProgressFn
 
 #: ``progress(done, total)``: compiled objects so far, and the estimate of all of them.
-ProgressFn = Callable[[int, int], None]
 
 #: Objects a clean build compiles (measured on v2.3.1: the "Building ... file:" lines of
 #: make's output); the progress bar's total. Incremental builds compile fewer.

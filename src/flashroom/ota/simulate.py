@@ -110,6 +110,7 @@ def simulate(
             heapq.heappush(heap, (t, seq, _TO_SERVER if up else _TO_DEVICE, data))
 
     now = 0.0
+    session: ServerSession | None = None
     for d in devices[-1].start(now):
         transmit(d, now, up=True)
     while True:
@@ -126,6 +127,8 @@ def simulate(
             if kind == _TO_SERVER:
                 for _, out in server.receive(DEVICE_ADDR, data, now):
                     transmit(out, now, up=False)
+                # the server drops ended sessions after a while; keep the last one for the outcome
+                session = server.sessions.get(DEVICE_ADDR, session)
             else:
                 for out in dev.receive(data, now):
                     transmit(out, now, up=True)
@@ -150,7 +153,6 @@ def simulate(
             break
     dev = devices[-1]
     dev.abandon(now, f"simulated time limit of {max_time_s:g} s reached")
-    session = server.sessions.get(DEVICE_ADDR)
     end = dev.finished_at if dev.finished_at is not None else now
     if session is not None and session.finished_at is not None and dev.status == "applied":
         end = max(end, session.finished_at)

@@ -277,6 +277,10 @@ def render_connect(data: dict[str, Any]) -> None:
     running = data.get("running")
     if running:
         rows.append(("running", f"user v{running['module_version']} ({fmt_size(running['size'])})"))
+    check = data.get("host_check")
+    if check is not None:
+        rows.append(("host checks", check["message"]))
+    rows.append(("transport", "DTLS 1.2 PSK" if data.get("dtls") else "plain CoAP (insecure)"))
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)

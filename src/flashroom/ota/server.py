@@ -83,11 +83,13 @@ def check_chunk_size(chunk_size: int, platform_id: int | None, file_length: int)
     """
     limit = max_chunk_size(platform_id, file_length)
     if not 1 <= chunk_size <= limit:
-        which = "this platform" if platform_id in PROTOCOL_BUFFER else "the smallest Gen2 buffer"
+        which = (
+            f"platform {platform_id}'s" if platform_id in PROTOCOL_BUFFER else "the smallest Gen2"
+        )
         raise TransportError(
             f"chunk size {chunk_size}: expected 1..{limit} for a {file_length}-byte file; "
-            f"Device OS 2.3.1 reads each message into its {which}'s protocol buffer "
-            "(PROTOCOL_BUFFER_SIZE) with the chunk bitmap at its end (spec 6.2 #4)"
+            f"Device OS 2.3.1 reads each message into {which} protocol buffer "
+            "(PROTOCOL_BUFFER_SIZE) and keeps the chunk bitmap at its end (spec 6.2 #4)"
         )
 
 

@@ -43,11 +43,10 @@ from flashroom.ota.messages import (
     code_str,
     empty_ack,
 )
-from flashroom.particle.build import device_os_install, finish_checksums, synthetic_module
+from flashroom.particle.build import finish_checksums, synthetic_module
 from flashroom.particle.compress import combine_modules, compress_module
 from flashroom.particle.crc import crc32_be_bytes
-from flashroom.particle.deps import check_dependencies
-from flashroom.particle.module import parse_module
+from flashroom.particle.hostcheck import host_check, installed_infos
 from flashroom.particle.module_info import (
     ModuleDependency,
     ModuleFunction,
@@ -504,31 +503,11 @@ def _run_device(dev: Device, data: bytes) -> tuple[int | str | None, str, str | 
 
 
 def _host_check(ctx: Ctx, dev: Device, data: bytes) -> tuple[bool, str]:
-    """flashroom's host-side verification: module checks plus the boot-time dependency rule."""
-    try:
-        mod = parse_module(data)
-    except FlashroomError as e:
-        return True, f"module verify: {e}"
-    failed = [c for c in mod.checks() if not c.ok]
-    if failed:
-        return True, "module verify: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
-    installed = _installed_infos(ctx, dev)
-    res = check_dependencies(mod.info, installed, user_optional=False)
-    if not res.ok:
-        return True, f"dependency check (spec 3.2): {res.message}"
-    return False, "host checks pass"
-
-
-def _installed_infos(ctx: Ctx, dev: Device) -> list[ModuleInfo]:
-    """module_info of every module installed where Device OS 2.3.1 puts them (spec 2.4)."""
-    out = []
-    for m in device_os_install(ctx.platform):
-        base = read_module_info_at(m, 0).module_start_address
-        try:
-            out.append(read_module_info_at(dev.flash.read(base, 0x200), 0))
-        except FlashroomError:
-            continue
-    return out
+    """flashroom's host-side verification (:func:`flashroom.particle.hostcheck.host_check`, the
+    one ``ota serve`` and ``emu connect`` use): module checks plus the boot-time dependency rule
+    against what the device has installed."""
+    res = host_check(data, installed_infos(ctx.platform, dev.flash.read))
+    return not res.ok, res.message
 
 
 def _run_transfer(ctx: Ctx, dev: Device, case: BadCase, image: bytes) -> tuple[Any, str, bool]:

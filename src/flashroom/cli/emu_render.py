@@ -225,7 +225,7 @@ def render_badinput(result: Any, console: Any = None) -> None:
     table.add_column("app", justify="center", no_wrap=True)
     for case in j["cases"]:
         verdict = case["verdict"]
-        style = {"refused": "green", "skipped": "dim"}.get(verdict, "bold red")
+        style = {"refused": "green", "skipped": "dim", "hazard": "yellow"}.get(verdict, "bold red")
         message = case["message"]
         if case["device"] is not None:
             d = case["device"]
@@ -248,7 +248,8 @@ def render_badinput(result: Any, console: Any = None) -> None:
     s = j["summary"]
     con.print(
         f"{s['refused']} refused, {s['accepted']} accepted, {s['app_changed']} changed the app, "
-        f"{s['skipped']} skipped"
+        f"{s['hazard']} documented hazards (the device takes them; flashroom's server never "
+        f"sends them), {s['skipped']} skipped"
     )
     for note in j.get("notes", []):
         con.print(f"[dim]note: {note}[/]")

@@ -372,3 +372,54 @@ def test_ota_serve_rejects_a_pace_that_is_not_a_positive_rate(
     res = cli(["ota", "serve", "--firmware", str(app_bin), "--pace-kbps", value])
     assert res.exit_code == 2
     assert "--pace-kbps" in res.stderr
+
+
+def _unmet_app(tmp_path: Path) -> Path:
+    from flashroom.particle.build import synthetic_module
+    from flashroom.particle.module_info import ModuleDependency, ModuleFunction
+
+    path = tmp_path / "unmet.bin"
+    path.write_bytes(
+        synthetic_module(
+            16 * 1024,
+            platform_id=10,
+            function=ModuleFunction.USER_PART,
+            index=1,
+            version=13,
+            start_address=0x08080000,
+            dependency=ModuleDependency(ModuleFunction.SYSTEM_PART, 2, 9999),
+            seed=5,
+        )
+    )
+    return path
+
+
+def test_ota_serve_refuses_an_app_whose_dependency_is_unmet(tmp_path: Path) -> None:
+    """It used to check parse and CRC only and served it (issue 12 #2)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "flashroom", "ota", "serve", "--bind", "127.0.0.1:0",
+         "--insecure", "--firmware", str(_unmet_app(tmp_path)), "--max-sessions", "1"],
+        capture_output=True, text=True, timeout=SERVER_DEADLINE_S,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "dependency check (spec 3.2)" in res.stderr and "--allow-invalid" in res.stderr
+
+
+def test_connect_and_emu_ota_agree_on_an_app_whose_dependency_is_unmet(
+    cli: Any, server_factory: Any, tmp_path: Path
+) -> None:
+    """emu connect said applied (exit 0) while the device boots safe mode (issue 12 #2)."""
+    app = _unmet_app(tmp_path)
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    for p in (a, b):
+        Device.new("electron", "extended").save(p)
+    srv = server_factory(app, "--allow-invalid", "--max-sessions", "1")
+    res = cli(_connect_args(srv.url, a, "--format", "json"))
+    direct = cli(["emu", "ota", "--image", str(b), str(app), "--format", "json"])
+    assert res.exit_code == 1 and direct.exit_code == 1
+    data = res.json()
+    assert data["result"] == "installed_not_running"  # the emu/outcome.py class
+    assert data["device_status"] == "applied" and data["boot"] == direct.json()["boot"]
+    assert "dependency check (spec 3.2)" in data["error"]
+    assert data["host_check"]["ok"] is False
+    srv.wait_json()

@@ -185,7 +185,8 @@ class DeviceEnd:
         """End the linger now: the driver knows no retransmission can follow (see
         :func:`flashroom.ota.transport.connect_udp`)."""
         if self.terminal and self._linger_until is not None:
-            self._linger_until = min(self._linger_until, now)
+            # as if there had been no linger: it ends when the device finished
+            self._linger_until = min(self._linger_until, self.finished_at or now)
 
     @property
     def terminal(self) -> bool:

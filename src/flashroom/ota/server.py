@@ -257,6 +257,7 @@ class OtaServer:
         self._heap: list[tuple[float, int, Any, int]] = []
         self._seq = itertools.count()
         self._buckets: OrderedDict[Any, _Bucket] = OrderedDict()
+        self._ended: OrderedDict[Any, None] = OrderedDict()  # ended sessions still held
         t = self.config.tuning
         span = t.ack_timeout_s * (2**t.max_retransmit - 1) * t.ack_random_factor
         self._ended_keep = (
@@ -285,21 +286,27 @@ class OtaServer:
         return sess
 
     def _make_room(self, now: float) -> bool:
-        """Free a table slot: the oldest ended session, else the oldest without UpdateReady."""
+        """Free a table slot: the oldest ended session, else the oldest without UpdateReady
+        (the table is in insertion order, so that one is near its front)."""
         if len(self.sessions) < self.limits.max_sessions:
             return True
-        for pick in (
-            lambda s: s.terminal,
-            lambda s: s.status in (SessionStatus.WAITING, SessionStatus.BEGIN),
-        ):
-            victim = next((a for a, s in self.sessions.items() if pick(s)), None)
-            if victim is not None:
-                self.sessions[victim].close(now, "evicted: the session table is full")
-                self._after(victim, now)
-                self._drop(victim)
-                self.evicted += 1
-                return True
-        return False
+        victim = next(iter(self._ended), None)
+        if victim is None:
+            victim = next(
+                (
+                    a
+                    for a, s in self.sessions.items()
+                    if s.status in (SessionStatus.WAITING, SessionStatus.BEGIN)
+                ),
+                None,
+            )
+        if victim is None:
+            return False
+        self.sessions[victim].close(now, "evicted: the session table is full")
+        self._after(victim, now)
+        self._drop(victim)
+        self.evicted += 1
+        return True
 
     def _rate_ok(self, addr: Any, now: float) -> bool:
         host = addr[0] if isinstance(addr, tuple) and addr else addr
@@ -316,6 +323,7 @@ class OtaServer:
     def _drop(self, addr: Any) -> None:
         sess = self.sessions.pop(addr, None)
         live = self._live.pop(addr, None)
+        self._ended.pop(addr, None)
         if sess is not None and live is not None:
             self._record(addr, live)
             self._retrans_done += sess.ep.stats.retransmissions + sess.resends
@@ -446,6 +454,7 @@ class OtaServer:
             live.begun = True
             self._event("begun", addr, sess, now)
         if sess.terminal and not live.recorded:
+            self._ended[addr] = None
             kind = "done" if sess.status == SessionStatus.COMPLETE else "failed"
             self._event(kind, addr, sess, now)
             self._record(addr, live)

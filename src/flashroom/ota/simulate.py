@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from flashroom.deviceos import get_platform
 from flashroom.deviceos.ota import SystemUpdateCallbacks
 from flashroom.ota.accounting import PER_DATAGRAM_OVERHEAD, Meter, TransferReport
 from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
@@ -90,7 +91,8 @@ def simulate(
             scfg, pace_bps=link.bandwidth_bps, per_datagram_overhead=PER_DATAGRAM_OVERHEAD
         )
     dcfg = device_config or DeviceConfig(seed=seed + 1)
-    server = OtaServer(image, scfg, seed=seed + 2)
+    platform_id = get_platform(dcfg.platform).platform_id
+    server = OtaServer(image, scfg, seed=seed + 2, platform_id=platform_id)
     model = LinkModel(link, seed=seed)
     meter = Meter()
     heap: list[tuple[float, int, int, bytes]] = []

@@ -717,6 +717,7 @@ class ConnectOptions:
     time_limit: float
     save: bool
     fast_ota: bool = True
+    psk_file: Path | None = None
 
 
 def build_link(opts: ConnectOptions) -> Any:
@@ -793,6 +794,14 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
     help="The device's FAST_OTA connection property: accept fast OTA when the server asks "
     "(spec 6.2).",
 )
+@click.option(
+    "--psk-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Talk DTLS 1.2 with a pre-shared key from FILE ('DEVICE_ID_HEX KEY_HEX' lines, as "
+    "ota serve --psk-file reads): a single line makes that ID the device's; otherwise the "
+    "line of the device's own ID is used. Without it: plain CoAP, for an --insecure server.",
+)
 @click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
 @format_option
 def connect(
@@ -810,6 +819,7 @@ def connect(
     inactivity_timeout: float | None,
     time_limit: float,
     fast_ota: bool,
+    psk_file: Path | None,
     save: bool,
     fmt: str,
 ) -> None:
@@ -818,11 +828,14 @@ def connect(
     The device says Hello, receives the update through its system OTA path (erase, chunk
     writes, HAL_FLASH_End), resets and reports what it cost on the emulated link: payload and
     wire bytes (CoAP + UDP + IPv4 + DTLS), messages, retransmissions and the simulated link
-    time. Exits 1 when the update was not applied (the report says why).
+    time. Exits 1 when the update was not applied (the report says why: result
+    installed_not_running when the system took it but the device does not run it after the
+    reset); exits 2 when the server does not answer ("no answer from URL after N attempts",
+    within a few retransmission timeouts) or the DTLS handshake fails.
 
     \b
     Example:
-      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g --format json
+      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g --psk-file keys.txt
     """
     opts = ConnectOptions(
         url,
@@ -840,6 +853,7 @@ def connect(
         time_limit,
         save,
         fast_ota,
+        psk_file,
     )
     result = _run_connect(opts)
     data = result.to_json()
@@ -849,6 +863,39 @@ def connect(
         render_connect(data)
     if result.result != "applied":
         raise CheckFailed()
+
+
+#: Hello (or DTLS ClientHello) transmissions before "no answer": 3 takes 2 + 4 + 8 timeouts,
+#: 14-21 s at the default ACK_TIMEOUT, instead of RFC 7252's 5 (45-93 s).
+_HELLO_ATTEMPTS = 3
+
+
+def _device_key(path: Path, own_id: bytes) -> tuple[bytes, tuple[bytes, bytes]]:
+    """(device ID, (DTLS identity, key)) from a key file (see ``--psk-file``)."""
+    from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--psk-file {path}: cannot read it ({e})") from None
+    keys = parse_psk_lines(text, f"--psk-file {path}")
+    if len(keys) == 1:
+        ident, key = next(iter(keys.items()))
+    else:
+        ident = own_id.hex().encode()
+        if ident not in keys:
+            raise UsageError(
+                f"--psk-file {path}: no key for this device (ID {ident.decode()}) among "
+                f"{len(keys)} lines"
+            )
+        key = keys[ident]
+    try:
+        device_id = bytes.fromhex(ident.decode())
+    except ValueError:
+        raise UsageError(
+            f"--psk-file {path}: identity {ident.decode()!r} is not a device ID in hex"
+        ) from None
+    return device_id, (ident, key)
 
 
 def _run_connect(opts: ConnectOptions) -> Any:
@@ -861,6 +908,9 @@ def _run_connect(opts: ConnectOptions) -> Any:
     device = _load(opts.image)
     # A stable 12-byte device ID per image file (the Hello carries it, spec 6.5).
     device_id = hashlib.sha256(str(opts.image.resolve()).encode()).digest()[:12]
+    psk: tuple[bytes, bytes] | None = None
+    if opts.psk_file is not None:
+        device_id, psk = _device_key(opts.psk_file, device_id)
     cfg = DeviceConfig(
         platform=device.profile.platform,
         device_id=device_id,
@@ -870,6 +920,7 @@ def _run_connect(opts: ConnectOptions) -> Any:
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
         linger_s=min(5.0, 4 * opts.ack_timeout),
         begin_timeout_s=max(30 * opts.ack_timeout, 5.0),
+        hello_attempts=_HELLO_ATTEMPTS,
     )
     with progress_bar("receiving update", None) as progress:
         result = update_over_udp(
@@ -880,6 +931,7 @@ def _run_connect(opts: ConnectOptions) -> Any:
             device_config=cfg,
             time_limit_s=opts.time_limit,
             progress=progress,
+            psk=psk,
         )
     if opts.save:
         device.save(opts.image)

@@ -297,7 +297,7 @@ def render_badinput(result: Any, console: Any = None) -> None:
     table.add_column("app", justify="center", no_wrap=True)
     for case in j["cases"]:
         verdict = case["verdict"]
-        style = {"refused": "green", "skipped": "dim"}.get(verdict, "bold red")
+        style = {"refused": "green", "skipped": "dim", "hazard": "yellow"}.get(verdict, "bold red")
         message = case["message"]
         if case["device"] is not None:
             d = case["device"]
@@ -320,7 +320,8 @@ def render_badinput(result: Any, console: Any = None) -> None:
     s = j["summary"]
     con.print(
         f"{s['refused']} refused, {s['accepted']} accepted, {s['app_changed']} changed the app, "
-        f"{s['skipped']} skipped"
+        f"{s['hazard']} documented hazards (the device takes them; flashroom's server never "
+        f"sends them), {s['skipped']} skipped"
     )
     for note in j.get("notes", []):
         con.print(f"[dim]note: {note}[/]")
@@ -349,6 +350,10 @@ def render_connect(data: dict[str, Any]) -> None:
     running = data.get("running")
     if running:
         rows.append(("running", f"user v{running['module_version']} ({fmt_size(running['size'])})"))
+    check = data.get("host_check")
+    if check is not None:
+        rows.append(("host checks", check["message"]))
+    rows.append(("transport", "DTLS 1.2 PSK" if data.get("dtls") else "plain CoAP (insecure)"))
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)

@@ -8,7 +8,7 @@ section and Device OS file). Per-platform facts (bounds tables, install sets, ti
 
 from __future__ import annotations
 
-from flashroom.deviceos.enums import ModuleFunction, ModuleStore
+from flashroom.deviceos.enums import ModuleFunction, ModuleStore, PlatformId
 from flashroom.deviceos.model import MapArea, ModuleBounds
 
 SRC = "particle-iot/device-os@v2.3.1"
@@ -64,6 +64,21 @@ MAX_CHUNKS = 65535
 MISSED_CHUNKS_TO_SEND = 40
 #: ``MINIMUM_CHUNK_INCREASE`` (spec 6.4 #5).
 MINIMUM_CHUNK_INCREASE = 2
+#: The protocol channel's static buffer, per platform id: ``(size, prefix, suffix)``. Every
+#: message the device receives is read into it, and the fast-OTA chunk bitmap lives at its end
+#: (spec 6.2 #4; chunked_transfer.cpp:97-101), so a chunk message must leave the bitmap room.
+#: ``PROTOCOL_BUFFER_SIZE`` = ``MBEDTLS_SSL_MAX_CONTENT_LEN`` (communication/inc/protocol_defs.h:
+#: 97-98): 900 on Electron (crypto/inc/mbedtls_config_default.h:2560; ``DTLSMessageChannel`` is a
+#: ``BufferMessageChannel<PROTOCOL_BUFFER_SIZE>`` without prefix or suffix,
+#: communication/src/dtls_message_channel.h:54), 800 on Photon/P1 (mbedtls_config_photon.h:2620,
+#: selected for PLATFORM_ID 6 and 8 in mbedtls_config_default.h:24-25; ``LightSSLMessageChannel``
+#: keeps 2 bytes of length prefix and 16 of padding, communication/src/lightssl_message_channel.h:
+#: 43-44).
+PROTOCOL_BUFFER: dict[int, tuple[int, int, int]] = {
+    PlatformId.PHOTON: (800, 2, 16),
+    PlatformId.P1: (800, 2, 16),
+    PlatformId.ELECTRON: (900, 0, 0),
+}
 
 # ----------------------------------------------------------------------------- validation
 # spec 3.1: module validity bits (ota_flash_hal.h:59-68)

@@ -4,9 +4,24 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck toolchain clean
+.PHONY: demo test bench lint typecheck toolchain buildtools clean
+
+# DTLSSocket (pinned in pyproject.toml) builds tinydtls from source with autoreconf: Debian's
+# autoconf, automake and libtool, installed before pip when root and missing.
+BUILD_PACKAGES := autoconf automake libtool
+buildtools:
+	@missing=""; for p in $(BUILD_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "buildtools: installing$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "buildtools: could not install$$missing; pip cannot build DTLSSocket"; \
+	  else echo "buildtools: not root or no apt-get; missing$$missing: pip cannot build DTLSSocket"; fi; \
+	fi
 
 $(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory buildtools
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

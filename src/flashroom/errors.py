@@ -7,6 +7,8 @@ found, where (addresses as ``0x%08x``), and what was expected. Verification *out
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FlashroomError(Exception):
     """Base class of every error flashroom raises on purpose."""
@@ -99,6 +101,23 @@ class FlashOpError(EmulatorError):
         self.op_index = op_index
         self.kind = kind
         self.addr = addr
+
+
+class FirmwareCallError(EmulatorError):
+    """A real-firmware function did not return: it crashed, hung, reset or entered DFU.
+
+    Attributes:
+        function: the function called.
+        result: how the run ended (a ``flashroom.firmware.FirmwareRun``: outcome, PC, address).
+    """
+
+    def __init__(self, function: str, result: Any):
+        pc = f"0x{result.pc:08x}"
+        addr = f", address 0x{result.address:08x}" if result.address is not None else ""
+        why = f" ({result.reason})" if result.reason else ""
+        super().__init__(f"{function} did not return: {result.outcome} at PC {pc}{addr}{why}")
+        self.function = function
+        self.result = result
 
 
 class OtaError(FlashroomError):

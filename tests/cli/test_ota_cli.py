@@ -32,7 +32,7 @@ def _follows_schema(doc: Any, name: str) -> None:
 class Server:
     """A ``python -m flashroom ota serve`` subprocess on an ephemeral loopback port."""
 
-    def __init__(self, firmware: Path, *extra: str) -> None:
+    def __init__(self, firmware: Path, *extra: str, bind: str = "127.0.0.1:0") -> None:
         args = [
             sys.executable,
             "-m",
@@ -40,7 +40,7 @@ class Server:
             "ota",
             "serve",
             "--bind",
-            "127.0.0.1:0",
+            bind,
             "--firmware",
             str(firmware),
             "--ack-timeout",
@@ -48,13 +48,15 @@ class Server:
             "--format",
             "json",
             *extra,
+            *(() if "--psk-file" in extra else ("--insecure",)),
         ]
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()  # "listening on coap://127.0.0.1:PORT"
-        m = re.search(r"coap://[\d.]+:\d+", line)
+        self.first_lines = line + self.proc.stderr.readline()  # + the security line
+        m = re.search(r"coap://(\[[\da-f:]+\]|[\d.]+):\d+", line)
         if m is None:
             self.kill()
             raise AssertionError(f"server did not start: {line!r}")
@@ -74,8 +76,8 @@ class Server:
 def server_factory() -> Iterator[Any]:
     started: list[Server] = []
 
-    def make(firmware: Path, *extra: str) -> Server:
-        s = Server(firmware, *extra)
+    def make(firmware: Path, *extra: str, bind: str = "127.0.0.1:0") -> Server:
+        s = Server(firmware, *extra, bind=bind)
         started.append(s)
         return s
 
@@ -249,30 +251,129 @@ def test_corrupt_module_served_anyway_is_refused_by_the_device(
     assert served["firmware"]["valid"] is False
 
 
-def test_emu_connect_to_nothing_ends_unreachable(cli: Any, device_image: Path) -> None:
+def test_emu_connect_to_a_silent_port_says_no_answer_after_n_attempts(
+    cli: Any, device_image: Path
+) -> None:
+    """Used to wait out --time-limit (900 s) and report no_update with exit 0/1."""
     import socket
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound but never read: nobody answers
         res = cli(
-            [
-                "emu",
-                "connect",
-                f"coap://127.0.0.1:{port}",
-                "--image",
-                str(device_image),
-                "--ack-timeout",
-                "0.02",
-                "--format",
-                "json",
-            ]
-        )
-    assert res.exit_code == 1
+            ["emu", "connect", f"coap://127.0.0.1:{port}", "--image", str(device_image),
+             "--ack-timeout", "0.02", "--format", "json"]
+        )  # fmt: skip
+    assert res.exit_code == 2, res.stderr
+    assert f"no answer from coap://127.0.0.1:{port} after 3 attempts" in res.stderr
+    assert res.json()["error"]["exit_code"] == 2  # the JSON error document (docs/json/error.json)
+
+
+def test_emu_connect_where_nothing_listens_says_so(cli: Any, device_image: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # closed: the kernel answers the Hello with ICMP port unreachable
+    res = cli(["emu", "connect", f"coap://127.0.0.1:{port}", "--image", str(device_image)])
+    assert res.exit_code == 2, res.stderr
+    assert f"no answer from coap://127.0.0.1:{port}" in res.stderr
+    assert "nothing listens there" in res.stderr
+
+
+def test_ota_serve_prints_one_line_per_session_event(
+    cli: Any, server_factory: Any, device_image: Path, app_bin: Path
+) -> None:
+    srv = server_factory(app_bin, "--max-sessions", "1", "--no-fast-ota")
+    res = cli(_connect_args(srv.url, device_image, "--format", "json"))
+    assert res.exit_code == 0, res.stderr
+    out, err = srv.proc.communicate(timeout=SERVER_DEADLINE_S)
+    assert "warning: --insecure" in srv.first_lines + err
+    lines = err.splitlines()
+    assert any("connected (Hello)" in line for line in lines)
+    assert any("update begun: 96 chunks of 512 bytes, stop-and-wait" in line for line in lines)
+    assert sum(1 for line in lines if re.search(r" \d0 % \(\d+/96 chunks\)", line)) == 9
+    assert any(f"done: {48 * 1024} bytes delivered" in line for line in lines)
+    assert json.loads(out)["completed"] == 1  # the summary is still printed on exit
+
+
+def test_ota_serve_wants_keys_or_insecure(cli: Any, app_bin: Path) -> None:
+    res = cli(["ota", "serve", "--bind", "127.0.0.1:0", "--firmware", str(app_bin)])
+    assert res.exit_code == 2
+    assert "--psk-file" in res.stderr and "--insecure" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--bind", "[::1]:0", "--chunk-size", "65535"], ["65535", "PROTOCOL_BUFFER_SIZE"]),
+        (["--bind", "a" * 64 + ":0"], ["64 characters", "at most 63"]),
+    ],
+)
+def test_ota_serve_refuses_precisely(
+    cli: Any, app_bin: Path, args: list[str], words: list[str]
+) -> None:
+    res = cli(["ota", "serve", "--firmware", str(app_bin), "--insecure", *args])
+    assert res.exit_code == 2, res.stderr
+    assert all(w in res.stderr for w in words), res.stderr
+    assert "internal error" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("coap://127.0.0.1:0", ["port 0", "1..65535"]),
+        ("coap://" + "b" * 70 + ":5683", ["70 characters", "at most 63"]),
+    ],
+)
+def test_emu_connect_refuses_precisely(
+    cli: Any, device_image: Path, url: str, words: list[str]
+) -> None:
+    res = cli(["emu", "connect", url, "--image", str(device_image)])
+    assert res.exit_code == 2, res.stderr
+    assert all(w in res.stderr for w in words), res.stderr
+
+
+def test_ota_serve_on_ipv6_loopback_prints_a_url_emu_connect_takes(
+    server_factory: Any, cli: Any, device_image: Path, app_bin: Path
+) -> None:
+    srv = server_factory(app_bin, "--max-sessions", "1", bind="[::1]:0")
+    assert srv.url.startswith("coap://[::1]:")
+    res = cli(_connect_args(srv.url, device_image, "--format", "json"))
+    assert res.exit_code == 0, res.stderr
+    assert srv.wait_json()["address"] == srv.url
+
+
+def test_dtls_psk_serve_and_connect(
+    cli: Any, server_factory: Any, device_image: Path, app_bin: Path, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# device key\n" + "ab" * 12 + " " + "5a" * 16 + "\n")
+    srv = server_factory(app_bin, "--max-sessions", "1", "--psk-file", str(keys))
+    res = cli(_connect_args(srv.url, device_image, "--psk-file", str(keys), "--format", "json"))
+    assert res.exit_code == 0, res.stderr
     data = res.json()
-    assert data["result"] == "unreachable"
-    assert data["messages"] == 5  # the Hello and its 4 retransmissions (RFC 7252 4.8)
-    assert data["boot"] == "application"
+    assert data["result"] == "applied" and data["dtls"]["handshake_bytes"] > 0
+    served = srv.wait_json()
+    assert served["secure"] is True and served["completed"] == 1
+    assert served["session_records"][0]["device_id"] == "ab" * 12
+
+
+def test_dtls_server_ignores_a_device_without_the_key(
+    cli: Any, server_factory: Any, device_image: Path, app_bin: Path, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("ab" * 12 + " " + "5a" * 16 + "\n")
+    wrong = tmp_path / "wrong.txt"
+    wrong.write_text("ab" * 12 + " " + "a5" * 16 + "\n")
+    srv = server_factory(app_bin, "--psk-file", str(keys))
+    plain = cli(_connect_args(srv.url, device_image, "--ack-timeout", "0.02"))
+    assert plain.exit_code == 2 and "no answer from" in plain.stderr
+    bad = cli(_connect_args(srv.url, device_image, "--ack-timeout", "0.02", "--psk-file",
+                            str(wrong)))  # fmt: skip
+    assert bad.exit_code == 2, bad.stderr
+    assert "does not accept this device's key" in bad.stderr
 
 
 @pytest.mark.parametrize("value", ["0", "nan", "-5"])
@@ -282,3 +383,55 @@ def test_ota_serve_rejects_a_pace_that_is_not_a_positive_rate(
     res = cli(["ota", "serve", "--firmware", str(app_bin), "--pace-kbps", value])
     assert res.exit_code == 2
     assert "--pace-kbps" in res.stderr
+
+
+def _unmet_app(tmp_path: Path) -> Path:
+    from flashroom.particle.build import synthetic_module
+    from flashroom.particle.module_info import ModuleDependency, ModuleFunction
+
+    path = tmp_path / "unmet.bin"
+    path.write_bytes(
+        synthetic_module(
+            16 * 1024,
+            platform_id=10,
+            function=ModuleFunction.USER_PART,
+            index=1,
+            version=13,
+            start_address=0x08080000,
+            dependency=ModuleDependency(ModuleFunction.SYSTEM_PART, 2, 9999),
+            seed=5,
+        )
+    )
+    return path
+
+
+def test_ota_serve_refuses_an_app_whose_dependency_is_unmet(tmp_path: Path) -> None:
+    """It used to check parse and CRC only and served it (issue 12 #2)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "flashroom", "ota", "serve", "--bind", "127.0.0.1:0",
+         "--insecure", "--firmware", str(_unmet_app(tmp_path)), "--max-sessions", "1"],
+        capture_output=True, text=True, timeout=SERVER_DEADLINE_S,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "dependency check (docs/device-os.md#boot-check)" in res.stderr
+    assert "--allow-invalid" in res.stderr
+
+
+def test_connect_and_emu_ota_agree_on_an_app_whose_dependency_is_unmet(
+    cli: Any, server_factory: Any, tmp_path: Path
+) -> None:
+    """emu connect said applied (exit 0) while the device boots safe mode (issue 12 #2)."""
+    app = _unmet_app(tmp_path)
+    a, b = tmp_path / "a.img", tmp_path / "b.img"
+    for p in (a, b):
+        Device.new("electron", "extended").save(p)
+    srv = server_factory(app, "--allow-invalid", "--max-sessions", "1")
+    res = cli(_connect_args(srv.url, a, "--format", "json"))
+    direct = cli(["emu", "ota", "--image", str(b), str(app), "--format", "json"])
+    assert res.exit_code == 1 and direct.exit_code == 1
+    data = res.json()
+    assert data["result"] == "installed_not_running"  # the emu/outcome.py class
+    assert data["device_status"] == "applied" and data["boot"] == direct.json()["boot"]
+    assert "dependency check (docs/device-os.md#boot-check)" in data["error"]
+    assert data["host_check"]["ok"] is False
+    srv.wait_json()

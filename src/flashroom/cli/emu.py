@@ -41,13 +41,16 @@ from flashroom.cli.emu_render import (
 )
 from flashroom.cli.options import (
     GRANULARITIES,
+    bootloader_firmware_option,
     bootloader_option,
     fast_ota_option,
     granularity_option,
     image_option,
     platform_option,
     profile_option,
+    resolve_bootloader,
     resolve_profile,
+    system_firmware_option,
 )
 from flashroom.cli.params import FiniteFloatRange
 from flashroom.errors import EmulatorError, UsageError
@@ -107,10 +110,54 @@ def _require_cut(
         )
 
 
-def _finish(out: Any, fmt: str, title: str, ok: bool) -> None:
-    render_outcome(out, fmt, title)
-    if not ok:
+def _finish(
+    out: Any, fmt: str, title: str, ok: bool, comparison: dict[str, Any] | None = None
+) -> None:
+    render_outcome(out, fmt, title, comparison)
+    if not ok or (comparison is not None and comparison["difference"] is not None):
         raise CheckFailed()
+
+
+def _compare_model_option(f: Any) -> Any:
+    return click.option(
+        "--compare-model",
+        is_flag=True,
+        help="On a device that runs real code: run this step with the Python model first, "
+        "then (from the same state) with the real code, and compare all 1 MB of flash, the "
+        "backup registers, the boot outcome and the operation sequence. Exit 1 on any "
+        "difference; the image keeps the real code's result.",
+    )(f)
+
+
+def _run(dev: Any, step: Any, compare: bool) -> tuple[Any, dict[str, Any] | None]:
+    """Run ``step`` (returns an Outcome); with ``compare`` model first, then real."""
+    if not compare:
+        return step(), None
+    if not dev.real.any:
+        raise UsageError(
+            "--compare-model needs a device that runs real code: make it with emu new "
+            "--bootloader-firmware FILE and/or --system-firmware DIR"
+        )
+    from flashroom.scenarios.compare import compare_run  # the emulator: deferred
+
+    model, real, diff = compare_run(dev, step)
+    if real.result is None:
+        raise EmulatorError(f"the real-code run failed: {real.error}")
+
+    def side(t: Any) -> dict[str, Any]:
+        return {
+            "boot": t.boot,
+            "bootloader_runs": list(t.bootloader_runs),
+            "operations": len(t.ops),
+            "error": t.error,
+        }
+
+    return real.result, {
+        "identical": diff is None,
+        "difference": None if diff is None else diff.to_json(),
+        "model": side(model),
+        "real": side(real),
+    }
 
 
 def _cut_options(f: Any) -> Any:
@@ -161,31 +208,64 @@ def emu() -> None:
     "byte, as the code programs it), or a whole write call."
 )
 @image_option
+@bootloader_firmware_option
+@system_firmware_option
 @click.option("--force", is_flag=True, help="Overwrite an existing image.")
 @format_option
 def new_cmd(
     platform: str,
     profile: str | None,
-    bootloader: str,
+    bootloader: str | None,
     granularity: str,
     image: Path,
+    bootloader_firmware: Path | None,
+    system_firmware: Path | None,
     force: bool,
     fmt: str,
 ) -> None:
     """Create a fresh device: Device OS 2.3.1, a small app and (stock) a factory image.
 
-    Example: flashroom emu new --platform electron --profile extended --image dev.img
-    """
-    from flashroom.emu.device import Device  # numpy: deferred for start-up time
+    By default every part of the device is flashroom's Python model. With
+    --bootloader-firmware the real bootloader runs at every boot (including one replaced
+    over the air); with --system-firmware the real system modules are installed and OTA
+    updates run their real receive/finish code. What stays model either way: the system's
+    boot checks, the cloud session and the application.
 
+    \b
+    Example:
+      flashroom emu new --platform electron --profile extended --image dev.img
+      flashroom emu new --image real.img \\
+          --bootloader-firmware electron-bootloader@v2.3.1.bin \\
+          --system-firmware ../shared/fixtures/device-os
+    """
+    from flashroom.emu.device import Device, profile_of_system_parts  # numpy: deferred
+    from flashroom.emu.realcode import load_system_dir  # the same
+
+    variant = resolve_bootloader(bootloader, bootloader_firmware)
+    if system_firmware is not None and profile is None:
+        profile = profile_of_system_parts(load_system_dir(system_firmware))
     profile = resolve_profile(platform, profile)
     if os.path.lexists(image) and not force:
         raise UsageError(f"{image} already exists: pass --force to overwrite it")
     check_output_file(image)  # a bad path fails before the device is built
-    dev = Device.new(platform, profile, bootloader, granularity=granularity)  # type: ignore[arg-type]
+    dev = Device.new(
+        platform,
+        profile,
+        variant,
+        granularity=granularity,  # type: ignore[arg-type]
+        bootloader_firmware=bootloader_firmware,
+        system_firmware=system_firmware,
+    )
     out = dev.boot()
     dev.save(image)
-    _finish(out, fmt, f"new {platform} ({profile}, {bootloader} bootloader) -> {image}", True)
+    what = (
+        f"real bootloader {bootloader_firmware.name}"
+        if bootloader_firmware is not None
+        else f"{variant} bootloader"
+    )
+    if system_firmware is not None:
+        what += f", real system from {system_firmware}"
+    _finish(out, fmt, f"new {platform} ({profile}, {what}) -> {image}", True)
 
 
 @emu.command("install")
@@ -258,6 +338,7 @@ def install_cmd(
 @click.argument("module_path", type=PathType(exists=True, dir_okay=False, path_type=Path))
 @_cut_options
 @granularity_option(default=None, help="Override the image's operation granularity for this run.")
+@_compare_model_option
 @format_option
 def ota_cmd(
     image: Path,
@@ -267,6 +348,7 @@ def ota_cmd(
     seed: int,
     fail_at_op: int | None,
     granularity: str | None,
+    compare_model: bool,
     fmt: str,
 ) -> None:
     """Update over the air: receive path, reset, bootloader apply, boot.
@@ -287,11 +369,15 @@ def ota_cmd(
     saved = dev.flash.granularity
     if granularity is not None:
         dev.flash.granularity = granularity
-    out = dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed, fail_at_op=fail_at_op)
+    out, cmp = _run(
+        dev,
+        lambda: dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed, fail_at_op=fail_at_op),
+        compare_model,
+    )
     dev.flash.granularity = saved
     _require_cut(dev, out, cut_at_op, fail_at_op, "OTA", image)
     dev.save(image)
-    _finish(out, fmt, f"OTA {module_path}", out.result == "applied")
+    _finish(out, fmt, f"OTA {module_path}", out.result == "applied", cmp)
 
 
 @emu.command("boot")
@@ -310,6 +396,7 @@ def ota_cmd(
     "docs/device-os.md#factory-reset).",
 )
 @_cut_options
+@_compare_model_option
 @format_option
 def boot_cmd(
     image: Path,
@@ -319,6 +406,7 @@ def boot_cmd(
     torn: bool,
     seed: int,
     fail_at_op: int | None,
+    compare_model: bool,
     fmt: str,
 ) -> None:
     """Power the device on again (after a power cut, or to see how it boots now).
@@ -339,16 +427,24 @@ def boot_cmd(
             "holding MODE"
         )
     dev = _load(image)
-    out = (
-        dev.factory_reset()
-        if factory_reset
-        else dev.boot(
-            button_s=button_s, cut_at_op=cut_at_op, torn=torn, seed=seed, fail_at_op=fail_at_op
-        )
+    out, cmp = _run(
+        dev,
+        lambda: (
+            dev.factory_reset()
+            if factory_reset
+            else dev.boot(
+                button_s=button_s,
+                cut_at_op=cut_at_op,
+                torn=torn,
+                seed=seed,
+                fail_at_op=fail_at_op,
+            )
+        ),
+        compare_model,
     )
     _require_cut(dev, out, cut_at_op, fail_at_op, "boot", image)
     dev.save(image)
-    _finish(out, fmt, f"boot {image}", out.boot != "bricked")
+    _finish(out, fmt, f"boot {image}", out.boot != "bricked", cmp)
 
 
 @emu.command("show")
@@ -449,6 +545,24 @@ def show_cmd(image: Path, fmt: str) -> None:
     default=None,
     help="Write the device image, old/new modules and a reproduce.sh into this folder.",
 )
+@bootloader_firmware_option
+@system_firmware_option
+@click.option(
+    "--compare-model",
+    is_flag=True,
+    help="With --bootloader-firmware: at every cut point boot the Python model too, from the "
+    "same state, and compare all 1 MB of flash, the backup registers, the boot outcome and the "
+    "operation sequence (kind, address, width). Exit 1 on any difference.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=PathType(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE.png",
+    help="Draw the update's operation timeline with every cut point coloured by its outcome "
+    "(model and real side by side with --compare-model).",
+)
 @format_option
 def sweep(
     platform: str,
@@ -470,6 +584,10 @@ def sweep(
     fault: str,
     sample: int | None,
     save_failing: Path | None,
+    bootloader_firmware: Path | None,
+    system_firmware: Path | None,
+    compare_model: bool,
+    plot_path: Path | None,
     fmt: str,
 ) -> None:
     """Cut power before every flash operation of an update and check the device survives.
@@ -485,6 +603,13 @@ def sweep(
     Example:
       flashroom emu sweep --profile extended --scenario user-ota --app-size 256K --workers 2
       flashroom emu sweep --bootloader legacy --granularity chunk   # the legacy copy hazard
+      flashroom emu sweep --granularity chunk --torn --compare-model \\
+          --bootloader-firmware electron-bootloader@v2.3.1.bin --plot timeline.png
+
+    With --bootloader-firmware every recovery boot runs the real bootloader (every point is
+    booted: --method equiv runs as replay); --compare-model also boots the model from the same
+    state and reports where the two differ. At word granularity a 256K update has ~140,000
+    points: use --sample N (the output says it sampled).
     """
     from flashroom.scenarios.sweep import (  # numpy: deferred for start-up time
         SweepConfig,
@@ -492,10 +617,15 @@ def sweep(
     )
     from flashroom.scenarios.sweep import save_failing as save  # numpy: deferred for start-up time
 
+    if system_firmware is not None and profile is None:
+        from flashroom.emu.device import profile_of_system_parts  # numpy: deferred
+        from flashroom.emu.realcode import load_system_dir  # the same
+
+        profile = profile_of_system_parts(load_system_dir(system_firmware))
     cfg = SweepConfig(
         platform=platform,
         profile=resolve_profile(platform, profile),
-        bootloader=bootloader,
+        bootloader=resolve_bootloader(bootloader, bootloader_firmware),
         scenario=scenario,
         app_size=app_size,
         old_size=old_size,
@@ -511,24 +641,41 @@ def sweep(
         scheduler=scheduler,
         fault=fault,
         sample=sample,
+        bootloader_firmware=None if bootloader_firmware is None else str(bootloader_firmware),
+        system_firmware=None if system_firmware is None else str(system_firmware),
+        compare_model=compare_model,
+        keep_points=plot_path is not None,
     )
     cfg.validate()
     if save_failing is not None:
         check_output_dir(save_failing)  # fail now, not after the sweep
+    if plot_path is not None:
+        check_output_file(plot_path)  # the folder must exist; a link or device is refused
     with progress_bar(f"sweep {scenario}") as progress:
         result = run_sweep(cfg, progress=progress)
     saved: list[Path] = []
     if save_failing is not None:
         saved = save(result, save_failing)
+    if plot_path is not None:
+        from flashroom.report.plot import plot_sweep  # matplotlib: deferred
+
+        plot_sweep(result, plot_path)
+    cmp = result.comparison
     if fmt == "json":
         data = result.to_json()
         if save_failing is not None:
             data["reproduce"] = result.reproduce(image_dir=str(save_failing))
             data["saved"] = [str(p) for p in saved]
+            if "comparison" in data:
+                data["comparison"]["reproduce"] = result.reproduce_difference(str(save_failing))
+        if plot_path is not None:
+            data["plot"] = str(plot_path)
         emit_json(data)
     else:
         render_sweep(result, save_failing)
-    if not result.ok:
+        if plot_path is not None:
+            click.echo(f"timeline: {plot_path}")
+    if not result.ok or (cmp is not None and cmp.differing):
         raise CheckFailed()
 
 
@@ -585,6 +732,7 @@ class ConnectOptions:
     time_limit: float
     save: bool
     fast_ota: bool = True
+    psk_file: Path | None = None
 
 
 def build_link(opts: ConnectOptions) -> Any:
@@ -658,6 +806,14 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
     help="The device's FAST_OTA connection property: accept fast OTA when the server asks "
     "for it (docs/device-os.md#protocol)."
 )
+@click.option(
+    "--psk-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Talk DTLS 1.2 with a pre-shared key from FILE ('DEVICE_ID_HEX KEY_HEX' lines, as "
+    "ota serve --psk-file reads): a single line makes that ID the device's; otherwise the "
+    "line of the device's own ID is used. Without it: plain CoAP, for an --insecure server.",
+)
 @click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
 @format_option
 def connect(
@@ -675,6 +831,7 @@ def connect(
     inactivity_timeout: float | None,
     time_limit: float,
     fast_ota: bool,
+    psk_file: Path | None,
     save: bool,
     fmt: str,
 ) -> None:
@@ -683,11 +840,14 @@ def connect(
     The device says Hello, receives the update through its system OTA path (erase, chunk
     writes, HAL_FLASH_End), resets and reports what it cost on the emulated link: payload and
     wire bytes (CoAP + UDP + IPv4 + DTLS), messages, retransmissions and the simulated link
-    time. Exits 1 when the update was not applied (the report says why).
+    time. Exits 1 when the update was not applied (the report says why: result
+    installed_not_running when the system took it but the device does not run it after the
+    reset); exits 2 when the server does not answer ("no answer from URL after N attempts",
+    within a few retransmission timeouts) or the DTLS handshake fails.
 
     \b
     Example:
-      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g --format json
+      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g --psk-file keys.txt
     """
     opts = ConnectOptions(
         url,
@@ -705,6 +865,7 @@ def connect(
         time_limit,
         save,
         fast_ota,
+        psk_file,
     )
     result = _run_connect(opts)
     data = result.to_json()
@@ -714,6 +875,39 @@ def connect(
         render_connect(data)
     if result.result != "applied":
         raise CheckFailed()
+
+
+#: Hello (or DTLS ClientHello) transmissions before "no answer": 3 takes 2 + 4 + 8 timeouts,
+#: 14-21 s at the default ACK_TIMEOUT, instead of RFC 7252's 5 (45-93 s).
+_HELLO_ATTEMPTS = 3
+
+
+def _device_key(path: Path, own_id: bytes) -> tuple[bytes, tuple[bytes, bytes]]:
+    """(device ID, (DTLS identity, key)) from a key file (see ``--psk-file``)."""
+    from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--psk-file {path}: cannot read it ({e})") from None
+    keys = parse_psk_lines(text, f"--psk-file {path}")
+    if len(keys) == 1:
+        ident, key = next(iter(keys.items()))
+    else:
+        ident = own_id.hex().encode()
+        if ident not in keys:
+            raise UsageError(
+                f"--psk-file {path}: no key for this device (ID {ident.decode()}) among "
+                f"{len(keys)} lines"
+            )
+        key = keys[ident]
+    try:
+        device_id = bytes.fromhex(ident.decode())
+    except ValueError:
+        raise UsageError(
+            f"--psk-file {path}: identity {ident.decode()!r} is not a device ID in hex"
+        ) from None
+    return device_id, (ident, key)
 
 
 def _run_connect(opts: ConnectOptions) -> Any:
@@ -726,6 +920,9 @@ def _run_connect(opts: ConnectOptions) -> Any:
     device = _load(opts.image)
     # A stable 12-byte device ID per image file (the Hello carries it, spec 6.5).
     device_id = hashlib.sha256(str(opts.image.resolve()).encode()).digest()[:12]
+    psk: tuple[bytes, bytes] | None = None
+    if opts.psk_file is not None:
+        device_id, psk = _device_key(opts.psk_file, device_id)
     cfg = DeviceConfig(
         platform=device.profile.platform,
         device_id=device_id,
@@ -735,6 +932,7 @@ def _run_connect(opts: ConnectOptions) -> Any:
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
         linger_s=min(5.0, 4 * opts.ack_timeout),
         begin_timeout_s=max(30 * opts.ack_timeout, 5.0),
+        hello_attempts=_HELLO_ATTEMPTS,
     )
     with progress_bar("receiving update", None) as progress:
         result = update_over_udp(
@@ -745,6 +943,7 @@ def _run_connect(opts: ConnectOptions) -> Any:
             device_config=cfg,
             time_limit_s=opts.time_limit,
             progress=progress,
+            psk=psk,
         )
     if opts.save:
         device.save(opts.image)

@@ -35,8 +35,12 @@ def running_text(running: dict[str, Any] | None) -> str:
     )
 
 
-def render_outcome(out: Any, fmt: str, title: str) -> None:
+def render_outcome(
+    out: Any, fmt: str, title: str, comparison: dict[str, Any] | None = None
+) -> None:
     doc = out.to_json()
+    if comparison is not None:
+        doc["comparison"] = comparison
     if fmt == "json":
         emit_json(doc)
         return
@@ -59,12 +63,36 @@ def render_outcome(out: Any, fmt: str, title: str) -> None:
     erases = ", ".join(f"{k}×{v}" for k, v in doc["sector_erases"].items()) or "none"
     t.add_row("sector erases", erases)
     t.add_row("flash ops", str(doc["flash_ops"]))
+    blf = doc.get("bootloader_firmware")
+    t.add_row(
+        "bootloader",
+        "model (Python)"
+        if blf is None
+        else f"real code in sector 0: module_version {blf['module_version']}, "
+        f"sha256 {blf['sha256'][:16]}...",
+    )
+    sysf = doc.get("system_firmware")
+    t.add_row(
+        "OTA path",
+        "model (Python)" if sysf is None else f"real code of system idx 2 from {sysf['dir']}",
+    )
     con = _console()
     con.print(t)
     if out.events:
         con.print("[bold]trace[/bold]")
         for e in out.events:
             con.print(f"  {e}", markup=False)
+    if comparison is not None:
+        d = comparison["difference"]
+        if d is None:
+            con.print(
+                "[green]model and real code identical[/] (flash, backup registers, boot "
+                f"outcome, {comparison['real']['operations']} operations)"
+            )
+        else:
+            con.print(f"[bold red]model and real code differ[/]: {d['what']}")
+            con.print(f"  model: {d['model']}", markup=False)
+            con.print(f"  real:  {d['real']}", markup=False)
 
 
 def render_show(doc: dict[str, Any]) -> None:
@@ -78,6 +106,16 @@ def render_show(doc: dict[str, Any]) -> None:
         + (f" ({doc['reason']})" if doc["reason"] else "")
     )
     con.print(f"running: {running_text(doc['running'])}", markup=False)
+    blf = doc.get("bootloader_firmware")
+    if blf is not None:
+        con.print(
+            f"boots run the real bootloader in sector 0 (module_version "
+            f"{blf['module_version']}, sha256 {blf['sha256']})",
+            markup=False,
+        )
+    sysf = doc.get("system_firmware")
+    if sysf is not None:
+        con.print(f"OTA runs the real code of the system modules in {sysf['dir']}", markup=False)
     t = Table(title="flash map", title_justify="left")
     # Addresses and names stay whole; on a narrow console (80 columns) the detail follows the
     # table as lines instead of being squeezed into a column.
@@ -166,10 +204,25 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
             f"{', error ' + str(err.get('code')) if err else ''}), so every cut point can only "
             "keep the old module; choose a module the profile accepts (e.g. --app-size)."
         )
+    method = c.get("method_used", c["method"])
+    note = (
+        f" (asked {c['method']}: equivalence proofs need every flash read, and the real "
+        "code's reads are not observed)"
+        if method != c["method"]
+        else ""
+    )
     con.print(
-        f"method {c['method']}: {j['booted']} recovery boots run, {j['proven_equivalent']} "
+        f"method {method}{note}: {j['booted']} recovery boots run, {j['proven_equivalent']} "
         "points proven equivalent to a booted one"
     )
+    if c.get("bootloader_firmware"):
+        con.print(f"bootloader: the real code of {c['bootloader_firmware']}, run by the "
+                  "firmware runner at every boot")  # fmt: skip
+    if c.get("system_firmware"):
+        con.print(f"OTA path: the real code of the system modules in {c['system_firmware']}")
+    if c.get("sample"):
+        con.print(f"[yellow]sampled[/]: {c['sample']} seeded cut points of {j['total_ops']}, "
+                  "not every point")  # fmt: skip
     table = Table(title="Outcomes")
     table.add_column("class")
     table.add_column("cut points", justify="right")
@@ -185,6 +238,25 @@ def render_sweep(result: Any, saved_dir: Path | None = None, console: Any = None
     for label, counts in j["by_label"].items():
         by.add_row(label, *(str(counts.get(n, 0)) for n in names))
     con.print(by)
+    cmp = j.get("comparison")
+    if cmp is not None:
+        if cmp["differing"] == 0:
+            con.print(
+                f"[green]Model and real code identical at all {cmp['points']} cut points[/] "
+                "(flash, backup registers, boot outcome, operation sequence)."
+            )
+        else:
+            fd = cmp["first_difference"]
+            con.print(
+                f"[bold red]Model and real code differ at {cmp['differing']} of "
+                f"{cmp['points']} cut points[/]; first at op {fd['cut_at_op']}"
+                f"{' (torn)' if fd['torn'] else ''}: {fd['what']}"
+            )
+            con.print(f"  model: {fd['model']}", markup=False)
+            con.print(f"  real:  {fd['real']}", markup=False)
+            con.print("Reproduce (after --save-failing DIR):")
+            for cmd in cmp["reproduce"]:
+                con.print(f"  {cmd}", markup=False)
     ff = j["first_failure"]
     if ff is None:
         con.print("[green]No brick and no invariant violation.[/]")
@@ -228,7 +300,7 @@ def render_badinput(result: Any, console: Any = None) -> None:
     table.add_column("app", justify="center", no_wrap=True)
     for case in j["cases"]:
         verdict = case["verdict"]
-        style = {"refused": "green", "skipped": "dim"}.get(verdict, "bold red")
+        style = {"refused": "green", "skipped": "dim", "hazard": "yellow"}.get(verdict, "bold red")
         message = case["message"]
         if case["device"] is not None:
             d = case["device"]
@@ -251,7 +323,8 @@ def render_badinput(result: Any, console: Any = None) -> None:
     s = j["summary"]
     con.print(
         f"{s['refused']} refused, {s['accepted']} accepted, {s['app_changed']} changed the app, "
-        f"{s['skipped']} skipped"
+        f"{s['hazard']} documented hazards (the device takes them; flashroom's server never "
+        f"sends them), {s['skipped']} skipped"
     )
     for note in j.get("notes", []):
         con.print(f"[dim]note: {note}[/]")
@@ -280,6 +353,10 @@ def render_connect(data: dict[str, Any]) -> None:
     running = data.get("running")
     if running:
         rows.append(("running", f"user v{running['module_version']} ({fmt_size(running['size'])})"))
+    check = data.get("host_check")
+    if check is not None:
+        rows.append(("host checks", check["message"]))
+    rows.append(("transport", "DTLS 1.2 PSK" if data.get("dtls") else "plain CoAP (insecure)"))
     for k, v in rows:
         t.add_row(k, v)
     console.print(t)

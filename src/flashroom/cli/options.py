@@ -21,6 +21,7 @@ import click
 from flashroom.cli.common import PathType
 from flashroom.deviceos import GEN2_PLATFORMS, GEN2_PROFILES, PLATFORMS, default_profile
 from flashroom.deviceos.gen2 import BOOTLOADER_VARIANTS
+from flashroom.errors import ParamError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,10 +73,51 @@ def bootloader_option(f: F) -> F:
     return click.option(
         "--bootloader",
         type=click.Choice(list(BOOTLOADER_VARIANTS)),
-        default="resumable",
-        show_default=True,
-        help="Copy semantics (docs/device-os.md#copy): resumable (>= 1003: a copy cut by a power "
-        "loss is retried at the next boot) or legacy (<= 1002: the slot is cleared first).",
+        default=None,
+        show_default="resumable",
+        help="The model bootloader's copy semantics (docs/device-os.md#copy): resumable (>= 1003: "
+        "a copy cut by a power loss is retried at the next boot) or legacy (<= 1002: the slot is "
+        "cleared first). With --bootloader-firmware the file's own version decides.",
+    )(f)
+
+
+def resolve_bootloader(bootloader: str | None, bootloader_firmware: Path | None) -> str:
+    """The ``--bootloader`` value; refused next to ``--bootloader-firmware`` (whose version
+    decides)."""
+    if bootloader is not None and bootloader_firmware is not None:
+        raise ParamError(
+            f"bootloader {bootloader} names a model variant, but bootloader_firmware "
+            f"{bootloader_firmware} is real code: its own module_version decides (1002 and "
+            "older: legacy, 1003 and newer: resumable); drop one of the two",
+            "bootloader",
+            "bootloader_firmware",
+        )
+    return bootloader or "resumable"
+
+
+def bootloader_firmware_option(f: F) -> F:
+    """``--bootloader-firmware FILE``: a real bootloader that every boot executes."""
+    return click.option(
+        "--bootloader-firmware",
+        type=PathType(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="A real Electron bootloader (.bin or .elf, e.g. "
+        "electron-bootloader@v2.3.1.bin): written into sector 0, and every boot then executes "
+        "sector 0 instruction by instruction (Unicorn) instead of the Python model.",
+    )(f)
+
+
+def system_firmware_option(f: F) -> F:
+    """``--system-firmware DIR``: real system modules whose OTA path runs."""
+    return click.option(
+        "--system-firmware",
+        type=PathType(exists=True, file_okay=False, path_type=Path),
+        default=None,
+        metavar="DIR",
+        help="A folder with the three real Electron system modules (found by module info; "
+        "an .elf beside each .bin gives the symbols): installed, and OTA updates run their "
+        "real receive/finish code (docs/real-electron.md). The profile follows their version.",
     )(f)
 
 
@@ -143,6 +185,7 @@ def fast_ota_option(*, help: str) -> Callable[[F], F]:
 
 __all__ = [
     "GRANULARITIES",
+    "bootloader_firmware_option",
     "bootloader_option",
     "fast_ota_option",
     "granularity_option",
@@ -151,5 +194,7 @@ __all__ = [
     "output_option",
     "platform_option",
     "profile_option",
+    "resolve_bootloader",
     "resolve_profile",
+    "system_firmware_option",
 ]

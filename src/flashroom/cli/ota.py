@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,17 @@ from flashroom.cli.common import (
     PathType,
     emit_json,
     format_option,
-    progress_bar,
     stdout_console,
 )
 from flashroom.cli.options import fast_ota_option
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.errors import FlashroomError, UsageError
+from flashroom.deviceos import GEN2_PLATFORMS
+from flashroom.deviceos.registry import platform_by_id
+from flashroom.errors import FlashroomError, PlatformError, UsageError
 from flashroom.ota.endpoint import CoapTuning
-from flashroom.ota.server import OtaServer
+from flashroom.ota.server import OtaServer, SessionEvent, check_chunk_size
 from flashroom.ota.server_end import BeginForm, ServerConfig
+from flashroom.particle.hostcheck import host_check, stock_install_infos
 from flashroom.particle.module import parse_module, read_module_file
 from flashroom.ranges import fmt_size
 
@@ -43,9 +46,9 @@ def ota() -> None:
     """Serve updates over CoAP/UDP as the Particle cloud does (docs/device-os.md#protocol).
 
     \b
-    Example (two terminals):
-      flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin
-      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g
+    Example (two terminals; keys.txt holds "DEVICE_ID_HEX KEY_HEX" lines):
+      flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --psk-file keys.txt
+      flashroom emu connect coap://127.0.0.1:5683 --image dev.img --psk-file keys.txt
     """
 
 
@@ -63,6 +66,8 @@ class ServeOptions:
     allow_invalid: bool = False
     pace_kbps: float | None = None
     begin_form: str = "long"
+    psk_file: Path | None = None
+    insecure: bool = False
 
 
 def _read_firmware(opts: ServeOptions) -> bytes:
@@ -77,10 +82,14 @@ def _read_firmware(opts: ServeOptions) -> bytes:
 
 
 def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
-    """What is served; an invalid module is refused unless --allow-invalid (spec-silent: the
-    Particle cloud validates binaries before flashing them)."""
+    """What is served. flashroom's host-side checks (:func:`flashroom.particle.hostcheck.
+    host_check`: parse, CRC-32, SHA-256, size, and the dependency rule of spec 3.2 against a
+    fresh Device OS 2.3.1 install of the module's platform, the devices' reported modules being
+    unknown to this server) must pass, unless --allow-invalid (spec-silent: the Particle cloud
+    validates binaries before flashing them)."""
 
     info: dict[str, Any] = {"path": str(opts.firmware), "size": len(data)}
+    hint = " (use --allow-invalid to serve it anyway)"
     try:
         mod = parse_module(data, filename=str(opts.firmware))
     except FlashroomError as e:
@@ -91,14 +100,30 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     if not mod.crc_ok and not opts.allow_invalid:
         raise UsageError(
             f"--firmware {opts.firmware}: CRC-32 stored 0x{mod.crc_stored:08x}, computed "
-            f"0x{mod.crc_computed:08x} (use --allow-invalid to serve it anyway)"
+            f"0x{mod.crc_computed:08x}{hint}"
         )
+    try:
+        platform = platform_by_id(mod.info.platform_id).name
+    except PlatformError:
+        platform = ""
+    if platform in GEN2_PLATFORMS:
+        check = host_check(data, stock_install_infos(platform))
+    else:
+        check = None
+        if not opts.allow_invalid:
+            raise UsageError(
+                f"--firmware {opts.firmware}: platform id {mod.info.platform_id} is not a Gen2 "
+                f"platform ({', '.join(GEN2_PLATFORMS)}){hint}"
+            )
+    if check is not None and not check.ok and not opts.allow_invalid:
+        raise UsageError(f"--firmware {opts.firmware}: {check.message}{hint}")
     info.update(
-        valid=mod.crc_ok,
+        valid=mod.crc_ok and (check is not None and check.ok),
         platform_id=mod.info.platform_id,
         module_function=mod.info.module_function,
         module_index=mod.info.module_index,
         module_version=mod.info.module_version,
+        host_check=None if check is None else check.to_json(),
     )
     return info
 
@@ -130,16 +155,31 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
 )
 @click.option(
     "--chunk-size",
-    type=click.IntRange(1, 65535),
+    type=click.IntRange(1),
     default=512,
     show_default=True,
-    help="Bytes per chunk (the device default is 512, docs/device-os.md#protocol).",
+    help="Bytes per chunk (the device default is 512, docs/device-os.md#protocol; at most what "
+    "the device's protocol buffer takes: about 850 on Electron, 750 on Photon/P1).",
 )
 @click.option(
     "--allow-invalid",
     is_flag=True,
-    help="Serve FIRMWARE even when it does not parse as a module or its CRC-32 is wrong "
-    "(to watch the device refuse it).",
+    help="Serve FIRMWARE even when flashroom's host checks refuse it (it does not parse, bad "
+    "CRC-32 or SHA-256, unmet dependency: to watch what the device does with it).",
+)
+@click.option(
+    "--psk-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve over DTLS 1.2 only to devices holding a key in FILE: one 'DEVICE_ID_HEX "
+    "KEY_HEX' line per device (keys of 16 bytes or more); a Hello must carry the device ID "
+    "its DTLS identity names.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Plain CoAP, no authentication: any host that says Hello gets the firmware. For "
+    "loopback experiments only; said at start-up.",
 )
 @click.option(
     "--max-sessions",
@@ -180,6 +220,8 @@ def serve(
     response_timeout: float,
     pace_kbps: float | None,
     begin_form: str,
+    psk_file: Path | None,
+    insecure: bool,
     fmt: str,
 ) -> None:
     """Serve FIRMWARE to every device that says Hello, over CoAP on UDP.
@@ -187,12 +229,15 @@ def serve(
     A device opens the exchange with a CON `POST h` (Hello); the server then drives
     UpdateBegin (`POST u`), Chunks (`POST c`) and UpdateDone (`PUT u`) towards it, and takes
     its UpdateReady / ChunkReceived responses and ChunkMissed (`GET c`) requests
-    (docs/device-os.md#protocol). Prints the bound address on stderr, then a per-session
-    report.
+    (docs/device-os.md#protocol). Only devices that authenticate with a pre-shared key
+    (--psk-file, DTLS) are served, unless --insecure. Prints the bound address and one line per
+    session event (connected, update begun, every 10 %, done or failed) on stderr, then a
+    per-session report.
 
     \b
     Example:
-      flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --max-sessions 1
+      flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --psk-file keys.txt
+      flashroom ota serve --bind 127.0.0.1:0 --firmware app.bin --insecure --max-sessions 1
     """
     opts = ServeOptions(
         bind,
@@ -205,24 +250,62 @@ def serve(
         allow_invalid,
         pace_kbps,
         begin_form,
+        psk_file,
+        insecure,
     )
     image = _read_firmware(opts)
     firmware_info = _check_firmware(opts, image)
-    report = _run_serve(opts, image)
+    check_chunk_size(chunk_size, firmware_info.get("platform_id"), len(image))
+    report = _run_serve(opts, image, firmware_info.get("platform_id"))
     data = report.to_json()
     data["firmware"] = firmware_info
     if fmt == "json":
         emit_json(data)
     else:
         _print_serve(data)
-    if max_sessions is not None and report.completed < len(report.sessions):
+    if max_sessions is not None and report.completed < report.ended:
         raise CheckFailed()
 
 
-def _run_serve(opts: ServeOptions, image: bytes) -> Any:
-    from flashroom.ota.transport import parse_bind, serve_udp  # asyncio: deferred for start-up time
+def _read_psk(path: Path) -> dict[bytes, bytes]:
+    from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
+
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--psk-file {path}: cannot read it ({e})") from None
+    return parse_psk_lines(text, f"--psk-file {path}")
+
+
+def _event_line(t0: float, ev: SessionEvent) -> str:
+    """One stderr line per session event."""
+    who = f"{ev.peer} {ev.device_id[:12] or '-'}"
+    at = f"[{time.monotonic() - t0:8.3f} s]"
+    if ev.kind == "connected":
+        return f"{at} {who}: connected (Hello)"
+    if ev.kind == "begun":
+        mode = "fast OTA" if ev.fast else "stop-and-wait"
+        return f"{at} {who}: update begun: {ev.chunks} chunks of {ev.chunk_size} bytes, {mode}"
+    if ev.kind == "progress":
+        return f"{at} {who}: {ev.percent:3d} % ({ev.chunks_done}/{ev.chunks} chunks)"
+    sent = f"{ev.bytes_sent} chunk bytes sent, {ev.resends} resent, {ev.elapsed_s:.3f} s"
+    if ev.kind == "done":
+        return f"{at} {who}: done: {ev.payload_bytes} bytes delivered ({sent})"
+    return f"{at} {who}: failed: {ev.error} ({sent})"
+
+
+def _run_serve(opts: ServeOptions, image: bytes, platform_id: int | None) -> Any:
+    from flashroom.ota.transport import coap_url, parse_bind, serve_udp  # asyncio: deferred
 
     host, port = parse_bind(opts.bind)
+    if (opts.psk_file is None) == (not opts.insecure):
+        raise UsageError(
+            "give --psk-file FILE (serve devices that authenticate over DTLS) or --insecure "
+            "(plain CoAP to anyone), one of them"
+            if opts.psk_file is None
+            else "--psk-file and --insecure exclude each other"
+        )
+    psk = None if opts.psk_file is None else _read_psk(opts.psk_file)
     config = ServerConfig(
         fast=opts.fast,
         pace_bps=None if opts.pace_kbps is None else opts.pace_kbps * 1000.0,
@@ -231,44 +314,55 @@ def _run_serve(opts: ServeOptions, image: bytes) -> Any:
         response_timeout_s=opts.response_timeout,
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
     )
-    chunks = -(-len(image) // opts.chunk_size)
-    total = chunks * (opts.max_sessions or 1)
-    progress_by_peer: dict[Any, int] = {}
+    t0 = time.monotonic()
 
-    with progress_bar("serving update", total) as progress:
+    def on_event(ev: SessionEvent) -> None:
+        click.echo(_event_line(t0, ev), err=True)
 
-        def on_progress(addr: Any, done: int, tot: int) -> None:
-            progress_by_peer[addr] = done
-            progress(min(sum(progress_by_peer.values()), total), total)
+    server = OtaServer(
+        image,
+        config,
+        seed=None,  # unguessable message IDs and tokens
+        authenticate=psk is not None,
+        on_event=on_event,
+        platform_id=platform_id,
+    )
 
-        server = OtaServer(image, config, on_progress=on_progress)
+    def on_bound(addr: tuple[str, int]) -> None:
+        click.echo(f"listening on {coap_url(*addr)}", err=True)
+        if psk is None:
+            click.echo(
+                "warning: --insecure: plain CoAP, no authentication; any host that says Hello "
+                "gets the firmware",
+                err=True,
+            )
+        else:
+            click.echo(f"DTLS 1.2 PSK: {len(psk)} device key(s) from {opts.psk_file}", err=True)
+        sys.stderr.flush()
 
-        def on_bound(addr: tuple[str, int]) -> None:
-            click.echo(f"listening on coap://{addr[0]}:{addr[1]}", err=True)
-            sys.stderr.flush()
-
-        async def main() -> Any:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
+    async def main() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # not possible outside the main thread (in-process test runner)
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            return await serve_udp(
+                server,
+                host,
+                port,
+                max_sessions=opts.max_sessions,
+                stop=stop,
+                on_bound=on_bound,
+                psk=psk,
+            )
+        finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
-                # not possible outside the main thread (in-process test runner)
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(sig, stop.set)
-            try:
-                return await serve_udp(
-                    server,
-                    host,
-                    port,
-                    max_sessions=opts.max_sessions,
-                    stop=stop,
-                    on_bound=on_bound,
-                )
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                        loop.remove_signal_handler(sig)
+                    loop.remove_signal_handler(sig)
 
-        return asyncio.run(main())
+    return asyncio.run(main())
 
 
 def _print_serve(data: dict[str, Any]) -> None:
@@ -288,6 +382,15 @@ def _print_serve(data: dict[str, Any]) -> None:
             s["error"] or "",
         )
     console.print(t)
+    shown = len(data["session_records"])
+    if data["sessions"] > shown:
+        console.print(f"(the last {shown} of {data['sessions']} sessions)")
+    refused = {k: v for k, v in (data.get("refused") or {}).items() if v}
+    if refused or data.get("dtls_rejected"):
+        parts = [f"{k.replace('_', ' ')} {v}" for k, v in refused.items()]
+        if data.get("dtls_rejected"):
+            parts.append(f"unauthenticated datagrams {data['dtls_rejected']}")
+        console.print("refused: " + ", ".join(parts))
     fw = data.get("firmware") or {}
     if "module_version" in fw:
         console.print(

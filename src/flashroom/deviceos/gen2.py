@@ -8,7 +8,7 @@ section and Device OS file). Per-platform facts (bounds tables, install sets, ti
 
 from __future__ import annotations
 
-from flashroom.deviceos.enums import ModuleFunction, ModuleStore
+from flashroom.deviceos.enums import ModuleFunction, ModuleStore, PlatformId
 from flashroom.deviceos.model import MapArea, ModuleBounds
 
 SRC = "particle-iot/device-os@v2.3.1"
@@ -72,6 +72,21 @@ MAX_CHUNKS = 65535
 MISSED_CHUNKS_TO_SEND = 40
 #: ``MINIMUM_CHUNK_INCREASE`` (spec 6.4 #5).
 MINIMUM_CHUNK_INCREASE = 2
+#: The protocol channel's static buffer, per platform id: ``(size, prefix, suffix)``. Every
+#: message the device receives is read into it, and the fast-OTA chunk bitmap lives at its end
+#: (spec 6.2 #4; chunked_transfer.cpp:97-101), so a chunk message must leave the bitmap room.
+#: ``PROTOCOL_BUFFER_SIZE`` = ``MBEDTLS_SSL_MAX_CONTENT_LEN`` (communication/inc/protocol_defs.h:
+#: 97-98): 900 on Electron (crypto/inc/mbedtls_config_default.h:2560; ``DTLSMessageChannel`` is a
+#: ``BufferMessageChannel<PROTOCOL_BUFFER_SIZE>`` without prefix or suffix,
+#: communication/src/dtls_message_channel.h:54), 800 on Photon/P1 (mbedtls_config_photon.h:2620,
+#: selected for PLATFORM_ID 6 and 8 in mbedtls_config_default.h:24-25; ``LightSSLMessageChannel``
+#: keeps 2 bytes of length prefix and 16 of padding, communication/src/lightssl_message_channel.h:
+#: 43-44).
+PROTOCOL_BUFFER: dict[int, tuple[int, int, int]] = {
+    PlatformId.PHOTON: (800, 2, 16),
+    PlatformId.P1: (800, 2, 16),
+    PlatformId.ELECTRON: (900, 0, 0),
+}
 
 # ----------------------------------------------------------------------------- validation
 # spec 3.1: module validity bits (ota_flash_hal.h:59-68)
@@ -91,6 +106,17 @@ SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED = -1330
 SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED = -1340
 SYSTEM_ERROR_OTA_INVALID_ADDRESS = -1350
 SYSTEM_ERROR_OTA_INVALID_PLATFORM = -1360
+#: The names of the values above (system_error.h), for messages.
+SYSTEM_ERROR_NAMES: dict[int, str] = {
+    SYSTEM_ERROR_UNKNOWN: "SYSTEM_ERROR_UNKNOWN",
+    SYSTEM_ERROR_OTA_MODULE_NOT_FOUND: "SYSTEM_ERROR_OTA_MODULE_NOT_FOUND",
+    SYSTEM_ERROR_OTA_UNSUPPORTED_MODULE: "SYSTEM_ERROR_OTA_UNSUPPORTED_MODULE",
+    SYSTEM_ERROR_OTA_VALIDATION_FAILED: "SYSTEM_ERROR_OTA_VALIDATION_FAILED",
+    SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED: "SYSTEM_ERROR_OTA_INTEGRITY_CHECK_FAILED",
+    SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED: "SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED",
+    SYSTEM_ERROR_OTA_INVALID_ADDRESS: "SYSTEM_ERROR_OTA_INVALID_ADDRESS",
+    SYSTEM_ERROR_OTA_INVALID_PLATFORM: "SYSTEM_ERROR_OTA_INVALID_PLATFORM",
+}
 
 # hal_update_complete_t (spec 4.2)
 HAL_UPDATE_ERROR = 0
@@ -121,6 +147,11 @@ WICED_DCT_APP_OFFSET = 7548
 # app-DCT offsets (spec 8.3, 4.3; dct.h:77-238)
 DCT_FLASH_MODULES_OFFSET = 2852  # 0xB24: flash_modules[5]
 DCT_OTA_UPDATE_FLAG_OFFSET = 1753
+#: ``feature_flags`` (dct.h:85, :193); erased (0xFFFFFFFF) means every feature on.
+DCT_FEATURE_FLAGS_OFFSET = 1754
+#: ``FEATURE_FLAG_RESET_INFO`` (dct.h:70): the system clears the RCC reset flags at start-up
+#: (``HAL_Core_Init``, core_hal_stm32f2xx.c:428-433) and saves reset reasons in DR2/DR3.
+FEATURE_FLAG_RESET_INFO = 0x01
 FLASH_MODULES_COUNT = 5
 FLASH_MODULE_SLOT_SIZE = 20
 OTA_UPDATE_FLAG_SET = 0xA5

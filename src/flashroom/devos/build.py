@@ -50,8 +50,7 @@ from flashroom.devos.tree import DeviceOsTree, is_writable, tree_digest
 from flashroom.errors import BuildError, ManifestError, OutputError, SourceTreeError, UsageError
 from flashroom.progress import ProgressFn
 
-# ``progress(done, total)`` (flashroom.progress.ProgressFn): compiled objects so far, and the
-# estimate of all of them.
+#: ``progress(done, total)``: compiled objects so far, and the estimate of all of them.
 
 #: Objects a clean build compiles (measured on v2.3.1: the "Building ... file:" lines of
 #: make's output); the progress bar's total. Incremental builds compile fewer.

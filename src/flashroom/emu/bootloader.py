@@ -36,6 +36,7 @@ from flashroom.emu.sysflags import (
     FACTORY_RESET_REQUEST,
     IWDG_ENABLE,
 )
+from flashroom.firmware.stm32f2 import RCC_CSR_POWER_ON
 from flashroom.particle.module_info import ModuleFunction
 from flashroom.ranges import fmt_addr
 
@@ -107,8 +108,16 @@ class Bootloader:
         return self.hw.dct.read_slots()
 
     # ------------------------------------------------------------------ the run
-    def run(self, *, button_s: float = 0.0) -> BootloaderResult:
-        """One bootloader run from reset (spec 4.4)."""
+    def run(
+        self, *, button_s: float = 0.0, reset_flags: int = RCC_CSR_POWER_ON
+    ) -> BootloaderResult:
+        """One bootloader run from reset (spec 4.4).
+
+        Args:
+            button_s: seconds the MODE button is held.
+            reset_flags: the RCC_CSR value this reset left (``Save_Reset_Syndrome`` copies it
+                to ``RCC_CSR_SysFlag``, DR9: hw_system_flags.c:5-12, main.c:159).
+        """
         hw = self.hw
         version = self.version()
         if version is None:
@@ -123,6 +132,8 @@ class Bootloader:
         #    byte is forced to 0xFF in a local copy only (main.c:173-177): every button
         #    feature is on, the register keeps its value.
         flags = regs.load_flags()
+        if flags.RCC_CSR_SysFlag != reset_flags:  # Save_Reset_Syndrome
+            flags.RCC_CSR_SysFlag = reset_flags
         if flags.Bootloader_Version_SysFlag != version:
             flags.Bootloader_Version_SysFlag = version
         if flags.StartupMode_SysFlag != 0:

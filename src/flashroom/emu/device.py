@@ -15,18 +15,25 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from flashroom.atomicfile import check_output_file, remove_stale_temps, write_bytes_atomic
 from flashroom.deviceos import Profile, UpdateFlag, get_profile
 from flashroom.deviceos.gen2 import (
     BOOTLOADER_VARIANTS,
+    DCT_FEATURE_FLAGS_OFFSET,
     DEFAULT_CHUNK_SIZE,
+    EXTENDED_SYSTEM_VERSION,
+    FEATURE_FLAG_RESET_INFO,
     INTERNAL_FLASH_END,
     INTERNAL_FLASH_START,
     LEGACY_BOOTLOADER_VERSION,
+    RESUMABLE_FROM_VERSION,
+    SYSTEM_ERROR_NAMES,
+    SYSTEM_VERSION_2_3_1,
 )
-from flashroom.deviceos.ota import FileTransferDescriptor
-from flashroom.emu.bootloader import Bootloader
+from flashroom.deviceos.ota import FileTransferDescriptor, SystemUpdateCallbacks
+from flashroom.emu.bootloader import Bootloader, BootloaderResult
 from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import FaultKind, FlashSnapshot, Granularity, NorFlash
 from flashroom.emu.flashmal import module_info_at, stored_sha256
@@ -47,16 +54,26 @@ from flashroom.emu.outcome import (
     OutcomeError,
     RunResult,
 )
-from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
+from flashroom.emu.realcode import (
+    RealCode,
+    check_parts_in_flash,
+    load_bootloader_file,
+    load_system_dir,
+    sector0_identity,
+    system_records,
+)
+from flashroom.emu.sysflags import FACTORY_RESET_DONE, FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
 from flashroom.errors import (
     EmulatorError,
+    FirmwareCallError,
     FlashOpError,
     FlashroomError,
     OtaError,
     ParamError,
     PowerCut,
 )
+from flashroom.firmware.stm32f2 import RCC_CSR_POWER_ON, RCC_CSR_SFTRSTF
 from flashroom.geometry import STM32F205XG
 from flashroom.particle.build import device_os_install, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
@@ -80,6 +97,7 @@ class DeviceSnapshot:
     state: str
     reason: str
     ota: FileTransferDescriptor | None  # the transfer in flight (RAM: lost on a power cut)
+    reset_flags: int = RCC_CSR_POWER_ON  # RCC_CSR's reset flags (a power cut resets them)
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,10 @@ class Device:
         flash: the :class:`NorFlash`.
         regs: the RTC backup registers (battery-backed; persisted in the image).
         state: the last boot mode (see :attr:`Outcome.boot`).
+        real: what of this device runs the real Device OS binaries (see
+            :mod:`flashroom.emu.realcode`); persisted in the image.
+        use_real_code: run the real code where :attr:`real` says so (False: the model, for a
+            side-by-side comparison from the same state).
     """
 
     def __init__(
@@ -112,6 +134,7 @@ class Device:
         granularity: Granularity = "word",
         flash: NorFlash | None = None,
         regs: BackupRegisters | None = None,
+        real: RealCode | None = None,
     ):
         if bootloader not in BOOTLOADER_VARIANTS:
             raise EmulatorError(
@@ -136,6 +159,17 @@ class Device:
         self._armed = False
         #: the fault armed for the last run fired (False: the run never reached it)
         self.fault_fired = False
+        self.real = real if real is not None else RealCode()
+        self.use_real_code = True
+        self._rb: Any = None  # the firmware runner's RealBootloader, made on first boot
+        self._parts: Any = None  # the real SystemParts (symbols), read on first use
+        self._real_ota: Any = None  # RealSystemOta of this power-on (RAM: lost at reset)
+        #: the real bootloader's runs in the last boot (FirmwareRun; empty when the model ran)
+        self.firmware_runs: list[Any] = []
+        #: how each bootloader run of the last boot ended (jump/reset/dfu/bricked), either engine
+        self.bootloader_log: list[str] = []
+        #: ``flash.op_count`` at every reset since this list was last cleared (timelines)
+        self.reset_at_ops: list[int] = []
 
     # ================================================================== construction
     @classmethod
@@ -146,6 +180,8 @@ class Device:
         bootloader: str = "resumable",
         *,
         granularity: Granularity = "word",
+        bootloader_firmware: str | Path | None = None,
+        system_firmware: str | Path | None = None,
     ) -> Device:
         """A fresh device: synthetic Device OS 2.3.1, a small stock app, on stock a factory image.
 
@@ -154,22 +190,42 @@ class Device:
         The device is booted once (so the system has registered its factory slot) and its
         counters are zeroed.
 
+        Args:
+            bootloader_firmware: a real Electron bootloader (``.bin``/``.elf``): written into
+                sector 0, and every boot from then on executes sector 0 with the firmware
+                runner. The variant follows its version (1002: ``legacy``); the synthetic
+                system embeds a bootloader of the same version, so the system's rewrite (spec
+                4.7) does not replace it.
+            system_firmware: a folder with the three real system modules (recognised by
+                module info; ``.elf`` beside ``.bin`` for the symbols): installed, and the OTA
+                receive/finish path is their real code (spec 11.2). The profile follows their
+                version (2302 stock, the patched build's extended version).
+
         Raises:
-            EmulatorError: unknown platform/profile/variant, or extended on Photon/P1.
+            EmulatorError: unknown platform/profile/variant, extended on Photon/P1, or real
+                firmware on a platform other than Electron.
+            FirmwareImageError: a firmware file that is not what it must be (the field named).
         """
-        prof = get_profile(platform, profile, gen2_only=True)
-        if bootloader not in BOOTLOADER_VARIANTS:
-            raise EmulatorError(
-                f"unknown bootloader variant {bootloader!r}: expected one of "
-                f"{', '.join(BOOTLOADER_VARIANTS)}"
+        if bootloader_firmware is None and system_firmware is None:
+            prof = get_profile(platform, profile, gen2_only=True)
+            if bootloader not in BOOTLOADER_VARIANTS:
+                raise EmulatorError(
+                    f"unknown bootloader variant {bootloader!r}: expected one of "
+                    f"{', '.join(BOOTLOADER_VARIANTS)}"
+                )
+            contents, regs, state, reason, flags = _fresh_image(
+                prof.platform, prof.name, bootloader
             )
-        contents, regs, state, reason = _fresh_image(prof.platform, prof.name, bootloader)
-        dev = cls(prof, bootloader=bootloader, granularity=granularity)
-        dev.flash.load_contents(contents)
-        dev.regs.regs = list(regs)
-        dev.state = BootMode(state)
-        dev.reason = reason
-        return dev
+            dev = cls(prof, bootloader=bootloader, granularity=granularity)
+            dev.flash.load_contents(contents)
+            dev.regs.regs = list(regs)
+            dev.state = BootMode(state)
+            dev.reason = reason
+            dev.hw.reset_flags = flags
+            return dev
+        return _new_with_real_code(
+            platform, profile, bootloader, granularity, bootloader_firmware, system_firmware
+        )
 
     @classmethod
     def load(cls, path: str | Path, *, lock: bool = True) -> Device:
@@ -223,12 +279,15 @@ class Device:
                     f"platform_id {meta.platform_id} does not match platform "
                     f"{prof.platform!r} (platform_id {prof.platform_id})"
                 )
+            where = "real_code"
+            real = RealCode.from_json(meta.real_code)
             where = "bootloader" if meta.bootloader not in BOOTLOADER_VARIANTS else "granularity"
             dev = cls(
                 prof,
                 bootloader=meta.bootloader,
                 granularity=meta.granularity,  # type: ignore[arg-type] # NorFlash checks it
                 regs=BackupRegisters(list(meta.backup_registers)),
+                real=real,
             )
             where = "flash"
             dev.flash.load_contents(contents)
@@ -237,7 +296,7 @@ class Device:
                 raise EmulatorError(
                     f"unknown device state {meta.state!r}: expected one of " + ", ".join(BOOT_MODES)
                 )
-        except FlashroomError as e:
+        except (TypeError, ValueError, AttributeError, KeyError, FlashroomError) as e:
             raise EmulatorError(f"{p}: device image field {where}: {e}") from None
         dev.flash.op_count = meta.op_count
         dev.flash.erase_counts = list(meta.erase_counts)
@@ -245,6 +304,7 @@ class Device:
         dev.flash.device_time_max_s = meta.device_time_max_s
         dev.state = BootMode(meta.state)
         dev.reason = meta.reason
+        dev.hw.reset_flags = RCC_CSR_POWER_ON if meta.reset_flags is None else meta.reset_flags
         return dev
 
     def release_image(self) -> None:
@@ -264,6 +324,8 @@ class Device:
             "state": self.state,
             "reason": self.reason,
             "backup_registers": list(self.regs.regs),
+            "real_code": self.real.to_json() if self.real.any else None,
+            "reset_flags": self.hw.reset_flags,
             "counters": {
                 "op_count": self.flash.op_count,
                 "erase_counts": list(self.flash.erase_counts),
@@ -316,6 +378,7 @@ class Device:
             self.state,
             self.reason,
             self._transfer,
+            self.hw.reset_flags,
         )
 
     def restore(self, snap: DeviceSnapshot) -> None:
@@ -325,7 +388,9 @@ class Device:
         self.state = BootMode(snap.state)
         self.reason = snap.reason
         self._system = SystemFirmware(self.hw)
+        self._real_ota = None
         self._transfer = snap.ota
+        self.hw.reset_flags = snap.reset_flags
 
     @property
     def powered(self) -> bool:
@@ -391,20 +456,32 @@ class Device:
             fail_at_op: flash operation N of this boot fails with an FLASH_SR error (a
                 brown-out) instead; the firmware's own error handling runs.
         """
+        return self._boot(False, button_s, cut_at_op, torn, seed, fail_at_op)
+
+    def reset(self) -> Outcome:
+        """A system reset (``NVIC_SystemReset`` after ``ota_finish``): bootloader apply, then
+        boot. Unlike :meth:`boot` the RCC reset flags are a software reset's."""
+        return self._boot(True, 0.0, None, False, 0, None)
+
+    def _boot(
+        self,
+        software: bool,
+        button_s: float,
+        cut_at_op: int | None,
+        torn: bool,
+        seed: int,
+        fail_at_op: int | None,
+    ) -> Outcome:
         start = self._counters()
         self.hw.events = []
         self._arm(cut_at_op, torn, seed, fail_at_op)
         try:
-            self._power_on(button_s=button_s)
+            self._power_on(button_s=button_s, software_reset=software)
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
             self._disarm()
         return self._outcome(RunResult.BOOTED, None, start)
-
-    def reset(self) -> Outcome:
-        """A system reset (after ``ota_finish``): bootloader apply, then boot."""
-        return self.boot()
 
     def status(self) -> Outcome:
         """The device as it stands, without running anything (result ``running``)."""
@@ -419,7 +496,7 @@ class Device:
         """
         self._require_running("a software factory reset")
         self.regs.update_flags(Factory_Reset_SysFlag=FACTORY_RESET_REQUEST)
-        return self.boot()
+        return self.reset()
 
     def install(
         self,
@@ -516,10 +593,10 @@ class Device:
         self._arm(cut_at_op, torn, seed, fail_at_op)
         error: OutcomeError | None = None
         try:
-            sysfw = self._system
+            sysfw = self._ota_path()
             file = FileTransferDescriptor(len(module), chunk_size, 0)
-            sysfw.prepare_for_firmware_update(file, 0)
             try:
+                sysfw.prepare_for_firmware_update(file, 0)
                 for off in range(0, len(module), chunk_size):
                     piece = module[off : off + chunk_size]
                     at = (file.file_address + off) & 0xFFFFFFFF
@@ -528,10 +605,14 @@ class Device:
                     )
                 rc = sysfw.finish_firmware_update(file, UpdateFlag.SUCCESS)
                 if rc <= 0:
-                    error = OutcomeError(rc, self._system.last_finish_reason)
+                    error = OutcomeError(rc, self._finish_reason(sysfw, rc))
             except OtaError as e:
                 error = OutcomeError(e.code, str(e))
-            self._power_on()  # spec 4.2 #4: the reset is always scheduled
+            except FirmwareCallError as e:  # the real code crashed/hung: the panic resets
+                error = OutcomeError(None, f"the real OTA code did not return: {e}")
+                self.hw.log(f"system: {e}: the fault handler resets the MCU")
+            # spec 4.2 #4: the reset is always scheduled (a software reset)
+            self._power_on(software_reset=True)
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
@@ -554,7 +635,8 @@ class Device:
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA update")
-        return self._guard(lambda: self._system.prepare_for_firmware_update(file, flags))
+        path = self._ota_path()
+        return self._guard(lambda: path.prepare_for_firmware_update(file, flags))
 
     def save_firmware_chunk(self, file: FileTransferDescriptor, chunk: bytes) -> int:
         """``Spark_Save_Firmware_Chunk``: ``chunk`` at ``file.chunk_address`` (spec 4.1 #3).
@@ -565,7 +647,8 @@ class Device:
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA chunk")
-        return self._guard(lambda: self._system.save_firmware_chunk(file, chunk))
+        path = self._ota_path()
+        return self._guard(lambda: path.save_firmware_chunk(file, chunk))
 
     def finish_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
         """``Spark_Finish_Firmware_Update`` (spec 4.2, 6.4): 1 pending restart, 2 bootloader
@@ -577,11 +660,14 @@ class Device:
             PowerCut: an armed fault fired (the device is then off).
         """
         self._require_running("an OTA finish")
-        return self._guard(lambda: self._system.finish_firmware_update(file, flags))
+        path = self._ota_path()
+        return self._guard(lambda: path.finish_firmware_update(file, flags))
 
     @property
     def last_ota_error(self) -> str:
         """Why the last finish failed (empty when it did not)."""
+        if self._real_ota is not None:
+            return str(self._real_ota.last_ota_error)
         return self._system.last_ota_error
 
     @property
@@ -655,22 +741,33 @@ class Device:
         }.get(self.state, self.state)
         raise EmulatorError(f"cannot start {what}: the device is {self.state}: {hint}")
 
-    def _power_on(self, *, button_s: float = 0.0) -> None:
+    def _power_on(self, *, button_s: float = 0.0, software_reset: bool = False) -> None:
         hw = self.hw
+        # RCC_CSR reset flags (RM0033 5.3.21): a power-on sets BOR|PIN|POR; a software reset
+        # adds SFTRST to whatever the running firmware left.
+        hw.reset_flags = (hw.reset_flags | RCC_CSR_SFTRSTF) if software_reset else RCC_CSR_POWER_ON
         self._system = SystemFirmware(hw)
+        self._real_ota = None
+        self.firmware_runs = []
+        self.bootloader_log = []
+        self.reset_at_ops.append(self.flash.op_count)
         factory = False
         for n in range(MAX_RESETS):
-            bl = Bootloader(hw).run(button_s=button_s if n == 0 else 0.0)
+            bl = self._run_bootloader(button_s if n == 0 else 0.0)
+            self.bootloader_log.append(bl.kind)
             factory = factory or bl.factory_restored
             if bl.kind == "reset":
                 hw.log(f"bootloader: reset ({bl.reason})")
+                hw.reset_flags |= RCC_CSR_SFTRSTF
                 continue
             if bl.kind in ("dfu", "bricked"):
                 self._set_state(BootMode(bl.kind), bl.reason)
                 return
             self._system = SystemFirmware(hw)
+            self._system_clears_reset_flags()
             sb = self._system.boot()
             if sb.kind == "reset":
+                hw.reset_flags |= RCC_CSR_SFTRSTF
                 continue
             if sb.kind == "application":
                 self._set_state(BootMode.FACTORY if factory else BootMode.APPLICATION, "")
@@ -680,6 +777,109 @@ class Device:
         self._set_state(
             BootMode.BRICKED, f"reset loop: {MAX_RESETS} resets without reaching firmware"
         )
+
+    def _system_clears_reset_flags(self) -> None:
+        """``HAL_Core_Init`` (system/src/main.cpp:730, core_hal_stm32f2xx.c:428-433): with the
+        RESET_INFO feature on (its DCT bit set; erased means on) the system clears the RCC
+        reset flags."""
+        data = self.hw.dct.peek_app(DCT_FEATURE_FLAGS_OFFSET, 4)
+        flags = 0xFFFFFFFF if data is None else int.from_bytes(data, "little")
+        if flags & FEATURE_FLAG_RESET_INFO:
+            self.hw.reset_flags = 0
+
+    # ---------------------------------------------------------------- real code
+    def _run_bootloader(self, button_s: float) -> BootloaderResult:
+        """One bootloader run: the model, or the real code in sector 0 (see :attr:`real`)."""
+        hw = self.hw
+        if not (self.real.bootloader and self.use_real_code):
+            return Bootloader(hw).run(button_s=button_s, reset_flags=hw.reset_flags)
+        if button_s > 0:
+            raise ParamError(
+                "a held MODE button cannot be emulated with the real bootloader: its button "
+                "loop counts SysTick interrupts, which the firmware runner does not deliver "
+                "(it would hang); boot a model device for the button paths",
+                "button_s",
+            )
+        from flashroom.firmware.outcome import FirmwareOutcome  # light; the runner is not
+
+        rb = self._real_bootloader()
+        requested = self.regs.load_flags().Factory_Reset_SysFlag == FACTORY_RESET_REQUEST
+        run = rb.boot(reset_flags=hw.reset_flags)
+        self.firmware_runs.append(run)
+        where = f"PC {fmt_addr(run.pc)}" + (
+            f", address {fmt_addr(run.address)}" if run.address is not None else ""
+        )
+        if run.outcome is FirmwareOutcome.OFF and run.power_cut is not None:
+            raise run.power_cut
+        if run.outcome is FirmwareOutcome.JUMP:
+            handler = rb.system_reset_handler()
+            target = run.target if run.target is not None else run.pc
+            if target & ~1 != handler:
+                hw.log(
+                    f"bootloader (real): left sector 0 for {fmt_addr(target)}, not the system "
+                    f"reset handler {fmt_addr(handler)}"
+                )
+            hw.log(f"bootloader (real): jump to {fmt_addr(target)} ({run.flash_ops} flash ops)")
+            return BootloaderResult("jump")
+        if run.outcome is FirmwareOutcome.RESET:
+            done = self.regs.load_flags().Factory_Reset_Done_SysFlag == FACTORY_RESET_DONE
+            factory = requested and done
+            why = "factory restore" if factory else f"NVIC_SystemReset at {where}"
+            return BootloaderResult("reset", factory_restored=factory, reason=f"real: {why}")
+        if run.outcome is FirmwareOutcome.DFU:
+            return BootloaderResult(
+                "dfu", reason=f"the real bootloader entered DFU mode (USB OTG access at {where})"
+            )
+        return BootloaderResult(
+            "bricked",
+            reason=f"the real bootloader {run.outcome} at {where}: {run.reason}".rstrip(": "),
+        )
+
+    def _real_bootloader(self) -> Any:
+        if self._rb is None:
+            from flashroom.firmware.boot import RealBootloader  # imports Unicorn
+
+            self._rb = RealBootloader(self.flash, self.regs)
+        return self._rb
+
+    def _ota_path(self) -> SystemUpdateCallbacks:
+        """The system OTA path of this power-on: the model's, or the real code's."""
+        if self.real.system_dir is None or not self.use_real_code:
+            return self._system
+        if self._real_ota is None:
+            from flashroom.firmware.ota import RealSystemOta  # imports Unicorn
+
+            parts = self._system_parts()
+            check_parts_in_flash(self.flash, parts, self.real.system_dir)
+            self._real_ota = RealSystemOta(self.flash, self.regs, parts)
+        return self._real_ota  # type: ignore[no-any-return]
+
+    def _system_parts(self) -> Any:
+        if self._parts is None:
+            assert self.real.system_dir is not None
+            self._parts = load_system_dir(self.real.system_dir)
+        return self._parts
+
+    def _finish_reason(self, path: SystemUpdateCallbacks, rc: int) -> str:
+        if path is self._system:
+            return self._system.last_finish_reason
+        name = SYSTEM_ERROR_NAMES.get(rc)
+        return f"Spark_Finish_Firmware_Update returned {rc}" + (f" ({name})" if name else "")
+
+    def bootloader_firmware(self) -> dict[str, Any] | None:
+        """The real bootloader every boot executes, as reports show it (None: the model)."""
+        if not self.real.bootloader:
+            return None
+        return sector0_identity(self.flash).to_json()
+
+    def system_firmware(self) -> dict[str, Any] | None:
+        """The real system modules whose OTA path runs, as reports show them (None: model)."""
+        if self.real.system_dir is None:
+            return None
+        return {
+            "dir": self.real.system_dir,
+            "parts": [p.to_json() for p in self.real.system_parts],
+        }
 
     def _set_state(self, state: BootMode, reason: str) -> None:
         self.state = state
@@ -729,6 +929,8 @@ class Device:
             flash_ops=f.op_count - start.ops,
             device_time_max_s=f.device_time_max_s - start.tmax,
             events=list(self.hw.events),
+            bootloader_firmware=self.bootloader_firmware(),
+            system_firmware=self.system_firmware(),
         )
 
     def _interrupted(self, start: _Counters, e: PowerCut) -> Outcome:
@@ -751,7 +953,7 @@ def _same_file(lock: ImageLock, path: Path) -> bool:
 
 def _fresh_image(
     platform: str, profile: str, bootloader: str
-) -> tuple[bytes, tuple[int, ...], str, str]:
+) -> tuple[bytes, tuple[int, ...], str, str, int]:
     """Flash contents, registers and state of a fresh device (cached: built once per kind)."""
     prof = get_profile(platform, profile, gen2_only=True)
     dev = Device(prof, bootloader=bootloader)
@@ -760,7 +962,84 @@ def _fresh_image(
     if profile == "stock":
         dev.install(factory_image(platform), address=prof.fac_addr, reset=False)
     dev.boot()
-    return dev.flash.contents(), tuple(dev.regs.regs), dev.state, dev.reason
+    return dev.flash.contents(), tuple(dev.regs.regs), dev.state, dev.reason, dev.hw.reset_flags
+
+
+def _new_with_real_code(
+    platform: str,
+    profile: str,
+    bootloader: str,
+    granularity: Granularity,
+    bootloader_firmware: str | Path | None,
+    system_firmware: str | Path | None,
+) -> Device:
+    """:meth:`Device.new` with real firmware (see its arguments)."""
+    prof = get_profile(platform, profile, gen2_only=True)
+    if prof.platform != "electron":
+        raise EmulatorError(
+            f"real Device OS firmware runs on electron only (the firmware runner's target), not "
+            f"{prof.platform}"
+        )
+    bl_image = load_bootloader_file(bootloader_firmware) if bootloader_firmware else None
+    parts = load_system_dir(system_firmware) if system_firmware else None
+    if parts is not None:
+        implied = profile_of_system_parts(parts)
+        if implied != prof.name:
+            version = parts.part(2).info.module_version
+            raise ParamError(
+                f"the system modules in {system_firmware} are version {version}, which is the "
+                f"{implied} profile, not {prof.name}",
+                "profile",
+                "system_firmware",
+            )
+    variant = bootloader
+    if bl_image is not None:
+        version = bl_image.info.module_version
+        variant = "resumable" if version >= RESUMABLE_FROM_VERSION else "legacy"
+    real = RealCode(
+        bootloader=bl_image is not None,
+        bootloader_file=None if bl_image is None else str(Path(bl_image.name).resolve()),
+        system_dir=None if system_firmware is None else str(Path(system_firmware).resolve()),
+        system_parts=() if parts is None else system_records(parts),
+    )
+    build = Device(prof, bootloader=variant)
+    modules = default_modules(prof.platform, prof.name, variant)
+    if parts is not None:  # the three real system modules replace the synthetic ones
+        modules = [modules[0], *(p.data for p in parts.parts), modules[-1]]
+    for m in modules:
+        build.install(m, reset=False)
+    if prof.name == "stock":
+        build.install(factory_image(prof.platform), address=prof.fac_addr, reset=False)
+    if bl_image is not None:
+        build.install(bl_image.data, address=bl_image.address, reset=False)
+    build.real = real
+    build.boot()
+    dev = Device(prof, bootloader=variant, granularity=granularity, real=real)
+    dev.flash.load_contents(build.flash.contents())
+    dev.regs.regs = list(build.regs.regs)
+    dev.state = build.state
+    dev.reason = build.reason
+    dev.hw.reset_flags = build.hw.reset_flags
+    return dev
+
+
+def profile_of_system_parts(parts: Any) -> str:
+    """``stock`` or ``extended``: the profile real system modules of this version implement
+    (2302: stock 2.3.1; :data:`EXTENDED_SYSTEM_VERSION`: flashroom's patched build).
+
+    Raises:
+        ParamError: another version (no profile models it).
+    """
+    version = parts.part(2).info.module_version
+    if version == SYSTEM_VERSION_2_3_1:
+        return "stock"
+    if version == EXTENDED_SYSTEM_VERSION:
+        return "extended"
+    raise ParamError(
+        f"system module idx 2 in {parts.source} is version {version}: flashroom models 2.3.1 "
+        f"stock ({SYSTEM_VERSION_2_3_1}) and extended ({EXTENDED_SYSTEM_VERSION}) only",
+        "system_firmware",
+    )
 
 
 def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]:
@@ -804,4 +1083,5 @@ __all__ = [
     "RunResult",
     "default_modules",
     "factory_image",
+    "profile_of_system_parts",
 ]

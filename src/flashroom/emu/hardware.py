@@ -9,6 +9,7 @@ from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import NorFlash
 from flashroom.emu.flashmal import module_info_at, verify_crc32
 from flashroom.emu.sysflags import BackupRegisters
+from flashroom.firmware.stm32f2 import RCC_CSR_POWER_ON
 from flashroom.particle.module_info import ModuleInfo
 
 #: Events kept per run (the trace shown by ``emu ota``/``emu boot`` in text mode).
@@ -24,6 +25,9 @@ class Hardware:
     regs: BackupRegisters
     dct: DcdStore
     events: list[str] = field(default_factory=list)
+    #: RCC_CSR's reset flags as the next bootloader run reads them (RM0033 5.3.21): set by the
+    #: kind of reset, cleared by the system's ``HAL_Core_Init`` (see :meth:`Device._power_on`).
+    reset_flags: int = RCC_CSR_POWER_ON
 
     def log(self, message: str) -> None:
         """Record a firmware event (bounded)."""

@@ -140,6 +140,10 @@ class ImageMetadata:
     erase_counts: tuple[int, ...]
     device_time_s: float
     device_time_max_s: float
+    #: the real-code set-up (checked by ``RealCode.from_json``), None for a model device
+    real_code: Any = None
+    #: RCC_CSR reset flags of the last reset (None: an image written before they were kept)
+    reset_flags: int | None = None
 
 
 class _Field:
@@ -242,6 +246,10 @@ def image_metadata(meta: dict[str, Any], *, name: str, sectors: int) -> ImageMet
         device_time_max_s=f.seconds(
             f.get(counters, "device_time_max_s", "counters."), "counters.device_time_max_s"
         ),
+        real_code=meta.get("real_code"),
+        reset_flags=None
+        if meta.get("reset_flags") is None
+        else f.integer(meta["reset_flags"], "reset_flags", 0, _U32_MAX, "a 32-bit RCC_CSR value"),
     )
 
 

@@ -217,6 +217,8 @@ def show(dev: Device) -> dict[str, Any]:
         "state": dev.state,
         "reason": dev.reason,
         "running": None if (m := dev.running_module()) is None else m.to_json(),
+        "bootloader_firmware": dev.bootloader_firmware(),
+        "system_firmware": dev.system_firmware(),
         "regions": [r.to_json() for r in regions],
         "dct": dct_view(dev),
         "backup_registers": {

@@ -87,6 +87,10 @@ class Outcome:
         flash_ops: flash operations of this run (granularity-dependent).
         device_time_max_s: the same time with datasheet maxima (not in the JSON contract).
         events: firmware trace of this run (not in the JSON contract).
+        bootloader_firmware: the real bootloader in sector 0 that every boot executes
+            (``{"sha256", "module_version"}``), or None when the Python model boots.
+        system_firmware: the real system modules whose OTA path runs (``{"dir", "parts"}``),
+            or None when the model's OTA path runs.
     """
 
     result: RunResult
@@ -98,6 +102,8 @@ class Outcome:
     flash_ops: int
     device_time_max_s: float = 0.0
     events: list[str] = field(default_factory=list)
+    bootloader_firmware: dict[str, Any] | None = None
+    system_firmware: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Exactly the contract keys."""
@@ -109,6 +115,8 @@ class Outcome:
             "device_time_s": round(self.device_time_s, 6),
             "sector_erases": {str(k): v for k, v in sorted(self.sector_erases.items())},
             "flash_ops": self.flash_ops,
+            "bootloader_firmware": self.bootloader_firmware,
+            "system_firmware": self.system_firmware,
         }
 
 

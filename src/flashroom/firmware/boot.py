@@ -98,15 +98,21 @@ class RealBootloader:
             recorder=recorder,
         )
 
-    def boot(self, *, budget: int = DEFAULT_BUDGET) -> FirmwareRun:
+    def boot(self, *, budget: int = DEFAULT_BUDGET, reset_flags: int | None = None) -> FirmwareRun:
         """Power on and run the bootloader until it jumps, resets, enters DFU, crashes, hangs
         or loses power. Never raises for anything the firmware does.
+
+        Args:
+            budget: instructions before the run is a ``hang``.
+            reset_flags: RCC_CSR reset flags of this reset (None: those given at construction).
 
         Returns:
             The :class:`FirmwareRun`; ``target`` of a ``jump`` is where the PC went (the reset
             handler of the module at 0x08020000 when all is well).
         """
         m = self.machine
+        if reset_flags is not None:
+            m.rcc.reset_flags = reset_flags
         m.power_on()
         region = self.target.bootloader
         sp = m.read_u32(region.start)

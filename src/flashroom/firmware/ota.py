@@ -28,7 +28,7 @@ from pathlib import Path
 
 from flashroom.deviceos.enums import FileTransferStore, UpdateFlag
 from flashroom.deviceos.ota import FileTransferDescriptor
-from flashroom.errors import EmulatorError
+from flashroom.errors import EmulatorError, FirmwareCallError
 from flashroom.firmware import stm32f2 as st
 from flashroom.firmware.flashport import FlashPrimitive, FlashRecorder
 from flashroom.firmware.image import (
@@ -46,7 +46,6 @@ from flashroom.firmware.machine import (
 )
 from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.particle.module_info import ModuleFunction
-from flashroom.ranges import fmt_addr
 
 #: Offset of the chunk buffer after the descriptor in ``call_scratch``.
 CHUNK_BUFFER_OFFSET = 0x100
@@ -58,29 +57,12 @@ SYSTEM_FLAG_OTA_UPDATE_ENABLED = 1
 #: The functions the runner calls, and the module index that holds each (spec 11.2).
 ENTRY_POINTS: tuple[tuple[str, int], ...] = (
     ("module_system_part1_pre_init", 1),
+    ("Load_SystemFlags", 2),
     ("system_set_flag", 2),
     ("Spark_Prepare_For_Firmware_Update", 2),
     ("Spark_Save_Firmware_Chunk", 2),
     ("Spark_Finish_Firmware_Update", 2),
 )
-
-
-class FirmwareCallError(EmulatorError):
-    """A real-firmware function did not return: it crashed, hung, reset or entered DFU.
-
-    Attributes:
-        function: the function called.
-        result: how the run ended (outcome, PC, faulting address).
-    """
-
-    def __init__(self, function: str, result: FirmwareRun):
-        super().__init__(
-            f"{function} did not return: {result.outcome} at PC {fmt_addr(result.pc)}"
-            + (f", address {fmt_addr(result.address)}" if result.address is not None else "")
-            + (f" ({result.reason})" if result.reason else "")
-        )
-        self.function = function
-        self.result = result
 
 
 @dataclass(frozen=True)
@@ -230,6 +212,10 @@ class RealSystemOta:
         self.last: FirmwareRun | None = None
         self._last_error = ""
         self._call("module_system_part1_pre_init", ())
+        # HAL_Core_Config loads the system flags from the backup registers at every start
+        # (core_hal_stm32f2xx.c:371-373, DFU_BUILD_ENABLE); without it the RAM copy has no
+        # header and FLASH_Begin's Save_SystemFlags is refused (system_flags_impl.c:55-58).
+        self._call("Load_SystemFlags", ())
         self._call("system_set_flag", (SYSTEM_FLAG_OTA_UPDATE_ENABLED, 1, 0))
 
     # ------------------------------------------------------------------ SystemUpdateCallbacks

@@ -87,6 +87,9 @@ class DeviceConfig:
         allow_fast: the FAST_OTA connection property (spec 6.2).
         inactivity_timeout_s: None means the platform's TIMING_FLASH_UPDATE_TIMEOUT (spec 6.5).
         begin_timeout_s: how long to wait for UpdateBegin after the Hello (spec-silent).
+        hello_attempts: transmissions of the Hello before the server counts as unreachable
+            (RFC 7252's MAX_RETRANSMIT + 1 = 5 by default; fewer answer "nobody there" in a few
+            retransmission timeouts instead of ~45-93 s).
         linger_s: after finishing, keep answering duplicates this long (the device resets
             shortly after finish; spec-silent).
         reset_after_chunks: fault injection: reset after writing this many chunks.
@@ -99,6 +102,7 @@ class DeviceConfig:
     allow_fast: bool = True
     inactivity_timeout_s: float | None = None
     begin_timeout_s: float = 120.0
+    hello_attempts: int = 5
     linger_s: float = 5.0
     reset_after_chunks: int | None = None
     tuning: CoapTuning = field(default_factory=CoapTuning)
@@ -153,6 +157,7 @@ class DeviceEnd:
         self._begin_deadline: float | None = None
         self._linger_until: float | None = None
         self._hello_mid: int | None = None
+        self.started_at = 0.0
         self.finished_at: float | None = None
         self.inactivity_timeout_s = (
             self.config.inactivity_timeout_s
@@ -167,7 +172,22 @@ class DeviceEnd:
         msg = hello.to_coap(self.ep.next_mid())
         self._hello_mid = msg.message_id
         self._begin_deadline = now + self.config.begin_timeout_s
-        return [self.ep.send(msg, now)]
+        self.started_at = now
+        attempts = max(1, self.config.hello_attempts)
+        return [self.ep.send(msg, now, max_retransmit=attempts - 1)]
+
+    def unreachable(self, now: float, why: str) -> None:
+        """The driver learnt that nobody listens at the server's address (an ICMP port
+        unreachable, say) before the Hello was answered: end as UNREACHABLE."""
+        if self.status == DeviceStatus.CONNECTING:
+            self._end(DeviceStatus.UNREACHABLE, now, why)
+
+    def stop_lingering(self, now: float) -> None:
+        """End the linger now: the driver knows no retransmission can follow (see
+        :func:`flashroom.ota.transport.connect_udp`)."""
+        if self.terminal and self._linger_until is not None:
+            # as if there had been no linger: it ends when the device finished
+            self._linger_until = min(self._linger_until, self.finished_at or now)
 
     @property
     def terminal(self) -> bool:
@@ -201,7 +221,13 @@ class DeviceEnd:
         for msg in failed:
             if self._hello_mid is not None and msg.message_id == self._hello_mid:
                 if self.status == DeviceStatus.CONNECTING:  # else the server did answer
-                    self._end(DeviceStatus.UNREACHABLE, now, "no ACK to the Hello from the server")
+                    n = max(1, self.config.hello_attempts)
+                    self._end(
+                        DeviceStatus.UNREACHABLE,
+                        now,
+                        f"the Hello (CON POST h) went out {n} times over "
+                        f"{now - self.started_at:.1f} s and was never acknowledged",
+                    )
             elif not self.terminal:
                 # spec 6.4 #7: a protocol error while updating aborts with finish(0)
                 self._end(

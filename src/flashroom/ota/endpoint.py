@@ -7,6 +7,14 @@ the bytes it returns. Both OTA ends (server session and device end) sit on top o
 RFC 7252 4.8 defaults: ACK_TIMEOUT 2 s, ACK_RANDOM_FACTOR 1.5, MAX_RETRANSMIT 4. The first
 timeout is drawn from ``[ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR]`` with a seeded RNG and
 doubles on each retransmission.
+
+Message IDs and tokens (RFC 7252 5.3.1: "a token ... generated such that it is not guessable";
+4.4 for message IDs). With ``seed=None`` both come from the operating system's random source
+and every token is drawn afresh, so a party that does not see the traffic cannot guess them:
+that is what a server facing the network uses. A seed gives reproducible runs (simulation,
+tests). Particle's tokens are one byte (spec 6.1), so the token alone can be guessed in 256
+tries; the server also requires the message-ID-matched ACK of its request before it takes a
+separate response (:mod:`flashroom.ota.server_end`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from flashroom.ota.messages import CoapMessage, CoapType
 ACK_TIMEOUT_S = 2.0  # RFC 7252 4.8
 ACK_RANDOM_FACTOR = 1.5  # RFC 7252 4.8
 MAX_RETRANSMIT = 4  # RFC 7252 4.8
+_SYSTEM_RANDOM = random.SystemRandom()
 _DEDUP_CACHE = 1024  # remembered message IDs per peer (RFC 7252 4.5 EXCHANGE_LIFETIME window)
 
 
@@ -40,6 +49,7 @@ class _Pending:
     deadline: float
     timeout: float
     attempts: int = 0
+    max_retransmit: int = MAX_RETRANSMIT
 
 
 @dataclass
@@ -53,6 +63,7 @@ class EndpointStats:
     retransmissions: int = 0
     duplicates_received: int = 0
     malformed_received: int = 0
+    unmatched_acks: int = 0  # ACK/RST whose message ID matches no CON in flight
 
 
 @dataclass
@@ -73,8 +84,11 @@ class Delivery:
 class CoapEndpoint:
     """CoAP message layer for one peer: message IDs, tokens, CON retransmission, dedup."""
 
-    def __init__(self, *, seed: int = 0, tuning: CoapTuning | None = None) -> None:
-        self.rng = random.Random(seed)
+    def __init__(self, *, seed: int | None = 0, tuning: CoapTuning | None = None) -> None:
+        # seed None: unguessable IDs and tokens (module docstring); one shared SystemRandom, so
+        # an endpoint carries no generator state of its own (a server holds thousands)
+        self.rng: random.Random = _SYSTEM_RANDOM if seed is None else random.Random(seed)
+        self.unpredictable = seed is None
         self.tuning = tuning or CoapTuning()
         self._mid = self.rng.randrange(0x10000)
         self._token = self.rng.randrange(0x100)
@@ -90,24 +104,36 @@ class CoapEndpoint:
         return self._mid
 
     def next_token(self) -> bytes:
-        """A fresh 1-byte token (spec 6.1)."""
-        self._token = (self._token + 1) & 0xFF
+        """A fresh 1-byte token (spec 6.1): the next one, or with ``seed=None`` a random one
+        other than the last."""
+        if self.unpredictable:
+            self._token = (self._token + 1 + self.rng.randrange(0xFF)) & 0xFF
+        else:
+            self._token = (self._token + 1) & 0xFF
         return bytes((self._token,))
 
     # ----------------------------------------------------------------- sending
-    def send(self, msg: CoapMessage, now: float, *, ack_timeout_s: float | None = None) -> bytes:
+    def send(
+        self,
+        msg: CoapMessage,
+        now: float,
+        *,
+        ack_timeout_s: float | None = None,
+        max_retransmit: int | None = None,
+    ) -> bytes:
         """Encode ``msg``; a CON is remembered for retransmission until its ACK/RST arrives.
 
         ``ack_timeout_s`` overrides the tuning's ACK_TIMEOUT for this CON (RFC 7252 4.8.1
         allows environment-specific, dynamically adjusted values); the random factor and the
-        doubling still apply.
+        doubling still apply. ``max_retransmit`` overrides MAX_RETRANSMIT for this CON.
         """
         data = msg.encode()
         if msg.mtype == CoapType.CON:
             t = self.tuning
             base = t.ack_timeout_s if ack_timeout_s is None else ack_timeout_s
             timeout = base * self.rng.uniform(1.0, t.ack_random_factor)
-            self._pending[msg.message_id] = _Pending(msg, data, now + timeout, timeout)
+            limit = t.max_retransmit if max_retransmit is None else max_retransmit
+            self._pending[msg.message_id] = _Pending(msg, data, now + timeout, timeout, 0, limit)
         self._count_sent(data)
         return data
 
@@ -140,6 +166,7 @@ class CoapEndpoint:
             pend = self._pending.pop(msg.message_id, None)
             if pend is None:
                 # A late or duplicated ACK: nothing waits for it any more.
+                self.stats.unmatched_acks += 1
                 return Delivery(None)
             return Delivery(msg, acked=pend.msg)
         if msg.message_id in self._seen:
@@ -168,7 +195,7 @@ class CoapEndpoint:
         for mid, p in list(self._pending.items()):
             if p.deadline > now:
                 continue
-            if p.attempts >= self.tuning.max_retransmit:
+            if p.attempts >= p.max_retransmit:
                 del self._pending[mid]
                 failed.append(p.msg)
                 continue
@@ -193,6 +220,11 @@ class CoapEndpoint:
     def cancel_all(self) -> None:
         """Stop every retransmission (the session is over)."""
         self._pending.clear()
+
+    def attempts(self, message_id: int) -> int:
+        """Transmissions so far of the CON ``message_id`` still in flight (0 if none)."""
+        p = self._pending.get(message_id)
+        return 0 if p is None else p.attempts + 1
 
     @property
     def pending(self) -> int:

@@ -153,9 +153,13 @@ class ServerSession:
         image: bytes,
         config: ServerConfig | None = None,
         *,
-        seed: int = 0,
+        seed: int | None = 0,
         progress: ProgressFn | None = None,
     ) -> None:
+        if not image:
+            # A zero-length UpdateBegin makes a v2.3.1 device apply whatever stale image its
+            # OTA scratch holds (bad-input case zero_length_update): never send one.
+            raise TransportError("the firmware image is empty: an empty update is never sent")
         self.image = image
         self.config = config or ServerConfig()
         if not 1 <= self.config.chunk_size <= 0xFFFF:
@@ -201,6 +205,8 @@ class ServerSession:
         self._stalled = 0
         self._last_missed: int | None = None
         self._vanished = False
+        self._held: CoapMessage | None = None  # a separate response awaiting its request's ACK
+        self.strays = 0  # separate responses that answer no open exchange
 
     # ----------------------------------------------------------------- public
     @property
@@ -248,10 +254,41 @@ class ServerSession:
             return out + self._on_ack(msg, d.acked, now)
         if msg.is_request:
             return out + self._on_request(msg, now)
-        # A separate response (CON/NON) from the device: UpdateReady or ChunkReceived.
+        return out + self._on_separate(msg, now)
+
+    def _on_separate(self, msg: CoapMessage, now: float) -> list[bytes]:
+        """A separate response (CON/NON) from the device: UpdateReady or ChunkReceived.
+
+        The device ACKs UpdateBegin and a stop-and-wait Chunk before it sends the separate
+        response (spec 6.2 #2, 6.3 #2), and only the ACK, matched by message ID, proves that
+        the peer saw the request: a 1-byte token is guessed blind in 256 tries (spec 6.1). A
+        response to a request still unacknowledged is held unanswered (the device keeps
+        retransmitting it) until that ACK comes in; our request's own retransmission fetches
+        the device's cached ACK (RFC 7252 4.5).
+        """
+        for req in (self._begin if self.status == SessionStatus.BEGIN else None, self._saw):
+            if (
+                req is not None
+                and msg.token == req.token
+                and self.ep.attempts(req.message_id)  # still unacknowledged
+            ):
+                self._held = msg
+                return []
+        out: list[bytes] = []
         if msg.mtype == CoapType.CON:
             out.append(self.ep.reply(msg, empty_ack(msg.message_id)))
         return out + self._on_response(msg, now)
+
+    def _release_held(self, now: float) -> list[bytes]:
+        """The ACK a held separate response waited for arrived: take the response now."""
+        held, self._held = self._held, None
+        return [] if held is None or self.terminal else self._on_separate(held, now)
+
+    def close(self, now: float, why: str) -> None:
+        """End the session as failed (the server's table evicts or expires it); no-op once
+        terminal."""
+        if not self.terminal:
+            self._fail(now, why)
 
     # ----------------------------------------------------------------- internals
     def _fail(self, now: float, why: str) -> None:
@@ -319,7 +356,7 @@ class ServerSession:
                 return []
             if msg.code == CODE_CHANGED and self.status == SessionStatus.BEGIN:
                 return self._ready(UpdateReady.from_coap(msg), now)  # piggybacked
-            return []
+            return self._release_held(now)
         if acked.message_id == self._done_mid:
             self._done_mid = None
             self._rtt_sample(acked.message_id, now - self._done_sent_at)
@@ -337,12 +374,10 @@ class ServerSession:
             return []
         if self._saw is not None and acked.message_id == self._saw.message_id:
             self._rtt_sample(acked.message_id, now - self._saw_sent_at)
-        if (
-            self._saw is not None
-            and acked.message_id == self._saw.message_id
-            and msg.code in (CODE_CHANGED, CODE_BAD_REQUEST)  # piggybacked ChunkReceived
-        ):
-            return self._chunk_received(ChunkReceived(msg.code == CODE_CHANGED), now)
+        if self._saw is not None and acked.message_id == self._saw.message_id:
+            if msg.code in (CODE_CHANGED, CODE_BAD_REQUEST):  # piggybacked ChunkReceived
+                return self._chunk_received(ChunkReceived(msg.code == CODE_CHANGED), now)
+            return self._release_held(now)
         return []
 
     def _rtt_sample(self, message_id: int, sample: float) -> None:
@@ -380,7 +415,8 @@ class ServerSession:
                 self._fail(now, str(e))
                 return []
             return self._chunk_received(cr, now)
-        return []  # stale response to an earlier exchange
+        self.strays += 1  # a stale response to an earlier exchange, or a blind guess
+        return []
 
     def _ready(self, ready: UpdateReady, now: float) -> list[bytes]:
         # The first chunk waits for UpdateReady, although that costs a round trip: UpdateReady

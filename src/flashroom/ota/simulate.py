@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from flashroom.deviceos import get_platform
 from flashroom.deviceos.ota import SystemUpdateCallbacks
 from flashroom.ota.accounting import PER_DATAGRAM_OVERHEAD, Meter, TransferReport
 from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
@@ -90,7 +91,8 @@ def simulate(
             scfg, pace_bps=link.bandwidth_bps, per_datagram_overhead=PER_DATAGRAM_OVERHEAD
         )
     dcfg = device_config or DeviceConfig(seed=seed + 1)
-    server = OtaServer(image, scfg, seed=seed + 2)
+    platform_id = get_platform(dcfg.platform).platform_id
+    server = OtaServer(image, scfg, seed=seed + 2, platform_id=platform_id)
     model = LinkModel(link, seed=seed)
     meter = Meter()
     heap: list[tuple[float, int, int, bytes]] = []
@@ -110,6 +112,7 @@ def simulate(
             heapq.heappush(heap, (t, seq, _TO_SERVER if up else _TO_DEVICE, data))
 
     now = 0.0
+    session: ServerSession | None = None
     for d in devices[-1].start(now):
         transmit(d, now, up=True)
     while True:
@@ -126,6 +129,8 @@ def simulate(
             if kind == _TO_SERVER:
                 for _, out in server.receive(DEVICE_ADDR, data, now):
                     transmit(out, now, up=False)
+                # the server drops ended sessions after a while; keep the last one for the outcome
+                session = server.sessions.get(DEVICE_ADDR, session)
             else:
                 for out in dev.receive(data, now):
                     transmit(out, now, up=True)
@@ -150,7 +155,6 @@ def simulate(
             break
     dev = devices[-1]
     dev.abandon(now, f"simulated time limit of {max_time_s:g} s reached")
-    session = server.sessions.get(DEVICE_ADDR)
     end = dev.finished_at if dev.finished_at is not None else now
     if session is not None and session.finished_at is not None and dev.status == "applied":
         end = max(end, session.finished_at)

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import random
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 
 from flashroom.errors import TransportError
 from flashroom.ota.accounting import Meter, TransferReport
-from flashroom.ota.device_end import DeviceEnd
+from flashroom.ota.device_end import DeviceEnd, DeviceStatus
 from flashroom.ota.link import IDEAL, LinkClock, LinkProfile
 from flashroom.ota.messages import CoapMessage, CoapType
 from flashroom.ota.server import OtaServer, SessionRecord
@@ -68,46 +70,72 @@ def aiocoap_reencode(data: bytes) -> bytes:
         raise TransportError(f"aiocoap rejects the datagram: {e}") from e
 
 
-def _check_host(host: str, what: str) -> str:
-    """Refuse a host name DNS cannot carry (a label over 63 bytes, a name over 253), which
-    the resolver would otherwise answer with an encoding error.
+_DNS_LABEL_MAX = 63  # RFC 1035 2.3.4: labels are 63 octets or less
+_DNS_NAME_MAX = 253  # RFC 1035 2.3.4: 255 octets on the wire, 253 characters written out
 
-    Raises:
-        TransportError: the name is too long.
-    """
-    name = host.rstrip(".")
-    if len(name) > 253:
-        raise TransportError(f"{what}: host name of {len(name)} characters; at most 253")
-    for label in name.split("."):
-        if len(label.encode("utf-8", "replace")) > 63:
+
+def _check_host(host: str, what: str) -> str:
+    """``host`` as given, or a precise error: a DNS name whose labels or length exceed RFC 1035
+    (the resolver would otherwise fail inside the event loop with an encoding error)."""
+    if not host:
+        raise TransportError(f"{what}: no host")
+    if ":" in host:  # an IPv6 literal: the socket layer checks it
+        return host
+    if len(host) > _DNS_NAME_MAX:
+        raise TransportError(
+            f"{what}: host name of {len(host)} characters; DNS names are at most "
+            f"{_DNS_NAME_MAX} (RFC 1035 2.3.4)"
+        )
+    for label in host.rstrip(".").split("."):
+        if not label:
+            raise TransportError(f"{what}: empty label in host name {host!r}")
+        if len(label) > _DNS_LABEL_MAX:
             raise TransportError(
-                f"{what}: host name label {label[:20]}... is {len(label)} characters; a DNS "
-                "label has at most 63"
+                f"{what}: host name label {label[:20]!r}... is {len(label)} characters; DNS "
+                f"labels are at most {_DNS_LABEL_MAX} (RFC 1035 2.3.4)"
             )
     return host
 
 
+def format_hostport(host: str, port: int) -> str:
+    """``("::1", 5683)`` -> ``"[::1]:5683"`` (RFC 3986 3.2.2: an IPv6 literal is bracketed)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def coap_url(host: str, port: int) -> str:
+    """The ``coap://`` URL that :func:`parse_coap_url` reads back."""
+    return f"coap://{format_hostport(host, port)}"
+
+
 def parse_coap_url(url: str) -> tuple[str, int]:
-    """``coap://HOST:PORT`` (port defaults to 5683) -> ``(host, port)``.
+    """``coap://HOST:PORT`` (port defaults to 5683, RFC 7252 6.1) -> ``(host, port)``;
+    an IPv6 host is written ``coap://[::1]:PORT``.
 
     Raises:
-        TransportError: not a coap:// URL with a host.
+        TransportError: not a coap:// URL with a host, a port outside 1..65535 (port 0 names
+            no server), or a host name DNS cannot carry.
     """
     parts = urlsplit(url)
     if parts.scheme != "coap" or not parts.hostname:
         raise TransportError(f"server URL {url!r}: expected coap://HOST:PORT")
     try:
-        port = parts.port or 5683
+        port = parts.port
     except ValueError as e:
         raise TransportError(f"server URL {url!r}: bad port ({e})") from e
-    return _check_host(parts.hostname, f"server URL {url[:60]!r}"), port
+    if port == 0:
+        raise TransportError(
+            f"server URL {url!r}: port 0 names no server; expected 1..65535 "
+            "(leave it out for CoAP's 5683)"
+        )
+    host = _check_host(parts.hostname, f"server URL {url!r}")
+    return host, 5683 if port is None else port
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
-    """``HOST:PORT`` -> ``(host, port)``; port 0 picks a free one.
+    """``HOST:PORT`` or ``[V6]:PORT`` -> ``(host, port)``; port 0 picks a free one.
 
     Raises:
-        TransportError: no ``:PORT`` or a bad port.
+        TransportError: no ``:PORT``, a bad port, or a host name DNS cannot carry.
     """
     host, sep, port = bind.rpartition(":")
     if not sep or not host:
@@ -118,7 +146,7 @@ def parse_bind(bind: str) -> tuple[str, int]:
         raise TransportError(f"bind address {bind!r}: port {port!r} is not a number") from None
     if not 0 <= p <= 65535:
         raise TransportError(f"bind address {bind!r}: port {p} outside 0..65535")
-    return _check_host(host.strip("[]"), f"bind address {bind[:60]!r}"), p
+    return _check_host(host.strip("[]"), f"bind address {bind!r}"), p
 
 
 _RCVBUF_BYTES = 4 * 1024 * 1024
@@ -145,8 +173,10 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.queue.put_nowait((data, addr))
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the peer is gone; CoAP timers will notice.
+        # ICMP port unreachable and the like: the peer is gone (or never was). Wake the
+        # reader with an empty datagram, which no CoAP message is, so it looks at once.
         self.error = exc
+        self.queue.put_nowait((b"", None))
 
 
 async def _next(
@@ -160,6 +190,170 @@ async def _next(
         return None
 
 
+# =========================================================================== DTLS
+#: tinydtls keeps per-session address data that is unused here: one DTLS context per peer, as
+#: aiocoap's tinydtls transports do (aiocoap/transports/tinydtls_server.py)
+_DTLS_SENTINEL = ("::1", 1234)
+_DTLS_EVENT_CONNECTED = 0x01DE  # tinydtls DTLS_EVENT_CONNECTED (aiocoap/transports/tinydtls.py)
+_DTLS_LEVEL_FATAL = 2  # RFC 5246 7.2 alert level
+_DTLS_HANDSHAKE = 22  # RFC 6347 4.1 record content type
+_DTLS_CLIENT_HELLO = 1  # RFC 6347 4.2.2 handshake type (byte 13 of the first record)
+PSK_MIN_BYTES = 16  # a 128-bit key at least (AES-128-CCM-8 is the suite tinydtls offers)
+
+
+def parse_psk_lines(text: str, what: str) -> dict[bytes, bytes]:
+    """``IDENTITY KEYHEX`` lines (``#`` comments, blank lines) -> ``{identity: key}``.
+
+    The identity is the device ID in hex (24 digits for a 12-byte ID); the server takes a
+    device's Hello only when its device ID is the identity that authenticated.
+
+    Raises:
+        TransportError: a malformed line, a key that is not hex or shorter than 16 bytes, or
+            no key at all.
+    """
+    keys: dict[bytes, bytes] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise TransportError(f"{what} line {n}: expected 'IDENTITY KEYHEX', got {line!r}")
+        ident, key_hex = parts
+        try:
+            key = bytes.fromhex(key_hex)
+        except ValueError:
+            raise TransportError(f"{what} line {n}: key {key_hex[:8]!r}... is not hex") from None
+        if len(key) < PSK_MIN_BYTES:
+            raise TransportError(
+                f"{what} line {n}: key of {len(key)} bytes; expected at least {PSK_MIN_BYTES}"
+            )
+        keys[ident.lower().encode()] = key
+    if not keys:
+        raise TransportError(f"{what}: no 'IDENTITY KEYHEX' line")
+    return keys
+
+
+class _RecordingStore:
+    """The dict-like PSK store DTLSSocket reads, remembering which identity it handed a key
+    for (the binding reports no identity otherwise; aiocoap's ``SecurityStore`` does the same)."""
+
+    def __init__(self, keys: dict[bytes, bytes]) -> None:
+        self._keys = keys
+        self.identity: bytes | None = None
+
+    def keys(self) -> _RecordingStore:
+        return self
+
+    def __contains__(self, identity: object) -> bool:
+        return isinstance(identity, bytes) and identity.lower() in self._keys
+
+    def __getitem__(self, identity: bytes) -> bytes:
+        self.identity = identity.lower()
+        return self._keys[self.identity]
+
+
+class _DtlsEnd:
+    """One DTLS 1.2 PSK association (tinydtls through DTLSSocket, ``TLS_PSK_WITH_AES_128_CCM_8``).
+
+    ``feed`` takes a datagram from the peer and returns the plaintext records in it; ``write``
+    encrypts one plaintext datagram; ``send`` is called with every datagram to put on the wire.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[bytes], None],
+        keys: dict[bytes, bytes],
+        *,
+        client_identity: bytes | None = None,
+    ) -> None:
+        from DTLSSocket import dtls  # DTLSSocket (tinydtls): deferred for start-up time
+
+        self._send = send
+        self._plain: list[bytes] = []
+        self.connected = False
+        self.fatal: int | None = None
+        self.wire_datagrams = 0
+        self.wire_bytes = 0
+        self.handshake_datagrams = 0
+        self.handshake_bytes = 0
+        self.client_hellos = 0
+        self.store = _RecordingStore(keys)
+        # the binding keeps a char* into pskId: hold the bytes object for the context's life
+        self._psk_id = client_identity or b"flashroom-ota-server"
+        self.ctx = dtls.DTLS(
+            read=self._read,
+            write=self._write,
+            event=self._event,
+            pskId=self._psk_id,
+            pskStore=self.store,
+        )
+        if client_identity is not None:
+            self.session = self.ctx.connect(*_DTLS_SENTINEL)
+        else:
+            self.session = dtls.Session(*_DTLS_SENTINEL)
+
+    @property
+    def identity(self) -> bytes | None:
+        """The PSK identity the peer authenticated with (server side, once connected)."""
+        return self.store.identity if self.connected else None
+
+    def _read(self, _addr: Any, data: bytes) -> int:
+        self._plain.append(bytes(data))
+        return len(data)
+
+    def _write(self, _addr: Any, data: bytes) -> int:
+        data = bytes(data)
+        self.wire_datagrams += 1
+        self.wire_bytes += len(data)
+        if not self.connected or data[:1] == bytes((_DTLS_HANDSHAKE,)):
+            self.handshake_datagrams += 1
+            self.handshake_bytes += len(data)
+            if len(data) > 13 and data[0] == _DTLS_HANDSHAKE and data[13] == _DTLS_CLIENT_HELLO:
+                self.client_hellos += 1
+        self._send(data)
+        return len(data)
+
+    def _event(self, level: int, code: int) -> None:
+        if code == _DTLS_EVENT_CONNECTED:
+            self.connected = True
+        elif level == _DTLS_LEVEL_FATAL:
+            self.fatal = code
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """A datagram from the peer -> the plaintext it carried (empty during the handshake,
+        or when it does not authenticate)."""
+        if not self.connected:
+            self.handshake_datagrams += 1
+            self.handshake_bytes += len(data)
+        self.ctx.handleMessage(self.session, data)
+        plain, self._plain = self._plain, []
+        return plain
+
+    def write(self, data: bytes) -> None:
+        """Encrypt and send one plaintext datagram (one DTLS record)."""
+        self.ctx.write(self.session, data)
+
+    def retransmit(self) -> None:
+        """Let tinydtls resend a handshake flight whose timer ran out."""
+        self.ctx.checkRetransmit()
+
+    def close(self) -> None:
+        """Send close_notify (RFC 5246 7.2.1)."""
+        if self.connected:
+            with contextlib.suppress(Exception):
+                self.ctx.close(self.session)
+
+
+def dtls_available() -> str | None:
+    """None when DTLSSocket (tinydtls) imports, else why not."""
+    try:
+        from DTLSSocket import dtls  # noqa: F401  # DTLSSocket: deferred for start-up time
+    except ImportError as e:
+        return f"DTLSSocket (tinydtls) is not installed: {e}"
+    return None
+
+
 # =========================================================================== server
 @dataclass
 class ServeReport:
@@ -167,29 +361,38 @@ class ServeReport:
 
     Attributes:
         address: the bound ``(host, port)``.
-        sessions: one record per device session.
+        sessions: the server's records of ended sessions (bounded; see ``ended``).
+        ended, completed_count: every session that ended, and those complete.
         wall_s: real seconds served.
         datagrams_in, datagrams_out, bytes_in, bytes_out: socket counters.
         malformed: datagrams aiocoap rejected.
+        secure: DTLS with pre-shared keys (False: ``--insecure``).
+        dtls_rejected: datagrams that did not authenticate (secure mode).
+        refused: Hellos refused, by reason (rate, full, auth), and sessions closed for strays.
     """
 
     address: tuple[str, int]
     sessions: list[SessionRecord] = field(default_factory=list)
+    ended: int = 0
+    completed_count: int = 0
     wall_s: float = 0.0
     datagrams_in: int = 0
     datagrams_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     malformed: int = 0
+    secure: bool = False
+    dtls_rejected: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
 
     @property
     def completed(self) -> int:
         """Sessions that ended with the device's 2.04 to UpdateDone."""
-        return sum(1 for s in self.sessions if s.status == "complete")
+        return self.completed_count
 
     @property
     def payload_bytes(self) -> int:
-        """Image bytes delivered by completed sessions."""
+        """Image bytes delivered by completed sessions (of the records kept)."""
         return sum(s.payload_bytes for s in self.sessions)
 
     @property
@@ -210,21 +413,28 @@ class ServeReport:
     def to_json(self) -> dict[str, Any]:
         """Stable keys."""
         return {
-            "address": f"coap://{self.address[0]}:{self.address[1]}",
-            "sessions": len(self.sessions),
+            "address": coap_url(*self.address),
+            "secure": self.secure,
+            "sessions": self.ended,
             "completed": self.completed,
-            "failed": len(self.sessions) - self.completed,
+            "failed": self.ended - self.completed,
             "payload_bytes": self.payload_bytes,
             "datagrams_in": self.datagrams_in,
             "datagrams_out": self.datagrams_out,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "malformed": self.malformed,
+            "dtls_rejected": self.dtls_rejected,
+            "refused": dict(self.refused),
             "wall_s": round(self.wall_s, 3),
             "active_s": round(self.active_s, 3),
             "throughput_bps": round(self.throughput_bps, 1),
             "session_records": [s.to_json() for s in self.sessions],
         }
+
+
+_DTLS_HANDSHAKE_TIMEOUT_S = 30.0  # an unauthenticated DTLS peer is dropped after this
+_DTLS_POLL_S = 0.25  # how often tinydtls's handshake retransmission timers are looked at
 
 
 async def serve_udp(
@@ -236,38 +446,79 @@ async def serve_udp(
     stop: asyncio.Event | None = None,
     on_bound: Callable[[tuple[str, int]], None] | None = None,
     grace_s: float = 0.5,
+    psk: dict[bytes, bytes] | None = None,
 ) -> ServeReport:
     """Serve ``server`` on UDP ``host:port`` until ``max_sessions`` sessions ended or ``stop``.
 
     Args:
-        server: the sans-I/O server.
+        server: the sans-I/O server (``authenticate`` should be set when ``psk`` is given).
         host: address to bind.
         port: UDP port (0: any free port; ``on_bound`` learns which).
         max_sessions: stop after this many sessions have ended (None: run until ``stop``).
         stop: an event that ends serving.
         on_bound: called once with the bound address.
         grace_s: after the last session, keep answering duplicates this long.
+        psk: ``{identity: key}``: serve over DTLS 1.2 with these pre-shared keys only; each
+            datagram reaches ``server`` decrypted, with the identity its peer authenticated as.
+            None: plain CoAP (``--insecure``).
 
     Raises:
-        TransportError: the address cannot be bound.
+        TransportError: the address cannot be bound, or ``psk`` is given without DTLSSocket.
     """
+    if psk is not None and (why := dtls_available()) is not None:
+        raise TransportError(why)
     loop = asyncio.get_running_loop()
     try:
         transport, proto = await loop.create_datagram_endpoint(_Datagrams, local_addr=(host, port))
-    except OSError as e:
-        raise TransportError(f"cannot bind udp {host}:{port}: {e}") from e
+    except (OSError, UnicodeError) as e:
+        raise TransportError(f"cannot bind udp {format_hostport(host, port)}: {e}") from e
     bound = transport.get_extra_info("sockname")
-    report = ServeReport(address=(bound[0], bound[1]))
+    report = ServeReport(address=(bound[0], bound[1]), secure=psk is not None)
     if on_bound is not None:
         on_bound(report.address)
     t0 = time.monotonic()
     finish_at: float | None = None
+    peers: OrderedDict[Any, tuple[_DtlsEnd, float]] = OrderedDict()
+    max_peers = 2 * server.limits.max_sessions
 
-    def send(out: list[tuple[Any, bytes]]) -> None:
-        for addr, data in out:
+    def wire(addr: Any) -> Callable[[bytes], None]:
+        def put(data: bytes) -> None:
             report.datagrams_out += 1
             report.bytes_out += len(data)
             transport.sendto(data, addr)
+
+        return put
+
+    def send(out: list[tuple[Any, bytes]]) -> None:
+        for addr, data in out:
+            if psk is None:
+                wire(addr)(data)
+                continue
+            entry = peers.get(addr)
+            if entry is not None and entry[0].connected:
+                entry[0].write(data)
+
+    def from_peer(addr: Any, data: bytes, now: float) -> list[tuple[bytes, bytes | None]]:
+        """The CoAP datagrams in ``data`` with the identity they authenticated as."""
+        if psk is None:
+            return [(data, None)]
+        entry = peers.get(addr)
+        if entry is None:
+            if not (data and data[0] == _DTLS_HANDSHAKE):
+                report.dtls_rejected += 1
+                return []
+            while len(peers) >= max_peers:  # drop the oldest association
+                peers.popitem(last=False)
+            entry = peers[addr] = (_DtlsEnd(wire(addr), psk), now)
+        else:
+            peers.move_to_end(addr)
+        end = entry[0]
+        plain = end.feed(data)
+        if end.fatal is not None:
+            peers.pop(addr, None)
+        if not plain and end.connected is False:
+            return []
+        return [(p, end.identity) for p in plain]
 
     try:
         while True:
@@ -277,7 +528,7 @@ async def serve_udp(
             if (
                 finish_at is None
                 and max_sessions is not None
-                and len(server.records) >= max_sessions
+                and server.ended >= max_sessions
                 and all(s.terminal for s in server.sessions.values())
             ):
                 finish_at = now + grace_s
@@ -285,25 +536,43 @@ async def serve_udp(
                 break
             waits = [d - now for d in (server.deadline(), finish_at) if d is not None]
             timeout = min(waits) if waits else 0.25
-            if stop is not None:
-                timeout = min(timeout, 0.25)
+            if stop is not None or peers:
+                timeout = min(timeout, _DTLS_POLL_S)
             item = await _next(proto.queue, timeout)
             now = loop.time()
-            if item is not None:
+            if item is not None and item[0]:
                 data, addr = item
                 report.datagrams_in += 1
                 report.bytes_in += len(data)
-                if not aiocoap_check(data):
-                    report.malformed += 1
-                else:
-                    send(server.receive(addr, data, now))
+                for plain, identity in from_peer(addr, data, now):
+                    if not aiocoap_check(plain):
+                        report.malformed += 1
+                    else:
+                        send(server.receive(addr, plain, now, identity=identity))
+            if peers:
+                for addr, (end, born) in list(peers.items()):
+                    if not end.connected and now - born > _DTLS_HANDSHAKE_TIMEOUT_S:
+                        del peers[addr]
+                    else:
+                        end.retransmit()
             dl = server.deadline()
             if dl is not None and dl <= now:
                 send(server.poll(now))
     finally:
+        # no close_notify from the server: tinydtls may already have forgotten a peer that
+        # closed, and its binding prints (to stdout) when asked to close one it does not know
         transport.close()
     report.wall_s = time.monotonic() - t0
     report.sessions = list(server.records)
+    report.ended = server.ended
+    report.completed_count = server.completed
+    report.refused = {
+        "rate_limited": server.refused_rate,
+        "table_full": server.refused_full,
+        "unauthenticated": server.refused_auth,
+        "closed_for_strays": server.closed_strays,
+        "evicted": server.evicted,
+    }
     return report
 
 
@@ -315,6 +584,9 @@ class ConnectReport:
     report: TransferReport
     malformed: int = 0
     wall_s: float = 0.0
+    secure: bool = False
+    handshake_datagrams: int = 0  # DTLS handshake, both directions as the device saw them
+    handshake_bytes: int = 0
 
 
 class _Shaper:
@@ -348,6 +620,60 @@ class _Shaper:
         return released
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def _dtls_handshake(
+    end: _DtlsEnd,
+    proto: _Datagrams,
+    url: str,
+    *,
+    attempts: int,
+    ack_timeout_s: float,
+) -> None:
+    """Complete the DTLS handshake of the device's ``end``.
+
+    The server must answer within ``attempts`` CoAP-style timeouts (``ack_timeout_s``,
+    doubling); tinydtls retransmits its flights on its own timers meanwhile.
+
+    Raises:
+        TransportError: nobody answers, or the handshake fails (wrong key or an identity the
+            server does not know: the server then stays silent, RFC 6347 4.1.2.7).
+    """
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    window = sum(ack_timeout_s * 2**i for i in range(max(1, attempts))) * 1.5
+    answered = False
+    while not end.connected:
+        now = loop.time()
+        if end.fatal is not None:
+            raise TransportError(f"DTLS handshake with {url} failed: alert {end.fatal}")
+        if now - t0 > (window if not answered else max(window, _DTLS_HANDSHAKE_TIMEOUT_S / 3)):
+            if not answered:
+                raise TransportError(
+                    f"no answer from {url} after {end.client_hellos} attempts "
+                    f"(DTLS ClientHello, {now - t0:.1f} s)"
+                )
+            raise TransportError(
+                f"DTLS handshake with {url} failed after {now - t0:.1f} s: the server does not "
+                "accept this device's key (wrong key, or an identity it does not know)"
+            )
+        if isinstance(proto.error, ConnectionRefusedError) and not answered:
+            raise TransportError(
+                f"no answer from {url} after {end.client_hellos} attempts: port unreachable "
+                "(ICMP), nothing listens there"
+            )
+        item = await _next(proto.queue, _DTLS_POLL_S / 2)
+        if item is not None and item[0]:
+            answered = True
+            end.feed(item[0])
+        end.retransmit()
+
+
 async def connect_udp(
     device: DeviceEnd,
     host: str,
@@ -357,8 +683,13 @@ async def connect_udp(
     seed: int = 0,
     time_limit_s: float = 600.0,
     sim_ack_timeout_s: float = 2.0,
+    psk: tuple[bytes, bytes] | None = None,
 ) -> ConnectReport:
     """Run ``device`` against the server at ``host:port`` until it is done.
+
+    Real time: on loopback, when the link emulation did not drop the device's last reply,
+    nothing can still come that the device must answer, so the device's linger after the
+    finish (kept to re-answer a retransmitted UpdateDone) ends at once; elsewhere it runs out.
 
     Args:
         device: a fresh device end.
@@ -369,70 +700,107 @@ async def connect_udp(
         seed: link RNG seed.
         time_limit_s: real-time bound; the device end is polled until then.
         sim_ack_timeout_s: the ACK timeout charged to simulated time per loss/retransmission.
+        psk: ``(identity, key)``: talk DTLS 1.2 with this pre-shared key (the identity is the
+            device ID in hex). The link emulation acts on the CoAP datagrams inside the DTLS
+            records (one each); the handshake is not charged to the update (Particle devices
+            keep their DTLS session across updates) but counted in the report.
 
     Raises:
-        TransportError: the socket cannot be opened or the server address does not resolve.
+        TransportError: the socket cannot be opened, the server address does not resolve, or
+            nobody answers: "no answer from URL after N attempts" (the Hello, or the DTLS
+            ClientHello), or the DTLS handshake fails.
     """
+    url = coap_url(host, port)
+    if psk is not None and (why := dtls_available()) is not None:
+        raise TransportError(why)
     loop = asyncio.get_running_loop()
     try:
         transport, proto = await loop.create_datagram_endpoint(_Datagrams, remote_addr=(host, port))
-    except OSError as e:
-        raise TransportError(f"cannot open udp socket to {host}:{port}: {e}") from e
+    except (OSError, UnicodeError) as e:
+        raise TransportError(f"cannot open udp socket to {format_hostport(host, port)}: {e}") from e
     rng = random.Random(seed)
     meter = Meter()
     clock = LinkClock(link, ack_timeout_s=sim_ack_timeout_s)
     up = _Shaper(link, rng, meter)
     down = _Shaper(link, rng, meter)
     malformed = 0
-    t0 = loop.time()
+    reliable = _is_loopback(host)
+    lost_at_end = False  # a reply the device sent once terminal was dropped by the emulation
     held_since: float | None = None
-
-    def send(out: list[bytes]) -> None:
-        nonlocal held_since
-        for data in out:
-            meter.count(len(data), up=True)
-            clock.on_send(len(data))
-            for copy in up.decide(data):
-                transport.sendto(copy)
-            if up.held and held_since is None:
-                held_since = loop.time()
-
-    def deliver(data: bytes, now: float) -> None:
-        nonlocal malformed
-        if not aiocoap_check(data):
-            malformed += 1
-            return
-        clock.on_receive(len(data))
-        send(device.receive(data, now))
+    dtls: _DtlsEnd | None = None
+    t0 = loop.time()
 
     try:
+        if psk is not None:
+            dtls = _DtlsEnd(transport.sendto, {psk[0]: psk[1]}, client_identity=psk[0])
+            await _dtls_handshake(
+                dtls,
+                proto,
+                url,
+                attempts=device.config.hello_attempts,
+                ack_timeout_s=device.config.tuning.ack_timeout_s,
+            )
+        wire: Callable[[bytes], None] = transport.sendto if dtls is None else dtls.write
+
+        def send(out: list[bytes]) -> None:
+            nonlocal held_since, lost_at_end
+            for data in out:
+                meter.count(len(data), up=True)
+                clock.on_send(len(data))
+                copies = up.decide(data)
+                if not copies and not up.held and device.terminal:
+                    lost_at_end = True
+                for copy in copies:
+                    wire(copy)
+                if up.held and held_since is None:
+                    held_since = loop.time()
+
+        def deliver(data: bytes, now: float) -> None:
+            nonlocal malformed
+            if not aiocoap_check(data):
+                malformed += 1
+                return
+            clock.on_receive(len(data))
+            send(device.receive(data, now))
+
+        def incoming(raw: bytes) -> list[bytes]:
+            return [raw] if dtls is None else dtls.feed(raw)
+
         send(device.start(loop.time()))
         while True:
             now = loop.time()
+            if device.finished and reliable and not lost_at_end and not down.held:
+                device.stop_lingering(now)
             if device.done_lingering(now) or now - t0 > time_limit_s:
                 break
+            if isinstance(proto.error, ConnectionRefusedError):
+                device.unreachable(now, "port unreachable (ICMP): nothing listens there")
+                proto.error = None
+                continue
             waits = [d - now for d in (device.deadline(),) if d is not None]
             if held_since is not None or down.held:
                 waits.append(_REORDER_HOLD_S)
             timeout = min(waits) if waits else 0.25
             item = await _next(proto.queue, timeout)
             now = loop.time()
+            if item is not None and not item[0]:
+                continue  # the wake-up of an ICMP error: looked at above
             if item is not None:
-                data, _ = item
-                meter.count(len(data), up=False)
-                lost_before = meter.lost
-                copies = down.decide(data)
-                if meter.lost > lost_before and _is_con(data):
-                    clock.on_loss_of_con()
-                for c in copies:
-                    deliver(c, now)
+                for data in incoming(item[0]):
+                    meter.count(len(data), up=False)
+                    lost_before = meter.lost
+                    copies = down.decide(data)
+                    if meter.lost > lost_before and _is_con(data):
+                        clock.on_loss_of_con()
+                    for c in copies:
+                        deliver(c, now)
             else:
                 # Nothing came in: release held-back datagrams (reordering, not loss).
                 for c in down.flush():
                     deliver(c, now)
                 if held_since is not None:
                     for c in up.flush():
-                        transport.sendto(c)
+                        wire(c)
                     held_since = None
             dl = device.deadline()
             if dl is not None and dl <= now:
@@ -442,10 +810,18 @@ async def connect_udp(
                     clock.on_retransmit(1)
                 send(out)
         for c in up.flush():
-            transport.sendto(c)
+            wire(c)
         device.abandon(loop.time(), f"time limit of {time_limit_s:g} s reached")
+        if dtls is not None:
+            dtls.close()
     finally:
         transport.close()
+    if device.status == DeviceStatus.UNREACHABLE:
+        n = device.ep.stats.datagrams_sent  # the Hello and its retransmissions, nothing else
+        raise TransportError(
+            f"no answer from {url} after {n} attempt{'s' if n != 1 else ''}: "
+            f"{device.error or 'the Hello was never acknowledged'}"
+        )
     meter.retransmissions = device.ep.stats.retransmissions + device.resends_seen
     end = clock.now
     report = TransferReport.from_meter(
@@ -454,7 +830,14 @@ async def connect_udp(
         link_time_s=end,
         bandwidth_bps=link.bandwidth_bps,
     )
-    return ConnectReport(report, malformed, loop.time() - t0)
+    return ConnectReport(
+        report,
+        malformed,
+        loop.time() - t0,
+        secure=dtls is not None,
+        handshake_datagrams=0 if dtls is None else dtls.handshake_datagrams,
+        handshake_bytes=0 if dtls is None else dtls.handshake_bytes,
+    )
 
 
 def _is_con(data: bytes) -> bool:

@@ -43,11 +43,10 @@ from flashroom.ota.messages import (
     code_str,
     empty_ack,
 )
-from flashroom.particle.build import device_os_install, finish_checksums, synthetic_module
+from flashroom.particle.build import finish_checksums, synthetic_module
 from flashroom.particle.compress import combine_modules, compress_module
 from flashroom.particle.crc import crc32_be_bytes
-from flashroom.particle.deps import check_dependencies
-from flashroom.particle.module import parse_module
+from flashroom.particle.hostcheck import host_check, installed_infos
 from flashroom.particle.module_info import (
     ModuleDependency,
     ModuleFunction,
@@ -72,6 +71,8 @@ class Verdict(StrEnum):
     REFUSED = "refused"  # a specific error, the running app unchanged byte for byte
     ACCEPTED = "accepted"  # nothing refused it with a specific error
     APP_CHANGED = "app_changed"  # the running app (or a system module) changed
+    HAZARD = "hazard"  # a documented Device OS hazard: the device takes it and is changed or
+    # bricked; flashroom's server never sends it (the case's guard, checked on the real code)
     SKIPPED = "skipped"
 
 
@@ -100,7 +101,9 @@ class Step:
     ``chunks`` (send chunks ``args['first']..args['last']`` of the image, optionally with
     ``bad_crc`` / ``index_offset`` / ``truncate``), ``chunk`` (one chunk: ``index``, ``data``
     source index, ``crc_xor``, ``index_option``), ``done`` (UpdateDone), ``reset`` (power-cycle
-    the device mid-transfer), ``raw`` (a datagram given as bytes).
+    the device mid-transfer), ``raw`` (a datagram given as bytes), ``stale`` (before the
+    session: an older app, v5, goes through a full OTA and the running app is then put back
+    over USB DFU, so the OTA scratch holds a stale, valid image).
     """
 
     kind: str
@@ -121,6 +124,8 @@ class BadCase:
             ``"4.00"``, a device-end status such as ``"timeout"``, or ``"host"``); documentary:
             the verdict depends on refusal and the unchanged app, not on matching this.
         steps: the server script for ``transfer`` cases.
+        guard: for a hazard Device OS does not refuse: checks, on flashroom's own server code,
+            that it never sends this input, and says how (None when it would send it).
     """
 
     name: str
@@ -130,6 +135,7 @@ class BadCase:
     make: Callable[[Ctx], bytes]
     expect: int | str | None = None
     steps: tuple[Step, ...] = ()
+    guard: Callable[[Ctx, bytes], str | None] | None = None
 
 
 # --------------------------------------------------------------------------- module builders
@@ -220,6 +226,30 @@ def _other_gen2(ctx: Ctx) -> int:
 
 def _chunk_of(image: bytes, index: int, size: int = 512) -> bytes:
     return image[index * size : (index + 1) * size]
+
+
+def _guard_empty(ctx: Ctx, image: bytes) -> str | None:
+    """flashroom's server refuses an empty firmware (it would send UpdateBegin length 0)."""
+    from flashroom.ota.server import OtaServer
+
+    try:
+        OtaServer(b"")
+    except FlashroomError as e:
+        return f"flashroom's server refuses it: {e}"
+    return None
+
+
+def _guard_file_address(ctx: Ctx, image: bytes) -> str | None:
+    """flashroom's server puts file_address 0 in every UpdateBegin it sends."""
+    from flashroom.ota.messages import Hello
+    from flashroom.ota.server_end import ServerSession
+
+    sess = ServerSession(image, seed=None)
+    out = sess.receive(Hello(ctx.platform_id, bytes(12)).to_coap(1).encode(), 0.0)
+    begin = UpdateBegin.from_coap(CoapMessage.decode(out[-1]))
+    if begin.file_address == 0:
+        return "flashroom's server sends file_address 0 in every UpdateBegin (checked)"
+    return None
 
 
 # --------------------------------------------------------------------------- the catalogue
@@ -409,6 +439,23 @@ CATALOGUE: tuple[BadCase, ...] = (
     BadCase("chunk_before_begin", "transfer", "chunks and UpdateDone without an UpdateBegin",
             "docs/device-os.md#protocol: not updating -> RST; UpdateDone -> 4.00", _app, "4.00",
             (_ALL, _DONE)),
+    # ---- hazards Device OS does not refuse: flashroom's server never sends them
+    BadCase("zero_length_update", "transfer",
+            "UpdateBegin with file_length 0, then UpdateDone, while the OTA scratch holds an "
+            "older valid app",
+            "docs/device-os.md#ota-receive: FLASH_Begin erases ceil(0 / 128K) = 0 sectors; "
+            "docs/device-os.md#protocol: no chunk is missing, so HAL_FLASH_End validates the "
+            "stale scratch and the device rolls back "
+            "to it (stock Device OS does this)", _app, "hazard",
+            (Step("stale"), _begin(file_length=0), _DONE), _guard_empty),
+    BadCase("file_address_wraps_to_bootloader", "transfer",
+            "UpdateBegin with file_address 0xfff40000: 0x080c0000 + 0xfff40000 wraps to "
+            "0x08000000",
+            "docs/device-os.md#extended: FLASH_EraseMemory's range check passes and sector 0 (the "
+            "bootloader) is "
+            "erased: a brick at the next reset; only the server stands in the way on a stock "
+            "device", _app, "hazard",
+            (_begin(file_address=0xFFF40000), _DONE), _guard_file_address),
 )
 # fmt: on
 
@@ -468,8 +515,10 @@ class CampaignResult:
 
     @property
     def ok(self) -> bool:
-        """No case accepted, none changed the app."""
-        return all(c.verdict in (Verdict.REFUSED, Verdict.SKIPPED) for c in self.cases)
+        """No case accepted, none changed the app, except the documented hazards that
+        flashroom's server is checked never to send."""
+        ok = (Verdict.REFUSED, Verdict.SKIPPED, Verdict.HAZARD)
+        return all(c.verdict in ok for c in self.cases)
 
     def to_json(self) -> dict[str, Any]:
         """The ``emu badinput --format json`` contract."""
@@ -529,31 +578,11 @@ def _run_device(dev: Device, data: bytes) -> tuple[int | str | None, str, str | 
 
 
 def _host_check(ctx: Ctx, dev: Device, data: bytes) -> tuple[bool, str]:
-    """flashroom's host-side verification: module checks plus the boot-time dependency rule."""
-    try:
-        mod = parse_module(data)
-    except FlashroomError as e:
-        return True, f"module verify: {e}"
-    failed = [c for c in mod.checks() if not c.ok]
-    if failed:
-        return True, "module verify: " + "; ".join(f"{c.name}: {c.detail}" for c in failed)
-    installed = _installed_infos(ctx, dev)
-    res = check_dependencies(mod.info, installed, user_optional=False)
-    if not res.ok:
-        return True, f"dependency check (docs/device-os.md#boot-check): {res.message}"
-    return False, "host checks pass"
-
-
-def _installed_infos(ctx: Ctx, dev: Device) -> list[ModuleInfo]:
-    """module_info of every module installed where Device OS 2.3.1 puts them (spec 2.4)."""
-    out = []
-    for m in device_os_install(ctx.platform):
-        base = read_module_info_at(m, 0).module_start_address
-        try:
-            out.append(read_module_info_at(dev.flash.read(base, 0x200), 0))
-        except FlashroomError:
-            continue
-    return out
+    """flashroom's host-side verification (:func:`flashroom.particle.hostcheck.host_check`, the
+    one ``ota serve`` and ``emu connect`` use): module checks plus the boot-time dependency rule
+    against what the device has installed."""
+    res = host_check(data, installed_infos(ctx.platform, dev.flash.read))
+    return not res.ok, res.message
 
 
 def _run_transfer(ctx: Ctx, dev: Device, case: BadCase, image: bytes) -> tuple[Any, str, bool]:
@@ -624,6 +653,13 @@ def _run_transfer(ctx: Ctx, dev: Device, case: BadCase, image: bytes) -> tuple[A
             send(Chunk(data, crc, idx).to_coap(next_mid(), token, mtype))
         elif step.kind == "done":
             send(UpdateDone().to_coap(next_mid(), token))
+        elif step.kind == "stale":
+            current = dev.user_part_bytes()
+            dev.ota(_app(ctx, version=5, seed=80))  # the scratch keeps this copy
+            dev.install(current)  # USB DFU puts the running app back (spec 3.4)
+            end = DeviceEnd(dev, DeviceConfig(platform=ctx.platform))
+            for raw in end.start(now):
+                end.receive(empty_ack(CoapMessage.decode(raw).message_id).encode(), now)
         elif step.kind == "reset":
             # Power-cycled mid-transfer: RAM (the transfer state) is lost, no slot was recorded.
             return "reset", f"device power-cycled after {end.chunks_written} chunks", False
@@ -747,6 +783,16 @@ def run_campaign(
             verdict = Verdict.ACCEPTED  # nothing refused it with a specific error
         else:
             verdict = Verdict.REFUSED
+        if case.guard is not None and verdict != Verdict.REFUSED:
+            changed = [n for n, h in probe.digest().items() if h != before[n]]
+            guarded = case.guard(ctx, data)
+            what = f"the device took it: {', '.join(changed) or 'nothing'} changed, boot {boot}"
+            if guarded is not None:
+                verdict = Verdict.HAZARD
+                code = "hazard"
+                message = f"{what} (Device OS hazard); {guarded}. {message}"
+            else:
+                message = f"{what}; flashroom's server would send it. {message}"
         results.append(
             CaseResult(
                 case.name,

@@ -6,8 +6,19 @@ This is what ``flashroom emu connect`` calls. After the transfer the device is r
 Device OS would reset it: after the finish whatever its result (spec 4.2 #4), after the
 inactivity timeout (spec 6.5) or a mid-transfer reset; not after an aborted transfer (spec 6.4
 #7: finish(0) only notifies).
-When the update never started (refused by the dry run, server unreachable) or was aborted, the
-device keeps running and the report carries its state as it stands (result ``running``).
+When the update never started (refused by the dry run) or was aborted, the device keeps running
+and the report carries its state as it stands (result ``running``); a server that never answers
+raises.
+
+The result says what the device did, in the classes of :class:`flashroom.emu.outcome.RunResult`
+where they apply: ``applied`` only when the device installed the module and runs it after the
+reset; ``installed_not_running`` when the system accepted it (HAL_FLASH_End returned 1) but the
+device does not run it after the reset (a user part whose dependency is unmet boots safe mode,
+spec 3.2); ``rejected`` when HAL_FLASH_End refused it; otherwise the device end's status
+(``refused``, ``timeout``, ``aborted``, ``no_update``, ``reset``). Every report also carries
+flashroom's host-side checks of the received file
+(:func:`flashroom.particle.hostcheck.host_check`, the checks ``ota serve`` and ``emu badinput``
+make) against the device's installed modules, so both paths say the same about the same file.
 """
 
 from __future__ import annotations
@@ -17,14 +28,21 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flashroom.emu.device import Device
+from flashroom.errors import FlashroomError
 from flashroom.ota.accounting import TransferReport
 from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import IDEAL, LinkProfile
 from flashroom.ota.server_end import ServerConfig
 from flashroom.ota.simulate import simulate
-from flashroom.ota.transport import connect_udp, parse_coap_url
+from flashroom.ota.transport import ConnectReport, connect_udp, parse_coap_url
+from flashroom.particle.hostcheck import HostCheck, host_check, installed_infos
+from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.progress import ProgressFn
+
+#: ``result`` when the system accepted the module but the device does not run it after the
+#: reset (the name of the class :mod:`flashroom.emu.outcome` gives it).
+INSTALLED_NOT_RUNNING = "installed_not_running"
 
 #: The ends after which Device OS resets: a finish (always, spec 4.2 #4), the inactivity
 #: timeout (spec 6.5) and a reset mid-transfer. An aborted transfer (a protocol error:
@@ -43,8 +61,9 @@ class UpdateResult:
     """How an update ended on the device, what it cost, and how the device booted after.
 
     Attributes:
-        result: the device end's final status (``applied``, ``rejected``, ``refused``,
-            ``timeout``, ``aborted``, ``unreachable``, ``no_update``...).
+        result: ``applied``, ``installed_not_running``, ``rejected``, or the device end's
+            status (``refused``, ``timeout``, ``aborted``, ``no_update``, ``reset``); module
+            docstring.
         error: why, when not applied.
         error_code: the system error (e.g. -1300) when there is one.
         report: payload/wire bytes, messages, retransmissions, link time.
@@ -55,6 +74,11 @@ class UpdateResult:
         missed_requests: ChunkMissed messages sent.
         restarts: mid-transfer restarts (in-process runs only).
         outcome: the emulator's outcome after the reset (or boot), as its ``to_json()``.
+        device_status: the device end's own final status (``applied`` means HAL_FLASH_End
+            accepted the module).
+        host_check: flashroom's host-side checks of the received file (None: nothing whole
+            was received).
+        dtls: the DTLS session's figures over UDP with a key (None otherwise).
     """
 
     result: str
@@ -68,6 +92,9 @@ class UpdateResult:
     missed_requests: int
     restarts: int
     outcome: dict[str, Any] | None
+    device_status: str = ""
+    host_check: HostCheck | None = None
+    dtls: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -91,6 +118,9 @@ class UpdateResult:
         out["boot"] = self.outcome.get("boot") if self.outcome else None
         out["running"] = self.outcome.get("running") if self.outcome else None
         out["outcome"] = self.outcome
+        out["device_status"] = self.device_status
+        out["host_check"] = None if self.host_check is None else self.host_check.to_json()
+        out["dtls"] = self.dtls
         return out
 
 
@@ -100,16 +130,55 @@ def _after(device: Device, status: DeviceStatus) -> dict[str, Any]:
     return device.status().to_json()  # it keeps running: no reset, no boot
 
 
+def _received(dev: DeviceEnd, device: Device) -> bytes | None:
+    """The file the device received, read back from its OTA region before the reset."""
+    if dev.status not in (DeviceStatus.APPLIED, DeviceStatus.REJECTED) or not dev.file_length:
+        return None
+    try:
+        return device.flash.read(dev.file_address, dev.file_length)
+    except FlashroomError:
+        return None
+
+
+def _runs(device: Device, image: bytes, outcome: dict[str, Any]) -> bool:
+    """Whether the device runs ``image`` after the reset (as ``Device.ota`` judges it)."""
+    try:
+        info = read_module_info_at(image, 0)
+        in_place = device.flash.read(info.module_start_address, len(image)) == image
+    except FlashroomError:
+        return False
+    if info.module_function == ModuleFunction.USER_PART:
+        running = device.running_module()
+        return (
+            in_place
+            and outcome.get("boot") == "application"
+            and running is not None
+            and running.start_address == info.module_start_address
+        )
+    return in_place and outcome.get("boot") in ("application", "safe_mode", "factory")
+
+
 def _result(
     dev: DeviceEnd,
     report: TransferReport,
     link: LinkProfile,
     device: Device,
     restarts: int,
+    dtls: dict[str, Any] | None = None,
 ) -> UpdateResult:
+    image = _received(dev, device)
+    check = None
+    if image is not None:
+        check = host_check(image, installed_infos(device.profile.platform, device.flash.read))
+    outcome = _after(device, dev.status)
+    result, error = str(dev.status), dev.error
+    if dev.status == DeviceStatus.APPLIED and (image is None or not _runs(device, image, outcome)):
+        result = INSTALLED_NOT_RUNNING
+        why = check.message if check is not None and not check.ok else "the new module"
+        error = f"installed, but after the reset the device boots {outcome.get('boot')}: {why}"
     return UpdateResult(
-        result=str(dev.status),
-        error=dev.error,
+        result=result,
+        error=error,
         error_code=dev.error_code,
         report=report,
         link=link,
@@ -118,8 +187,20 @@ def _result(
         crc_errors=dev.crc_errors,
         missed_requests=dev.missed_requests,
         restarts=restarts,
-        outcome=_after(device, dev.status),
+        outcome=outcome,
+        device_status=str(dev.status),
+        host_check=check,
+        dtls=dtls,
     )
+
+
+def _dtls_json(rep: ConnectReport) -> dict[str, Any] | None:
+    if not rep.secure:
+        return None
+    return {
+        "handshake_datagrams": rep.handshake_datagrams,
+        "handshake_bytes": rep.handshake_bytes,
+    }
 
 
 async def update_over_udp_async(
@@ -131,6 +212,7 @@ async def update_over_udp_async(
     device_config: DeviceConfig | None = None,
     time_limit_s: float = 900.0,
     progress: ProgressFn | None = None,
+    psk: tuple[bytes, bytes] | None = None,
 ) -> UpdateResult:
     """Connect to the server at ``url`` (``coap://HOST:PORT``), take the update, reset.
 
@@ -142,15 +224,19 @@ async def update_over_udp_async(
         device_config: device-end parameters (platform defaults to the device's).
         time_limit_s: real-time bound.
         progress: ``progress(done, total)`` in chunks.
+        psk: ``(identity, key)`` for DTLS (None: plain CoAP, for an ``--insecure`` server).
 
     Raises:
-        TransportError: bad URL or the socket cannot be opened.
+        TransportError: bad URL, the socket cannot be opened, nobody answers ("no answer from
+            URL after N attempts"), or the DTLS handshake fails.
     """
     host, port = parse_coap_url(url)
     cfg = device_config or DeviceConfig(platform=device.profile.platform, seed=seed)
     dev = DeviceEnd(device, cfg, progress)
-    rep = await connect_udp(dev, host, port, link=link, seed=seed, time_limit_s=time_limit_s)
-    return _result(dev, rep.report, link, device, 0)
+    rep = await connect_udp(
+        dev, host, port, link=link, seed=seed, time_limit_s=time_limit_s, psk=psk
+    )
+    return _result(dev, rep.report, link, device, 0, _dtls_json(rep))
 
 
 def update_over_udp(
@@ -210,6 +296,7 @@ def update_in_process(
 
 
 __all__ = [
+    "INSTALLED_NOT_RUNNING",
     "CoapTuning",
     "UpdateResult",
     "update_in_process",

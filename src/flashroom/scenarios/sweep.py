@@ -42,6 +42,7 @@ from flashroom.atomicfile import write_file_set
 from flashroom.errors import EmulatorError, Interrupted, ParamError
 from flashroom.progress import ProgressFn
 from flashroom.ranges import fmt_addr, fmt_size
+from flashroom.scenarios.compare import Comparison
 from flashroom.scenarios.sweep_check import ErasePlan
 from flashroom.scenarios.sweep_config import (
     BAD_OUTCOMES,
@@ -85,7 +86,21 @@ class SweepResult:
     exhaustive: bool
     booted: int = 0
     proven: int = 0
-    point_outcomes: list[tuple[int, bool, int | None, str]] = field(default_factory=list)
+    #: with ``keep_points``: (cut_at_op, torn, recovery_cut_at_op, outcome, model_outcome)
+    point_outcomes: list[tuple[int, bool, int | None, str, str | None]] = field(
+        default_factory=list
+    )
+    #: with ``compare_model``: the model against the real code at every point
+    comparison: Comparison | None = None
+    #: the clean run's phases: (label, first op, one past the last op), consecutive calls with
+    #: the same label merged
+    phases: list[tuple[str, int, int]] = field(default_factory=list)
+    #: what of the device ran real code (``Device.real``'s JSON), None for the model
+    real_code: dict[str, Any] | None = None
+    #: the clean run's reset (where the bootloader starts), as an op index; None: no reset
+    reset_op: int | None = None
+    #: the real bootloader the device boots (``{"sha256", "module_version"}``), None: model
+    bootloader_firmware: dict[str, Any] | None = None
 
     @property
     def bad(self) -> int:
@@ -125,10 +140,33 @@ class SweepResult:
         cmds.append(f"flashroom emu boot --image {img}")
         return cmds
 
+    def reproduce_difference(self, image_dir: str = "DIR") -> list[str]:
+        """Commands that show the first model/real difference by hand (empty when none)."""
+        cmp = self.comparison
+        if cmp is None or cmp.first_difference is None:
+            return []
+        d = cmp.first_difference
+        c = self.config
+        img = f"{image_dir}/device.img"
+        cut = f"--cut-at-op {d.cut_at_op}" + (" --torn" if d.torn else "")
+        if c.seed:
+            cut += f" --seed {c.seed}"
+        return [
+            f"cp {image_dir}/device-before.img {img}",
+            SCENARIOS[c.scenario].reproduce(img, f"{image_dir}/new.bin", cut),
+            f"flashroom emu boot --image {img} --compare-model",
+        ]
+
     def to_json(self) -> dict[str, Any]:
         """The ``emu sweep --format json`` contract (stable snake_case keys)."""
         ff = self.first_failure
         rate = self.points / self.wall_s if self.wall_s > 0 else None
+        extra: dict[str, Any] = {}
+        if self.comparison is not None:
+            extra["comparison"] = {
+                **self.comparison.to_json(),
+                "reproduce": self.reproduce_difference(),
+            }
         return {
             "config": self.config.to_json(),
             "ok": self.ok,
@@ -157,6 +195,9 @@ class SweepResult:
             "device_s_per_wall_s": (
                 round(self.device_time_s / self.wall_s, 1) if self.wall_s > 0 else None
             ),
+            "real_code": self.real_code,
+            "bootloader_firmware": self.bootloader_firmware,
+            **extra,
         }
 
 
@@ -173,7 +214,8 @@ class _ChunkResult:
     device_time_s: float = 0.0
     booted: int = 0
     proven: int = 0
-    outcomes: list[tuple[int, bool, int | None, str]] = field(default_factory=list)
+    outcomes: list[tuple[int, bool, int | None, str, str | None]] = field(default_factory=list)
+    comparison: Comparison = field(default_factory=Comparison)
 
 
 def _cut_points(cfg: SweepConfig, total: int) -> list[int]:
@@ -198,8 +240,12 @@ def _run_points(s: _Setup, cuts: Sequence[int]) -> _ChunkResult:
                 res.proven += r.proven
                 if r.outcome in BAD_OUTCOMES and len(res.failures) < MAX_FAILURES:
                     res.failures.append(r)
+                if s.cfg.compare_model:
+                    res.comparison.add(r.difference)
                 if s.cfg.keep_points:
-                    res.outcomes.append((r.cut_at_op, r.torn, r.recovery_cut_at_op, r.outcome))
+                    res.outcomes.append(
+                        (r.cut_at_op, r.torn, r.recovery_cut_at_op, r.outcome, r.model_outcome)
+                    )
     res.device_time_s = runner.device_time
     res.booted = runner.booted
     return res
@@ -312,6 +358,7 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         merged.booted += c.booted
         merged.proven += c.proven
         merged.outcomes.extend(c.outcomes)
+        merged.comparison.merge(c.comparison)
     merged.failures.sort(key=lambda r: (r.cut_at_op, r.torn, r.recovery_cut_at_op or -1))
     exhaustive = (
         cfg.sample is None
@@ -341,7 +388,29 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         booted=merged.booted,
         proven=merged.proven,
         point_outcomes=merged.outcomes,
+        comparison=merged.comparison if cfg.compare_model else None,
+        phases=_phases(setup),
+        reset_op=setup.reset_op,
+        bootloader_firmware=_identity(setup),
+        real_code=setup.device.real.to_json() if setup.device.real.any else None,
     )
+
+
+def _identity(s: _Setup) -> dict[str, Any] | None:
+    dev = s.device
+    dev.restore(s.snap0)
+    return dev.bootloader_firmware()  # type: ignore[no-any-return]
+
+
+def _phases(s: _Setup) -> list[tuple[str, int, int]]:
+    out: list[tuple[str, int, int]] = []
+    for c in s.calls:
+        end = c.first_op + c.ops
+        if out and out[-1][0] == c.label and out[-1][2] == c.first_op:
+            out[-1] = (c.label, out[-1][1], end)
+        else:
+            out.append((c.label, c.first_op, end))
+    return out
 
 
 def _module_json(data: bytes, start: int) -> dict[str, Any]:

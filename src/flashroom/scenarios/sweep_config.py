@@ -72,7 +72,13 @@ class SweepConfig:
         sample: test a seeded sample of this many cut points instead of all (after stride).
         scheduler: a Dask scheduler address (``tcp://HOST:PORT``) to run the points on instead
             of local processes.
-        keep_points: keep every point's outcome in the result (for tests and diffs).
+        keep_points: keep every point's outcome in the result (for tests, diffs, plots).
+        bootloader_firmware: a real bootloader file: the device's every boot executes it
+            (the variant follows its version; ``bootloader`` is then ignored).
+        system_firmware: a folder of real system modules: the OTA path is their real code.
+        compare_model: at every cut point boot the model too, from the same state, and compare
+            flash, backup registers, boot outcome and operation sequence (needs
+            ``bootloader_firmware``).
     """
 
     platform: str = "electron"
@@ -94,6 +100,22 @@ class SweepConfig:
     fault: str = "cut"
     sample: int | None = None
     scheduler: str | None = None
+    bootloader_firmware: str | None = None
+    system_firmware: str | None = None
+    compare_model: bool = False
+
+    @property
+    def real_bootloader(self) -> bool:
+        return self.bootloader_firmware is not None
+
+    @property
+    def effective_method(self) -> str:
+        """``equiv`` needs every flash byte a boot read; the real code reads flash through
+        Unicorn's memory map, which is not observed, so with a real bootloader ``equiv`` runs as
+        ``replay`` (every point booted)."""
+        if self.method == SweepMethod.EQUIV and self.real_bootloader:
+            return str(SweepMethod.REPLAY)
+        return self.method
 
     def validate(self) -> None:
         """Reject impossible combinations with a precise message.
@@ -116,6 +138,20 @@ class SweepConfig:
                 "but a failed operation changes what the firmware does next)",
                 "fault",
                 "method",
+            )
+        if self.compare_model and not self.real_bootloader:
+            raise ParamError(
+                "compare_model compares the real bootloader with the model at every cut point: "
+                "give bootloader_firmware (a real bootloader file)",
+                "compare_model",
+                "bootloader_firmware",
+            )
+        if self.compare_model and self.recovery_cuts:
+            raise ParamError(
+                "compare_model and recovery_cuts cannot be combined yet: the comparison covers "
+                "the first recovery boot of each point",
+                "compare_model",
+                "recovery_cuts",
             )
         if self.sample is not None and self.sample < 1:
             raise ParamError(f"sample must be >= 1, got {self.sample}", "sample")
@@ -165,6 +201,10 @@ class SweepConfig:
             "fault": self.fault,
             "sample": self.sample,
             "scheduler": self.scheduler,
+            "method_used": self.effective_method,
+            "bootloader_firmware": self.bootloader_firmware,
+            "system_firmware": self.system_firmware,
+            "compare_model": self.compare_model,
         }
 
 
@@ -181,6 +221,10 @@ class CutResult:
         recovery_cut_at_op: operation index of a second cut during the recovery boot, or None.
         violations: the invariants broken, each with the evidence.
         proven: the outcome was not booted but proven equal to a booted point's (``equiv``).
+        model_outcome: with ``compare_model``, the class the model's boot from the same state
+            got (None otherwise).
+        difference: with ``compare_model``, the first way the model's boot differed from the
+            real code's (a :class:`flashroom.scenarios.compare.Difference`), or None.
     """
 
     cut_at_op: int
@@ -191,9 +235,15 @@ class CutResult:
     recovery_cut_at_op: int | None = None
     violations: tuple[str, ...] = ()
     proven: bool = False
+    model_outcome: str | None = None
+    difference: Any = None
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON form."""
+        extra: dict[str, Any] = {}
+        if self.model_outcome is not None:
+            extra["model_outcome"] = self.model_outcome
+            extra["difference"] = None if self.difference is None else self.difference.to_json()
         return {
             "cut_at_op": self.cut_at_op,
             "torn": self.torn,
@@ -203,4 +253,5 @@ class CutResult:
             "recovery_cut_at_op": self.recovery_cut_at_op,
             "violations": list(self.violations),
             "proven": self.proven,
+            **extra,
         }

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flashroom.deviceos.gen2 import DCT_SECTOR_ADDRS, DCT_SECTOR_SIZE
@@ -36,6 +36,7 @@ from flashroom.errors import FlashroomError, PowerCut
 from flashroom.layout import get_layout
 from flashroom.particle.build import synthetic_user_app
 from flashroom.ranges import fmt_addr
+from flashroom.scenarios.compare import Difference, difference, trace
 from flashroom.scenarios.sweep_check import ErasePlan, read_dcd
 from flashroom.scenarios.sweep_config import (
     CutResult,
@@ -120,6 +121,7 @@ class _Setup:
     time0: float
     boot_sector0: bytes
     snap0_flash: Any = None
+    reset_op: int | None = None  # the clean run's first reset (bootloader start), op index
 
 
 def _region_label(layout: Any, addr: int) -> str:
@@ -134,6 +136,8 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
         profile=cfg.profile,
         bootloader=cfg.bootloader,
         granularity="chunk" if cfg.granularity == "chunk" else "word",
+        bootloader_firmware=cfg.bootloader_firmware,
+        system_firmware=cfg.system_firmware,
     )
     flash = dev.flash
     try:
@@ -157,8 +161,10 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
     # Record the clean run through a flash observer (no method of the flash is replaced).
     op_base = flash.op_count
     recorder = _Recorder(dev, layout, op_base)
+    dev.reset_at_ops.clear()
     with flash.subscribe(recorder):
         clean = _run_scenario(dev, cfg.scenario, new).to_json()
+    reset_op = dev.reset_at_ops[0] - op_base if dev.reset_at_ops else None
     calls = recorder.calls
     total_ops = flash.op_count - op_base
     logged = sum(c.ops for c in calls)
@@ -189,6 +195,7 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
         time0=time0,
         boot_sector0=boot_sector0,
         snap0_flash=snap0_flash,
+        reset_op=reset_op,
     )
 
 
@@ -409,7 +416,7 @@ class _Runner:
         dev = s.device
         k = bisect.bisect_right(s.call_starts, n) - 1
         call = s.calls[k]
-        if s.cfg.method == "rerun":
+        if s.cfg.effective_method == "rerun":
             dev.restore(s.snap0)
             kind = FaultKind.FAIL if s.cfg.fault == "fail" else FaultKind.CUT
             dev.flash.arm_fault(n, torn, s.cfg.seed, kind)
@@ -434,7 +441,7 @@ class _Runner:
         s = self.s
         if (
             ref is None
-            or s.cfg.method != "equiv"
+            or s.cfg.effective_method != "equiv"
             or s.cfg.recovery_cuts
             or call.kind != "program"
             or ref.k != k
@@ -477,16 +484,36 @@ class _Runner:
         call, k = self.cut(n, torn)
         torn_erase = call.arg if (torn and call.kind == "erase") else None
         results: list[CutResult] = []
-        after_cut = dev.snapshot() if s.cfg.recovery_cuts else None
-        ops0 = fl.op_count
-        with _ReadTracker(fl) as tracker:
-            boot, err = _boot(dev)
-            boot_ops = fl.op_count - ops0
+        after_cut = dev.snapshot() if s.cfg.recovery_cuts or s.cfg.compare_model else None
+        model_cls: str | None = None
+        diff: Difference | None = None
+        if s.cfg.compare_model and after_cut is not None:
+            # the model first, from the same state; then the real code from it again
+            model = trace(dev, lambda: _boot(dev), real=False)
+            mboot, merr = model.result if model.result is not None else (None, model.error)
+            model_cls = _classify(s, mboot, _erases_since(s, torn_erase), 1, merr)[0]
+            dev.restore(after_cut)
+            real = trace(dev, lambda: _boot(dev), real=True)
+            diff = difference(model, real)
+            if diff is not None:
+                diff = replace(diff, cut_at_op=n, torn=torn)
+            boot, err = real.result if real.result is not None else (None, real.error)
+            tracker = _ReadTracker(fl)
+            boot_ops = len(real.ops)
             cls, kind, viol = _classify(s, boot, _erases_since(s, torn_erase), 1, err)
-        self.booted += 1
+            self.booted += 2
+        else:
+            ops0 = fl.op_count
+            with _ReadTracker(fl) as tracker:
+                boot, err = _boot(dev)
+                boot_ops = fl.op_count - ops0
+                cls, kind, viol = _classify(s, boot, _erases_since(s, torn_erase), 1, err)
+            self.booted += 1
         dt = fl.device_time_s - s.time0
         self.device_time += dt
-        results.append(CutResult(n, torn, cls, kind, call.label, None, viol))
+        results.append(
+            CutResult(n, torn, cls, kind, call.label, None, viol, False, model_cls, diff)
+        )
         if after_cut is not None and boot_ops > 0:
             r = s.cfg.recovery_cuts
             positions = sorted({(boot_ops * (i + 1)) // (r + 1) for i in range(r)})

@@ -24,6 +24,8 @@ CONTRACT_KEYS = {
     "device_time_s",
     "sector_erases",
     "flash_ops",
+    "bootloader_firmware",
+    "system_firmware",
 }
 
 

@@ -179,3 +179,21 @@ def test_udp_link_time_estimate_agrees_with_in_process_simulation(ota: Any) -> N
     assert udp.payload_bytes == sim.payload_bytes
     # Both are simulated seconds (no wall time): the device-side estimate follows the model.
     assert 0.75 * sim.link_time_s <= udp.link_time_s <= 1.25 * sim.link_time_s
+
+
+def test_lossless_loopback_update_does_not_wait_out_the_linger() -> None:
+    """The device's 5 s linger after the finish made every loopback update take that long
+    (issue 12 #7): on loopback with nothing lost, nothing can still come."""
+    app = synthetic_user_app(64 * 1024, platform="electron", version=8, seed=4)
+
+    async def run() -> Any:
+        task, url = await _serve(app, 1)
+        dev = DeviceEnd(Device.new("electron", "extended"), _device_cfg(5, linger_s=5.0))
+        port = int(url.rsplit(":", 1)[1])
+        await connect_udp(dev, "127.0.0.1", port)
+        await task
+        return dev
+
+    dev = asyncio.run(run())
+    assert dev.status == DeviceStatus.APPLIED
+    assert dev.finished_at is not None and dev.done_lingering(dev.finished_at)

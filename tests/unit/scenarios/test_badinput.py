@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flashroom.errors import UsageError
+from flashroom.errors import TransportError, UsageError
 from flashroom.scenarios.badinput import CATALOGUE, run_campaign
 
 
@@ -42,11 +42,12 @@ def test_every_case_is_refused_with_a_specific_error_and_the_app_unchanged(
     platform: str, profile: str
 ) -> None:
     res = run_campaign(platform=platform, profile=profile)
-    bad = [c for c in res.cases if c.verdict != "refused"]
+    hazards = {"zero_length_update", "file_address_wraps_to_bootloader"}  # documented, guarded
+    bad = [c for c in res.cases if c.verdict != ("hazard" if c.name in hazards else "refused")]
     assert bad == []
     assert res.ok
     for c in res.cases:
-        assert c.app_unchanged, c.name
+        assert c.app_unchanged or c.name in hazards, c.name
         assert c.code is not None, c.name
         assert c.message, c.name
 
@@ -96,3 +97,25 @@ def test_every_case_ends_with_the_error_its_catalogue_entry_names_on_extended() 
         if expected[c.name] is not None and str(expected[c.name]) != str(c.code)
     }
     assert wrong == {}
+
+
+def test_zero_length_update_is_a_documented_hazard_the_server_never_sends() -> None:
+    """Stock Device OS rolls back to the stale copy in the OTA scratch (issue 12 #4)."""
+    from flashroom.ota.server import OtaServer
+
+    res = run_campaign(only=["zero_length_update"])
+    case = res.cases[0]
+    assert case.layer == "transfer" and case.verdict == "hazard"
+    assert not case.app_unchanged and "user_part changed" in case.message
+    assert "refuses it" in case.message and res.ok
+    with pytest.raises(TransportError, match="empty"):
+        OtaServer(b"")
+
+
+def test_file_address_that_wraps_to_the_bootloader_is_reported_as_a_brick() -> None:
+    """spec 11.2: 0x080c0000 + 0xfff40000 = 0x08000000 erases sector 0 (issue 12 #5)."""
+    res = run_campaign(only=["file_address_wraps_to_bootloader"])
+    case = res.cases[0]
+    assert case.verdict == "hazard" and case.boot == "bricked"
+    assert "bootloader changed" in case.message
+    assert "file_address 0 in every UpdateBegin" in case.message

@@ -206,12 +206,22 @@ def test_a_fifo_as_module_or_firmware_is_refused(cli: Any, tmp_path: Path) -> No
     os.mkfifo(fifo)
     img = tmp_path / "dev.img"
     Device.new("electron", "stock").save(img)
+    app = tmp_path / "real.bin"
+    app.write_bytes(synthetic_user_app(4 * K))
     for args in (["emu", "ota", "--image", str(img), str(fifo)],
                  ["emu", "install", "--image", str(img), str(fifo)],
                  ["module", "pack", str(fifo), *PACK, "-o", str(tmp_path / "o.bin")],
-                 ["ota", "serve", "--firmware", str(fifo), "--max-sessions", "1"]):  # fmt: skip
+                 ["ota", "serve", "--firmware", str(fifo), "--max-sessions", "1", "--insecure"],
+                 ["ota", "serve", "--firmware", str(app), "--max-sessions", "1",
+                  "--psk-file", str(fifo)],
+                 ["emu", "connect", "coap://127.0.0.1:9", "--image", str(img), "--psk-file",
+                  str(fifo)]):  # fmt: skip
         r = _timed(cli, args)
         assert r.exit_code == 2 and "FIFO" in r.stderr, (args, r.stderr)
+    # the real-bootloader option refuses what is not a regular file (in its own words)
+    r = _timed(cli, ["emu", "new", "--image", str(tmp_path / "n.img"), "--bootloader-firmware",
+                     str(fifo)])  # fmt: skip
+    assert r.exit_code == 2 and str(fifo) in r.stderr
 
 
 def test_synthetic_size_that_cannot_fit_is_refused_before_any_work(

@@ -53,11 +53,12 @@ from flashroom.cli.options import (
     system_firmware_option,
 )
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.errors import EmulatorError, UsageError
+from flashroom.errors import EmulatorError, FlashroomError, UsageError
 from flashroom.ota.device_end import DeviceConfig
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import IDEAL, PRESETS, get_link
 from flashroom.particle.module import read_module_file
+from flashroom.readfile import read_input
 from flashroom.scenarios.sweep_config import METHODS
 from flashroom.scenarios.sweep_scenarios import SCENARIOS
 
@@ -886,9 +887,9 @@ def _device_key(path: Path, own_id: bytes) -> tuple[bytes, tuple[bytes, bytes]]:
     """(device ID, (DTLS identity, key)) from a key file (see ``--psk-file``)."""
     from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
 
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
+    try:  # a regular file of key lines (a FIFO or a device is refused unopened)
+        text = read_input(path, limit=1024 * 1024, what="a key file").decode()
+    except (FlashroomError, UnicodeDecodeError) as e:
         raise UsageError(f"--psk-file {path}: cannot read it ({e})") from None
     keys = parse_psk_lines(text, f"--psk-file {path}")
     if len(keys) == 1:

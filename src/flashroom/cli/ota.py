@@ -36,6 +36,7 @@ from flashroom.ota.server_end import BeginForm, ServerConfig
 from flashroom.particle.hostcheck import host_check, stock_install_infos
 from flashroom.particle.module import parse_module, read_module_file
 from flashroom.ranges import fmt_size
+from flashroom.readfile import read_input
 
 _DEFAULT_BIND = "127.0.0.1:5683"
 
@@ -270,9 +271,9 @@ def serve(
 def _read_psk(path: Path) -> dict[bytes, bytes]:
     from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
 
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
+    try:  # a regular file of key lines (a FIFO or a device is refused unopened)
+        text = read_input(path, limit=1024 * 1024, what="a key file").decode()
+    except (FlashroomError, UnicodeDecodeError) as e:
         raise UsageError(f"--psk-file {path}: cannot read it ({e})") from None
     return parse_psk_lines(text, f"--psk-file {path}")
 

@@ -27,6 +27,7 @@ from flashroom.particle.module_info import (
     module_info_offset,
 )
 from flashroom.ranges import fmt_addr
+from flashroom.readfile import InputFileError, read_input
 
 ELF_MAGIC = b"\x7fELF"
 #: ``module_info_t`` offset in a module that starts with a vector table (spec 2.2).
@@ -121,10 +122,10 @@ class FirmwareImage:
                 segment, or a module_info that does not parse (see :meth:`from_bytes`).
         """
         p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise FirmwareImageError(str(p), "file", f"cannot read: {e.strerror}") from None
+        try:  # a regular file, bounded (an ELF with its symbols is far below this)
+            data = read_input(p, limit=64 * 1024 * 1024, what="a firmware image (.bin or .elf)")
+        except InputFileError as e:
+            raise FirmwareImageError(str(p), "file", str(e).removeprefix(f"{p}: ")) from None
         return cls.from_bytes(data, name=str(p), target=target, info_offset=info_offset)
 
     @classmethod

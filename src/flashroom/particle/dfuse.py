@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flashroom.errors import DfuFormatError
+from flashroom.particle.parser import MAX_MODULE_FILE_SIZE
+from flashroom.readfile import InputFileError, read_input
 
 #: Particle's USB vendor ID and the product ID of a Particle device in DFU mode.
 PARTICLE_VID = 0x2B04
@@ -339,11 +341,10 @@ class DfuFile:
             DfuFormatError: unreadable or malformed; the message names the file.
         """
         try:
-            data = Path(path).read_bytes()
-        except OSError as e:
-            raise DfuFormatError(
-                f"{path}: cannot read file ({e.strerror or e})", field="file"
-            ) from None
+            # a package of every module of a device: bounded by the largest modules it holds
+            data = read_input(path, limit=MAX_MODULE_FILE_SIZE, what="a DfuSe file")
+        except InputFileError as e:
+            raise DfuFormatError(str(e), field="file") from None
         try:
             return cls.from_bytes(data)
         except DfuFormatError as e:

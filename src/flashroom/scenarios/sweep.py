@@ -97,6 +97,8 @@ class SweepResult:
     real_code: dict[str, Any] | None = None
     #: the clean run's reset (where the bootloader starts), as an op index; None: no reset
     reset_op: int | None = None
+    #: every reset of the clean run (a migration has one per update), op indexes
+    reset_ops: tuple[int, ...] = ()
     #: the real bootloader the device boots (``{"sha256", "module_version"}``), None: model
     bootloader_firmware: dict[str, Any] | None = None
 
@@ -389,6 +391,7 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         comparison=merged.comparison if cfg.compare_model else None,
         phases=_phases(setup),
         reset_op=setup.reset_op,
+        reset_ops=setup.reset_ops,
         bootloader_firmware=_identity(setup),
         real_code=setup.device.real.to_json() if setup.device.real.any else None,
     )
@@ -438,12 +441,21 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
     setup.device.save(img)
     write_bytes_atomic(out_dir / "old.bin", setup.old)
     write_bytes_atomic(out_dir / "new.bin", setup.new)
+    extra = SCENARIOS[result.config.scenario].files()
+    for name, data in extra:
+        write_bytes_atomic(out_dir / name, data)
     target = result.first_failure or CutResult(0, False, "", "", "")
     cmds = result.reproduce(target, str(out_dir))
     # no `set -e`: the cut run itself exits non-zero (interrupted) by design
     script = "#!/bin/sh\n# reproduce a sweep cut point by hand\n" + "\n".join(cmds) + "\n"
     write_text_atomic(out_dir / "reproduce.sh", script)
-    return [img, out_dir / "old.bin", out_dir / "new.bin", out_dir / "reproduce.sh"]
+    return [
+        img,
+        out_dir / "old.bin",
+        out_dir / "new.bin",
+        *(out_dir / name for name, _ in extra),
+        out_dir / "reproduce.sh",
+    ]
 
 
 __all__ = [

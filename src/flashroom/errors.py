@@ -109,15 +109,20 @@ class FirmwareCallError(EmulatorError):
     Attributes:
         function: the function called.
         result: how the run ended (a ``flashroom.firmware.FirmwareRun``: outcome, PC, address).
+        backtrace: the functions on the call chain, innermost first (from the symbols).
     """
 
-    def __init__(self, function: str, result: Any):
+    def __init__(self, function: str, result: Any, backtrace: tuple[str, ...] = ()):
         pc = f"0x{result.pc:08x}"
         addr = f", address 0x{result.address:08x}" if result.address is not None else ""
         why = f" ({result.reason})" if result.reason else ""
-        super().__init__(f"{function} did not return: {result.outcome} at PC {pc}{addr}{why}")
+        chain = f"; in {' <- '.join(backtrace)}" if backtrace else ""
+        super().__init__(
+            f"{function} did not return: {result.outcome} at PC {pc}{addr}{why}{chain}"
+        )
         self.function = function
         self.result = result
+        self.backtrace = backtrace
 
 
 class OtaError(FlashroomError):

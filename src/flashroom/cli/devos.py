@@ -313,6 +313,191 @@ def package_cmd(out: str, fmt: str) -> None:
     click.echo(f"wrote {result.flashing}: the dfu-util and particle commands, in order")
 
 
+@devos.command("migrate-plan")
+@click.option(
+    "--from",
+    "from_",
+    type=click.Choice(["stock"]),
+    default="stock",
+    show_default=True,
+    help="What the fleet runs now: stock Device OS 2.3.1.",
+)
+@click.option(
+    "--to",
+    type=click.Choice(["extended"]),
+    default="extended",
+    show_default=True,
+    help="Where it goes: the extended layout (256K user part, 256K OTA scratch).",
+)
+@click.option(
+    "--modules",
+    "out",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    metavar="OUT",
+    help="A 'devos build' output: its patched system parts (and its largest app, unless "
+    "--app) are what the plan sends. Default: synthetic stand-ins with the build's sizes, "
+    "versions and dependencies (measured), clearly labelled.",
+)
+@click.option(
+    "--app",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The user part to send last (a .bin built for the extended layout).",
+)
+@click.option(
+    "--order",
+    default=None,
+    metavar="KEYS",
+    help="Check this order instead of planning one: comma-separated idx1, idx2, idx3, app. "
+    "An order that cannot work is refused with the device's reason (exit 1).",
+)
+@click.option(
+    "--fleet-bootloader",
+    type=click.IntRange(min=1),
+    default=1004,
+    show_default=True,
+    help="The oldest bootloader module_version in the fleet (2.3.1 writes 1004 over older "
+    "ones at first boot, docs/device-os.md#bootloader-updates); steps that would rewrite it are "
+    "marked not power-safe.",
+)
+@click.option(
+    "--emulate/--no-emulate",
+    default=True,
+    show_default=True,
+    help="Also send every step to an emulated stock device over the emulated 3G link and "
+    "report what it did (result, error, boot, bytes on the air).",
+)
+@click.option(
+    "--system-firmware",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="With --emulate: the emulated device's stock system parts are these real ones "
+    "(e.g. ../shared/fixtures/device-os) and the app step runs the real OTA path (the "
+    "patched one, from --modules).",
+)
+@click.option(
+    "--bootloader-firmware",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="With --emulate: the emulated device boots this real bootloader.",
+)
+@format_option
+def migrate_plan_cmd(
+    from_: str,
+    to: str,
+    out: str | None,
+    app: str | None,
+    order: str | None,
+    fleet_bootloader: int,
+    emulate: bool,
+    system_firmware: str | None,
+    bootloader_firmware: str | None,
+    fmt: str,
+) -> None:
+    """Plan the OTA updates that move deployed stock 2.3.1 Electrons to the extended layout.
+
+    Over the air only: each module goes through the OTA path of the system running at that
+    moment. The stock system takes at most 128 KB and checks every module's dependencies, and
+    the patched build chains them (idx 3, then idx 1, then idx 2, then the 256K app), so the
+    order is forced; the plan gives each step's size, what the device does with it, and
+    whether it is power-safe. With --order, an order that cannot work is refused with the
+    reason the device would give (the big app first: -1300).
+
+    Exit codes: 0 the plan works (and the emulated device agreed at every step); 1 the order
+    cannot work, or the emulated device disagreed with the plan; 2 bad input.
+
+    \b
+    Example:
+      flashroom devos migrate-plan --modules out/electron
+      flashroom devos migrate-plan --order app,idx3,idx1,idx2     # refused: -1300
+      flashroom emu sweep --profile stock --scenario migrate --granularity chunk --torn
+    """
+    from flashroom.devos.migrate import (
+        load_migration_modules,
+        plan_migration,
+        synthetic_migration_modules,
+    )
+
+    if system_firmware is not None and out is None:
+        raise UsageError(
+            "--system-firmware runs the real OTA path: give --modules OUT too (the patched "
+            "idx 2 whose real code takes the app)"
+        )
+    if out is not None:
+        mods = load_migration_modules(out, app)
+        source = out
+    else:
+        if app is not None:
+            raise UsageError("--app needs --modules OUT (the patched system parts to send first)")
+        mods = synthetic_migration_modules()
+        source = "synthetic stand-ins (no --modules): sizes, versions, dependencies of the build"
+    keys = None if order is None else [k.strip() for k in order.split(",") if k.strip()]
+    plan = plan_migration(mods, order=keys, fleet_bootloader=fleet_bootloader, source=source)
+    runs: list[Any] = []
+    if emulate:
+        from flashroom.scenarios.migrate import emulate_plan  # the emulator: deferred
+
+        with progress_bar("emulating the migration") as progress:
+            progress(0, 1)
+            runs = emulate_plan(
+                plan,
+                bootloader_firmware=bootloader_firmware,
+                system_firmware=system_firmware,
+                also_system_firmware=() if system_firmware is None else (out,),  # type: ignore[arg-type]
+            )
+            progress(1, 1)
+    agree = all(r.agrees for r in runs)
+    doc = plan.to_json()
+    doc["emulated"] = None if not emulate else [r.to_json() for r in runs]
+    doc["emulation_agrees"] = None if not emulate else agree
+    if fmt == "json":
+        emit_json(doc)
+    else:
+        _render_plan(doc)
+    if not plan.ok or not agree:
+        raise CheckFailed()
+
+
+def _render_plan(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    con = stdout_console()
+    con.print(f"[bold]Migration stock 2.3.1 -> extended[/], over the air; modules: {doc['source']}")
+    t = Table(show_lines=True)
+    for col in ("step", "send", "bytes", "runs on", "what the device does", "power-safe"):
+        t.add_column(col, overflow="fold")
+    for st in doc["steps"]:
+        safe = "yes" if st["power_safe"] else "[red]NO[/]: " + "; ".join(st["hazards"])
+        t.add_row(str(st["step"]), st["label"], str(st["size"]), st["runs_on"], st["does"], safe)
+    con.print(t)
+    ref = doc["refusal"]
+    if ref is not None:
+        code = "" if ref["expected_error"] is None else f" ({ref['expected_error']})"
+        con.print(f"[bold red]Refused[/] at step {ref['step']}, {ref['module']}{code}: "
+                  f"{ref['reason']}")  # fmt: skip
+    for n in doc["notes"]:
+        con.print(f"[dim]note: {n}[/]")
+    runs = doc["emulated"]
+    if runs:
+        e = Table(title="on an emulated stock Electron, over the emulated 3G link")
+        for col in ("step", "result", "error", "boot", "system after", "OTA path", "on the air"):
+            e.add_column(col)
+        for r in runs:
+            e.add_row(
+                str(r["step"]),
+                r["result"] if r["agrees_with_plan"] else f"[red]{r['result']} (plan: other)[/]",
+                "" if r["error_code"] is None else str(r["error_code"]),
+                r["boot"],
+                r["system_after"],
+                r["ota_path"],
+                "" if r["wire_bytes"] is None else f"{r['wire_bytes']} B, {r['link_time_s']} s",
+            )
+        con.print(e)
+
+
 def render_dfu_text(info: Any, console: Any) -> None:
     """``module inspect`` for a ``.dfu``: each element's address and size, and its module."""
     from rich.table import Table

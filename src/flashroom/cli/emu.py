@@ -112,9 +112,14 @@ def _require_cut(
 
 
 def _finish(
-    out: Any, fmt: str, title: str, ok: bool, comparison: dict[str, Any] | None = None
+    out: Any,
+    fmt: str,
+    title: str,
+    ok: bool,
+    comparison: dict[str, Any] | None = None,
+    steps: list[dict[str, Any]] | None = None,
 ) -> None:
-    render_outcome(out, fmt, title, comparison)
+    render_outcome(out, fmt, title, comparison, steps)
     if not ok or (comparison is not None and comparison["difference"] is not None):
         raise CheckFailed()
 
@@ -336,14 +341,19 @@ def install_cmd(
 
 @emu.command("ota")
 @image_option
-@click.argument("module_path", type=PathType(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "module_paths",
+    nargs=-1,
+    required=True,
+    type=PathType(exists=True, dir_okay=False, path_type=Path),
+)
 @_cut_options
 @granularity_option(default=None, help="Override the image's operation granularity for this run.")
 @_compare_model_option
 @format_option
 def ota_cmd(
     image: Path,
-    module_path: Path,
+    module_paths: tuple[Path, ...],
     cut_at_op: int | None,
     torn: bool,
     seed: int,
@@ -356,29 +366,80 @@ def ota_cmd(
 
     The steps are those of Device OS (docs/device-os.md#ota-receive and the sections after it).
 
+    Several modules are sent one after the other, each once the previous one is applied (a
+    migration: idx 3, idx 1, idx 2, app); --cut-at-op and --fail-at-op then count the flash
+    operations of all of them, and the report is the last update's (with every step's under
+    "steps" in JSON).
+
     Exit 0 when the module is applied (and, for an app, running), 1 when it was rejected or the
     power cut interrupted it (the device is then off: 'emu boot' powers it on), 2 on bad input.
     --fail-at-op N makes operation N fail (a brown-out's FLASH_SR error) and shows what Device
     OS does about it: FLASH_Update ignores it, the bootloader's copy stops, the DCT retries.
 
-    Example: flashroom emu ota --image dev.img app.bin --cut-at-op 70000
+    \b
+    Example:
+      flashroom emu ota --image dev.img app.bin --cut-at-op 70000
+      flashroom emu ota --image stock.img step1.bin step2.bin step3.bin step4.bin
     """
     if torn and cut_at_op is None:
         raise UsageError("--torn needs --cut-at-op N")
+    if compare_model and len(module_paths) > 1:
+        raise UsageError("--compare-model compares one update: give one module")
     dev = _load(image)
-    data = _read_module(module_path)
+    datas = [_read_module(p) for p in module_paths]
     saved = dev.flash.granularity
     if granularity is not None:
         dev.flash.granularity = granularity
-    out, cmp = _run(
-        dev,
-        lambda: dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed, fail_at_op=fail_at_op),
-        compare_model,
-    )
+    steps: list[Any] = []
+    cmp = None
+    cut, fail = cut_at_op, fail_at_op
+    any_failed = False
+    for data in datas:
+        out, cmp = _run(
+            dev,
+            lambda d=data, c=cut, f=fail: dev.ota(
+                d, cut_at_op=c, torn=torn, seed=seed, fail_at_op=f
+            ),
+            compare_model,
+        )
+        steps.append(out)
+        fired = dev.fault_fired
+        if cut is not None:
+            cut = None if fired else cut - out.flash_ops  # numbered across the updates
+        if fail is not None:
+            failed_here = fired
+            fail = None if fired else fail - out.flash_ops
+            fired = failed_here
+            any_failed = any_failed or failed_here
+        if out.result != "applied":
+            break
     dev.flash.granularity = saved
-    _require_cut(dev, out, cut_at_op, fail_at_op, "OTA", image)
+    last = steps[-1]
+    if len(datas) > 1:
+        # the fault must land in one of the updates: check against the whole sequence
+        total = sum(o.flash_ops for o in steps)
+        dev.fault_fired = any_failed or dev.fault_fired
+        _require_cut(dev, _Total(last, total), cut_at_op, fail_at_op, "OTA sequence", image)
+    else:
+        _require_cut(dev, last, cut_at_op, fail_at_op, "OTA", image)
     dev.save(image)
-    _finish(out, fmt, f"OTA {module_path}", out.result == "applied", cmp)
+    title = f"OTA {module_paths[-1]}" if len(datas) == 1 else (
+        f"OTA {len(steps)} of {len(datas)} updates, last {module_paths[len(steps) - 1]}"
+    )  # fmt: skip
+    extra = None if len(datas) == 1 else [o.to_json() for o in steps]
+    _finish(last, fmt, title, last.result == "applied" and len(steps) == len(datas), cmp,
+            steps=extra)  # fmt: skip
+
+
+@dataclass
+class _Total:
+    """An outcome whose ``flash_ops`` is the whole update sequence's (for _require_cut)."""
+
+    out: Any
+    flash_ops: int
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.out, name)
 
 
 @emu.command("boot")
@@ -556,6 +617,14 @@ def show_cmd(image: Path, fmt: str) -> None:
     "operation sequence (kind, address, width). Exit 1 on any difference.",
 )
 @click.option(
+    "--migration-modules",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    metavar="OUT",
+    help="--scenario migrate: send the patched system parts and the largest app of this "
+    "'devos build' output (default: synthetic stand-ins with the build's sizes and versions).",
+)
+@click.option(
     "--plot",
     "plot_path",
     type=PathType(dir_okay=False, path_type=Path),
@@ -588,6 +657,7 @@ def sweep(
     bootloader_firmware: Path | None,
     system_firmware: Path | None,
     compare_model: bool,
+    migration_modules: str | None,
     plot_path: Path | None,
     fmt: str,
 ) -> None:
@@ -623,6 +693,8 @@ def sweep(
         from flashroom.emu.realcode import load_system_dir  # the same
 
         profile = profile_of_system_parts(load_system_dir(system_firmware))
+    if scenario == "migrate" and profile is None:
+        profile = "stock"  # a migration starts from stock
     cfg = SweepConfig(
         platform=platform,
         profile=resolve_profile(platform, profile),
@@ -646,6 +718,7 @@ def sweep(
         system_firmware=None if system_firmware is None else str(system_firmware),
         compare_model=compare_model,
         keep_points=plot_path is not None,
+        migration_modules=migration_modules,
     )
     cfg.validate()
     if save_failing is not None:

@@ -36,11 +36,17 @@ def running_text(running: dict[str, Any] | None) -> str:
 
 
 def render_outcome(
-    out: Any, fmt: str, title: str, comparison: dict[str, Any] | None = None
+    out: Any,
+    fmt: str,
+    title: str,
+    comparison: dict[str, Any] | None = None,
+    steps: list[dict[str, Any]] | None = None,
 ) -> None:
     doc = out.to_json()
     if comparison is not None:
         doc["comparison"] = comparison
+    if steps is not None:
+        doc["steps"] = steps
     if fmt == "json":
         emit_json(doc)
         return
@@ -77,6 +83,15 @@ def render_outcome(
         "model (Python)" if sysf is None else f"real code of system idx 2 from {sysf['dir']}",
     )
     con = _console()
+    if steps is not None:
+        for i, st in enumerate(steps, 1):
+            err = st["error"]
+            con.print(
+                f"update {i}: {st['result']}"
+                + ("" if err is None else f" ({err['code']}: {err['message']})")
+                + f", boot {st['boot']}, {st['flash_ops']} flash ops",
+                markup=False,
+            )
     con.print(t)
     if out.events:
         con.print("[bold]trace[/bold]")

@@ -132,11 +132,25 @@ def _files_digest(paths: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
+#: The modules whose code decides the build's bytes (the cache key covers them; the planner,
+#: packaging and the CLI do not change what is built).
+BUILD_CODE = (
+    "build.py",
+    "changes.py",
+    "manifest.py",
+    "patch.py",
+    "reference.py",
+    "toolchain.py",
+    "tree.py",
+)
+
+
 def cache_key(
     source_tree: Path, apps: Sequence[Path], stock_apps: Sequence[Path], gcc_version: str
 ) -> str:
     """The cache entry's name: a SHA-256 over everything that decides its bytes."""
-    code = sorted(Path(__file__).parent.glob("*.py"))
+    here = Path(__file__).parent
+    code = [here / name for name in BUILD_CODE]
     h = hashlib.sha256()
     for part in (
         f"format {REFERENCE_FORMAT}",

@@ -59,6 +59,7 @@ from flashroom.emu.realcode import (
     check_parts_in_flash,
     load_bootloader_file,
     load_system_dir,
+    parts_in_flash,
     sector0_identity,
     system_records,
 )
@@ -161,8 +162,10 @@ class Device:
         self.fault_fired = False
         self.real = real if real is not None else RealCode()
         self.use_real_code = True
+        #: the real OTA path may run (False: the model's, with the real bootloader still real)
+        self.use_real_ota = True
         self._rb: Any = None  # the firmware runner's RealBootloader, made on first boot
-        self._parts: Any = None  # the real SystemParts (symbols), read on first use
+        self._parts: dict[str, Any] = {}  # folder -> SystemParts (symbols), read on first use
         self._real_ota: Any = None  # RealSystemOta of this power-on (RAM: lost at reset)
         #: the real bootloader's runs in the last boot (FirmwareRun; empty when the model ran)
         self.firmware_runs: list[Any] = []
@@ -182,6 +185,7 @@ class Device:
         granularity: Granularity = "word",
         bootloader_firmware: str | Path | None = None,
         system_firmware: str | Path | None = None,
+        also_system_firmware: tuple[str | Path, ...] = (),
     ) -> Device:
         """A fresh device: synthetic Device OS 2.3.1, a small stock app, on stock a factory image.
 
@@ -200,6 +204,9 @@ class Device:
                 module info; ``.elf`` beside ``.bin`` for the symbols): installed, and the OTA
                 receive/finish path is their real code (spec 11.2). The profile follows their
                 version (2302 stock, the patched build's extended version).
+            also_system_firmware: more folders of real system modules: when a system OTA puts
+                one of their idx 2 modules in flash (a migration), the OTA path runs it with
+                their symbols.
 
         Raises:
             EmulatorError: unknown platform/profile/variant, extended on Photon/P1, or real
@@ -224,7 +231,13 @@ class Device:
             dev.hw.reset_flags = flags
             return dev
         return _new_with_real_code(
-            platform, profile, bootloader, granularity, bootloader_firmware, system_firmware
+            platform,
+            profile,
+            bootloader,
+            granularity,
+            bootloader_firmware,
+            system_firmware,
+            also_system_firmware,
         )
 
     @classmethod
@@ -763,7 +776,8 @@ class Device:
             if bl.kind in ("dfu", "bricked"):
                 self._set_state(BootMode(bl.kind), bl.reason)
                 return
-            self._system = SystemFirmware(hw)
+            self._follow_installed_system()
+            self._system = SystemFirmware(self.hw)
             self._system_clears_reset_flags()
             sb = self._system.boot()
             if sb.kind == "reset":
@@ -776,6 +790,34 @@ class Device:
             return
         self._set_state(
             BootMode.BRICKED, f"reset loop: {MAX_RESETS} resets without reaching firmware"
+        )
+
+    def _follow_installed_system(self) -> None:
+        """The system that runs is the code in flash: when system module idx 2 is the stock
+        2.3.1 build (2302) or the extended one (:data:`EXTENDED_SYSTEM_VERSION`, spec 9 change
+        5), the device behaves as that profile from this boot on (a migration over the air
+        switches it). Other versions keep the current profile."""
+        p = self.profile
+        bounds = p.find_module_bounds(ModuleFunction.SYSTEM_PART, 2)
+        if bounds is None:
+            return
+        info = module_info_at(self.flash, bounds.start_address)
+        if info is None or info.module_function != ModuleFunction.SYSTEM_PART:
+            return
+        name = {SYSTEM_VERSION_2_3_1: "stock", EXTENDED_SYSTEM_VERSION: "extended"}.get(
+            info.module_version
+        )
+        if name is None or name == p.name:
+            return
+        try:
+            new = get_profile(p.platform, name, gen2_only=True)
+        except FlashroomError:
+            return  # the platform has no such profile (Photon/P1: stock only)
+        self.profile = new
+        self.hw.profile = new
+        self.hw.log(
+            f"system: system part idx 2 is version {info.module_version}: the {name} system "
+            "runs from this boot on (its OTA region and module bounds)"
         )
 
     def _system_clears_reset_flags(self) -> None:
@@ -843,22 +885,27 @@ class Device:
         return self._rb
 
     def _ota_path(self) -> SystemUpdateCallbacks:
-        """The system OTA path of this power-on: the model's, or the real code's."""
-        if self.real.system_dir is None or not self.use_real_code:
+        """The system OTA path of this power-on: the model's, or the real code's (the parts,
+        among :attr:`RealCode.system_dir` and :attr:`RealCode.also`, whose idx 2 is in flash)."""
+        if self.real.system_dir is None or not (self.use_real_code and self.use_real_ota):
             return self._system
         if self._real_ota is None:
             from flashroom.firmware.ota import RealSystemOta  # imports Unicorn
 
-            parts = self._system_parts()
-            check_parts_in_flash(self.flash, parts, self.real.system_dir)
+            parts = self._parts_in_flash()
             self._real_ota = RealSystemOta(self.flash, self.regs, parts)
         return self._real_ota  # type: ignore[no-any-return]
 
-    def _system_parts(self) -> Any:
-        if self._parts is None:
-            assert self.real.system_dir is not None
-            self._parts = load_system_dir(self.real.system_dir)
-        return self._parts
+    def _parts_in_flash(self) -> Any:
+        assert self.real.system_dir is not None
+        folders = (self.real.system_dir, *self.real.also)
+        for folder in folders:
+            if folder not in self._parts:
+                self._parts[folder] = load_system_dir(folder)
+            if parts_in_flash(self.flash, self._parts[folder]):
+                return self._parts[folder]
+        check_parts_in_flash(self.flash, self._parts[folders[0]], " or ".join(folders))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _finish_reason(self, path: SystemUpdateCallbacks, rc: int) -> str:
         if path is self._system:
@@ -972,6 +1019,7 @@ def _new_with_real_code(
     granularity: Granularity,
     bootloader_firmware: str | Path | None,
     system_firmware: str | Path | None,
+    also_system_firmware: tuple[str | Path, ...] = (),
 ) -> Device:
     """:meth:`Device.new` with real firmware (see its arguments)."""
     prof = get_profile(platform, profile, gen2_only=True)
@@ -982,6 +1030,15 @@ def _new_with_real_code(
         )
     bl_image = load_bootloader_file(bootloader_firmware) if bootloader_firmware else None
     parts = load_system_dir(system_firmware) if system_firmware else None
+    if also_system_firmware and parts is None:
+        raise ParamError(
+            "also_system_firmware names folders whose symbols the real OTA path may use after "
+            "a system update: give system_firmware (the parts installed now) too",
+            "also_system_firmware",
+            "system_firmware",
+        )
+    for folder in also_system_firmware:
+        load_system_dir(folder)  # the symbols the path needs, checked now
     if parts is not None:
         implied = profile_of_system_parts(parts)
         if implied != prof.name:
@@ -1001,6 +1058,7 @@ def _new_with_real_code(
         bootloader_file=None if bl_image is None else str(Path(bl_image.name).resolve()),
         system_dir=None if system_firmware is None else str(Path(system_firmware).resolve()),
         system_parts=() if parts is None else system_records(parts),
+        also=tuple(str(Path(d).resolve()) for d in also_system_firmware),
     )
     build = Device(prof, bootloader=variant)
     modules = default_modules(prof.platform, prof.name, variant)

@@ -88,12 +88,15 @@ class RealCode:
         system_dir: the folder whose system modules (and symbols) the real OTA path uses; None:
             the model's OTA path runs.
         system_parts: the three modules installed from it.
+        also: more folders of real system modules whose symbols the OTA path may use, when a
+            system OTA (a migration) replaces idx 2 with one of theirs.
     """
 
     bootloader: bool = False
     bootloader_file: str | None = None
     system_dir: str | None = None
     system_parts: tuple[SystemPartRecord, ...] = ()
+    also: tuple[str, ...] = ()
 
     @property
     def any(self) -> bool:
@@ -105,6 +108,7 @@ class RealCode:
             "bootloader_file": self.bootloader_file,
             "system_dir": self.system_dir,
             "system_parts": [p.to_json() for p in self.system_parts],
+            "also": list(self.also),
         }
 
     @classmethod
@@ -121,6 +125,7 @@ class RealCode:
             None if data["bootloader_file"] is None else str(data["bootloader_file"]),
             None if data["system_dir"] is None else str(data["system_dir"]),
             parts,
+            tuple(str(x) for x in data.get("also", ())),
         )
 
 
@@ -171,6 +176,12 @@ def system_records(parts: SystemParts) -> tuple[SystemPartRecord, ...]:
     )
 
 
+def parts_in_flash(flash: NorFlash, parts: SystemParts) -> bool:
+    """Whether system module idx 2 in flash is ``parts``' (whose symbols we hold)."""
+    part = parts.part(OTA_PATH_MODULE_INDEX)
+    return flash.contents()[part.address - flash.base : part.end - flash.base] == part.data
+
+
 def check_parts_in_flash(flash: NorFlash, parts: SystemParts, source: str) -> None:
     """The OTA path's module in flash must be the one whose symbols we hold.
 
@@ -178,12 +189,13 @@ def check_parts_in_flash(flash: NorFlash, parts: SystemParts, source: str) -> No
         EmulatorError: system module idx 2 in flash differs from ``source``'s (replaced by a
             system OTA, for example): its functions are not where the symbols say.
     """
-    part = parts.part(OTA_PATH_MODULE_INDEX)
-    if flash.contents()[part.address - flash.base : part.end - flash.base] != part.data:
+    if not parts_in_flash(flash, parts):
+        part = parts.part(OTA_PATH_MODULE_INDEX)
         raise EmulatorError(
             f"system module idx {OTA_PATH_MODULE_INDEX} at {fmt_addr(part.address)} is no longer "
             f"the one in {source} (a system update replaced it?): the real OTA path needs the "
-            "symbols of the code in flash; make the device again with the new parts"
+            "symbols of the code in flash; make the device again with the new parts, or name "
+            "their folder too (also)"
         )
 
 
@@ -195,6 +207,7 @@ __all__ = [
     "check_parts_in_flash",
     "load_bootloader_file",
     "load_system_dir",
+    "parts_in_flash",
     "sector0_identity",
     "system_records",
 ]

@@ -67,6 +67,7 @@ class FirmwareImage:
         info: the ``module_info_t`` at ``info_address`` (read the way the device reads it).
         info_address: where ``info`` sits.
         symbols: symbol name -> address, from the ELF ``.symtab`` (empty for a ``.bin``).
+        functions: (start, size, name) of every ``STT_FUNC`` symbol, sorted (for backtraces).
     """
 
     name: str
@@ -75,6 +76,18 @@ class FirmwareImage:
     info: ModuleInfo
     info_address: int
     symbols: Mapping[str, int] = field(default_factory=dict)
+    functions: tuple[tuple[int, int, str], ...] = ()
+
+    def function_at(self, addr: int) -> str | None:
+        """The name of the function whose code holds ``addr`` (None: none does)."""
+        import bisect
+
+        i = bisect.bisect_right(self.functions, (addr, 1 << 32, "")) - 1
+        if i >= 0:
+            start, size, name = self.functions[i]
+            if start <= addr < start + max(size, 2):
+                return name
+        return None
 
     @property
     def end(self) -> int:
@@ -144,12 +157,13 @@ class FirmwareImage:
         Raises:
             FirmwareImageError: see :meth:`from_path`.
         """
+        functions: tuple[tuple[int, int, str], ...] = ()
         if data[:4] == ELF_MAGIC:
-            address, image, symbols = _load_elf(data, name)
+            address, image, symbols, functions = _load_elf(data, name)
         else:
             address, image, symbols = _bin_address(data, name, target, info_offset), data, {}
         info, info_addr = _module_info(image, address, name, target, info_offset)
-        return cls(name, address, image, info, info_addr, symbols)
+        return cls(name, address, image, info, info_addr, symbols, functions)
 
 
 def _info_offset(image: bytes, name: str, info_offset: int | None) -> int:
@@ -217,7 +231,9 @@ def _module_info(
     return info, address + off
 
 
-def _load_elf(data: bytes, name: str) -> tuple[int, bytes, dict[str, int]]:
+def _load_elf(
+    data: bytes, name: str
+) -> tuple[int, bytes, dict[str, int], tuple[tuple[int, int, str], ...]]:
     """PT_LOAD segments with file bytes at their physical (load) address, as objcopy does."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
@@ -238,12 +254,15 @@ def _load_elf(data: bytes, name: str) -> tuple[int, bytes, dict[str, int]]:
             if seg["p_type"] == "PT_LOAD" and seg["p_filesz"] > 0:
                 segs.append((int(seg["p_paddr"]), bytes(seg.data())))
         symbols: dict[str, int] = {}
+        functions: list[tuple[int, int, str]] = []
         symtab = elf.get_section_by_name(".symtab")
         if isinstance(symtab, SymbolTableSection):
             for sym in symtab.iter_symbols():
                 if sym.name and sym["st_shndx"] != "SHN_UNDEF":
                     # functions keep the Thumb bit in st_value; FirmwareImage.function sets it
                     symbols.setdefault(sym.name, int(sym["st_value"]) & ~1)
+                    if sym["st_info"]["type"] == "STT_FUNC":
+                        functions.append((int(sym["st_value"]) & ~1, int(sym["st_size"]), sym.name))
     except (ELFError, ValueError, OSError, struct.error) as e:
         raise FirmwareImageError(name, "elf", f"not a readable ELF file ({e})", offset=0) from None
     if not segs:
@@ -260,7 +279,7 @@ def _load_elf(data: bytes, name: str) -> tuple[int, bytes, dict[str, int]]:
     img = bytearray(b"\xff" * (end - base))
     for addr, seg_data in segs:
         img[addr - base : addr - base + len(seg_data)] = seg_data
-    return base, bytes(img), symbols
+    return base, bytes(img), symbols, tuple(sorted(functions))
 
 
 # ---------------------------------------------------------------------------- installing

@@ -85,6 +85,13 @@ class SystemParts:
             self.source, "module_index", f"no SYSTEM_PART module with index {index}"
         )
 
+    def function_at(self, addr: int) -> str | None:
+        """The function (by the symbols of whichever part holds ``addr``) at ``addr``."""
+        for p in self.parts:
+            if p.address <= addr < p.end:
+                return p.function_at(addr)
+        return None
+
     def function(self, name: str, index: int) -> int:
         """Address (Thumb bit set) of ``name`` in system module ``index``.
 
@@ -133,6 +140,7 @@ class SystemParts:
                         image.info,
                         image.info_address,
                         symbols.symbols,
+                        symbols.functions,
                     )
             ix = info.module_index
             if ix in found:
@@ -314,7 +322,34 @@ class RealSystemOta:
             return res.r0
         if res.outcome is FirmwareOutcome.OFF and res.power_cut is not None:
             raise res.power_cut
-        raise FirmwareCallError(name, res)
+        raise FirmwareCallError(name, res, self.backtrace(res, name))
+
+    def backtrace(self, res: FirmwareRun, called: str, depth: int = 0x400) -> tuple[str, ...]:
+        """Where the code was when it stopped: the function at the PC, then every return
+        address on the stack (words with the Thumb bit inside the system modules), innermost
+        first, up to ``called`` (the entry point), named by the symbols (a heuristic stack scan:
+        the modules keep no frame pointers)."""
+        from unicorn.arm_const import UC_ARM_REG_SP  # the runner already imported Unicorn
+
+        names: list[str] = []
+        first = self.parts.function_at(res.pc)
+        if first:
+            names.append(first)
+        sp = int(self.machine.uc.reg_read(UC_ARM_REG_SP))
+        top = min(sp + depth, self.target.sram.end)
+        if sp < self.target.sram.start or sp >= top:
+            return tuple(names)
+        data = self.machine.read(sp, top - sp)
+        system = self.target.system
+        for off in range(0, len(data) - 3, 4):
+            v = int.from_bytes(data[off : off + 4], "little")
+            if v & 1 and system.start <= v < system.end:
+                n = self.parts.function_at((v & ~1) - 2)
+                if n and (not names or names[-1] != n):
+                    names.append(n)
+                if n == called:
+                    break
+        return tuple(names)
 
 
 __all__ = [

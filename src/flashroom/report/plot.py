@@ -36,6 +36,7 @@ PHASE_COLOURS: dict[str, str] = {
     "DCT set": "#f7b6d2",
     "DCT clear": "#e377c2",
     "copy": "#ffbb78",
+    "bootloader rewrite": "#8c564b",
     "other": "#dbdb8d",
 }
 #: The smallest share of the axis one phase gets.
@@ -44,24 +45,36 @@ MIN_PHASE_SHARE = 0.08
 
 def phase_of(label: str, after_reset: bool = False) -> str:
     """The timeline phase of a flash call label (``erase ota_scratch``, ``program dct1``...);
-    ``after_reset``: the call is the bootloader's (after the update's reset)."""
+    ``after_reset``: the call is made after an update's reset, before the system starts
+    receiving the next update (the bootloader's apply, the system's boot)."""
     kind, _, region = label.partition(" ")
     if "dct" in region:
         return "DCT clear" if after_reset else "DCT set"
-    if "ota_scratch" in region:
-        return "scratch erase" if kind == "erase" else "receive"
-    if region:
-        return "copy"
-    return "other"
+    if after_reset:
+        return "bootloader rewrite" if "bootloader" in region else "copy"
+    if "ota_scratch" in region and kind == "erase":
+        return "scratch erase"
+    return "receive" if region else "other"
 
 
 def merged_phases(
-    phases: Sequence[tuple[str, int, int]], reset_op: int | None = None
+    phases: Sequence[tuple[str, int, int]], reset_op: int | Sequence[int] | None = None
 ) -> list[tuple[str, int, int]]:
-    """Consecutive calls of one phase merged: (phase, first op, one past the last)."""
+    """Consecutive calls of one phase merged: (phase, first op, one past the last).
+
+    ``reset_op``: the clean run's reset(s); after each, calls belong to the apply until the
+    system erases the OTA scratch for the next update.
+    """
+    resets = [] if reset_op is None else [reset_op] if isinstance(reset_op, int) else list(reset_op)
     out: list[tuple[str, int, int]] = []
+    after = False
     for label, a, b in phases:
-        ph = phase_of(label, reset_op is not None and a >= reset_op)
+        while resets and a >= resets[0]:
+            resets.pop(0)
+            after = True
+        if after and label.startswith("erase ") and "ota_scratch" in label:
+            after = False  # the next update begins (FLASH_Begin)
+        ph = phase_of(label, after)
         if out and out[-1][0] == ph and out[-1][2] == a:
             out[-1] = (ph, out[-1][1], b)
         else:
@@ -125,7 +138,8 @@ def plot_sweep(result: SweepResult, path: str | Path, *, title: str | None = Non
     if not result.point_outcomes:
         raise ValueError("the sweep kept no per-point outcomes: run it with keep_points")
     cfg = result.config
-    phases = merged_phases(result.phases, result.reset_op)
+    resets = list(result.reset_ops) or ([] if result.reset_op is None else [result.reset_op])
+    phases = merged_phases(result.phases, resets)
     axis = _Axis(phases, result.total_ops)
     compare = cfg.compare_model and any(p[4] is not None for p in result.point_outcomes)
     engine = "real code" if cfg.bootloader_firmware else "model"
@@ -155,10 +169,11 @@ def plot_sweep(result: SweepResult, path: str | Path, *, title: str | None = Non
             by_outcome.setdefault(outcome, []).append((x0, max(x1 - x0, min_w)))
         for outcome, bars in by_outcome.items():
             ax.broken_barh(bars, (y - 0.35, 0.7), color=OUTCOME_COLOURS.get(outcome, "black"))
-    if result.reset_op is not None:
-        xr = axis(result.reset_op)
+    for i, r_op in enumerate(resets):
+        xr = axis(r_op)
         ax.axvline(xr, color="black", linewidth=1, linestyle="--")
-        ax.text(xr, y_phase + 0.55, " reset: the bootloader runs", fontsize=7, va="bottom")
+        label = " reset: the bootloader runs" if i == 0 else " reset"
+        ax.text(xr, y_phase + 0.55, label, fontsize=7, va="bottom")
     ax.set_yticks(range(len(rows) + 1))
     ax.set_yticklabels([name for name, _ in reversed(rows)] + ["phase"], fontsize=8)
     ax.set_ylim(-0.6, y_phase + 1.0)

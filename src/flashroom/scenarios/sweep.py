@@ -99,6 +99,8 @@ class SweepResult:
     real_code: dict[str, Any] | None = None
     #: the clean run's reset (where the bootloader starts), as an op index; None: no reset
     reset_op: int | None = None
+    #: every reset of the clean run (a migration has one per update), op indexes
+    reset_ops: tuple[int, ...] = ()
     #: the real bootloader the device boots (``{"sha256", "module_version"}``), None: model
     bootloader_firmware: dict[str, Any] | None = None
 
@@ -391,6 +393,7 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         comparison=merged.comparison if cfg.compare_model else None,
         phases=_phases(setup),
         reset_op=setup.reset_op,
+        reset_ops=setup.reset_ops,
         bootloader_firmware=_identity(setup),
         real_code=setup.device.real.to_json() if setup.device.real.any else None,
     )
@@ -443,6 +446,7 @@ def save_failing(result: SweepResult, out_dir: Path) -> list[Path]:
         "device-before.img": setup.device.image_bytes(),
         "old.bin": setup.old,
         "new.bin": setup.new,
+        **dict(SCENARIOS[result.config.scenario].files()),
         "reproduce.sh": reproduce_script(cmds).encode(),
     }
     return write_file_set(out_dir, files, modes={"reproduce.sh": 0o755})

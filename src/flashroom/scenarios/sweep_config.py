@@ -79,6 +79,8 @@ class SweepConfig:
         compare_model: at every cut point boot the model too, from the same state, and compare
             flash, backup registers, boot outcome and operation sequence (needs
             ``bootloader_firmware``).
+        migration_modules: ``migrate`` scenario: a ``devos build`` output whose patched system
+            parts and largest app are sent (None: synthetic stand-ins of the same sizes).
     """
 
     platform: str = "electron"
@@ -103,6 +105,7 @@ class SweepConfig:
     bootloader_firmware: str | None = None
     system_firmware: str | None = None
     compare_model: bool = False
+    migration_modules: str | None = None
 
     @property
     def real_bootloader(self) -> bool:
@@ -138,6 +141,19 @@ class SweepConfig:
                 "but a failed operation changes what the firmware does next)",
                 "fault",
                 "method",
+            )
+        need = SCENARIOS[self.scenario].needs_profile
+        if need is not None and self.profile != need:
+            raise ParamError(
+                f"scenario {self.scenario} starts from the {need} profile, not {self.profile}",
+                "scenario",
+                "profile",
+            )
+        if self.migration_modules is not None and self.scenario != "migrate":
+            raise ParamError(
+                "migration_modules are what the migrate scenario sends: use scenario migrate",
+                "migration_modules",
+                "scenario",
             )
         if self.compare_model and not self.real_bootloader:
             raise ParamError(
@@ -205,6 +221,7 @@ class SweepConfig:
             "bootloader_firmware": self.bootloader_firmware,
             "system_firmware": self.system_firmware,
             "compare_model": self.compare_model,
+            "migration_modules": self.migration_modules,
         }
 
 

@@ -122,6 +122,9 @@ class _Setup:
     boot_sector0: bytes
     snap0_flash: Any = None
     reset_op: int | None = None  # the clean run's first reset (bootloader start), op index
+    boot_sector0_after: bytes = b""  # sector 0 after the clean run
+    reset_ops: tuple[int, ...] = ()  # every reset of the clean run, op index
+    extra: tuple[tuple[int, bytes, bytes], ...] = ()  # Modules.extra
 
 
 def _region_label(layout: Any, addr: int) -> str:
@@ -150,6 +153,7 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
     dev.install(old_app)  # DFU write + reset: the old app boots
     new_app = synthetic_user_app(cfg.app_size, platform=cfg.platform, version=7, seed=cfg.seed + 2)
     scenario = SCENARIOS[cfg.scenario]
+    scenario.configure(cfg)
     mods = scenario.modules(dev, layout, old_app, new_app, cfg.app_size, cfg.seed)
     old, new, target_start = mods.old, mods.new, mods.target_start
     snap0 = dev.snapshot()
@@ -164,7 +168,10 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
     dev.reset_at_ops.clear()
     with flash.subscribe(recorder):
         clean = _run_scenario(dev, cfg.scenario, new).to_json()
-    reset_op = dev.reset_at_ops[0] - op_base if dev.reset_at_ops else None
+    reset_ops = tuple(n - op_base for n in dev.reset_at_ops)
+    reset_op = reset_ops[0] if reset_ops else None
+    # a clean run may rewrite sector 0 on purpose (the embedded-bootloader update, spec 4.7)
+    boot_sector0_after = flash.read(flash.base, flash.chip.sectors[0].size)
     calls = recorder.calls
     total_ops = flash.op_count - op_base
     logged = sum(c.ops for c in calls)
@@ -196,6 +203,9 @@ def _build_setup(cfg: SweepConfig) -> _Setup:
         boot_sector0=boot_sector0,
         snap0_flash=snap0_flash,
         reset_op=reset_op,
+        boot_sector0_after=boot_sector0_after,
+        reset_ops=reset_ops,
+        extra=mods.extra,
     )
 
 
@@ -238,8 +248,16 @@ def _classify(
     boot_kind = str(boot.boot) if boot is not None and error is None else "error"
     if error is not None or boot is None:
         return "brick", boot_kind, (f"recovery boot failed: {error}",)
-    if flash.read(flash.base, len(s.boot_sector0)) != s.boot_sector0:
-        return "brick", boot_kind, ("bootloader sector 0 changed: no DFU without a debug probe",)
+    sector0 = flash.read(flash.base, len(s.boot_sector0))
+    if sector0 != s.boot_sector0 and sector0 != s.boot_sector0_after:
+        return (
+            "brick",
+            boot_kind,
+            (
+                "bootloader sector 0 is neither the old nor the updated bootloader: no DFU without "
+                "a debug probe",
+            ),
+        )
     region_new = flash.read(s.target_start, len(s.new)) == s.new
     region_old = flash.read(s.target_start, len(s.old)) == s.old
     if boot_kind == "application":
@@ -257,6 +275,11 @@ def _classify(
             flash.read(s.user_start, len(s.user_app)) != s.user_app
         ):
             violations.append("no_mix: the user app changed during a system-part update")
+        for start, old_m, new_m in s.extra:
+            if flash.read(start, len(new_m)) != new_m and flash.read(start, len(old_m)) != old_m:
+                violations.append(
+                    f"no_mix: the module at {fmt_addr(start)} is neither the old nor the new one"
+                )
     elif boot_kind in ("safe_mode", "dfu"):
         cls = boot_kind
     elif boot_kind == "bricked":

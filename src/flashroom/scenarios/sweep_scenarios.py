@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flashroom.deviceos import ModuleFunction, Profile
 from flashroom.deviceos.gen2 import INTERNAL_FLASH_PAGE_SIZE
@@ -28,11 +28,16 @@ if TYPE_CHECKING:  # the device model imports numpy; the CLI reads this registry
 
 @dataclass(frozen=True)
 class Modules:
-    """What a scenario replaces: the old module, the new one, and where the new one goes."""
+    """What a scenario replaces: the old module, the new one, and where the new one goes.
+
+    ``extra``: more regions the scenario replaces, as (start, old bytes, new bytes): when the
+    application runs, each must hold its old or its new module byte for byte (``no_mix``).
+    """
 
     old: bytes
     new: bytes
     target_start: int
+    extra: tuple[tuple[int, bytes, bytes], ...] = ()
 
 
 class SweepScenario:
@@ -50,6 +55,15 @@ class SweepScenario:
     help: ClassVar[str]
     atomic_update: ClassVar[bool] = True
     keeps_user_app: ClassVar[bool] = False
+    #: the profile the scenario starts from, when it needs one (None: any)
+    needs_profile: ClassVar[str | None] = None
+
+    def configure(self, cfg: Any) -> None:
+        """Take the sweep's options before :meth:`modules` (most scenarios need none)."""
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """More files ``--save-failing`` writes for :meth:`reproduce` (name, bytes)."""
+        return []
 
     def modules(
         self, dev: Device, layout: Layout, old_app: bytes, new_app: bytes, app_size: int, seed: int
@@ -135,8 +149,116 @@ class Install(SweepScenario):
         return f"flashroom emu install --image {image} {new} {cut}"
 
 
+class Migrate(SweepScenario):
+    """The whole over-the-air migration of a stock 2.3.1 Electron to the extended layout
+    (:mod:`flashroom.devos.migrate`): the patched system parts in dependency order (idx 3,
+    idx 1, idx 2), each an OTA + reset + apply + boot, then the 256K app through the extended
+    system's OTA path. Power is cut at every flash operation of all of it."""
+
+    name = "migrate"
+    help = "stock 2.3.1 -> extended over the air: idx 3, idx 1, idx 2, then the 256K app"
+    needs_profile = "stock"
+
+    def __init__(self) -> None:
+        self._steps: list[Any] = []
+        self._source: str | None = None
+        self._fleet_bootloader = 1004
+
+    def configure(self, cfg: Any) -> None:
+        self._source = getattr(cfg, "migration_modules", None)
+
+    def modules(
+        self, dev: Device, layout: Layout, old_app: bytes, new_app: bytes, app_size: int, seed: int
+    ) -> Modules:
+        from flashroom.devos.migrate import (
+            load_migration_modules,
+            plan_migration,
+            synthetic_migration_modules,
+        )
+
+        mods = (
+            load_migration_modules(self._source)
+            if self._source is not None
+            else synthetic_migration_modules(app_size, seed)
+        )
+        version = dev.bootloader_version() or 0
+        plan = plan_migration(mods, fleet_bootloader=version)
+        if not plan.ok:  # pragma: no cover - the planner orders the chain it is given
+            raise ValueError(f"no migration plan: {plan.refusal}")
+        self._steps = [st.module for st in plan.steps]
+        app = self._steps[-1].data
+        extra = []
+        for m in self._steps[:-1]:
+            start = m.info.module_start_address
+            info = read_module_info_at(dev.flash.read(start, 0x200), 0)
+            extra.append((start, dev.flash.read(start, info.module_length + 4), m.data))
+        return Modules(old_app, app, layout.user_part.start, tuple(extra))
+
+    def run(self, dev: Device, new: bytes) -> Outcome:
+        out: Outcome | None = None
+        for m in self._steps:
+            out = dev.ota(m.data)
+            if out.result != "applied":
+                return out
+        assert out is not None
+        return out
+
+    def erase_budget(
+        self, profile: Profile, chip: FlashChip, target_start: int, size: int
+    ) -> ErasePlan:
+        from flashroom.deviceos import get_profile
+
+        stock = get_profile("electron", "stock")
+        ext = get_profile("electron", "extended")
+        plans = [
+            ota_erase_plan(
+                ext if m is self._steps[-1] else stock,
+                chip,
+                m.info.module_start_address,
+                len(m.data),
+            )
+            for m in self._steps
+        ]
+        clean: dict[int, int] = {}
+        per_cut: dict[int, int] = {}
+        for p in plans:
+            for k, v in p.clean.items():
+                clean[k] = clean.get(k, 0) + v
+            for k, v in p.per_cut.items():
+                per_cut[k] = max(per_cut.get(k, 0), v)
+        # the system's rewrite of sector 0 when idx 3 brings a newer bootloader (spec 4.7)
+        clean[0] = clean.get(0, 0) + 1
+        per_cut[0] = 1
+        return ErasePlan(
+            clean,
+            per_cut,
+            plans[0].dct_sectors,
+            # + the extended system's first boot clearing factory slot 0 (spec 9 change 2)
+            sum(p.dct_writes for p in plans) + 1,
+            1,
+            (
+                f"{len(self._steps)} OTA updates in order, each with the budget of one OTA; "
+                "sector 0 at most once more (the embedded-bootloader rewrite, "
+                "docs/device-os.md#bootloader-updates); one "
+                "more DCT write when the extended system first boots and clears the factory "
+                "slot (docs/device-os.md#extended)",
+                *plans[-1].explanation,
+            ),
+        )
+
+    def files(self) -> list[tuple[str, bytes]]:
+        return [(f"step{i}.bin", m.data) for i, m in enumerate(self._steps, 1)]
+
+    def reproduce(self, image: str, new: str, cut: str) -> str:
+        d = new.rsplit("/", 1)[0] if "/" in new else "."
+        steps = " ".join(f"{d}/step{i}.bin" for i in range(1, len(self._steps) + 1))
+        return f"flashroom emu ota --image {image} {steps} {cut}"
+
+
 #: Every scenario, by name (the CLI's ``--scenario`` choices, in this order).
-SCENARIOS: Mapping[str, SweepScenario] = {s.name: s for s in (UserOta(), SystemOta(), Install())}
+SCENARIOS: Mapping[str, SweepScenario] = {
+    s.name: s for s in (UserOta(), SystemOta(), Install(), Migrate())
+}
 
 
 def _sectors(chip: FlashChip, start: int, size: int) -> list[int]:
@@ -182,6 +304,7 @@ def ota_erase_plan(
 __all__ = [
     "SCENARIOS",
     "Install",
+    "Migrate",
     "Modules",
     "SweepScenario",
     "SystemOta",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from flashroom.deviceos import get_profile
-from flashroom.deviceos.gen2 import DCT_OTA_UPDATE_FLAG_OFFSET
+from flashroom.deviceos.gen2 import DCT_OTA_UPDATE_FLAG_OFFSET, EXTENDED_SYSTEM_VERSION
 from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.device import Device
 from flashroom.errors import EmulatorError
-from flashroom.particle.build import synthetic_module, synthetic_user_app
+from flashroom.particle.build import device_os_install, synthetic_module, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction
 
 K = 1024
@@ -78,15 +77,29 @@ def test_dfu_plus_ota_update_flag_applies_a_bootloader_at_system_boot() -> None:
 
 
 def test_stock_device_upgraded_to_extended_firmware_clears_factory_slot_once() -> None:
-    """spec 9 change 2: slot 0 (0x0FAC) is cleared once and never re-registered."""
+    """spec 9 change 2: slot 0 (0x0FAC) is cleared once and never re-registered; the system
+    that runs is the idx 2 in flash, so writing the extended idx 2 makes the device extended."""
     stock = Device.new("electron", "stock")
     assert stock.hw.dct.read_slots()[0].magicNumber == 0x0FAC
-    ext = Device(get_profile("electron", "extended"), flash=stock.flash, regs=stock.regs)
-    ext.boot()
-    assert ext.hw.dct.read_slots()[0].magicNumber == 0xFFFF
-    erases = sum(ext.flash.erase_counts)
-    ext.boot()
-    assert sum(ext.flash.erase_counts) == erases  # no further DCT write
+    ext_idx2 = device_os_install("electron", system_version=EXTENDED_SYSTEM_VERSION)[2]
+    out = stock.install(ext_idx2)
+    assert stock.profile.name == "extended" and out.boot == "application"
+    assert stock.hw.dct.read_slots()[0].magicNumber == 0xFFFF
+    erases = sum(stock.flash.erase_counts)
+    stock.boot()
+    assert sum(stock.flash.erase_counts) == erases  # no further DCT write
+
+
+def test_the_profile_follows_the_idx2_in_flash_both_ways() -> None:
+    dev = Device.new("electron", "extended")
+    stock_idx2 = device_os_install("electron")[2]
+    out = dev.install(stock_idx2)
+    assert dev.profile.name == "stock"
+    assert any("the stock system runs" in e for e in out.events)
+    other = Device.new("electron", "extended")
+    bumped = device_os_install("electron", system_version=EXTENDED_SYSTEM_VERSION + 1)[2]
+    other.install(bumped)
+    assert other.profile.name == "extended"  # an unknown version keeps the profile
 
 
 def test_dfu_install_outside_internal_flash_is_refused() -> None:

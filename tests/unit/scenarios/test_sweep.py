@@ -21,7 +21,8 @@ WORD_STRIDE = 997
 @pytest.mark.parametrize("scenario", UPDATE_SCENARIOS)
 @pytest.mark.parametrize("torn", [False, True])
 def test_extended_resumable_survives_every_chunk_cut(scenario: str, torn: bool) -> None:
-    res = run_sweep(SweepConfig(scenario=scenario, granularity="chunk", torn=torn))
+    profile = SCENARIOS[scenario].needs_profile or "extended"  # migrate starts from stock
+    res = run_sweep(SweepConfig(profile=profile, scenario=scenario, granularity="chunk", torn=torn))
     assert res.exhaustive
     assert res.points == res.total_ops * (2 if torn else 1)
     assert res.counts["brick"] == 0
@@ -36,8 +37,11 @@ def test_extended_resumable_survives_every_chunk_cut(scenario: str, torn: bool) 
 @pytest.mark.parametrize("scenario", UPDATE_SCENARIOS)
 @pytest.mark.parametrize("torn", [False, True])
 def test_extended_resumable_survives_strided_word_cuts(scenario: str, torn: bool) -> None:
+    profile = SCENARIOS[scenario].needs_profile or "extended"
     res = run_sweep(
-        SweepConfig(scenario=scenario, granularity="word", torn=torn, stride=WORD_STRIDE)
+        SweepConfig(
+            profile=profile, scenario=scenario, granularity="word", torn=torn, stride=WORD_STRIDE
+        )
     )
     assert not res.exhaustive
     assert res.total_ops > 60_000  # a real word-level op count (>= one 128K copy in words)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flashroom.deviceos import ModuleBounds, Profile
 from flashroom.emu.dct import DcdStore
@@ -10,6 +11,9 @@ from flashroom.emu.flash import NorFlash
 from flashroom.emu.flashmal import module_info_at, verify_crc32
 from flashroom.emu.sysflags import BackupRegisters
 from flashroom.particle.module_info import ModuleInfo
+
+if TYPE_CHECKING:  # emu/stream.py imports this module
+    from flashroom.emu.stream import StreamStats
 
 #: Events kept per run (the trace shown by ``emu ota``/``emu boot`` in text mode).
 EVENT_LIMIT = 200
@@ -27,6 +31,11 @@ class Hardware:
     #: The bootloader module the Electron system firmware embeds (spec 4.7,
     #: ``HAL_REPLACE_BOOTLOADER``, platform 10 only); None: no replacement.
     embedded_bootloader: bytes | None = None
+    #: The profile's streamed OTA (deviceos.stream) is in the firmware: False models a device
+    #: whose system has the extended layout without that (modelled) change: raw bytes only.
+    ota_stream_enabled: bool = True
+    #: The last streamed transfer's figures (kept across the reset that follows it).
+    last_stream: StreamStats | None = None
 
     def log(self, message: str) -> None:
         """Record a firmware event (bounded)."""

@@ -15,6 +15,7 @@ from typing import Any
 from flashroom.errors import TransportError
 from flashroom.ota.messages import CODE_POST, CoapMessage, CoapType, reset_for
 from flashroom.ota.server_end import ServerConfig, ServerSession, SessionStatus
+from flashroom.ota.stream import OtaOffer
 
 Addr = Hashable
 Out = list[tuple[Any, bytes]]
@@ -33,6 +34,8 @@ class SessionRecord:
     resends: int
     started_at: float | None
     finished_at: float | None
+    encoding: str = "raw"  # what the offer chose for this device (ota/stream.py)
+    module_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Stable keys."""
@@ -44,6 +47,8 @@ class SessionRecord:
             "payload_bytes": self.payload_bytes,
             "chunks_sent": self.chunks_sent,
             "resends": self.resends,
+            "encoding": self.encoding,
+            "module_bytes": self.module_bytes,
         }
 
 
@@ -62,6 +67,8 @@ class OtaServer:
         config: session parameters.
         seed: base seed for message IDs and tokens (each session gets seed + n).
         on_progress: called as ``on_progress(addr, done, total)`` when a session advances.
+        offer: serve a delta or compressed file to devices that can apply one (``image`` is
+            then the raw module; ota/stream.py).
     """
 
     def __init__(
@@ -71,10 +78,12 @@ class OtaServer:
         *,
         seed: int = 0,
         on_progress: Callable[[Any, int, int], None] | None = None,
+        offer: OtaOffer | None = None,
     ) -> None:
         if not image:
             raise TransportError("the firmware image is empty")
         self.image = image
+        self.offer = offer
         self.config = config or ServerConfig()
         self.seed = seed
         self.on_progress = on_progress
@@ -93,7 +102,8 @@ class OtaServer:
                 cb(addr, done, total)
 
         sess = ServerSession(
-            self.image, self.config, seed=self.seed + self._count, progress=progress
+            self.image, self.config, seed=self.seed + self._count, progress=progress,
+            offer=self.offer,
         )
         self.all_sessions.append(sess)
         return sess
@@ -152,11 +162,13 @@ class OtaServer:
                 status=str(sess.status),
                 error=sess.error,
                 device_id=sess.hello.device_id.hex() if sess.hello else "",
-                payload_bytes=len(self.image) if sess.status == SessionStatus.COMPLETE else 0,
+                payload_bytes=len(sess.image) if sess.status == SessionStatus.COMPLETE else 0,
                 chunks_sent=sess.chunks_sent,
                 resends=sess.resends,
                 started_at=sess.started_at,
                 finished_at=sess.finished_at,
+                encoding=sess.choice.encoding if sess.choice else "raw",
+                module_bytes=len(sess.choice.module) if sess.choice else len(self.image),
             )
         )
 

@@ -61,6 +61,7 @@ from flashroom.ota.messages import (
     parse_request,
     reset_for,
 )
+from flashroom.ota.stream import Choice, OtaOffer
 from flashroom.particle.crc import crc32
 from flashroom.progress import ProgressFn, noop_progress
 
@@ -146,7 +147,11 @@ class ServerConfig:
 
 
 class ServerSession:
-    """The server side of spec 6 for one device: waits for a Hello, then drives the update."""
+    """The server side of spec 6 for one device: waits for a Hello, then drives the update.
+
+    With an ``offer`` (:class:`flashroom.ota.stream.OtaOffer`) the file is chosen when the Hello
+    arrives: a delta, compressed or raw (:attr:`choice`); ``image`` is then the raw module.
+    """
 
     def __init__(
         self,
@@ -155,8 +160,11 @@ class ServerSession:
         *,
         seed: int = 0,
         progress: ProgressFn | None = None,
+        offer: OtaOffer | None = None,
     ) -> None:
         self.image = image
+        self.offer = offer
+        self.choice: Choice | None = None
         self.config = config or ServerConfig()
         if not 1 <= self.config.chunk_size <= 0xFFFF:
             raise TransportError(f"chunk size {self.config.chunk_size}: expected 1..65535")
@@ -168,6 +176,7 @@ class ServerSession:
         self.ep = CoapEndpoint(seed=seed, tuning=self.config.tuning)
         self.progress = progress or noop_progress
         self.chunk_count = math.ceil(len(image) / self.config.chunk_size)
+        self.store = self.config.store
         self.status = SessionStatus.WAITING
         self.error: str | None = None
         self.hello: Hello | None = None
@@ -294,10 +303,17 @@ class ServerSession:
     def _start(self, now: float) -> list[bytes]:
         self.started_at = now
         cfg = self.config
+        short = cfg.begin_form == BeginForm.SHORT
+        if self.offer is not None:
+            # the per-device pick (ota/stream.py); a size-less UpdateBegin has no store field
+            choice = self.offer.choose(None if short else self.hello)
+            self.choice = choice
+            self.image = choice.payload
+            self.store = choice.store
+            self.chunk_count = math.ceil(len(self.image) / cfg.chunk_size)
         flags = FLAG_FAST_OTA if cfg.fast else 0
         length = len(self.image) + cfg.faults.file_length_delta
-        begin = UpdateBegin(flags, cfg.chunk_size, length, cfg.store, 0)
-        short = cfg.begin_form == BeginForm.SHORT
+        begin = UpdateBegin(flags, cfg.chunk_size, length, self.store, 0)
         msg = begin.to_coap(self.ep.next_mid(), self.ep.next_token(), short=short)
         self._begin = msg
         self.status = SessionStatus.BEGIN

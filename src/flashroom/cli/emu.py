@@ -510,6 +510,7 @@ class ConnectOptions:
     time_limit: float
     save: bool
     fast_ota: bool = True
+    stream: bool = True
 
 
 def build_link(opts: ConnectOptions) -> Any:
@@ -587,6 +588,14 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
     "(spec 6.2).",
 )
 @click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
+@click.option(
+    "--stream/--no-stream",
+    default=True,
+    show_default=True,
+    help="Extended profile: say in the Hello that the device applies delta and compressed "
+    "updates, and apply them (modelled, docs/delta-ota.md). --no-stream: raw bytes only, as "
+    "the real extended firmware.",
+)
 @format_option
 def connect(
     url: str,
@@ -604,6 +613,7 @@ def connect(
     time_limit: float,
     fast_ota: bool,
     save: bool,
+    stream: bool,
     fmt: str,
 ) -> None:
     """Connect an emulated device to an OTA server and take its update.
@@ -611,7 +621,10 @@ def connect(
     The device says Hello, receives the update through its system OTA path (erase, chunk
     writes, HAL_FLASH_End), resets and reports what it cost on the emulated link: payload and
     wire bytes (CoAP + UDP + IPv4 + DTLS), messages, retransmissions and the simulated link
-    time. Exits 1 when the update was not applied (the report says why).
+    time. An extended device says in its Hello that it applies delta and compressed files and
+    decodes whatever it gets into the OTA scratch (modelled, docs/delta-ota.md); the report
+    separates the bytes received from the bytes written. Exits 1 when the update was not
+    applied (the report says why).
 
     \b
     Example:
@@ -633,6 +646,7 @@ def connect(
         time_limit,
         save,
         fast_ota,
+        stream,
     )
     result = _run_connect(opts)
     data = result.to_json()
@@ -663,7 +677,9 @@ def _run_connect(opts: ConnectOptions) -> Any:
         tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
         linger_s=min(5.0, 4 * opts.ack_timeout),
         begin_timeout_s=max(30 * opts.ack_timeout, 5.0),
+        announce_stream=opts.stream,
     )
+    device.ota_stream_enabled = opts.stream
     with progress_bar("receiving update", None) as progress:
         result = update_over_udp(
             device,

@@ -1,4 +1,5 @@
-"""``flashroom ota serve``: Particle OTA over real CoAP/UDP, as the cloud serves it.
+"""``flashroom ota serve``: Particle OTA over real CoAP/UDP, as the cloud serves it; and
+``flashroom ota diff``: the delta a server sends a device running a known base.
 
 A thin shell: parse options, call :mod:`flashroom.ota`, render. The device side of the same
 exchange is ``flashroom emu connect`` (:mod:`flashroom.cli.emu`).
@@ -16,6 +17,7 @@ from typing import Any
 
 import click
 
+from flashroom.atomicfile import write_bytes_atomic
 from flashroom.cli.common import (
     CheckFailed,
     FlashroomGroup,
@@ -24,6 +26,7 @@ from flashroom.cli.common import (
     progress_bar,
     stdout_console,
 )
+from flashroom.cli.options import output_option
 from flashroom.cli.params import FiniteFloatRange
 from flashroom.errors import FlashroomError, UsageError
 from flashroom.ota.endpoint import CoapTuning
@@ -61,6 +64,8 @@ class ServeOptions:
     allow_invalid: bool = False
     pace_kbps: float | None = None
     begin_form: str = "long"
+    bases: tuple[Path, ...] = ()
+    stream: bool = True
 
 
 def _read_firmware(opts: ServeOptions) -> bytes:
@@ -170,6 +175,21 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     help="Fast OTA: send chunks at this wire rate in kbit/s, e.g. the modem's downlink "
     "(default: back to back).",
 )
+@click.option(
+    "--base",
+    "bases",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A module devices may be running (repeatable): a device whose Hello reports it gets "
+    "a delta to FIRMWARE (docs/delta-ota.md).",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=True,
+    show_default=True,
+    help="Send a delta or compressed file to devices whose Hello says they apply one "
+    "(flashroom's extension; a stock device always gets raw bytes). --no-stream: raw to all.",
+)
 @format_option
 def serve(
     bind: str,
@@ -182,6 +202,8 @@ def serve(
     response_timeout: float,
     pace_kbps: float | None,
     begin_form: str,
+    bases: tuple[Path, ...],
+    stream: bool,
     fmt: str,
 ) -> None:
     """Serve FIRMWARE to every device that says Hello, over CoAP on UDP.
@@ -191,9 +213,13 @@ def serve(
     its UpdateReady / ChunkReceived responses and ChunkMissed (`GET c`) requests (spec 6.1).
     Prints the bound address on stderr, then a per-session report.
 
+    Per device, from its Hello: a delta when it runs one of the --base modules and applies
+    deltas, else a compressed file when it applies those, else the raw module (stock).
+
     \b
     Example:
       flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --max-sessions 1
+      flashroom ota serve --firmware app-v8.bin --base app-v7.bin --base app-v6.bin
     """
     opts = ServeOptions(
         bind,
@@ -206,12 +232,16 @@ def serve(
         allow_invalid,
         pace_kbps,
         begin_form,
+        bases,
+        stream,
     )
     image = _read_firmware(opts)
     firmware_info = _check_firmware(opts, image)
-    report = _run_serve(opts, image)
+    offer = _offer(opts, image)
+    report = _run_serve(opts, image, offer)
     data = report.to_json()
     data["firmware"] = firmware_info
+    data["offer"] = _offer_json(offer)
     if fmt == "json":
         emit_json(data)
     else:
@@ -220,7 +250,47 @@ def serve(
         raise CheckFailed()
 
 
-def _run_serve(opts: ServeOptions, image: bytes) -> Any:
+def _read_module(path: Path, what: str) -> bytes:
+    """A module file given on the command line, parsed and CRC-checked (exit 2 otherwise)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot read file ({e.strerror or e})") from None
+    try:
+        mod = parse_module(data, filename=str(path))
+    except FlashroomError as e:
+        raise UsageError(f"{what} {path}: not a valid module: {e}") from None
+    if not mod.crc_ok:
+        raise UsageError(
+            f"{what} {path}: CRC-32 stored 0x{mod.crc_stored:08x}, computed "
+            f"0x{mod.crc_computed:08x}"
+        )
+    return data
+
+
+def _offer(opts: ServeOptions, image: bytes) -> Any:
+    """The per-device pick (ota/stream.py), or None with --no-stream."""
+    from flashroom.ota.stream import OtaOffer  # detools/zlib encoders: only when serving
+
+    if not opts.stream:
+        return None
+    bases = [_read_module(b, "--base") for b in opts.bases]
+    return OtaOffer(image, bases)
+
+
+def _offer_json(offer: Any) -> dict[str, Any] | None:
+    if offer is None:
+        return None
+    return {
+        "bases": [
+            {"sha256": sha, "delta_bytes": len(offer.delta_for(sha) or b"")}
+            for sha in offer.base_sha256s
+        ],
+        "module_bytes": len(offer.module),
+    }
+
+
+def _run_serve(opts: ServeOptions, image: bytes, offer: Any = None) -> Any:
     from flashroom.ota.transport import parse_bind, serve_udp  # asyncio: deferred for start-up time
 
     host, port = parse_bind(opts.bind)
@@ -242,7 +312,7 @@ def _run_serve(opts: ServeOptions, image: bytes) -> Any:
             progress_by_peer[addr] = done
             progress(min(sum(progress_by_peer.values()), total), total)
 
-        server = OtaServer(image, config, on_progress=on_progress)
+        server = OtaServer(image, config, on_progress=on_progress, offer=offer)
 
         def on_bound(addr: tuple[str, int]) -> None:
             click.echo(f"listening on coap://{addr[0]}:{addr[1]}", err=True)
@@ -277,13 +347,14 @@ def _print_serve(data: dict[str, Any]) -> None:
 
     console = stdout_console()
     t = Table(title=f"ota serve {data['address']}")
-    for col in ("peer", "device_id", "status", "chunks_sent", "resends", "error"):
+    for col in ("peer", "device_id", "status", "encoding", "chunks_sent", "resends", "error"):
         t.add_column(col)
     for s in data["session_records"]:
         t.add_row(
             s["peer"],
             s["device_id"],
             s["status"],
+            s.get("encoding", "raw"),
             str(s["chunks_sent"]),
             str(s["resends"]),
             s["error"] or "",
@@ -302,4 +373,67 @@ def _print_serve(data: dict[str, Any]) -> None:
         f"({data['throughput_bps'] / 1000:.1f} kbit/s; served {data['wall_s']} s in all); "
         f"datagrams in {data['datagrams_in']}, "
         f"out {data['datagrams_out']}, malformed {data['malformed']}"
+    )
+
+
+# =========================================================================== ota diff
+@dataclass
+class DiffOptions:
+    """``ota diff`` options."""
+
+    old: Path
+    new: Path
+    output: Path
+    compression: str
+
+
+@ota.command()
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@output_option(help="Patch file to write (a delta streamed-update file; replaced atomically).")
+@click.option(
+    "--compression",
+    type=click.Choice(["deflate", "heatshrink", "crle", "none"]),
+    default="deflate",
+    show_default=True,
+    help="How the detools patch is compressed: deflate (the whole patch raw-Deflated) or one "
+    "of the detools C library's own readers.",
+)
+@format_option
+def diff(old: Path, new: Path, output: str, compression: str, fmt: str) -> None:
+    """Make the delta that rebuilds NEW from OLD on a streamed-OTA device.
+
+    The patch is a detools sequential (bsdiff) patch in flashroom's streamed-update file
+    (docs/delta-ota.md); it is decoded back on the host before it is written. Shows its size
+    beside the compressed and raw alternatives and detools' own patch sizes.
+
+    \b
+    Example:
+      flashroom ota diff app-v7.bin app-v8.bin -o v7-to-v8.patch
+      flashroom ota diff app-v7.bin app-v8.bin -o v7-to-v8.patch --format json
+    """
+    from flashroom.ota.stream import diff_modules  # detools: only when a patch is made
+
+    opts = DiffOptions(old, new, Path(output), compression)
+    a = _read_module(opts.old, "OLD")
+    b = _read_module(opts.new, "NEW")
+    result = diff_modules(a, b, compression=opts.compression)
+    write_bytes_atomic(opts.output, result.patch)
+    data = result.to_json()
+    data["old"]["path"] = str(opts.old)
+    data["new"]["path"] = str(opts.new)
+    data["patch"]["path"] = str(opts.output)
+    if fmt == "json":
+        emit_json(data)
+        return
+    console = stdout_console()
+    p, c, d = data["patch"], data["compressed"], data["detools"]
+    console.print(
+        f"wrote {opts.output}: {fmt_size(p['size'])} ({p['encoding']}), {p['ratio']:.4f} of "
+        f"the {fmt_size(data['new']['size'])} module"
+    )
+    console.print(
+        f"compressed instead: deflate {c['deflate']['ratio']:.3f}, heatshrink "
+        f"{c['heatshrink']['ratio']:.3f}; detools' own patch: lzma {d['lzma']['ratio']:.4f}, "
+        f"heatshrink {d['heatshrink']['ratio']:.4f}"
     )

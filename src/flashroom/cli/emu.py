@@ -242,9 +242,13 @@ def ota_cmd(
 
     Exit 0 when the module is applied (and, for an app, running), 1 when it was rejected or the
     power cut interrupted it (the device is then off: 'emu boot' powers it on), 2 on bad input.
+    A delta or compressed file ('flashroom ota diff') is sent as a streamed update, which an
+    extended device decodes into the OTA scratch (docs/delta-ota.md).
 
     Example: flashroom emu ota --image dev.img app.bin --cut-at-op 70000
     """
+    from flashroom.emu.stream import streamed_ota_args  # numpy: deferred for start-up time
+
     if torn and cut_at_op is None:
         raise UsageError("--torn needs --cut-at-op N")
     dev = _load(image)
@@ -252,7 +256,8 @@ def ota_cmd(
     saved = dev.flash.granularity
     if granularity is not None:
         dev.flash.granularity = granularity
-    out = dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed)
+    store, expect = streamed_ota_args(dev.user_part_bytes(), data)
+    out = dev.ota(data, cut_at_op=cut_at_op, torn=torn, seed=seed, store=store, expect=expect)
     dev.flash.granularity = saved
     _require_cut(out, cut_at_op, "OTA", image)
     dev.save(image)

@@ -142,8 +142,9 @@ HEATSHRINK_INPUT_BUFFER = 256
 #: :data:`STREAM_HEADER_MAX` bytes), a SHA-256 context (mbedtls_sha256_context, 108 bytes), the
 #: CRC and counters, the filter's 3 pending bytes.
 STREAM_STATE_BYTES = 1024
-#: Decoded bytes staged before each ``FLASH_Update`` (64 words).
-STREAM_OUT_BUFFER = 256
+#: Decoded bytes staged before each ``FLASH_Update`` (128 words: as many writes as a raw
+#: OTA of 512-byte chunks).
+STREAM_OUT_BUFFER = 512
 #: The largest stream header with its block table (64 fixed bytes, 4 per block, the CRC).
 STREAM_HEADER_MAX = 512
 #: The smallest output block the header may declare (it bounds the table).

@@ -12,7 +12,7 @@ system OTA entry points do this instead of writing the received bytes:
   arrive out of order) into the decoder. A chunk that arrives ahead of the stream when the buffer
   is full returns :data:`~flashroom.deviceos.stream.SAVE_CHUNK_DEFERRED`: it is not kept, and the
   extended ``ChunkedTransfer`` leaves its bitmap bit clear, so ChunkMissed asks for it again. The
-  decoded bytes are staged 256 at a time and written with ``FLASH_Update`` (so through
+  decoded bytes are staged 512 at a time and written with ``FLASH_Update`` (so through
   :meth:`NorFlash.program`) into 0x080C0000 onwards; a delta reads its base from the user part.
 * ``Spark_Finish_Firmware_Update``: the stream must be complete (every byte decoded, the target
   size, the target SHA-256); then the existing ``HAL_FLASH_End`` validates the rebuilt module
@@ -88,7 +88,7 @@ def _fail(code: int, message: str) -> StreamError:
 
 # ============================================================================ the output side
 class _Sink:
-    """Decoded bytes -> filter -> block CRCs, SHA-256 -> 256-byte staging -> ``FLASH_Update``."""
+    """Decoded bytes -> filter -> block CRCs, SHA-256 -> 512-byte staging -> ``FLASH_Update``."""
 
     def __init__(self, hw: Hardware, addr: int, header: StreamHeader):
         self.hw = hw
@@ -659,6 +659,8 @@ class StreamReceiver:
     def _die(self, e: StreamError) -> None:
         self.error = e
         self.stats.error = str(e)
+        if self._sink is not None:
+            self.stats.written = self._sink.written
         self.pending.clear()
         self.pending_bytes = 0
 
@@ -974,4 +976,19 @@ def stream_report(hw: Hardware) -> StreamReport | None:
     )
 
 
-__all__ = ["StreamReceiver", "StreamStats", "StreamedOta", "stream_report"]
+def streamed_ota_args(user_part: bytes, data: bytes) -> tuple[int, bytes | None]:
+    """``Device.ota``'s ``store`` and ``expect`` for a file: a streamed-update file (magic
+    ``FRst``) goes with the streamed store and the module it decodes to on the host (with the
+    device's user part as a delta's base; None when it does not decode); anything else is a
+    module for the FIRMWARE store."""
+    from flashroom.particle.stream import decode_stream, is_stream
+
+    if not is_stream(data):
+        return 0, None
+    try:
+        return STORE_STREAMED_FIRMWARE, decode_stream(data, user_part)
+    except ModuleFormatError:
+        return STORE_STREAMED_FIRMWARE, None
+
+
+__all__ = ["StreamReceiver", "StreamStats", "StreamedOta", "stream_report", "streamed_ota_args"]

@@ -233,10 +233,11 @@ class StreamReporting(Protocol):
 ELECTRON_EXTENDED_STREAM = StreamCapability(
     encodings=EncodingMask.DEFLATE | EncodingMask.HEATSHRINK | EncodingMask.DELTA,
     ram_budget=32 * 1024,
-    max_window_bits=14,
+    max_window_bits=13,
     max_heatshrink_window=12,
     source="modelled (docs/delta-ota.md): 32 KB of the 111 KB user/heap SRAM (spec 1.7); "
-    "Deflate window 2^14 = 16 KB (uzlib dictionary ring); detools C library for deltas",
+    "Deflate window 2^13 = 8 KB (uzlib dictionary ring), which leaves a ~38-chunk reorder "
+    "buffer (the server's receive window); the detools C library for deltas",
 )
 
 

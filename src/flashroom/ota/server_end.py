@@ -19,6 +19,15 @@ wait for the device's CoAP retransmission but sends the final UpdateDone; a Chun
 no token, so a late answer to the early one is taken as the answer to the open one (at worst a
 few chunks are resent needlessly and one more UpdateDone follows).
 
+Streamed files (a delta or compressed file, ota/stream.py). The device decodes them in order and
+keeps out-of-order chunks only in what its RAM budget leaves; a chunk beyond that is not taken
+and must be sent again (deviceos.stream ``SAVE_CHUNK_DEFERRED``). So in fast OTA the server sends
+only within the device's receive window (:func:`flashroom.ota.stream.receive_window`, from its
+Hello) above the lowest chunk the last ChunkMissed said was missing, polls with an UpdateDone
+when half the window is out, and resends missed chunks first. On a lossless link nothing is
+deferred and the window never closes on a 3g link (25 chunks of 512 bytes per 0.2 s round trip
+exceed 384 kbit/s).
+
 The round trip is measured Karn-style from CONs answered without a retransmission (UpdateBegin,
 UpdateDone and stop-and-wait Chunk -> ACK), smoothed as TCP's SRTT (1/8 gain).
 
@@ -61,7 +70,7 @@ from flashroom.ota.messages import (
     parse_request,
     reset_for,
 )
-from flashroom.ota.stream import Choice, OtaOffer
+from flashroom.ota.stream import Choice, OtaOffer, hello_report, receive_window
 from flashroom.particle.crc import crc32
 from flashroom.progress import ProgressFn, noop_progress
 
@@ -177,6 +186,9 @@ class ServerSession:
         self.progress = progress or noop_progress
         self.chunk_count = math.ceil(len(image) / self.config.chunk_size)
         self.store = self.config.store
+        self.window: int | None = None  # streamed files: chunks the device takes past _floor
+        self._floor = 0  # the lowest chunk the device may still lack (from ChunkMissed)
+        self._frontier = 0  # one past the highest index sent
         self.status = SessionStatus.WAITING
         self.error: str | None = None
         self.hello: Hello | None = None
@@ -222,7 +234,12 @@ class ServerSession:
         if self._vanished:
             return None
         cands = [self.ep.deadline(), self._wait_until]
-        if self._queue and self.config.pace_bps and self.status == SessionStatus.SENDING:
+        if (
+            self._queue
+            and self.config.pace_bps
+            and self.status == SessionStatus.SENDING
+            and not self._window_closed()  # a closed window waits for a ChunkMissed instead
+        ):
             cands.append(self._next_send_at)
         if self._done_early and not self._queue and self.status == SessionStatus.SENDING:
             cands.append(self._early_giveup_at)
@@ -311,6 +328,9 @@ class ServerSession:
             self.image = choice.payload
             self.store = choice.store
             self.chunk_count = math.ceil(len(self.image) / cfg.chunk_size)
+            report = hello_report(self.hello) if self.hello is not None else None
+            if choice.encoding != "raw" and report is not None:
+                self.window = receive_window(report, cfg.chunk_size)
         flags = FLAG_FAST_OTA if cfg.fast else 0
         length = len(self.image) + cfg.faults.file_length_delta
         begin = UpdateBegin(flags, cfg.chunk_size, length, self.store, 0)
@@ -458,7 +478,12 @@ class ServerSession:
         if self.status != SessionStatus.SENDING or not self.fast:
             return out
         pace = self.config.pace_bps
-        while self._queue and (not pace or now >= self._next_send_at):
+        while self._queue:
+            if self._window_closed():
+                out += self._poll_window(now)
+                break
+            if pace and now < self._next_send_at:
+                break
             if self._gone(now):
                 return out
             index = self._queue.popleft()
@@ -490,6 +515,17 @@ class ServerSession:
             out += self._send_done(now)
         return out
 
+    def _window_closed(self) -> bool:
+        """A streamed file's next chunk is past the device's receive window (module docstring)."""
+        return self.window is not None and self._queue[0] >= self._floor + self.window
+
+    def _poll_window(self, now: float) -> list[bytes]:
+        """Ask where the device is (an UpdateDone; its ChunkMissed moves the floor up)."""
+        if self._done_mid is not None or self._wait_until is not None:
+            return []  # one UpdateDone open at a time: its answer is on the way
+        self.early_dones += 1
+        return self._send_done(now, early=True)
+
     def _early_done_due(self, chunk_datagram: int, pace: float) -> bool:
         """Paced fast OTA: is it time for an UpdateDone while chunks are still queued?
 
@@ -497,12 +533,14 @@ class ServerSession:
         drain, and at least one round trip (otherwise the answer would come back after the
         queue drained and the final UpdateDone would only be delayed by waiting for it).
         """
+        if self._done_mid is not None or self._wait_until is not None:
+            return False  # one UpdateDone open at a time
+        if self.window is not None and self._frontier >= self._floor + self.window // 2:
+            return self.chunks_sent > self._done_mark  # half the window out: poll
         lead = self.config.done_lead_rtts
         rtt = self.rtt_s
         if not lead or rtt is None or not self._queue:
             return False
-        if self._done_mid is not None or self._wait_until is not None:
-            return False  # one UpdateDone open at a time
         if self.chunks_sent <= self._done_mark:
             return False  # nothing sent since the last one
         per_chunk = (chunk_datagram + self.config.per_datagram_overhead) * 8 / pace
@@ -543,11 +581,18 @@ class ServerSession:
         # still queued, were in flight or pending and are listed only because they had not
         # arrived yet (see the module docstring).
         queued = set(self._queue)
+        resend: list[int] = []
         for i in req.indices:
             last = self._last_tx.get(i)  # None: never sent (e.g. an UpdateDone fault)
             if (last is None or last <= self._done_mark) and i not in queued:
                 queued.add(i)
-                self._queue.append(i)
+                resend.append(i)
+        if self.window is not None:
+            # a streamed file: the device needs the lowest missing chunk before anything else
+            self._floor = max(self._floor, min(req.indices, default=self._floor))
+            self._queue.extendleft(reversed(resend))
+        else:
+            self._queue.extend(resend)
         self._next_send_at = max(self._next_send_at, now)
         return self._pump(now)
 
@@ -570,6 +615,7 @@ class ServerSession:
             self.resends += 1
         self._sent_once.add(index)
         self.chunks_sent += 1
+        self._frontier = max(self._frontier, index + 1)
         self._last_tx[index] = self.chunks_sent
         self.chunk_bytes_sent += len(data)
         chunk = Chunk(data, crc, index if with_index else None)

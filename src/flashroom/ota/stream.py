@@ -116,6 +116,19 @@ def parse_hello_ext(ext: bytes) -> StreamReport:
     return StreamReport(EncodingMask(enc & 0x07), max_out, ram, wbits, hsw, base_size, sha)
 
 
+def receive_window(report: StreamReport, chunk_size: int) -> int:
+    """How many chunks from the lowest one a streamed-OTA device still lacks it can take
+    without deferring any: the next one, plus what its reorder buffer holds with the largest
+    decoder it may have to allocate (before the header is in, ``emu/stream.py`` reserves that).
+    """
+    largest = max(
+        decoder_ram(StreamEncoding.DELTA_DEFLATE, report.max_window_bits),
+        decoder_ram(StreamEncoding.HEATSHRINK, report.max_heatshrink_window << 4),
+    )
+    room = report.ram_budget - largest - STREAM_STATE_BYTES - STREAM_OUT_BUFFER
+    return 1 + max(0, room) // max(1, chunk_size)
+
+
 def stream_hello(platform_id: int, device_id: bytes, report: StreamReport | None) -> Hello:
     """The Hello a device sends: v2.3.1's, plus the extension when it has a report."""
     if report is None:
@@ -408,5 +421,6 @@ __all__ = [
     "encode_hello_ext",
     "hello_report",
     "parse_hello_ext",
+    "receive_window",
     "stream_hello",
 ]

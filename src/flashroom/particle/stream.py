@@ -60,7 +60,7 @@ VERSION = 1
 #: Default output block: 8 KB (32 table entries, 128 bytes, for a 256 KB module).
 DEFAULT_BLOCK_SIZE = 8192
 #: Default Deflate window: the extended Electron's maximum (deviceos.stream).
-DEFAULT_WINDOW_BITS = 14
+DEFAULT_WINDOW_BITS = 13
 #: Default heatshrink parameters of a compressed (not delta) file: 2 KB window, 16-byte matches.
 DEFAULT_HEATSHRINK = (11, 4)
 

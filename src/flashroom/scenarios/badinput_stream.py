@@ -26,6 +26,7 @@ from flashroom.ota.stream import OtaOffer
 from flashroom.particle.build import synthetic_user_app
 from flashroom.particle.evolve import small_change
 from flashroom.particle.stream import (
+    DEFAULT_WINDOW_BITS,
     StreamHeader,
     encode_compressed,
     encode_delta,
@@ -96,8 +97,8 @@ def truncated_consistent(ctx: StreamCtx) -> bytes:
 def too_large(ctx: StreamCtx) -> bytes:
     """A compressed file whose header promises a module 4 KB larger than the scratch."""
     target = bytes(ctx.user_max + 4096)
-    payload = _deflate(target, 14)
-    h = make_header(target, payload, encoding=StreamEncoding.DEFLATE, param=14)
+    payload = _deflate(target, DEFAULT_WINDOW_BITS)
+    h = make_header(target, payload, encoding=StreamEncoding.DEFLATE, param=DEFAULT_WINDOW_BITS)
     return h.to_bytes() + payload
 
 
@@ -116,8 +117,10 @@ def wrong_platform(ctx: StreamCtx) -> bytes:
 
 def zip_bomb(ctx: StreamCtx) -> bytes:
     """Deflate that inflates to 2 MB of zeros under a header that promises 64 KB."""
-    payload = _deflate(bytes(2 * 1024 * 1024), 14)
-    h = make_header(bytes(64 * 1024), payload, encoding=StreamEncoding.DEFLATE, param=14)
+    payload = _deflate(bytes(2 * 1024 * 1024), DEFAULT_WINDOW_BITS)
+    h = make_header(
+        bytes(64 * 1024), payload, encoding=StreamEncoding.DEFLATE, param=DEFAULT_WINDOW_BITS
+    )
     return h.to_bytes() + payload
 
 
@@ -136,7 +139,7 @@ def midstream_mismatch(ctx: StreamCtx) -> bytes:
 
 
 def over_ram(ctx: StreamCtx) -> bytes:
-    """A compressed file with a 32 KB (2^15) Deflate window: more RAM than the budget."""
+    """A compressed file with a 32 KB (2^15) Deflate window: more RAM than the budget allows."""
     return encode_compressed(_new(ctx), window_bits=15)
 
 

@@ -282,6 +282,7 @@ def _offer_json(offer: Any) -> dict[str, Any] | None:
     if offer is None:
         return None
     return {
+        "delta": "modelled",  # the device side is a modelled change (docs/delta-ota.md)
         "bases": [
             {"sha256": sha, "delta_bytes": len(offer.delta_for(sha) or b"")}
             for sha in offer.base_sha256s

@@ -128,6 +128,9 @@ class TransferReport:
             "datagrams_reordered": self.reordered,
             "per_datagram_overhead": PER_DATAGRAM_OVERHEAD,
             "encoding": self.encoding,
+            # the device side of a streamed update is a modelled Device OS change
+            # (docs/delta-ota.md): the real firmware applies raw bytes only
+            "delta": "modelled" if self.encoding != "raw" else "none",
             "received_bytes": self.payload_bytes,
             "written_bytes": self.written_bytes,
             "module_bytes": self.module_bytes,

@@ -352,6 +352,7 @@ class DiffReport:
         n = len(self.new)
         h = StreamHeader.from_bytes(self.patch)
         return {
+            "delta": "modelled",  # the device side is a modelled change (docs/delta-ota.md)
             "old": {"size": len(self.old), "sha256": hashlib.sha256(self.old).hexdigest()},
             "new": {"size": n, "sha256": hashlib.sha256(self.new).hexdigest()},
             "patch": {

@@ -51,8 +51,13 @@ ENV_PAIR = "FLASHROOM_DELTA_APPS"
 
 
 def _fixtures() -> Path:
+    """$FLASHROOM_FIXTURES, else ../shared beside the checkout (as tests/conftest.py), else the
+    shared directory of the main checkout."""
     env = os.environ.get("FLASHROOM_FIXTURES")
-    return Path(env) if env else Path("/work/shared/fixtures/particle-modules")
+    if env:
+        return Path(env)
+    beside = Path(__file__).resolve().parent.parent.parent / "shared/fixtures/particle-modules"
+    return beside if beside.is_dir() else Path("/work/shared/fixtures/particle-modules")
 
 
 def _device(base: bytes, *, electron_app: bool) -> tuple[Device, Any]:

@@ -224,3 +224,23 @@ def test_a_refused_stream_keeps_refusing_and_finish_reports_why() -> None:
     assert "not the running app" in dev.last_ota_error
     assert _save(dev, f, data, 1) == -1340
     assert dev.finish_firmware_update(f, UpdateFlag.SUCCESS) == -1340
+
+
+@pytest.mark.parametrize("part", ["system-part1", "system-part2", "user-part"])
+def test_real_device_os_modules_rebuild_from_their_previous_release(
+    fixtures: Any, part: str
+) -> None:
+    # 0.4.0 -> 0.4.3 Photon modules: the base goes raw into the user part, the device rebuilds
+    # 0.4.3 into the scratch byte for byte (HAL_FLASH_End then refuses a Photon module: -1360
+    # or -1300, as it should on an Electron)
+    old = (fixtures / f"040_{part}.bin").read_bytes()
+    new = (fixtures / f"043_{part}.bin").read_bytes()
+    dev = Device.new(profile="extended")
+    dev.install(old, address=dev.profile.user_loc)
+    for data in (encode_delta(old, new), encode_compressed(new)):
+        f = _begin(dev, data)
+        for i in range(-(-len(data) // 512)):
+            assert _save(dev, f, data, i) == 0
+        assert dev.finish_firmware_update(f, UpdateFlag.SUCCESS) in (-1300, -1360)
+        assert dev.flash.read(dev.profile.ota_flash_address, len(new)) == new
+        assert dev.flash.read(dev.profile.user_loc, len(old)) == old

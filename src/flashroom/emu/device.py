@@ -445,7 +445,7 @@ class Device:
         try:
             sysfw = self._system
             file = FileTransferDescriptor(len(module), chunk_size, 0, store=store)
-            rc = sysfw.prepare_for_firmware_update(file, 0)
+            sysfw.prepare_for_firmware_update(file, 0)
             try:
                 for off in range(0, len(module), chunk_size):
                     piece = module[off : off + chunk_size]

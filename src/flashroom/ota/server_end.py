@@ -25,8 +25,8 @@ and must be sent again (deviceos.stream ``SAVE_CHUNK_DEFERRED``). So in fast OTA
 only within the device's receive window (:func:`flashroom.ota.stream.receive_window`, from its
 Hello) above the lowest chunk the last ChunkMissed said was missing, polls with an UpdateDone
 when half the window is out, and resends missed chunks first. On a lossless link nothing is
-deferred and the window never closes on a 3g link (25 chunks of 512 bytes per 0.2 s round trip
-exceed 384 kbit/s).
+deferred and the window never closes on a 3g link (the extended Electron's 39 chunks of 512
+bytes per 0.2 s round trip exceed 384 kbit/s).
 
 The round trip is measured Karn-style from CONs answered without a retransmission (UpdateBegin,
 UpdateDone and stop-and-wait Chunk -> ACK), smoothed as TCP's SRTT (1/8 gain).
@@ -47,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from flashroom.deviceos.gen2 import DEFAULT_CHUNK_SIZE
+from flashroom.deviceos.stream import STORE_STREAMED_FIRMWARE
 from flashroom.errors import TransportError
 from flashroom.ota.endpoint import CoapEndpoint, CoapTuning
 from flashroom.ota.messages import (
@@ -70,7 +71,7 @@ from flashroom.ota.messages import (
     parse_request,
     reset_for,
 )
-from flashroom.ota.stream import Choice, OtaOffer, hello_report, receive_window
+from flashroom.ota.stream import Choice, OtaOffer, receive_window
 from flashroom.particle.crc import crc32
 from flashroom.progress import ProgressFn, noop_progress
 
@@ -328,9 +329,8 @@ class ServerSession:
             self.image = choice.payload
             self.store = choice.store
             self.chunk_count = math.ceil(len(self.image) / cfg.chunk_size)
-            report = hello_report(self.hello) if self.hello is not None else None
-            if choice.encoding != "raw" and report is not None:
-                self.window = receive_window(report, cfg.chunk_size)
+            if choice.report is not None and choice.store == STORE_STREAMED_FIRMWARE:
+                self.window = receive_window(choice.report, cfg.chunk_size)
         flags = FLAG_FAST_OTA if cfg.fast else 0
         length = len(self.image) + cfg.faults.file_length_delta
         begin = UpdateBegin(flags, cfg.chunk_size, length, self.store, 0)

@@ -155,6 +155,7 @@ class Choice:
         module: the module the device ends up with.
         base_sha256: the base of a delta (hex), else "".
         reason: why this one, in words.
+        report: what the device's Hello said (None: a stock Hello).
     """
 
     encoding: str
@@ -163,6 +164,7 @@ class Choice:
     module: bytes
     base_sha256: str = ""
     reason: str = ""
+    report: StreamReport | None = None
 
     @property
     def ratio(self) -> float:
@@ -260,8 +262,16 @@ class OtaOffer:
             self._compressed[key] = data
         return self._compressed[key]
 
-    def raw(self, reason: str) -> Choice:
-        return Choice("raw", self.module, FileTransferStore.FIRMWARE, self.module, reason=reason)
+    def raw(self, reason: str, report: StreamReport | None = None) -> Choice:
+        """The module as is, FIRMWARE store."""
+        return Choice(
+            "raw",
+            self.module,
+            FileTransferStore.FIRMWARE,
+            self.module,
+            reason=reason,
+            report=report,
+        )
 
     def choose(self, hello: Hello | None) -> Choice:
         """What to send the device that said ``hello`` (see the module docstring)."""
@@ -271,7 +281,8 @@ class OtaOffer:
         if len(self.module) > report.max_output:
             return self.raw(
                 f"the module ({len(self.module)} bytes) is larger than the device can rebuild "
-                f"({report.max_output}); raw, and the device's own checks decide"
+                f"({report.max_output}); raw, and the device's own checks decide",
+                report,
             )
         why: list[str] = []
         if "delta" in self.allow and report.base_size:
@@ -293,6 +304,7 @@ class OtaOffer:
                     self.module,
                     sha,
                     f"the device runs {sha[:16]}, a base of this offer",
+                    report,
                 )
         elif "delta" in self.allow:
             why.append("the device reports no valid running app")
@@ -302,10 +314,10 @@ class OtaOffer:
             cands: list[tuple[StreamEncoding, int]] = []
             if 9 <= wb <= 15:  # zlib's raw Deflate encoder's range
                 cands.append((StreamEncoding.DEFLATE, wb))
-            hw, hl = DEFAULT_HEATSHRINK
-            hw = min(hw, report.max_heatshrink_window)
-            if hw >= 5:
-                cands.append((StreamEncoding.HEATSHRINK, (hw << 4) | min(hl, hw - 1)))
+            hs_w, hs_l = DEFAULT_HEATSHRINK
+            hs_w = min(hs_w, report.max_heatshrink_window)
+            if hs_w >= 5:
+                cands.append((StreamEncoding.HEATSHRINK, (hs_w << 4) | min(hs_l, hs_w - 1)))
             for enc, param in cands:
                 if not _fits(report, enc, param):
                     continue
@@ -319,9 +331,10 @@ class OtaOffer:
                     STORE_STREAMED_FIRMWARE,
                     self.module,
                     reason="; ".join([*why, "compressed: no delta for this device"]),
+                    report=report,
                 )
             why.append("no compressed form fits the device or is smaller")
-        return self.raw("; ".join(why) or "encodings disabled by the server")
+        return self.raw("; ".join(why) or "encodings disabled by the server", report)
 
 
 # ----------------------------------------------------------------------------- ota diff

@@ -74,7 +74,13 @@ from flashroom.emu.stream_decode import (
     stream_fail,
 )
 from flashroom.errors import ModuleFormatError, StreamError
-from flashroom.particle.stream import FIXED_SIZE, StreamHeader, encoding_name
+from flashroom.particle.stream import (
+    FIXED_SIZE,
+    StreamHeader,
+    decode_stream,
+    encoding_name,
+    is_stream,
+)
 from flashroom.ranges import fmt_addr
 
 
@@ -529,8 +535,6 @@ def streamed_ota_args(user_part: bytes, data: bytes) -> tuple[int, bytes | None]
     ``FRst``) goes with the streamed store and the module it decodes to on the host (with the
     device's user part as a delta's base; None when it does not decode); anything else is a
     module for the FIRMWARE store."""
-    from flashroom.particle.stream import decode_stream, is_stream
-
     if not is_stream(data):
         return 0, None
     try:

@@ -29,6 +29,7 @@ than the module is not sent.
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ from flashroom.ota.messages import Hello
 from flashroom.particle.stream import (
     DEFAULT_HEATSHRINK,
     DEFAULT_WINDOW_BITS,
+    StreamHeader,
+    decode_stream,
+    detools_patch,
     encode_compressed,
     encode_delta,
     encoding_name,
@@ -360,8 +364,6 @@ class DiffReport:
     detools_sizes: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
-        from flashroom.particle.stream import StreamHeader
-
         n = len(self.new)
         h = StreamHeader.from_bytes(self.patch)
         return {
@@ -400,8 +402,6 @@ def diff_modules(
         UsageError: empty input or a bad compression.
         ModuleFormatError: the patch does not decode to ``new`` (a detools bug).
     """
-    from flashroom.particle.stream import decode_stream, detools_patch
-
     patch = encode_delta(old, new, compression=compression, window_bits=window_bits)
     decode_stream(patch, old)
     compressed = {
@@ -417,8 +417,6 @@ def diff_modules(
 
 def detools_patch_lzma(old: bytes, new: bytes) -> bytes:
     """detools' sequential patch with its default compression (LZMA), for comparison only."""
-    import io
-
     import detools  # C extensions: only when a patch is made
 
     out = io.BytesIO()

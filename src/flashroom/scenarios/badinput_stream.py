@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -34,6 +35,7 @@ from flashroom.particle.stream import (
     split_stream,
 )
 from flashroom.particle.stream import deflate_raw as _deflate
+from flashroom.scenarios.deliver import update_in_process
 
 
 class StreamCtx(Protocol):
@@ -152,8 +154,6 @@ def bad_header_crc(ctx: StreamCtx) -> bytes:
 
 def lzma_patch(ctx: StreamCtx) -> bytes:
     """A detools patch compressed with LZMA (disabled in the device's detools build)."""
-    import io
-
     import detools  # C extensions: only for this case
 
     out = io.BytesIO()
@@ -209,8 +209,6 @@ def run_stream_case(
 def _lie(
     dev: Device, ctx: StreamCtx, claimed: bytes
 ) -> tuple[int | str | None, str, str | None, bool]:
-    from flashroom.scenarios.deliver import update_in_process
-
     if dev.stream_report() is None:
         why = "the profile has no streamed OTA: its Hello cannot claim a base"
         return "skipped", why, None, False

@@ -23,6 +23,7 @@ from flashroom.layout import Layout
 from flashroom.particle.build import synthetic_module, synthetic_user_app
 from flashroom.particle.evolve import small_change
 from flashroom.particle.module_info import read_module_info_at
+from flashroom.particle.stream import encode_delta
 from flashroom.scenarios.sweep_check import ErasePlan
 
 if TYPE_CHECKING:  # the device model imports numpy; the CLI reads this registry at start-up
@@ -170,8 +171,6 @@ class DeltaOta(SweepScenario):
 
     def patch(self, base: bytes, new: bytes) -> bytes:
         """The server's delta from ``base`` to ``new`` (made once per pair)."""
-        from flashroom.particle.stream import encode_delta  # detools: only for this scenario
-
         key = (hashlib.sha256(base).hexdigest(), hashlib.sha256(new).hexdigest())
         with self._lock:
             if key not in self._patches:

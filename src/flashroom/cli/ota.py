@@ -41,12 +41,16 @@ _DEFAULT_BIND = "127.0.0.1:5683"
 # =========================================================================== ota serve
 @click.group(cls=FlashroomGroup)
 def ota() -> None:
-    """Serve updates over CoAP/UDP as the Particle cloud does (spec 6).
+    """Serve updates over CoAP/UDP as the Particle cloud does (spec 6), and make the deltas
+    it sends to devices that apply them (docs/delta-ota.md).
 
     \b
     Example (two terminals):
       flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin
       flashroom emu connect coap://127.0.0.1:5683 --image dev.img --link 3g
+    A delta for devices running app-v7, and the same by hand:
+      flashroom ota serve --firmware app-v8.bin --base app-v7.bin
+      flashroom ota diff app-v7.bin app-v8.bin -o v7-to-v8.patch
     """
 
 

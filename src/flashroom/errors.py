@@ -133,6 +133,11 @@ class OtaError(FlashroomError):
         self.code = code
 
 
+class StreamError(OtaError):
+    """A streamed (delta or compressed) update cannot be decoded: ``code`` is the Device OS
+    ``system_error_t`` the device returns (flashroom.deviceos.stream)."""
+
+
 class TransportError(OtaError):
     """The transport (CoAP/UDP) failed: peer gone, timeout, malformed datagram."""
 

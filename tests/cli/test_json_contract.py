@@ -24,7 +24,7 @@ from flashroom.particle.compress import combine_modules, compress_module
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "json"
 #: Commands whose owners add their schema with their work (docs/json/README.md).
-PENDING = {"devos patch", "devos build", "devos package", "devos migrate-plan"}
+PENDING = {"devos patch", "devos build", "devos package", "devos migrate-plan", "ota diff"}
 _HEX_VALUE = re.compile(r"^0x[0-9a-fA-F]{4,8}$")
 
 

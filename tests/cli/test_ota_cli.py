@@ -107,12 +107,14 @@ def _connect_args(url: str, image: Path, *extra: str) -> list[str]:
 def test_emu_connect_json_against_server_process(
     cli: Any, server_factory: Any, device_image: Path, app_bin: Path
 ) -> None:
-    srv = server_factory(app_bin, "--max-sessions", "1")
+    # raw bytes (--no-stream): an extended device would otherwise get a compressed file
+    srv = server_factory(app_bin, "--max-sessions", "1", "--no-stream")
     res = cli(_connect_args(srv.url, device_image, "--link", "lossy", "--format", "json"))
     assert res.exit_code == 0, res.stderr
     data = res.json()
     assert data["result"] == "applied"
     assert data["payload_bytes"] == 48 * 1024
+    assert data["encoding"] == "raw" and data["written_bytes"] == 48 * 1024
     assert data["wire_bytes"] > data["payload_bytes"]
     assert data["messages"] > 96
     assert data["retransmissions"] >= 0
@@ -285,7 +287,8 @@ def test_emu_connect_where_nothing_listens_says_so(cli: Any, device_image: Path)
 def test_ota_serve_prints_one_line_per_session_event(
     cli: Any, server_factory: Any, device_image: Path, app_bin: Path
 ) -> None:
-    srv = server_factory(app_bin, "--max-sessions", "1", "--no-fast-ota")
+    # --no-stream: the raw module (an extended device would get a smaller compressed file)
+    srv = server_factory(app_bin, "--max-sessions", "1", "--no-fast-ota", "--no-stream")
     res = cli(_connect_args(srv.url, device_image, "--format", "json"))
     assert res.exit_code == 0, res.stderr
     out, err = srv.proc.communicate(timeout=SERVER_DEADLINE_S)

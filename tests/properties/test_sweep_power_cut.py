@@ -20,7 +20,13 @@ from flashroom.scenarios.sweep_scenarios import SCENARIOS
 @functools.lru_cache(maxsize=4)
 def _setup(granularity: str, scenario: str):  # type: ignore[no-untyped-def]
     return _build_setup(
-        SweepConfig(granularity=granularity, scenario=scenario, method="rerun", app_size=200 * 1024)
+        SweepConfig(
+            profile=SCENARIOS[scenario].needs_profile or "extended",
+            granularity=granularity,
+            scenario=scenario,
+            method="rerun",
+            app_size=200 * 1024,
+        )
     )
 
 

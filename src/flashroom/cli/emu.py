@@ -376,11 +376,16 @@ def ota_cmd(
     --fail-at-op N makes operation N fail (a brown-out's FLASH_SR error) and shows what Device
     OS does about it: FLASH_Update ignores it, the bootloader's copy stops, the DCT retries.
 
+    A delta or compressed file ('flashroom ota diff') is sent as a streamed update, which an
+    extended device decodes into the OTA scratch (docs/delta-ota.md).
+
     \b
     Example:
       flashroom emu ota --image dev.img app.bin --cut-at-op 70000
       flashroom emu ota --image stock.img step1.bin step2.bin step3.bin step4.bin
     """
+    from flashroom.emu.stream import streamed_ota_args  # numpy: deferred for start-up time
+
     if torn and cut_at_op is None:
         raise UsageError("--torn needs --cut-at-op N")
     if compare_model and len(module_paths) > 1:
@@ -398,7 +403,12 @@ def ota_cmd(
         out, cmp = _run(
             dev,
             lambda d=data, c=cut, f=fail: dev.ota(
-                d, cut_at_op=c, torn=torn, seed=seed, fail_at_op=f
+                d,
+                cut_at_op=c,
+                torn=torn,
+                seed=seed,
+                fail_at_op=f,
+                **_stream_args(dev, d, streamed_ota_args),
             ),
             compare_model,
         )
@@ -429,6 +439,13 @@ def ota_cmd(
     extra = None if len(datas) == 1 else [o.to_json() for o in steps]
     _finish(last, fmt, title, last.result == "applied" and len(steps) == len(datas), cmp,
             steps=extra)  # fmt: skip
+
+
+def _stream_args(dev: Any, data: bytes, streamed_ota_args: Any) -> dict[str, Any]:
+    """``store``/``expect`` for ``Device.ota`` when ``data`` is a streamed (delta/compressed)
+    file (ota/stream.py), else none."""
+    store, expect = streamed_ota_args(dev.user_part_bytes(), data)
+    return {"store": store, "expect": expect}
 
 
 @dataclass
@@ -807,6 +824,7 @@ class ConnectOptions:
     save: bool
     fast_ota: bool = True
     psk_file: Path | None = None
+    stream: bool = True
 
 
 def build_link(opts: ConnectOptions) -> Any:
@@ -889,6 +907,14 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
     "line of the device's own ID is used. Without it: plain CoAP, for an --insecure server.",
 )
 @click.option("--save/--no-save", default=True, show_default=True, help="Write the image back.")
+@click.option(
+    "--stream/--no-stream",
+    default=True,
+    show_default=True,
+    help="Extended profile: say in the Hello that the device applies delta and compressed "
+    "updates, and apply them (modelled, docs/delta-ota.md). --no-stream: raw bytes only, as "
+    "the real extended firmware.",
+)
 @format_option
 def connect(
     url: str,
@@ -907,6 +933,7 @@ def connect(
     fast_ota: bool,
     psk_file: Path | None,
     save: bool,
+    stream: bool,
     fmt: str,
 ) -> None:
     """Connect an emulated device to an OTA server and take its update.
@@ -914,10 +941,13 @@ def connect(
     The device says Hello, receives the update through its system OTA path (erase, chunk
     writes, HAL_FLASH_End), resets and reports what it cost on the emulated link: payload and
     wire bytes (CoAP + UDP + IPv4 + DTLS), messages, retransmissions and the simulated link
-    time. Exits 1 when the update was not applied (the report says why: result
-    installed_not_running when the system took it but the device does not run it after the
-    reset); exits 2 when the server does not answer ("no answer from URL after N attempts",
-    within a few retransmission timeouts) or the DTLS handshake fails.
+    time. An extended device says in its Hello that it applies delta and compressed files and
+    decodes whatever it gets into the OTA scratch (modelled, docs/delta-ota.md); the report
+    separates the bytes received from the bytes written. Exits 1 when the update was not
+    applied (the report says why: result installed_not_running when the system took it but
+    the device does not run it after the reset); exits 2 when the server does not answer
+    ("no answer from URL after N attempts", within a few retransmission timeouts) or the DTLS
+    handshake fails.
 
     \b
     Example:
@@ -940,6 +970,7 @@ def connect(
         save,
         fast_ota,
         psk_file,
+        stream,
     )
     result = _run_connect(opts)
     data = result.to_json()
@@ -1007,7 +1038,9 @@ def _run_connect(opts: ConnectOptions) -> Any:
         linger_s=min(5.0, 4 * opts.ack_timeout),
         begin_timeout_s=max(30 * opts.ack_timeout, 5.0),
         hello_attempts=_HELLO_ATTEMPTS,
+        announce_stream=opts.stream,
     )
+    device.ota_stream_enabled = opts.stream
     with progress_bar("receiving update", None) as progress:
         result = update_over_udp(
             device,

@@ -355,7 +355,9 @@ def render_connect(data: dict[str, Any]) -> None:
     rows = [
         ("result", data["result"]),
         ("error", data["error"] or ""),
-        ("payload bytes", str(data["payload_bytes"])),
+        ("encoding", str(data.get("encoding", "raw"))),
+        ("payload bytes (received)", str(data["payload_bytes"])),
+        ("written to the OTA scratch", str(data.get("written_bytes"))),
         ("wire bytes (CoAP+UDP+IPv4+DTLS)", str(data["wire_bytes"])),
         ("messages", str(data["messages"])),
         ("retransmissions", str(data["retransmissions"])),

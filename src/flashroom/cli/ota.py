@@ -1,4 +1,5 @@
-"""``flashroom ota serve``: Particle OTA over real CoAP/UDP, as the cloud serves it.
+"""``flashroom ota serve``: Particle OTA over real CoAP/UDP, as the cloud serves it; and
+``flashroom ota diff``: the delta a server sends a device running a known base.
 
 A thin shell: parse options, call :mod:`flashroom.ota`, render. The device side of the same
 exchange is ``flashroom emu connect`` (:mod:`flashroom.cli.emu`).
@@ -17,6 +18,7 @@ from typing import Any
 
 import click
 
+from flashroom.atomicfile import write_bytes_atomic
 from flashroom.cli.common import (
     CheckFailed,
     FlashroomGroup,
@@ -25,7 +27,7 @@ from flashroom.cli.common import (
     format_option,
     stdout_console,
 )
-from flashroom.cli.options import fast_ota_option
+from flashroom.cli.options import fast_ota_option, output_option
 from flashroom.cli.params import FiniteFloatRange
 from flashroom.deviceos import GEN2_PLATFORMS
 from flashroom.deviceos.registry import platform_by_id
@@ -44,12 +46,16 @@ _DEFAULT_BIND = "127.0.0.1:5683"
 # =========================================================================== ota serve
 @click.group(cls=FlashroomGroup)
 def ota() -> None:
-    """Serve updates over CoAP/UDP as the Particle cloud does (docs/device-os.md#protocol).
+    """Serve updates over CoAP/UDP as the Particle cloud does (docs/device-os.md#protocol),
+    and make the deltas it sends to devices that apply them (docs/delta-ota.md).
 
     \b
     Example (two terminals; keys.txt holds "DEVICE_ID_HEX KEY_HEX" lines):
       flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --psk-file keys.txt
       flashroom emu connect coap://127.0.0.1:5683 --image dev.img --psk-file keys.txt
+    A delta for devices running app-v7, and the same by hand:
+      flashroom ota serve --firmware app-v8.bin --base app-v7.bin --psk-file keys.txt
+      flashroom ota diff app-v7.bin app-v8.bin -o v7-to-v8.patch
     """
 
 
@@ -69,6 +75,8 @@ class ServeOptions:
     begin_form: str = "long"
     psk_file: Path | None = None
     insecure: bool = False
+    bases: tuple[Path, ...] = ()
+    stream: bool = True
 
 
 def _read_firmware(opts: ServeOptions) -> bytes:
@@ -209,6 +217,21 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     help="Fast OTA: send chunks at this wire rate in kbit/s, e.g. the modem's downlink "
     "(default: back to back).",
 )
+@click.option(
+    "--base",
+    "bases",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A module devices may be running (repeatable): a device whose Hello reports it gets "
+    "a delta to FIRMWARE (docs/delta-ota.md).",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=True,
+    show_default=True,
+    help="Send a delta or compressed file to devices whose Hello says they apply one "
+    "(flashroom's extension; a stock device always gets raw bytes). --no-stream: raw to all.",
+)
 @format_option
 def serve(
     bind: str,
@@ -223,6 +246,8 @@ def serve(
     begin_form: str,
     psk_file: Path | None,
     insecure: bool,
+    bases: tuple[Path, ...],
+    stream: bool,
     fmt: str,
 ) -> None:
     """Serve FIRMWARE to every device that says Hello, over CoAP on UDP.
@@ -235,10 +260,14 @@ def serve(
     session event (connected, update begun, every 10 %, done or failed) on stderr, then a
     per-session report.
 
+    Per device, from its Hello: a delta when it runs one of the --base modules and applies
+    deltas, else a compressed file when it applies those, else the raw module (stock).
+
     \b
     Example:
       flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --psk-file keys.txt
       flashroom ota serve --bind 127.0.0.1:0 --firmware app.bin --insecure --max-sessions 1
+      flashroom ota serve --firmware app-v8.bin --base app-v7.bin --base app-v6.bin --insecure
     """
     opts = ServeOptions(
         bind,
@@ -253,19 +282,64 @@ def serve(
         begin_form,
         psk_file,
         insecure,
+        bases,
+        stream,
     )
     image = _read_firmware(opts)
     firmware_info = _check_firmware(opts, image)
     check_chunk_size(chunk_size, firmware_info.get("platform_id"), len(image))
-    report = _run_serve(opts, image, firmware_info.get("platform_id"))
+    offer = _offer(opts, image)
+    report = _run_serve(opts, image, firmware_info.get("platform_id"), offer)
     data = report.to_json()
     data["firmware"] = firmware_info
+    data["offer"] = _offer_json(offer)
     if fmt == "json":
         emit_json(data)
     else:
         _print_serve(data)
     if max_sessions is not None and report.completed < report.ended:
         raise CheckFailed()
+
+
+def _read_module(path: Path, what: str) -> bytes:
+    """A module file given on the command line, parsed and CRC-checked (exit 2 otherwise)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{what} {path}: cannot read file ({e.strerror or e})") from None
+    try:
+        mod = parse_module(data, filename=str(path))
+    except FlashroomError as e:
+        raise UsageError(f"{what} {path}: not a valid module: {e}") from None
+    if not mod.crc_ok:
+        raise UsageError(
+            f"{what} {path}: CRC-32 stored 0x{mod.crc_stored:08x}, computed "
+            f"0x{mod.crc_computed:08x}"
+        )
+    return data
+
+
+def _offer(opts: ServeOptions, image: bytes) -> Any:
+    """The per-device pick (ota/stream.py), or None with --no-stream."""
+    from flashroom.ota.stream import OtaOffer  # detools/zlib encoders: only when serving
+
+    if not opts.stream:
+        return None
+    bases = [_read_module(b, "--base") for b in opts.bases]
+    return OtaOffer(image, bases)
+
+
+def _offer_json(offer: Any) -> dict[str, Any] | None:
+    if offer is None:
+        return None
+    return {
+        "delta": "modelled",  # the device side is a modelled change (docs/delta-ota.md)
+        "bases": [
+            {"sha256": sha, "delta_bytes": len(offer.delta_for(sha) or b"")}
+            for sha in offer.base_sha256s
+        ],
+        "module_bytes": len(offer.module),
+    }
 
 
 def _read_psk(path: Path) -> dict[bytes, bytes]:
@@ -295,7 +369,7 @@ def _event_line(t0: float, ev: SessionEvent) -> str:
     return f"{at} {who}: failed: {ev.error} ({sent})"
 
 
-def _run_serve(opts: ServeOptions, image: bytes, platform_id: int | None) -> Any:
+def _run_serve(opts: ServeOptions, image: bytes, platform_id: int | None, offer: Any = None) -> Any:
     from flashroom.ota.transport import coap_url, parse_bind, serve_udp  # asyncio: deferred
 
     host, port = parse_bind(opts.bind)
@@ -327,6 +401,7 @@ def _run_serve(opts: ServeOptions, image: bytes, platform_id: int | None) -> Any
         authenticate=psk is not None,
         on_event=on_event,
         platform_id=platform_id,
+        offer=offer,
     )
 
     def on_bound(addr: tuple[str, int]) -> None:
@@ -371,13 +446,14 @@ def _print_serve(data: dict[str, Any]) -> None:
 
     console = stdout_console()
     t = Table(title=f"ota serve {data['address']}")
-    for col in ("peer", "device_id", "status", "chunks_sent", "resends", "error"):
+    for col in ("peer", "device_id", "status", "encoding", "chunks_sent", "resends", "error"):
         t.add_column(col)
     for s in data["session_records"]:
         t.add_row(
             s["peer"],
             s["device_id"],
             s["status"],
+            s.get("encoding", "raw"),
             str(s["chunks_sent"]),
             str(s["resends"]),
             s["error"] or "",
@@ -405,4 +481,67 @@ def _print_serve(data: dict[str, Any]) -> None:
         f"({data['throughput_bps'] / 1000:.1f} kbit/s; served {data['wall_s']} s in all); "
         f"datagrams in {data['datagrams_in']}, "
         f"out {data['datagrams_out']}, malformed {data['malformed']}"
+    )
+
+
+# =========================================================================== ota diff
+@dataclass
+class DiffOptions:
+    """``ota diff`` options."""
+
+    old: Path
+    new: Path
+    output: Path
+    compression: str
+
+
+@ota.command()
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@output_option(help="Patch file to write (a delta streamed-update file; replaced atomically).")
+@click.option(
+    "--compression",
+    type=click.Choice(["deflate", "heatshrink", "crle", "none"]),
+    default="deflate",
+    show_default=True,
+    help="How the detools patch is compressed: deflate (the whole patch raw-Deflated) or one "
+    "of the detools C library's own readers.",
+)
+@format_option
+def diff(old: Path, new: Path, output: str, compression: str, fmt: str) -> None:
+    """Make the delta that rebuilds NEW from OLD on a streamed-OTA device.
+
+    The patch is a detools sequential (bsdiff) patch in flashroom's streamed-update file
+    (docs/delta-ota.md); it is decoded back on the host before it is written. Shows its size
+    beside the compressed and raw alternatives and detools' own patch sizes.
+
+    \b
+    Example:
+      flashroom ota diff app-v7.bin app-v8.bin -o v7-to-v8.patch
+      flashroom ota diff app-v7.bin app-v8.bin -o v7-to-v8.patch --format json
+    """
+    from flashroom.ota.stream import diff_modules  # detools: only when a patch is made
+
+    opts = DiffOptions(old, new, Path(output), compression)
+    a = _read_module(opts.old, "OLD")
+    b = _read_module(opts.new, "NEW")
+    result = diff_modules(a, b, compression=opts.compression)
+    write_bytes_atomic(opts.output, result.patch)
+    data = result.to_json()
+    data["old"]["path"] = str(opts.old)
+    data["new"]["path"] = str(opts.new)
+    data["patch"]["path"] = str(opts.output)
+    if fmt == "json":
+        emit_json(data)
+        return
+    console = stdout_console()
+    p, c, d = data["patch"], data["compressed"], data["detools"]
+    console.print(
+        f"wrote {opts.output}: {fmt_size(p['size'])} ({p['encoding']}), {p['ratio']:.4f} of "
+        f"the {fmt_size(data['new']['size'])} module"
+    )
+    console.print(
+        f"compressed instead: deflate {c['deflate']['ratio']:.3f}, heatshrink "
+        f"{c['heatshrink']['ratio']:.3f}; detools' own patch: lzma {d['lzma']['ratio']:.4f}, "
+        f"heatshrink {d['heatshrink']['ratio']:.4f}"
     )

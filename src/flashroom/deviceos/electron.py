@@ -17,6 +17,7 @@ from flashroom.deviceos.model import (
     Platform,
     Profile,
 )
+from flashroom.deviceos.stream import ELECTRON_EXTENDED_STREAM
 from flashroom.geometry import STM32F205XG
 
 _BL, _SP, _UP = ModuleFunction.BOOTLOADER, ModuleFunction.SYSTEM_PART, ModuleFunction.USER_PART
@@ -176,6 +177,8 @@ EXTENDED = Profile(
     # spec 9 change 5: stock firmware (2302) puts such an app in safe mode instead of running it
     user_dependency=Dependency(_SP, 2, gen2.EXTENDED_SYSTEM_VERSION),
     publishes_max_binary=True,  # spec 9 change 4
+    # modelled, not in the real firmware yet: decode delta/compressed OTA into the scratch
+    ota_stream=ELECTRON_EXTENDED_STREAM,
 )
 
 # The install of a fresh device (spec 2.4). Sizes are spec-silent: the real binaries are in the

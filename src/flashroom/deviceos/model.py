@@ -9,12 +9,15 @@ platforms share; :mod:`~flashroom.deviceos.registry` is the one table that lists
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from flashroom.deviceos.enums import ModuleFunction, ModuleStore
 from flashroom.errors import PlatformError
 from flashroom.geometry import FlashChip
 from flashroom.ranges import AddrRange
+
+if TYPE_CHECKING:  # stream.py reads gen2, which imports this module
+    from flashroom.deviceos.stream import StreamCapability
 
 
 class Dependency(NamedTuple):
@@ -129,6 +132,9 @@ class Profile:
             spec 9 change 5 on ``extended``: stock firmware then refuses to run it).
         publishes_max_binary: the system publishes ``spark/hardware/max_binary`` (spec 6.5,
             spec 9 change 4).
+        ota_stream: the streamed (delta/compressed) OTA this profile's system firmware applies
+            while receiving, or None (stock and the real firmware: raw bytes only). A modelled
+            Device OS change (:mod:`flashroom.deviceos.stream`, docs/delta-ota.md).
     """
 
     platform: str
@@ -150,6 +156,7 @@ class Profile:
     system_version: int = 0
     user_dependency: Dependency | None = None
     publishes_max_binary: bool = False
+    ota_stream: StreamCapability | None = None
 
     def find_module_bounds(self, function: int, index: int) -> ModuleBounds | None:
         """First entry with that function and index (spec 1.5, stm32f2xx.cpp:64-71)."""

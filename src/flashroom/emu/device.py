@@ -33,6 +33,7 @@ from flashroom.deviceos.gen2 import (
     SYSTEM_VERSION_2_3_1,
 )
 from flashroom.deviceos.ota import FileTransferDescriptor, SystemUpdateCallbacks
+from flashroom.deviceos.stream import StreamReport
 from flashroom.emu.bootloader import Bootloader, BootloaderResult
 from flashroom.emu.dct import DcdStore
 from flashroom.emu.flash import FaultKind, FlashSnapshot, Granularity, NorFlash
@@ -63,6 +64,7 @@ from flashroom.emu.realcode import (
     sector0_identity,
     system_records,
 )
+from flashroom.emu.stream import StreamStats, stream_report
 from flashroom.emu.sysflags import FACTORY_RESET_DONE, FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
 from flashroom.errors import (
@@ -77,7 +79,7 @@ from flashroom.errors import (
 from flashroom.firmware.stm32f2 import RCC_CSR_POWER_ON, RCC_CSR_SFTRSTF
 from flashroom.geometry import STM32F205XG
 from flashroom.particle.build import device_os_install, synthetic_user_app
-from flashroom.particle.module_info import ModuleFunction, read_module_info_at
+from flashroom.particle.module_info import ModuleFunction, ModuleInfoFlags, read_module_info_at
 from flashroom.ranges import fmt_addr
 
 #: The small stock app of a fresh device (spec-silent size).
@@ -413,7 +415,15 @@ class Device:
         """The user module that runs now (None when off, in safe mode, DFU or bricked)."""
         if self.state not in ("application", "factory"):
             return None
+        if self._compressed_at(self.profile.user_loc):
+            return None  # a Gen2 device never inflates: it would jump into a Deflate stream
         return self.module_at(self.profile.user_loc)
+
+    def _compressed_at(self, addr: int) -> bool:
+        """The module at ``addr`` has the COMPRESSED flag (spec 7.4: only Gen3 bootloaders
+        inflate; a Gen2 device copies it verbatim and its code is a Deflate stream)."""
+        info = module_info_at(self.flash, addr)
+        return info is not None and bool(info.flags & ModuleInfoFlags.COMPRESSED)
 
     def module_at(self, addr: int) -> ModuleSummary | None:
         """Summary of the module whose info the device reads at ``addr`` (None if off-chip)."""
@@ -581,6 +591,8 @@ class Device:
         seed: int = 0,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         fail_at_op: int | None = None,
+        store: int = 0,
+        expect: bytes | None = None,
     ) -> Outcome:
         """A cloud OTA: UpdateBegin (length = ``len(module)``), chunks in order, UpdateDone,
         then the unconditional reset (spec 4.2 #4), the bootloader apply and the boot.
@@ -596,6 +608,10 @@ class Device:
             torn: the cut operation happens partially (see :meth:`NorFlash.arm_fault`).
             seed: seed of the torn operation.
             chunk_size: OTA chunk size (512, the device default, spec 6.5).
+            store: the UpdateBegin store (0 FIRMWARE; ``STORE_STREAMED_FIRMWARE`` for a delta or
+                compressed file, which a profile with ``ota_stream`` decodes into the scratch).
+            expect: the module that must end up running (``module`` itself when None; the
+                decoded module for a streamed file).
 
         Raises:
             EmulatorError: the device is off, in DFU mode or bricked (no cloud connection).
@@ -607,15 +623,17 @@ class Device:
         error: OutcomeError | None = None
         try:
             sysfw = self._ota_path()
-            file = FileTransferDescriptor(len(module), chunk_size, 0)
+            file = FileTransferDescriptor(len(module), chunk_size, 0, store=store)
             try:
                 sysfw.prepare_for_firmware_update(file, 0)
                 for off in range(0, len(module), chunk_size):
                     piece = module[off : off + chunk_size]
                     at = (file.file_address + off) & 0xFFFFFFFF
-                    sysfw.save_firmware_chunk(
+                    saved = sysfw.save_firmware_chunk(
                         replace(file, chunk_address=at, chunk_size=len(piece)), piece
                     )
+                    if saved < 0 and _streams(sysfw, file):
+                        break  # the streamed path refused the file: the transfer aborts
                 rc = sysfw.finish_firmware_update(file, UpdateFlag.SUCCESS)
                 if rc <= 0:
                     error = OutcomeError(rc, self._finish_reason(sysfw, rc))
@@ -631,7 +649,7 @@ class Device:
         finally:
             self._disarm()
         if error is None:
-            error = self._applied_check(module)
+            error = self._applied_check(module if expect is None else expect)
         return self._outcome(
             RunResult.APPLIED if error is None else RunResult.REJECTED, error, start
         )
@@ -691,6 +709,26 @@ class Device:
     @updates_enabled.setter
     def updates_enabled(self, value: bool) -> None:
         self._system.updates_enabled = value
+
+    # ---------------------------------------------------------------- streamed OTA (modelled)
+    def stream_report(self) -> StreamReport | None:
+        """What the device's Hello says about streamed OTA (``deviceos.stream``): None when the
+        profile (or this device, :attr:`ota_stream_enabled`) applies raw bytes only."""
+        return stream_report(self.hw) if self.powered else None
+
+    @property
+    def ota_stream_enabled(self) -> bool:
+        """False models the extended layout without the streamed-OTA change: raw bytes only."""
+        return self.hw.ota_stream_enabled
+
+    @ota_stream_enabled.setter
+    def ota_stream_enabled(self, value: bool) -> None:
+        self.hw.ota_stream_enabled = value
+
+    @property
+    def last_stream_stats(self) -> StreamStats | None:
+        """The last streamed transfer's figures (received, written, RAM), or None."""
+        return self.hw.last_stream
 
     def _guard(self, call: Callable[[], int]) -> int:
         try:
@@ -945,6 +983,13 @@ class Device:
             and dest + n <= self.flash.base + self.flash.size
             and self.flash.read(dest, n) == module
         )
+        if in_place and self._compressed_at(dest):
+            return OutcomeError(
+                None,
+                f"in place at {fmt_addr(dest)} but compressed (module_info flags 0x02): a Gen2 "
+                "bootloader copies it verbatim and the system would execute a Deflate stream "
+                "(docs/device-os.md#compression: only Gen3 bootloaders inflate); not running",
+            )
         if info.module_function == ModuleFunction.USER_PART:
             if in_place and self.state == "application" and dest == self.profile.user_loc:
                 return None
@@ -985,6 +1030,12 @@ class Device:
         self.reason = str(e)
         self.hw.log(f"power: {e}")
         return self._outcome(RunResult.INTERRUPTED, OutcomeError(None, str(e)), start)
+
+
+def _streams(path: Any, file: FileTransferDescriptor) -> bool:
+    """The model's streamed store (deviceos.stream) handles ``file`` (the real code has none)."""
+    stream = getattr(path, "stream", None)
+    return stream is not None and bool(stream.handles(file))
 
 
 # ====================================================================== fresh devices

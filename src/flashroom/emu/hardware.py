@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flashroom.deviceos import ModuleBounds, Profile
 from flashroom.emu.dct import DcdStore
@@ -11,6 +12,9 @@ from flashroom.emu.flashmal import module_info_at, verify_crc32
 from flashroom.emu.sysflags import BackupRegisters
 from flashroom.firmware.stm32f2 import RCC_CSR_POWER_ON
 from flashroom.particle.module_info import ModuleInfo
+
+if TYPE_CHECKING:  # emu/stream.py imports this module
+    from flashroom.emu.stream import StreamStats
 
 #: Events kept per run (the trace shown by ``emu ota``/``emu boot`` in text mode).
 EVENT_LIMIT = 200
@@ -28,6 +32,11 @@ class Hardware:
     #: RCC_CSR's reset flags as the next bootloader run reads them (RM0033 5.3.21): set by the
     #: kind of reset, cleared by the system's ``HAL_Core_Init`` (see :meth:`Device._power_on`).
     reset_flags: int = RCC_CSR_POWER_ON
+    #: The profile's streamed OTA (deviceos.stream) is in the firmware: False models a device
+    #: whose system has the extended layout without that (modelled) change: raw bytes only.
+    ota_stream_enabled: bool = True
+    #: The last streamed transfer's figures (kept across the reset that follows it).
+    last_stream: StreamStats | None = None
 
     def log(self, message: str) -> None:
         """Record a firmware event (bounded)."""

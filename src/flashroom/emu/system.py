@@ -47,6 +47,7 @@ from flashroom.emu.flashmal import (
     verify_crc32,
 )
 from flashroom.emu.hardware import Hardware
+from flashroom.emu.stream import StreamedOta
 from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, IWDG_ENABLE
 from flashroom.errors import OtaError
 from flashroom.particle.module_info import ModuleDependency, ModuleFunction, ModuleInfo
@@ -91,6 +92,8 @@ class SystemFirmware:
         #: ``System.updatesEnabled()`` (the dry run fails with 1 when false, spec 6.2 #2).
         self.updates_enabled = True
         self.last_finish_reason: str = ""
+        #: The streamed (delta/compressed) OTA of profiles that model it (emu/stream.py).
+        self.stream = StreamedOta(hw, self._flash_begin, self._end, self._validate_ota)
 
     # ================================================================== dependencies
     def _dep_ok(self, dep: ModuleDependency) -> tuple[bool, str]:
@@ -481,6 +484,8 @@ class SystemFirmware:
         ``HAL_FLASH_Begin(file_address, file_length)``, whose result is ignored
         (system_update.cpp:324), and 0.
         """
+        if self.stream.handles(file):  # modelled extension: decode into the scratch
+            return self.stream.prepare(file, flags, self.updates_enabled)
         hw = self.hw
         p = hw.profile
         if file.store == FileTransferStore.FIRMWARE:
@@ -519,6 +524,11 @@ class SystemFirmware:
             OtaError: the write runs past the end of internal flash; the real MCU bus-faults
                 there (emulator model: the device panics and resets, no slot is written).
         """
+        if self.stream.handles(file):  # modelled extension: decode into the scratch
+            rc = self.stream.save(file, chunk)
+            if rc < 0:
+                self.last_finish_reason = self.stream.reason
+            return rc
         if file.store != FileTransferStore.FIRMWARE:
             return -1
         hw = self.hw
@@ -554,6 +564,11 @@ class SystemFirmware:
         ``system_error_t``; the reset that follows is always scheduled (spec 4.2 #4), which the
         caller (the device) carries out. Otherwise ``SYSTEM_ERROR_UNKNOWN``.
         """
+        if self.stream.handles(file):  # modelled extension: the stream, then HAL_FLASH_End
+            rc, why = self.stream.finish(file, flags)
+            if why:
+                self.last_finish_reason = why
+            return rc
         validate = UpdateFlag.SUCCESS | UpdateFlag.VALIDATE_ONLY
         if flags & validate == validate:
             return self._validate_ota()

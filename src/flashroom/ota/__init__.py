@@ -14,6 +14,8 @@ Modules (import what you need; nothing is imported here so ``import flashroom`` 
 * :mod:`~flashroom.ota.server_end`: the server end for one device, :class:`ServerSession`
   (stop-and-wait and fast OTA, ChunkMissed, timeouts).
 * :mod:`~flashroom.ota.server`: :class:`OtaServer`, one session per device address.
+* :mod:`~flashroom.ota.stream`: delta and compressed updates (docs/delta-ota.md): the Hello
+  extension, the server's per-device pick (``OtaOffer``), the receive window, ``ota diff``.
 * :mod:`~flashroom.ota.link`: link presets (2g, 3g, lte-m, lossy) and the seeded link model.
 * :mod:`~flashroom.ota.accounting`: payload/CoAP/UDP/IPv4/DTLS bytes, messages, link time.
 * :mod:`~flashroom.ota.simulate`: the in-process transport (discrete-event clock).

@@ -67,13 +67,19 @@ class TransferReport:
     """The cost of one update, as the CLI and the benchmark report it.
 
     Attributes:
-        payload_bytes: image bytes delivered (the file length).
+        payload_bytes: file bytes the device received and handed to its system (the file
+            length when complete): for a delta or compressed update, the encoded bytes.
         wire_bytes: every datagram both ways, CoAP + UDP + IPv4 + DTLS (see module docstring).
         coap_bytes: the same without the UDP/IP/DTLS overhead.
         messages: datagrams sent by both ends.
         retransmissions: CoAP retransmissions plus chunk resends.
         link_time_s: simulated time on the link from the Hello to the end.
         bandwidth_bps: the link's downlink bandwidth (0 when unknown).
+        encoding: what the server sent: ``raw``, or a streamed encoding (``delta_deflate``,
+            ``deflate``... ota/stream.py).
+        written_bytes: bytes the device wrote into its OTA scratch (the rebuilt module of a
+            streamed update; equal to the received bytes for a raw one). None when unknown.
+        module_bytes: the size of the module the update delivers (None when unknown).
     """
 
     payload_bytes: int
@@ -86,6 +92,9 @@ class TransferReport:
     lost: int = 0
     duplicated: int = 0
     reordered: int = 0
+    encoding: str = "raw"
+    written_bytes: int | None = None
+    module_bytes: int | None = None
 
     @property
     def goodput_bps(self) -> float:
@@ -118,6 +127,13 @@ class TransferReport:
             "datagrams_duplicated": self.duplicated,
             "datagrams_reordered": self.reordered,
             "per_datagram_overhead": PER_DATAGRAM_OVERHEAD,
+            "encoding": self.encoding,
+            # the device side of a streamed update is a modelled Device OS change
+            # (docs/delta-ota.md): the real firmware applies raw bytes only
+            "delta": "modelled" if self.encoding != "raw" else "none",
+            "received_bytes": self.payload_bytes,
+            "written_bytes": self.written_bytes,
+            "module_bytes": self.module_bytes,
         }
 
     @classmethod

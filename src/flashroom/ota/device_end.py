@@ -11,8 +11,9 @@ the confirmability choices.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from flashroom.deviceos import GEN2_PLATFORMS, UpdateFlag, get_platform
@@ -23,6 +24,12 @@ from flashroom.deviceos.gen2 import (
     MISSED_CHUNKS_TO_SEND,
 )
 from flashroom.deviceos.ota import FileTransferDescriptor, SystemUpdateCallbacks
+from flashroom.deviceos.stream import (
+    SAVE_CHUNK_DEFERRED,
+    STORE_STREAMED_FIRMWARE,
+    StreamReport,
+    StreamReporting,
+)
 from flashroom.errors import FlashroomError, TransportError
 from flashroom.ota.endpoint import CoapEndpoint, CoapTuning
 from flashroom.ota.messages import (
@@ -35,7 +42,6 @@ from flashroom.ota.messages import (
     ChunkReceived,
     CoapMessage,
     CoapType,
-    Hello,
     UpdateBegin,
     UpdateDone,
     UpdateReady,
@@ -44,6 +50,7 @@ from flashroom.ota.messages import (
     parse_request,
     reset_for,
 )
+from flashroom.ota.stream import stream_hello
 from flashroom.particle.crc import crc32
 from flashroom.progress import ProgressFn, noop_progress
 
@@ -95,6 +102,10 @@ class DeviceConfig:
         reset_after_chunks: fault injection: reset after writing this many chunks.
         tuning: CoAP retransmission parameters.
         seed: message-ID/token/jitter seed.
+        announce_stream: put the target's streamed-OTA report (``deviceos.stream``) in the
+            Hello when it has one (False: a v2.3.1 Hello whatever the target can do).
+        claim_base_sha256: fault injection: the Hello claims this running app instead of the
+            one the target reports (a device that lies about its base).
     """
 
     platform: str = "electron"
@@ -107,6 +118,8 @@ class DeviceConfig:
     reset_after_chunks: int | None = None
     tuning: CoapTuning = field(default_factory=CoapTuning)
     seed: int = 0
+    announce_stream: bool = True
+    claim_base_sha256: bytes | None = None
 
 
 class DeviceEnd:
@@ -145,6 +158,7 @@ class DeviceEnd:
         self.chunks_written = 0
         self.bytes_written = 0
         self.crc_errors = 0
+        self.deferred_chunks = 0  # streamed store: the decoder could not take them yet
         self.duplicate_chunks = 0
         self.ignored_chunks = 0
         self.out_of_bitmap_chunks = 0
@@ -167,8 +181,11 @@ class DeviceEnd:
 
     # ----------------------------------------------------------------- driving
     def start(self, now: float) -> list[bytes]:
-        """Send the Hello (CON ``POST h``)."""
-        hello = Hello(self._platform.platform_id, self.config.device_id)
+        """Send the Hello (CON ``POST h``), with the streamed-OTA extension when the target
+        reports one (flashroom's extension of spec 6.5, :mod:`flashroom.ota.stream`)."""
+        hello = stream_hello(
+            self._platform.platform_id, self.config.device_id, self._stream_report()
+        )
         msg = hello.to_coap(self.ep.next_mid())
         self._hello_mid = msg.message_id
         self._begin_deadline = now + self.config.begin_timeout_s
@@ -188,6 +205,16 @@ class DeviceEnd:
         if self.terminal and self._linger_until is not None:
             # as if there had been no linger: it ends when the device finished
             self._linger_until = min(self._linger_until, self.finished_at or now)
+
+    def _stream_report(self) -> StreamReport | None:
+        cfg = self.config
+        if not cfg.announce_stream or not isinstance(self.target, StreamReporting):
+            return None
+        report = self.target.stream_report()
+        if report is not None and cfg.claim_base_sha256 is not None:
+            size = report.base_size or 1
+            report = replace(report, base_size=size, base_sha256=cfg.claim_base_sha256)
+        return report
 
     @property
     def terminal(self) -> bool:
@@ -411,9 +438,22 @@ class DeviceEnd:
         self.file.chunk_size = len(chunk.data)
         self.file.chunk_address = (self.file_address + offset) & 0xFFFFFFFF
         try:
-            self.target.save_firmware_chunk(self.file, chunk.data)
+            rc = self.target.save_firmware_chunk(self.file, chunk.data)
         except FlashroomError as e:  # e.g. a write past the end of flash bus-faults
             return out + self._protocol_error(msg, now, f"write at offset {offset}: {e}")
+        if self.file.store == STORE_STREAMED_FIRMWARE:
+            # The modelled extension (deviceos.stream): v2.3.1 ignores the result; the extended
+            # ChunkedTransfer leaves a deferred chunk's bit clear (ChunkMissed asks again) and
+            # aborts a stream the system refused (finish(0), as a protocol error does, 6.4 #7).
+            if rc == SAVE_CHUNK_DEFERRED:
+                self.deferred_chunks += 1
+                return out
+            if rc < 0:
+                self.error_code = rc
+                reason = self.target.last_ota_error or f"Spark_Save_Firmware_Chunk returned {rc}"
+                out += self._protocol_error(msg, now, f"streamed update refused: {reason}")
+                self._abort_transfer()
+                return out
         # spec 6.5: the inactivity timer is reset by prepare, a saved chunk and finish only
         # (Spark_Save_Firmware_Chunk: TimingFlashUpdateTimeout = 0); a duplicate, a bad CRC or
         # an ignored index does not reset it
@@ -436,6 +476,11 @@ class DeviceEnd:
         if limit is not None and self.chunks_written >= limit:
             self._end(DeviceStatus.RESET, now, f"device reset after {limit} chunks (fault)")
         return out
+
+    def _abort_transfer(self) -> None:
+        """``finish(0)``: the system drops the transfer (nothing applied, spec 6.4 #7)."""
+        with contextlib.suppress(FlashroomError):  # finish(0) only frees the transfer
+            self.target.finish_firmware_update(self.file, UpdateFlag.NONE)
 
     def _count_received(self) -> int:
         if not self.fast:

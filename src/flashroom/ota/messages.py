@@ -247,6 +247,9 @@ class Hello:
     reserved u8, flags u8, platform_id u16, device-ID length u16, device ID (all big-endian).
     flashroom's server answers a Hello with an empty ACK and then drives the update towards the
     device (the cloud's direction, spec 6.1).
+
+    ``reserved`` (always 0 in v2.3.1) and ``ext`` (bytes after the device ID, none in v2.3.1)
+    carry flashroom's streamed-OTA extension (``deviceos.stream``, :mod:`flashroom.ota.stream`).
     """
 
     platform_id: int
@@ -254,6 +257,8 @@ class Hello:
     product_id: int = 0xFFFF
     product_version: int = 0xFFFF
     flags: int = 0
+    reserved: int = 0
+    ext: bytes = b""
 
     def to_coap(self, message_id: int, mtype: CoapType = CoapType.CON) -> CoapMessage:
         """The CoAP request carrying this Hello."""
@@ -261,13 +266,18 @@ class Hello:
             ">HHBBHH",
             self.product_id,
             self.product_version,
-            0,
+            self.reserved,
             self.flags,
             self.platform_id,
             len(self.device_id),
         )
         return CoapMessage(
-            mtype, CODE_POST, message_id, b"", ((OPT_URI_PATH, b"h"),), payload + self.device_id
+            mtype,
+            CODE_POST,
+            message_id,
+            b"",
+            ((OPT_URI_PATH, b"h"),),
+            payload + self.device_id + self.ext,
         )
 
     @classmethod
@@ -282,12 +292,14 @@ class Hello:
         p = msg.payload
         if len(p) < 8:
             raise TransportError(f"Hello payload of {len(p)} bytes; expected at least 8")
-        product_id, product_version, _res, flags, platform_id = struct.unpack(">HHBBH", p[:8])
+        product_id, product_version, res, flags, platform_id = struct.unpack(">HHBBH", p[:8])
         device_id = b""
+        ext = b""
         if len(p) >= 10:
             n = int.from_bytes(p[8:10], "big")
             device_id = bytes(p[10 : 10 + n])
-        return cls(platform_id, device_id, product_id, product_version, flags)
+            ext = bytes(p[10 + n :])
+        return cls(platform_id, device_id, product_id, product_version, flags, res, ext)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from flashroom.ota.messages import (
     reset_for,
 )
 from flashroom.ota.server_end import ServerConfig, ServerSession, SessionStatus
+from flashroom.ota.stream import OtaOffer
 
 Addr = Hashable
 Out = list[tuple[Any, bytes]]
@@ -130,6 +131,8 @@ class SessionRecord:
     resends: int
     started_at: float | None
     finished_at: float | None
+    encoding: str = "raw"  # what the offer chose for this device (ota/stream.py)
+    module_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Stable keys."""
@@ -141,6 +144,8 @@ class SessionRecord:
             "payload_bytes": self.payload_bytes,
             "chunks_sent": self.chunks_sent,
             "resends": self.resends,
+            "encoding": self.encoding,
+            "module_bytes": self.module_bytes,
         }
 
 
@@ -222,6 +227,8 @@ class OtaServer:
             Hello's device ID (see :meth:`receive`).
         on_event: called with each :class:`SessionEvent`.
         platform_id: the firmware's platform, for the chunk-size limit (None: the smallest).
+        offer: serve a delta or compressed file to devices that can apply one (``image`` is
+            then the raw module; ota/stream.py).
 
     Raises:
         TransportError: an empty image, or a chunk size the device cannot receive.
@@ -238,10 +245,12 @@ class OtaServer:
         authenticate: bool = False,
         on_event: Callable[[SessionEvent], None] | None = None,
         platform_id: int | None = None,
+        offer: OtaOffer | None = None,
     ) -> None:
         if not image:
             raise TransportError("the firmware image is empty: an empty update is never sent")
         self.image = image
+        self.offer = offer
         self.config = config or ServerConfig()
         check_chunk_size(self.config.chunk_size, platform_id, len(image))
         self.seed = seed
@@ -281,7 +290,9 @@ class OtaServer:
             self._progress_event(addr, done, total)
 
         seed = None if self.seed is None else self.seed + self._count
-        sess = ServerSession(self.image, self.config, seed=seed, progress=progress)
+        sess = ServerSession(
+            self.image, self.config, seed=seed, progress=progress, offer=self.offer
+        )
         self.sessions[addr] = sess
         self._live[addr] = _Live(sess, now)
         return sess
@@ -521,11 +532,13 @@ class OtaServer:
                 status=status,
                 error=sess.error,
                 device_id=sess.hello.device_id.hex() if sess.hello else "",
-                payload_bytes=len(self.image) if sess.status == SessionStatus.COMPLETE else 0,
+                payload_bytes=len(sess.image) if sess.status == SessionStatus.COMPLETE else 0,
                 chunks_sent=sess.chunks_sent,
                 resends=sess.resends,
                 started_at=sess.started_at,
                 finished_at=sess.finished_at,
+                encoding=sess.choice.encoding if sess.choice else "raw",
+                module_bytes=len(sess.choice.module) if sess.choice else len(self.image),
             )
         )
 

@@ -19,6 +19,15 @@ wait for the device's CoAP retransmission but sends the final UpdateDone; a Chun
 no token, so a late answer to the early one is taken as the answer to the open one (at worst a
 few chunks are resent needlessly and one more UpdateDone follows).
 
+Streamed files (a delta or compressed file, ota/stream.py). The device decodes them in order and
+keeps out-of-order chunks only in what its RAM budget leaves; a chunk beyond that is not taken
+and must be sent again (deviceos.stream ``SAVE_CHUNK_DEFERRED``). So in fast OTA the server sends
+only within the device's receive window (:func:`flashroom.ota.stream.receive_window`, from its
+Hello) above the lowest chunk the last ChunkMissed said was missing, polls with an UpdateDone
+when half the window is out, and resends missed chunks first. On a lossless link nothing is
+deferred and the window never closes on a 3g link (the extended Electron's 39 chunks of 512
+bytes per 0.2 s round trip exceed 384 kbit/s).
+
 The round trip is measured Karn-style from CONs answered without a retransmission (UpdateBegin,
 UpdateDone and stop-and-wait Chunk -> ACK), smoothed as TCP's SRTT (1/8 gain).
 
@@ -38,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from flashroom.deviceos.gen2 import DEFAULT_CHUNK_SIZE
+from flashroom.deviceos.stream import STORE_STREAMED_FIRMWARE
 from flashroom.errors import TransportError
 from flashroom.ota.endpoint import CoapEndpoint, CoapTuning
 from flashroom.ota.messages import (
@@ -61,6 +71,7 @@ from flashroom.ota.messages import (
     parse_request,
     reset_for,
 )
+from flashroom.ota.stream import Choice, OtaOffer, receive_window
 from flashroom.particle.crc import crc32
 from flashroom.progress import ProgressFn, noop_progress
 
@@ -146,7 +157,11 @@ class ServerConfig:
 
 
 class ServerSession:
-    """The server side of spec 6 for one device: waits for a Hello, then drives the update."""
+    """The server side of spec 6 for one device: waits for a Hello, then drives the update.
+
+    With an ``offer`` (:class:`flashroom.ota.stream.OtaOffer`) the file is chosen when the Hello
+    arrives: a delta, compressed or raw (:attr:`choice`); ``image`` is then the raw module.
+    """
 
     def __init__(
         self,
@@ -155,12 +170,15 @@ class ServerSession:
         *,
         seed: int | None = 0,
         progress: ProgressFn | None = None,
+        offer: OtaOffer | None = None,
     ) -> None:
         if not image:
             # A zero-length UpdateBegin makes a v2.3.1 device apply whatever stale image its
             # OTA scratch holds (bad-input case zero_length_update): never send one.
             raise TransportError("the firmware image is empty: an empty update is never sent")
         self.image = image
+        self.offer = offer
+        self.choice: Choice | None = None
         self.config = config or ServerConfig()
         if not 1 <= self.config.chunk_size <= 0xFFFF:
             raise TransportError(f"chunk size {self.config.chunk_size}: expected 1..65535")
@@ -172,6 +190,10 @@ class ServerSession:
         self.ep = CoapEndpoint(seed=seed, tuning=self.config.tuning)
         self.progress = progress or noop_progress
         self.chunk_count = math.ceil(len(image) / self.config.chunk_size)
+        self.store = self.config.store
+        self.window: int | None = None  # streamed files: chunks the device takes past _floor
+        self._floor = 0  # the lowest chunk the device may still lack (from ChunkMissed)
+        self._frontier = 0  # one past the highest index sent
         self.status = SessionStatus.WAITING
         self.error: str | None = None
         self.hello: Hello | None = None
@@ -219,7 +241,12 @@ class ServerSession:
         if self._vanished:
             return None
         cands = [self.ep.deadline(), self._wait_until]
-        if self._queue and self.config.pace_bps and self.status == SessionStatus.SENDING:
+        if (
+            self._queue
+            and self.config.pace_bps
+            and self.status == SessionStatus.SENDING
+            and not self._window_closed()  # a closed window waits for a ChunkMissed instead
+        ):
             cands.append(self._next_send_at)
         if self._done_early and not self._queue and self.status == SessionStatus.SENDING:
             cands.append(self._early_giveup_at)
@@ -331,10 +358,19 @@ class ServerSession:
     def _start(self, now: float) -> list[bytes]:
         self.started_at = now
         cfg = self.config
+        short = cfg.begin_form == BeginForm.SHORT
+        if self.offer is not None:
+            # the per-device pick (ota/stream.py); a size-less UpdateBegin has no store field
+            choice = self.offer.choose(None if short else self.hello)
+            self.choice = choice
+            self.image = choice.payload
+            self.store = choice.store
+            self.chunk_count = math.ceil(len(self.image) / cfg.chunk_size)
+            if choice.report is not None and choice.store == STORE_STREAMED_FIRMWARE:
+                self.window = receive_window(choice.report, cfg.chunk_size)
         flags = FLAG_FAST_OTA if cfg.fast else 0
         length = len(self.image) + cfg.faults.file_length_delta
-        begin = UpdateBegin(flags, cfg.chunk_size, length, cfg.store, 0)
-        short = cfg.begin_form == BeginForm.SHORT
+        begin = UpdateBegin(flags, cfg.chunk_size, length, self.store, 0)
         msg = begin.to_coap(self.ep.next_mid(), self.ep.next_token(), short=short)
         self._begin = msg
         self.status = SessionStatus.BEGIN
@@ -478,7 +514,12 @@ class ServerSession:
         if self.status != SessionStatus.SENDING or not self.fast:
             return out
         pace = self.config.pace_bps
-        while self._queue and (not pace or now >= self._next_send_at):
+        while self._queue:
+            if self._window_closed():
+                out += self._poll_window(now)
+                break
+            if pace and now < self._next_send_at:
+                break
             if self._gone(now):
                 return out
             index = self._queue.popleft()
@@ -510,6 +551,17 @@ class ServerSession:
             out += self._send_done(now)
         return out
 
+    def _window_closed(self) -> bool:
+        """A streamed file's next chunk is past the device's receive window (module docstring)."""
+        return self.window is not None and self._queue[0] >= self._floor + self.window
+
+    def _poll_window(self, now: float) -> list[bytes]:
+        """Ask where the device is (an UpdateDone; its ChunkMissed moves the floor up)."""
+        if self._done_mid is not None or self._wait_until is not None:
+            return []  # one UpdateDone open at a time: its answer is on the way
+        self.early_dones += 1
+        return self._send_done(now, early=True)
+
     def _early_done_due(self, chunk_datagram: int, pace: float) -> bool:
         """Paced fast OTA: is it time for an UpdateDone while chunks are still queued?
 
@@ -517,12 +569,14 @@ class ServerSession:
         drain, and at least one round trip (otherwise the answer would come back after the
         queue drained and the final UpdateDone would only be delayed by waiting for it).
         """
+        if self._done_mid is not None or self._wait_until is not None:
+            return False  # one UpdateDone open at a time
+        if self.window is not None and self._frontier >= self._floor + self.window // 2:
+            return self.chunks_sent > self._done_mark  # half the window out: poll
         lead = self.config.done_lead_rtts
         rtt = self.rtt_s
         if not lead or rtt is None or not self._queue:
             return False
-        if self._done_mid is not None or self._wait_until is not None:
-            return False  # one UpdateDone open at a time
         if self.chunks_sent <= self._done_mark:
             return False  # nothing sent since the last one
         per_chunk = (chunk_datagram + self.config.per_datagram_overhead) * 8 / pace
@@ -563,11 +617,18 @@ class ServerSession:
         # still queued, were in flight or pending and are listed only because they had not
         # arrived yet (see the module docstring).
         queued = set(self._queue)
+        resend: list[int] = []
         for i in req.indices:
             last = self._last_tx.get(i)  # None: never sent (e.g. an UpdateDone fault)
             if (last is None or last <= self._done_mark) and i not in queued:
                 queued.add(i)
-                self._queue.append(i)
+                resend.append(i)
+        if self.window is not None:
+            # a streamed file: the device needs the lowest missing chunk before anything else
+            self._floor = max(self._floor, min(req.indices, default=self._floor))
+            self._queue.extendleft(reversed(resend))
+        else:
+            self._queue.extend(resend)
         self._next_send_at = max(self._next_send_at, now)
         return self._pump(now)
 
@@ -590,6 +651,7 @@ class ServerSession:
             self.resends += 1
         self._sent_once.add(index)
         self.chunks_sent += 1
+        self._frontier = max(self._frontier, index + 1)
         self._last_tx[index] = self.chunks_sent
         self.chunk_bytes_sent += len(data)
         chunk = Chunk(data, crc, index if with_index else None)

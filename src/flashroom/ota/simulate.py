@@ -19,6 +19,7 @@ from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.ota.link import IDEAL, LinkModel, LinkProfile
 from flashroom.ota.server import OtaServer
 from flashroom.ota.server_end import ServerConfig, ServerSession
+from flashroom.ota.stream import OtaOffer
 from flashroom.progress import ProgressFn
 
 DEVICE_ADDR = ("device", 1)
@@ -63,6 +64,7 @@ def simulate(
     max_restarts: int = 3,
     max_time_s: float = 7 * 24 * 3600.0,
     progress: ProgressFn | None = None,
+    offer: OtaOffer | None = None,
 ) -> SimOutcome:
     """Run one update of ``image`` into ``target`` over ``link`` in simulated time.
 
@@ -81,6 +83,8 @@ def simulate(
         max_restarts: restarts allowed before giving up.
         max_time_s: simulated-time bound.
         progress: ``progress(done, total)`` in chunks, from the device end.
+        offer: let the server pick a delta, compressed or raw file per device from its Hello
+            (ota/stream.py); ``image`` is then the raw module.
 
     Returns:
         The outcome; ``outcome.device.status`` says how it ended.
@@ -92,7 +96,7 @@ def simulate(
         )
     dcfg = device_config or DeviceConfig(seed=seed + 1)
     platform_id = get_platform(dcfg.platform).platform_id
-    server = OtaServer(image, scfg, seed=seed + 2, platform_id=platform_id)
+    server = OtaServer(image, scfg, seed=seed + 2, platform_id=platform_id, offer=offer)
     model = LinkModel(link, seed=seed)
     meter = Meter()
     heap: list[tuple[float, int, int, bytes]] = []
@@ -166,4 +170,9 @@ def simulate(
         bandwidth_bps=link.bandwidth_bps,
     )
     report.retransmissions = retrans
+    if session is not None and session.choice is not None:
+        report.encoding = session.choice.encoding
+        report.module_bytes = len(session.choice.module)
+    else:
+        report.module_bytes = len(image)
     return SimOutcome(dev, session, server, report, restarts)

@@ -14,6 +14,10 @@ Layers:
 * ``transfer``: a hostile server drives the OTA protocol's device end (``flashroom.ota``) with
   crafted datagrams: bad chunk CRCs, indices out of range, UpdateDone too early, a second
   UpdateBegin... (spec 6). Then the device resets (spec 4.2 #4: it always does) and boots.
+* ``stream``: a delta or compressed file (docs/delta-ota.md) sent with the streamed store: the
+  extended device's streamed OTA must refuse it while decoding, or ``HAL_FLASH_End`` after it
+  (``scenarios/badinput_stream.py`` has the builders and the runner). A device without the
+  capability refuses them all as an unknown store.
 * ``host``: Device OS does *not* refuse these (it never verifies the SHA-256, spec 2.5 #7; it
   ignores a user part's dependencies at OTA time, spec 3.3); flashroom's host-side checks
   (``flashroom module verify``, the dependency rule of spec 3.2) refuse them before sending. The
@@ -55,6 +59,7 @@ from flashroom.particle.module_info import (
     read_module_info_at,
 )
 from flashroom.progress import ProgressFn
+from flashroom.scenarios import badinput_stream as bs
 
 
 class Layer(StrEnum):
@@ -62,6 +67,7 @@ class Layer(StrEnum):
 
     DEVICE = "device"
     TRANSFER = "transfer"
+    STREAM = "stream"
     HOST = "host"
 
 
@@ -91,6 +97,7 @@ class Ctx:
     user_max: int
     system2: ModuleInfo
     system2_bytes: bytes
+    user_app: bytes = b""  # the running app (the base of the stream cases' deltas)
 
 
 @dataclass(frozen=True)
@@ -262,6 +269,9 @@ _DONE = Step("done")
 
 def _begin(**args: Any) -> Step:
     return Step("begin", args)
+
+
+_DS = "docs/delta-ota.md"
 
 
 # fmt: off
@@ -456,6 +466,50 @@ CATALOGUE: tuple[BadCase, ...] = (
             "erased: a brick at the next reset; only the server stands in the way on a stock "
             "device", _app, "hazard",
             (_begin(file_address=0xFFF40000), _DONE), _guard_file_address),
+    # ---- streamed (delta / compressed) files: the modelled extension (docs/delta-ota.md)
+    BadCase("delta_other_base", "stream", "a delta whose header names another base",
+            f"{_DS}: the base SHA-256 is checked over the user part at the header -> -1340",
+            bs.other_base, -1340),
+    BadCase("delta_base_mismatch_midstream", "stream",
+            "a patch made from another base under a header naming the running app",
+            f"{_DS}: the first output block's CRC-32 fails, mid-stream -> -1330",
+            bs.midstream_mismatch, -1330),
+    BadCase("delta_corrupt", "stream", "a delta with 16 payload bytes flipped",
+            f"{_DS}: a block CRC-32 or the patch parser fails mid-stream -> -1330/-280",
+            bs.corrupt_payload, -1330),
+    BadCase("delta_truncated", "stream", "a delta with its last 64 bytes missing",
+            f"{_DS}: header + payload != UpdateBegin's file length -> -1370",
+            bs.truncated, -1370),
+    BadCase("delta_truncated_consistent", "stream",
+            "a delta cut 2000 bytes short with its header rewritten to match",
+            f"{_DS}: the patch ends before its to-data -> -191", bs.truncated_consistent, -191),
+    BadCase("delta_bad_header_crc", "stream", "a delta header with one byte changed",
+            f"{_DS}: header CRC-32 -> -1370", bs.bad_header_crc, -1370),
+    BadCase("delta_lzma", "stream", "a detools patch compressed with LZMA",
+            f"{_DS}: the device's detools build has LZMA disabled -> -1310", bs.lzma_patch, -1310),
+    BadCase("stream_larger_than_scratch", "stream",
+            "a compressed file promising a module 4 KB larger than the OTA scratch",
+            f"{_DS}: target_size > HAL_OTA_FlashLength at the header -> -190", bs.too_large, -190),
+    BadCase("stream_zip_bomb", "stream", "Deflate of 2 MB of zeros under a 64 KB header",
+            f"{_DS}: decoding stops at the target size, before writing past it -> -190",
+            bs.zip_bomb, -190),
+    BadCase("stream_not_a_module", "stream", "a compressed file decoding to 32 KB of text",
+            f"{_DS} then docs/device-os.md#ota-checks: the rebuilt bytes hold no module -> -1300",
+            bs.not_a_module, -1300),
+    BadCase("delta_wrong_platform", "stream", "a delta rebuilding a user part for another "
+            "platform", (f"{_DS} then docs/device-os.md#ota-checks: PLATFORM -> "
+                         "-1360"), bs.wrong_platform, -1360),
+    BadCase("stream_over_ram_budget", "stream", "a compressed file with a 2^15 Deflate window",
+            f"{_DS}: the window does not fit the decoder's RAM budget -> -260",
+            bs.over_ram, -260),
+    BadCase("delta_to_raw_only_device", "stream",
+            "a good delta to an extended device without the streamed-OTA change",
+            f"{_DS}: an unknown store: nothing written, not running -> -100",
+            bs.valid_delta, -100, (Step("no_capability"),)),
+    BadCase("device_lies_about_base", "stream",
+            "the device's Hello claims a base it does not run; the server sends that delta",
+            f"{_DS}: the device hashes its user part at the header -> -1340",
+            bs.lie_base, -1340, (Step("lie"),)),
 )
 # fmt: on
 
@@ -731,6 +785,7 @@ def run_campaign(
         user_max=layout.user_part.size,
         system2=sys2,
         system2_bytes=dev.flash.read(sys2_region.start, sys2.module_length + 4),
+        user_app=dev.user_part_bytes(),
     )
     snap = dev.snapshot()
     probe = _Probe(dev, layout)
@@ -774,10 +829,16 @@ def run_campaign(
         if case.layer == "transfer":
             code, message, applied = _run_transfer(ctx, dev, case, data)
             boot: str | None = dev.reset().boot
+        elif case.layer == "stream":
+            code, message, boot, applied = bs.run_stream_case(
+                dev, ctx, data, [s.kind for s in case.steps]
+            )
         else:
             code, message, boot, applied = _run_device(dev, data)
         same = probe.digest() == before
-        if not same:
+        if code == "skipped":
+            verdict = Verdict.SKIPPED
+        elif not same:
             verdict = Verdict.APP_CHANGED
         elif applied or code is None:
             verdict = Verdict.ACCEPTED  # nothing refused it with a specific error

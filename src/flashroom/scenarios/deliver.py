@@ -35,6 +35,7 @@ from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import IDEAL, LinkProfile
 from flashroom.ota.server_end import ServerConfig
 from flashroom.ota.simulate import simulate
+from flashroom.ota.stream import OtaOffer
 from flashroom.ota.transport import ConnectReport, connect_udp, parse_coap_url
 from flashroom.particle.hostcheck import HostCheck, host_check, installed_infos
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
@@ -98,9 +99,11 @@ class UpdateResult:
 
     @property
     def ok(self) -> bool:
-        """The update was applied and the device boots an application."""
+        """The update was applied and the device boots an application that runs (a module
+        the device cannot execute, e.g. a compressed one on Gen2, is not running)."""
         return self.result == DeviceStatus.APPLIED and (
-            self.outcome is None or self.outcome.get("boot") == "application"
+            self.outcome is None
+            or (self.outcome.get("boot") == "application" and bool(self.outcome.get("running")))
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -134,8 +137,12 @@ def _received(dev: DeviceEnd, device: Device) -> bytes | None:
     """The file the device received, read back from its OTA region before the reset."""
     if dev.status not in (DeviceStatus.APPLIED, DeviceStatus.REJECTED) or not dev.file_length:
         return None
+    length = dev.file_length
+    stats = device.last_stream_stats
+    if stats is not None and stats.target_size:
+        length = stats.target_size  # a streamed file: the scratch holds the module it decoded to
     try:
-        return device.flash.read(dev.file_address, dev.file_length)
+        return device.flash.read(dev.file_address, length)
     except FlashroomError:
         return None
 
@@ -158,6 +165,16 @@ def _runs(device: Device, image: bytes, outcome: dict[str, Any]) -> bool:
     return in_place and outcome.get("boot") in ("application", "safe_mode", "factory")
 
 
+def _account_stream(device: Device, report: TransferReport) -> None:
+    """Received vs written: a streamed transfer's figures come from the device's decoder."""
+    stats = device.last_stream_stats
+    if stats is None:
+        report.written_bytes = report.payload_bytes
+        return
+    report.encoding = stats.encoding or report.encoding
+    report.written_bytes = stats.written
+
+
 def _result(
     dev: DeviceEnd,
     report: TransferReport,
@@ -166,6 +183,7 @@ def _result(
     restarts: int,
     dtls: dict[str, Any] | None = None,
 ) -> UpdateResult:
+    _account_stream(device, report)
     image = _received(dev, device)
     check = None
     if image is not None:
@@ -232,6 +250,7 @@ async def update_over_udp_async(
     """
     host, port = parse_coap_url(url)
     cfg = device_config or DeviceConfig(platform=device.profile.platform, seed=seed)
+    device.hw.last_stream = None
     dev = DeviceEnd(device, cfg, progress)
     rep = await connect_udp(
         dev, host, port, link=link, seed=seed, time_limit_s=time_limit_s, psk=psk
@@ -259,6 +278,7 @@ def update_in_process(
     server_config: ServerConfig | None = None,
     device_config: DeviceConfig | None = None,
     progress: ProgressFn | None = None,
+    offer: OtaOffer | None = None,
 ) -> UpdateResult:
     """Serve ``image`` to ``device`` through the in-process transport (simulated time), reset.
 
@@ -272,8 +292,11 @@ def update_in_process(
         server_config: full server parameters (faults...).
         device_config: device-end parameters (platform defaults to the device's).
         progress: ``progress(done, total)`` in chunks.
+        offer: the server picks a delta, compressed or raw file from the device's Hello
+            (ota/stream.py); ``image`` is then the raw module (``offer.module``).
     """
     scfg = server_config or ServerConfig(fast=fast, chunk_size=chunk_size)
+    device.hw.last_stream = None
     dcfg = device_config or DeviceConfig(platform=device.profile.platform, seed=seed + 1)
     if dcfg.platform != device.profile.platform:
         dcfg = replace(dcfg, platform=device.profile.platform)
@@ -291,6 +314,7 @@ def update_in_process(
         seed=seed,
         on_reset=on_reset,
         progress=progress,
+        offer=offer,
     )
     return _result(out.device, out.report, link, device, out.restarts)
 

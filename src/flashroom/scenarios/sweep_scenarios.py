@@ -9,16 +9,21 @@ cut point by hand. Adding a scenario is one :class:`SweepScenario` subclass and 
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flashroom.deviceos import ModuleFunction, Profile
 from flashroom.deviceos.gen2 import INTERNAL_FLASH_PAGE_SIZE
+from flashroom.deviceos.stream import STORE_STREAMED_FIRMWARE
 from flashroom.geometry import FlashChip
 from flashroom.layout import Layout
-from flashroom.particle.build import synthetic_module
+from flashroom.particle.build import synthetic_module, synthetic_user_app
+from flashroom.particle.evolve import small_change
 from flashroom.particle.module_info import read_module_info_at
+from flashroom.particle.stream import encode_delta
 from flashroom.scenarios.sweep_check import ErasePlan
 
 if TYPE_CHECKING:  # the device model imports numpy; the CLI reads this registry at start-up
@@ -255,9 +260,83 @@ class Migrate(SweepScenario):
         return f"flashroom emu ota --image {image} {steps} {cut}"
 
 
+class DeltaOta(SweepScenario):
+    """A delta update (docs/delta-ota.md): the device rebuilds the next build of its app into
+    the scratch from the running app and a detools patch while the chunks arrive, then
+    ``HAL_FLASH_End`` and the unchanged bootloader copy as for any OTA (spec 4.2-4.5).
+
+    The base is reinstalled at ``app_size - 64`` bytes (a DFU write, before the sweep's
+    snapshot) so the new module, a 64-byte code change relinked, is ``app_size``. A device
+    without the streamed-OTA capability gets the raw module, as the server would send it.
+    """
+
+    name = "delta-ota"
+    help = "a delta OTA rebuilt into the scratch + the bootloader's apply"
+    INSERT = 64
+
+    def __init__(self) -> None:
+        self._patches: dict[tuple[str, str], bytes] = {}
+        self._lock = threading.Lock()
+
+    def modules(
+        self, dev: Device, layout: Layout, old_app: bytes, new_app: bytes, app_size: int, seed: int
+    ) -> Modules:
+        base = synthetic_user_app(
+            app_size - self.INSERT, platform=layout.platform, version=5, seed=seed + 1
+        )
+        dev.install(base)  # DFU write + reset: the base runs
+        return Modules(
+            base, small_change(base, insert=self.INSERT, seed=seed), layout.user_part.start
+        )
+
+    def patch(self, base: bytes, new: bytes) -> bytes:
+        """The server's delta from ``base`` to ``new`` (made once per pair)."""
+        key = (hashlib.sha256(base).hexdigest(), hashlib.sha256(new).hexdigest())
+        with self._lock:
+            if key not in self._patches:
+                self._patches[key] = encode_delta(base, new)
+            return self._patches[key]
+
+    def run(self, dev: Device, new: bytes) -> Outcome:
+        report = dev.stream_report()
+        if report is None or not report.base_size:
+            return dev.ota(new)  # what the server sends a device that cannot apply a delta
+        base = dev.user_part_bytes()
+        return dev.ota(self.patch(base, new), store=STORE_STREAMED_FIRMWARE, expect=new)
+
+    def reproduce(self, image: str, new: str, cut: str) -> str:
+        d = new.rsplit("/", 1)[0] if "/" in new else "."
+        return (
+            f"flashroom ota diff {d}/old.bin {new} -o {d}/delta.patch && "
+            f"flashroom emu ota --image {image} {d}/delta.patch {cut}"
+        )
+
+    def erase_budget(
+        self, profile: Profile, chip: FlashChip, target_start: int, size: int
+    ) -> ErasePlan:
+        plan = ota_erase_plan(profile, chip, target_start, size)
+        if profile.ota_stream is None:
+            return plan
+        # The streamed prepare erases the whole scratch once (emu/stream.py: the decoded length
+        # is only known from the header); the copy's budget is the same as any OTA's.
+        ota = profile.ota_bounds
+        scratch = _sectors(chip, ota.start_address, ota.maximum_size)
+        clean = dict(plan.clean)
+        for sec in scratch:
+            clean[sec] = 1
+        notes = (
+            f"the streamed prepare erases scratch sectors {scratch} once (HAL_FLASH_Begin over "
+            "HAL_OTA_FlashLength, docs/delta-ota.md)",
+            *plan.explanation[1:],
+        )
+        return ErasePlan(
+            clean, plan.per_cut, plan.dct_sectors, plan.dct_writes, plan.dct_per_cut, notes
+        )
+
+
 #: Every scenario, by name (the CLI's ``--scenario`` choices, in this order).
 SCENARIOS: Mapping[str, SweepScenario] = {
-    s.name: s for s in (UserOta(), SystemOta(), Install(), Migrate())
+    s.name: s for s in (UserOta(), SystemOta(), Install(), DeltaOta(), Migrate())
 }
 
 
@@ -303,6 +382,7 @@ def ota_erase_plan(
 
 __all__ = [
     "SCENARIOS",
+    "DeltaOta",
     "Install",
     "Migrate",
     "Modules",

@@ -12,7 +12,7 @@ def test_catalogue_has_at_least_30_distinct_kinds_in_every_layer() -> None:
     names = [c.name for c in CATALOGUE]
     assert len(names) >= 30
     assert len(set(names)) == len(names)
-    assert {c.layer for c in CATALOGUE} == {"device", "transfer", "host"}
+    assert {c.layer for c in CATALOGUE} == {"device", "transfer", "stream", "host"}
     for required in (
         "wrong_platform_gen2",
         "wrong_function_system",
@@ -44,7 +44,10 @@ def test_every_case_is_refused_with_a_specific_error_and_the_app_unchanged(
     res = run_campaign(platform=platform, profile=profile)
     hazards = {"zero_length_update", "file_address_wraps_to_bootloader"}  # documented, guarded
     bad = [c for c in res.cases if c.verdict != ("hazard" if c.name in hazards else "refused")]
-    assert bad == []
+    # without the streamed-OTA extension a device cannot claim a base in its Hello
+    skipped = {c.name for c in bad if c.verdict == "skipped"}
+    assert skipped == (set() if profile == "extended" else {"device_lies_about_base"})
+    assert [c for c in bad if c.verdict != "skipped"] == []
     assert res.ok
     for c in res.cases:
         assert c.app_unchanged or c.name in hazards, c.name
@@ -119,3 +122,23 @@ def test_file_address_that_wraps_to_the_bootloader_is_reported_as_a_brick() -> N
     assert case.verdict == "hazard" and case.boot == "bricked"
     assert "bootloader changed" in case.message
     assert "file_address 0 in every UpdateBegin" in case.message
+
+
+def test_stream_cases_end_with_their_documented_codes_on_the_extended_device() -> None:
+    stream = [c for c in CATALOGUE if c.layer == "stream"]
+    assert len(stream) >= 12
+    res = run_campaign(only=[c.name for c in stream])
+    want = {c.name: c.expect for c in stream}
+    for c in res.cases:
+        assert c.verdict == "refused", (c.name, c.message)
+        assert c.code == want[c.name], (c.name, c.code, c.message)
+    msgs = {c.name: c.message for c in res.cases}
+    assert "stopped mid-stream" in msgs["delta_base_mismatch_midstream"]
+    assert "0x080c0000" in msgs["stream_larger_than_scratch"]
+    assert "before writing past it" in msgs["stream_zip_bomb"]
+
+
+def test_on_stock_every_streamed_file_is_an_unknown_store() -> None:
+    res = run_campaign(profile="stock", only=["delta_other_base", "stream_zip_bomb"])
+    assert [c.code for c in res.cases] == [-100, -100]
+    assert all(c.app_unchanged for c in res.cases)

@@ -366,7 +366,7 @@ def _check(m: MigrationModule, have: Installed) -> tuple[str, int] | None:
             return (
                 f"it needs {_dep_text(d)}, the device has {got}: the dependency check refuses it "
                 "(docs/device-os.md#ota-checks, #boot-check)"
-                + ((", and a user part would boot safe mode") if m.is_app else ""),
+                + (", and a user part would boot safe mode" if m.is_app else ""),
                 SYSTEM_ERROR_OTA_DEPENDENCY_CHECK_FAILED,
             )
     return None

@@ -71,7 +71,7 @@ def host_check(data: bytes, installed: Sequence[ModuleInfo]) -> HostCheck:
     res = check_dependencies(mod.info, installed, user_optional=False)
     if not res.ok:
         return HostCheck(
-            ((f"dependency check (docs/device-os.md#boot-check): {res.message}"),), mod.info
+            (f"dependency check (docs/device-os.md#boot-check): {res.message}",), mod.info
         )
     return HostCheck((), mod.info)
 

@@ -497,8 +497,8 @@ CATALOGUE: tuple[BadCase, ...] = (
             f"{_DS} then docs/device-os.md#ota-checks: the rebuilt bytes hold no module -> -1300",
             bs.not_a_module, -1300),
     BadCase("delta_wrong_platform", "stream", "a delta rebuilding a user part for another "
-            "platform", (f"{_DS} then docs/device-os.md#ota-checks: PLATFORM -> "
-                         "-1360"), bs.wrong_platform, -1360),
+            "platform", f"{_DS} then docs/device-os.md#ota-checks: PLATFORM -> -1360",
+            bs.wrong_platform, -1360),
     BadCase("stream_over_ram_budget", "stream", "a compressed file with a 2^15 Deflate window",
             f"{_DS}: the window does not fit the decoder's RAM budget -> -260",
             bs.over_ram, -260),

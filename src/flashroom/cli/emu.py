@@ -371,8 +371,16 @@ def ota_cmd(
     operations of all of them, and the report is the last update's (with every step's under
     "steps" in JSON).
 
-    Exit 0 when the module is applied (and, for an app, running), 1 when it was rejected or the
-    power cut interrupted it (the device is then off: 'emu boot' powers it on), 2 on bad input.
+    The result says what happened to the flash:
+    applied (the new module is in place and runs);
+    installed_not_running (in place, but the device does not run it: safe mode for an unmet
+    dependency, crashed for a compressed module);
+    rejected (the running app, the pending slots and everything outside the OTA region are
+    unchanged; the report says whether the OTA region now holds the refused image);
+    damaged (not applied, and something outside the OTA region changed: the report names it);
+    interrupted (the power cut fired: the device is off, 'emu boot' powers it on).
+
+    Exit 0 when applied, 1 for any other result, 2 on bad input.
     --fail-at-op N makes operation N fail (a brown-out's FLASH_SR error) and shows what Device
     OS does about it: FLASH_Update ignores it, the bootloader's copy stops, the DCT retries.
 

@@ -118,6 +118,10 @@ SYSTEM_ERROR_NAMES: dict[int, str] = {
     SYSTEM_ERROR_OTA_INVALID_PLATFORM: "SYSTEM_ERROR_OTA_INVALID_PLATFORM",
 }
 
+#: Hello flag: the device applies compressed modules (communication/src/protocol.cpp:36-44,
+#: 404-413); only Gen3 sets it (with a bootloader >= 1000), never a Gen2 device.
+HELLO_FLAG_COMPRESSED_OTA = 0x40
+
 # hal_update_complete_t (spec 4.2)
 HAL_UPDATE_ERROR = 0
 HAL_UPDATE_APPLIED_PENDING_RESTART = 1

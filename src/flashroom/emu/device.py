@@ -67,6 +67,7 @@ from flashroom.emu.realcode import (
 from flashroom.emu.stream import StreamStats, stream_report
 from flashroom.emu.sysflags import FACTORY_RESET_DONE, FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
+from flashroom.emu.verdict import capture, judge
 from flashroom.errors import (
     EmulatorError,
     FirmwareCallError,
@@ -617,6 +618,7 @@ class Device:
             EmulatorError: the device is off, in DFU mode or bricked (no cloud connection).
         """
         self._require_running("an OTA update")
+        before = capture(self)
         start = self._counters()
         self.hw.events = []
         self._arm(cut_at_op, torn, seed, fail_at_op)
@@ -648,11 +650,13 @@ class Device:
             return self._interrupted(start, e)
         finally:
             self._disarm()
+        target = module if expect is None else expect
         if error is None:
-            error = self._applied_check(module if expect is None else expect)
-        return self._outcome(
-            RunResult.APPLIED if error is None else RunResult.REJECTED, error, start
-        )
+            error = self._applied_check(target)
+        result, error, scratch = judge(self, before, target, error)
+        out = self._outcome(result, error, start)
+        out.scratch = None if scratch is None else scratch.to_json()
+        return out
 
     # ---------------------------------------------------------------- the system OTA path
     # deviceos.ota.SystemUpdateCallbacks: what the protocol's device end calls (spec 6.2-6.4).
@@ -821,7 +825,14 @@ class Device:
             if sb.kind == "reset":
                 hw.reset_flags |= RCC_CSR_SFTRSTF
                 continue
-            if sb.kind == "application":
+            if sb.kind == "application" and self._compressed_at(self.profile.user_loc):
+                self._set_state(
+                    BootMode.CRASHED,
+                    f"the user part at {fmt_addr(self.profile.user_loc)} is compressed "
+                    "(module_info flag 0x02): no Gen2 code inflates a module, so the system "
+                    "calls into a Deflate stream and the MCU hard-faults at every start",
+                )
+            elif sb.kind == "application":
                 self._set_state(BootMode.FACTORY if factory else BootMode.APPLICATION, "")
             else:
                 self._set_state(BootMode(sb.kind), sb.reason)

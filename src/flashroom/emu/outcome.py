@@ -17,14 +17,17 @@ class BootMode(StrEnum):
     FACTORY = "factory"  # the factory image was restored and runs
     BRICKED = "bricked"  # it would execute a corrupt bootloader/system part, or loops on resets
     SYSTEM_MISMATCH = "system_mismatch"  # mismatched system parts run unchecked (spec 8.9)
+    CRASHED = "crashed"  # the system starts the app and the MCU faults in it (not runnable code)
     OFF = "off"  # power was cut; boot() powers it again
 
 
 class RunResult(StrEnum):
     """What a run did (the ``result`` of :class:`Outcome`)."""
 
-    APPLIED = "applied"
-    REJECTED = "rejected"
+    APPLIED = "applied"  # the new module is in place and runs (see flashroom.emu.verdict)
+    INSTALLED_NOT_RUNNING = "installed_not_running"  # in place, but the device does not run it
+    REJECTED = "rejected"  # nothing outside the OTA region changed; it may hold the image
+    DAMAGED = "damaged"  # not applied, and something outside the OTA region changed
     INTERRUPTED = "interrupted"
     BOOTED = "booted"
     RUNNING = "running"  # nothing ran: the device as it stands (no reset happened)
@@ -75,7 +78,9 @@ class Outcome:
     """The structured end of a run (the ``emu`` JSON contract, see :meth:`to_json`).
 
     Attributes:
-        result: ``applied``, ``rejected``, ``interrupted`` or ``booted``.
+        result: ``applied``, ``installed_not_running``, ``rejected``, ``damaged``,
+            ``interrupted`` (an update, see :mod:`flashroom.emu.verdict`), ``booted`` or
+            ``running`` (nothing was updated).
         error: why it was rejected / interrupted, or None.
         boot: how the device ended: ``application``, ``safe_mode``, ``dfu``, ``factory`` (the
             factory image was restored and runs), and two values beyond the original list:
@@ -91,6 +96,8 @@ class Outcome:
             (``{"sha256", "module_version"}``), or None when the Python model boots.
         system_firmware: the real system modules whose OTA path runs (``{"dir", "parts"}``),
             or None when the model's OTA path runs.
+        scratch: for a ``rejected`` update, what the OTA region holds now (``start``, ``end``,
+            ``changed``, ``holds_refused_image``); None otherwise.
     """
 
     result: RunResult
@@ -104,6 +111,7 @@ class Outcome:
     events: list[str] = field(default_factory=list)
     bootloader_firmware: dict[str, Any] | None = None
     system_firmware: dict[str, Any] | None = None
+    scratch: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Exactly the contract keys."""
@@ -117,6 +125,7 @@ class Outcome:
             "flash_ops": self.flash_ops,
             "bootloader_firmware": self.bootloader_firmware,
             "system_firmware": self.system_firmware,
+            "scratch": self.scratch,
         }
 
 

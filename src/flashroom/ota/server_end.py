@@ -46,7 +46,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from flashroom.deviceos.gen2 import DEFAULT_CHUNK_SIZE
+from flashroom.deviceos.gen2 import DEFAULT_CHUNK_SIZE, HELLO_FLAG_COMPRESSED_OTA
 from flashroom.deviceos.stream import STORE_STREAMED_FIRMWARE
 from flashroom.errors import TransportError
 from flashroom.ota.endpoint import CoapEndpoint, CoapTuning
@@ -73,6 +73,7 @@ from flashroom.ota.messages import (
 )
 from flashroom.ota.stream import Choice, OtaOffer, receive_window
 from flashroom.particle.crc import crc32
+from flashroom.particle.module_info import ModuleInfoFlags, read_module_info_at
 from flashroom.progress import ProgressFn, noop_progress
 
 
@@ -154,6 +155,30 @@ class ServerConfig:
     min_rto_s: float = 0.5
     tuning: CoapTuning = field(default_factory=CoapTuning)
     faults: ServerFaults = field(default_factory=ServerFaults)
+
+
+def compressed_refusal(image: bytes, store: int, hello: Hello | None) -> str | None:
+    """Why a raw module must not go to this device: it is compressed (module_info flag 0x02)
+    and the device's Hello does not say it inflates (flag 0x40, never set on Gen2: no Gen2
+    code inflates a module, so the device would copy the Deflate bytes into place and run
+    them). None when it may be sent."""
+    if store == STORE_STREAMED_FIRMWARE or len(image) < 0x200:
+        return None
+    try:
+        info = read_module_info_at(image, 0)
+    except Exception:
+        return None
+    if info.module_end_address - info.module_start_address + 4 != len(image):
+        return None  # not a well-formed module (spec 2.5: the file ends 4 bytes past its end)
+    if not info.flags & ModuleInfoFlags.COMPRESSED:
+        return None
+    if hello is not None and hello.flags & HELLO_FLAG_COMPRESSED_OTA:
+        return None
+    return (
+        "refused to send a compressed module (module_info flags 0x02): the device's Hello does "
+        f"not set the compressed-OTA flag 0x{HELLO_FLAG_COMPRESSED_OTA:02x}, so it cannot "
+        "inflate it (a Gen2 device would copy the Deflate bytes into place and run them)"
+    )
 
 
 class ServerSession:
@@ -368,6 +393,10 @@ class ServerSession:
             self.chunk_count = math.ceil(len(self.image) / cfg.chunk_size)
             if choice.report is not None and choice.store == STORE_STREAMED_FIRMWARE:
                 self.window = receive_window(choice.report, cfg.chunk_size)
+        refusal = compressed_refusal(self.image, self.store, self.hello)
+        if refusal is not None:
+            self._fail(now, refusal)
+            return []
         flags = FLAG_FAST_OTA if cfg.fast else 0
         length = len(self.image) + cfg.faults.file_length_delta
         begin = UpdateBegin(flags, cfg.chunk_size, length, self.store, 0)

@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from flashroom.emu.device import Device
+from flashroom.emu.outcome import OutcomeError
+from flashroom.emu.verdict import Before, capture, judge
 from flashroom.errors import FlashroomError
 from flashroom.ota.accounting import TransferReport
 from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
@@ -182,6 +184,7 @@ def _result(
     device: Device,
     restarts: int,
     dtls: dict[str, Any] | None = None,
+    before: Before | None = None,
 ) -> UpdateResult:
     _account_stream(device, report)
     image = _received(dev, device)
@@ -194,6 +197,16 @@ def _result(
         result = INSTALLED_NOT_RUNNING
         why = check.message if check is not None and not check.ok else "the new module"
         error = f"installed, but after the reset the device boots {outcome.get('boot')}: {why}"
+    elif dev.status == DeviceStatus.REJECTED and image is not None and before is not None:
+        # the classes emu ota gives (flashroom.emu.verdict): rejected only when nothing
+        # outside the OTA region changed; the report says what the region holds now
+        verdict, err, scratch = judge(
+            device, before, image, OutcomeError(dev.error_code, error or "rejected")
+        )
+        result = str(verdict)
+        error = None if err is None else err.message
+        outcome = {**outcome, "result": result, "scratch": None if scratch is None
+                   else scratch.to_json()}  # fmt: skip
     return UpdateResult(
         result=result,
         error=error,
@@ -251,11 +264,12 @@ async def update_over_udp_async(
     host, port = parse_coap_url(url)
     cfg = device_config or DeviceConfig(platform=device.profile.platform, seed=seed)
     device.hw.last_stream = None
+    before = capture(device)
     dev = DeviceEnd(device, cfg, progress)
     rep = await connect_udp(
         dev, host, port, link=link, seed=seed, time_limit_s=time_limit_s, psk=psk
     )
-    return _result(dev, rep.report, link, device, 0, _dtls_json(rep))
+    return _result(dev, rep.report, link, device, 0, _dtls_json(rep), before)
 
 
 def update_over_udp(
@@ -301,6 +315,7 @@ def update_in_process(
     if dcfg.platform != device.profile.platform:
         dcfg = replace(dcfg, platform=device.profile.platform)
     resets: list[Any] = []
+    before = capture(device)
 
     def on_reset() -> None:
         resets.append(device.reset())
@@ -316,7 +331,7 @@ def update_in_process(
         progress=progress,
         offer=offer,
     )
-    return _result(out.device, out.report, link, device, out.restarts)
+    return _result(out.device, out.report, link, device, out.restarts, None, before)
 
 
 __all__ = [

@@ -288,6 +288,7 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         ParamError: bad options (named by their SweepConfig fields).
     """
     cfg.validate()
+    _check_old_app_fits(cfg)
     t0 = time.perf_counter()
     try:
         setup = _prepare(cfg)
@@ -414,6 +415,24 @@ def _phases(s: _Setup) -> list[tuple[str, int, int]]:
         else:
             out.append((c.label, c.first_op, end))
     return out
+
+
+def _check_old_app_fits(cfg: SweepConfig) -> None:
+    """The old app is installed at the user part's start: one larger than the profile's user
+    part would overlap the next region (the OTA scratch on extended) and every cut point would
+    report false violations, so refuse it before any work (issue 12 #8)."""
+    from flashroom.deviceos import get_profile
+
+    b = get_profile(cfg.platform, cfg.profile, gen2_only=True).user_bounds
+    if cfg.old_size > b.maximum_size:
+        raise ParamError(
+            f"old_size {cfg.old_size} bytes: the old app is installed at "
+            f"{fmt_addr(b.start_address)} and would end at "
+            f"{fmt_addr(b.start_address + cfg.old_size)}, past the {cfg.profile} user part "
+            f"{fmt_addr(b.start_address)}-{fmt_addr(b.start_address + b.maximum_size)}; "
+            f"expected at most {b.maximum_size} bytes ({fmt_size(b.maximum_size)})",
+            "old_size",
+        )
 
 
 def _module_json(data: bytes, start: int) -> dict[str, Any]:

@@ -158,9 +158,10 @@ def test_user_part_dependencies_are_ignored_at_ota_time_but_enforced_at_boot() -
         seed=8,
     )
     out = dev.ota(needy)
-    assert out.result == "rejected" and out.boot == "safe_mode"
+    # issue 12 #3: the new app is in the user part, the device boots safe mode: not "rejected"
+    assert out.result == "installed_not_running" and out.boot == "safe_mode"
     assert out.error is not None and out.error.code is None
-    assert "version >= 4000" in out.error.message
+    assert "version >= 4000" in out.error.message and "installed at 0x08080000" in out.error.message
 
 
 def test_factory_slot_is_registered_on_stock_but_not_on_p1_and_cleared_on_extended() -> None:

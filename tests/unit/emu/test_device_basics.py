@@ -26,6 +26,7 @@ CONTRACT_KEYS = {
     "flash_ops",
     "bootloader_firmware",
     "system_firmware",
+    "scratch",
 }
 
 

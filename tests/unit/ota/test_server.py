@@ -162,3 +162,25 @@ def test_empty_firmware_and_oversized_chunks_are_refused() -> None:
     with pytest.raises(TransportError, match="PROTOCOL_BUFFER_SIZE"):
         OtaServer(APP, ServerConfig(chunk_size=limit + 1), platform_id=10)
     assert max_chunk_size(6, len(APP)) < limit  # Photon's 800-byte LightSSL buffer
+
+
+def test_a_compressed_module_is_refused_unless_the_hello_says_it_inflates() -> None:
+    # issue 12 #1: Gen2 never sets Hello flag 0x40 and has no inflater (protocol.cpp:36-44)
+    from flashroom.emu.device import Device
+    from flashroom.ota.messages import Hello
+    from flashroom.ota.server_end import compressed_refusal
+    from flashroom.particle.build import synthetic_user_app
+    from flashroom.particle.compress import compress_module
+    from flashroom.scenarios.deliver import update_in_process
+
+    packed = compress_module(synthetic_user_app(48 * 1024, seed=8))
+    gen2 = Hello(10, b"\x01" * 12)
+    gen3 = Hello(12, b"\x01" * 12, flags=0x40)
+    why = compressed_refusal(packed, 0, gen2)
+    assert why is not None and "0x40" in why
+    assert compressed_refusal(packed, 0, gen3) is None
+    assert compressed_refusal(synthetic_user_app(48 * 1024, seed=8), 0, gen2) is None
+    dev = Device.new("electron", "extended")
+    before = dev.user_part_bytes()
+    res = update_in_process(dev, packed)
+    assert res.result != "applied" and dev.user_part_bytes() == before

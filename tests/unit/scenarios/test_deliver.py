@@ -191,3 +191,13 @@ def test_an_aborted_transfer_does_not_reset_the_device_spec_6_4_7() -> None:
     assert res.result == "aborted"
     assert res.outcome is not None and res.outcome["result"] == "running"
     assert res.outcome["flash_ops"] == 0 and dev.state == "application"
+
+
+def test_connect_gives_the_same_rejected_class_and_scratch_note_as_emu_ota() -> None:
+    app = synthetic_user_app(200 * 1024, seed=4)
+    via_ota = Device.new("electron", "stock").ota(app)
+    dev = Device.new("electron", "stock")
+    res = update_in_process(dev, app)
+    assert (res.result, res.error_code) == (str(via_ota.result), -1300) == ("rejected", -1300)
+    assert res.outcome is not None and res.outcome["scratch"] == via_ota.scratch
+    assert via_ota.scratch is not None and via_ota.scratch["holds_refused_image"]

@@ -215,3 +215,14 @@ def test_a_sample_tests_that_many_seeded_cut_points_and_says_it_is_not_exhaustiv
     again = run_sweep(SweepConfig(granularity="chunk", sample=7, seed=3, keep_points=True))
     assert again.point_outcomes == res.point_outcomes
     assert res.to_json()["config"]["sample"] == 7
+
+
+def test_an_old_app_larger_than_the_user_part_is_refused_before_any_work() -> None:
+    # issue 12 #8: 300K at 0x08080000 overlaps the OTA scratch; it used to report 6,144 false
+    # violations
+    from flashroom.errors import ParamError
+
+    with pytest.raises(ParamError) as e:
+        run_sweep(SweepConfig(old_size=300 * 1024, granularity="chunk"))
+    assert e.value.params == ("old_size",)
+    assert "0x080c0000" in str(e.value) and "262144" in str(e.value)

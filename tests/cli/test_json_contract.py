@@ -194,3 +194,12 @@ def test_warnings_appear_once_on_stderr_and_in_the_json(cli: Any, ws: Path) -> N
              "--format", "json"])  # fmt: skip
     lines = [ln.removeprefix("warning: ") for ln in r.stderr.splitlines()]
     assert r.json()["warnings"] == lines and len(lines) == 1
+
+
+@pytest.mark.parametrize("verb", ["new", "install", "ota", "boot"])
+def test_the_outcome_schemas_know_every_result_and_boot_mode(verb: str) -> None:
+    from flashroom.emu.outcome import BOOT_MODES, RESULTS
+
+    props = schema_for(f"emu {verb}")["properties"]
+    assert set(props["result"]["enum"]) == {str(r) for r in RESULTS}
+    assert set(props["boot"]["enum"]) == {str(b) for b in BOOT_MODES}

@@ -32,6 +32,8 @@ def to_markdown(report: DemoReport) -> str:
         doc.heading(f"{i}. {s.title}" + ("" if s.ok else " (NOT AS EXPECTED)"), 2)
         if s.lines:
             doc.bullets(s.lines)
+        for name, _result in s.plots:
+            doc.image(name.removesuffix(".png"), name)
         for t in s.tables:
             doc.para(f"**{t.title}**")
             doc.table(t.headers, t.rows)
@@ -47,6 +49,11 @@ def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
     ext = get_layout("electron", "extended")
     written = [render_flash_map([stock, ext], out_dir / "flash-map.png")]
     written += write_exports(ext, out_dir / "export")
+    from flashroom.report.plot import plot_sweep  # matplotlib: already loaded for the map
+
+    for step in report.steps:
+        for name, result in step.plots:
+            written.append(plot_sweep(result, out_dir / name))
     names = [str(p.relative_to(out_dir)) for p in written]
     report.files = ["report.md", "report.json", *names]
     write_text_atomic(out_dir / "report.md", to_markdown(report))
@@ -62,7 +69,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the whole story (:func:`~flashroom.scenarios.story.run_story`) and write the report
     into ``out_dir`` (see :func:`write_report`)."""
-    report = run_story(quick, on_step, progress)
+    report = run_story(quick, on_step, progress, out_dir)
     write_report(report, out_dir)
     return report
 

@@ -55,6 +55,28 @@ class ModuleFormatError(FlashroomError):
         self.field = field
 
 
+class FirmwareImageError(ModuleFormatError):
+    """A firmware file the runner refuses (the CLI's exit 2).
+
+    Attributes:
+        path: the file (or the name the bytes were given).
+        field: the offending field (``platform_id``, ``initial_sp``, ``e_machine``...).
+        offset: file offset of the field when known.
+    """
+
+    def __init__(self, path: str, field: str, message: str, *, offset: int | None = None):
+        super().__init__(f"{path}: {message}", offset=offset, field=field)
+        self.path = path
+
+
+class FirmwareSymbolError(FirmwareImageError):
+    """A function the runner must call is not in the symbol table of the module that holds it."""
+
+    def __init__(self, path: str, symbol: str, why: str = "not in the ELF symbol table"):
+        super().__init__(path, "symbol", f"function {symbol!r} {why}")
+        self.symbol = symbol
+
+
 class ChecksumError(FlashroomError):
     """A stored checksum does not match the computed one."""
 

@@ -41,3 +41,11 @@ def test_demo_quick_writes_report_with_key_facts(cli: Any, tmp_path: Path) -> No
     ext_rows = {row[0]: row for row in steps["delivered_extended"]["tables"][0]["rows"]}
     assert "204800 bytes" in ext_rows["user_part"][3] and ext_rows["user_part"][5] == "yes"
     assert "before and after" in md
+    real = steps["real_code"]["facts"]
+    if "skipped" not in real:  # the real Device OS binaries are beside the checkout
+        assert real["sweeps"]["1006"]["differing"] == 0 and real["sweeps"]["1006"]["bad"] == 0
+        assert real["sweeps"]["1002"]["differing"] == 0 and real["sweeps"]["1002"]["bad"] > 0
+        assert real["real_ota_200k_on_stock"] == {"code": -1300, "identical_to_model": True}
+        for name in ("timeline-1006.png", "timeline-1002.png"):
+            assert (out / name).read_bytes()[:4] == b"\x89PNG" and name in md
+    assert steps["real_electron"]["facts"]["skipped"] == "quick mode"

@@ -201,6 +201,16 @@ INSTALL = (
     InstallPart(_SP, 3, 2302, 0x08060000, 102_400, Dependency(_SP, 2, 110), embeds_bootloader=True),
 )
 
+# ------------------------------------------------------------------ for the real-firmware runner
+#: The SETUP/MODE button: BUTTON1_GPIO_PORT / BUTTON1_GPIO_PIN
+#: (platform/MCU/STM32F2xx/SPARK_Firmware_Driver/inc/platform_config.h:87-88); pressed reads low.
+BUTTON1_GPIO_PORT = "C"
+BUTTON1_GPIO_PIN = 7
+#: The top of the user part's static RAM + heap, below system idx 3's static RAM (spec 1.7:
+#: 0x2001BC00-0x2001CC00): unused while only system functions run (no application), so the
+#: function-level runner keeps its arguments there.
+USER_RAM_SCRATCH = (0x2001A000, 0x2001BC00)
+
 PLATFORM = Platform(
     name="electron",
     platform_id=PlatformId.ELECTRON,

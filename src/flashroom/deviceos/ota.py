@@ -106,4 +106,27 @@ class SystemUpdateCallbacks(Protocol):
         ...
 
 
-__all__ = ["FileTransferDescriptor", "SystemUpdateCallbacks"]
+#: ``SYSTEM_FLAG_OTA_UPDATE_ENABLED`` (system/inc/system_update.h:79-92): without it Prepare
+#: answers 1 (updates disabled) and erases nothing (spec 11.2).
+SYSTEM_FLAG_OTA_UPDATE_ENABLED = 1
+
+#: The functions the real OTA path runs at function level, and the system module index (spec
+#: 1.4) that holds each (spec 11.2; system/inc/system_dynalib.h:63-65 for the three ``Spark_``
+#: entries): one pre-init for static RAM, the system flags as ``HAL_Core_Config`` loads them
+#: (hal/src/stm32f2xx/core_hal_stm32f2xx.c:371-373), the updates-enabled flag, then the three
+#: calls the protocol layer makes.
+OTA_ENTRY_POINTS: tuple[tuple[str, int], ...] = (
+    ("module_system_part1_pre_init", 1),
+    ("Load_SystemFlags", 2),
+    ("system_set_flag", 2),
+    ("Spark_Prepare_For_Firmware_Update", 2),
+    ("Spark_Save_Firmware_Chunk", 2),
+    ("Spark_Finish_Firmware_Update", 2),
+)
+
+__all__ = [
+    "OTA_ENTRY_POINTS",
+    "SYSTEM_FLAG_OTA_UPDATE_ENABLED",
+    "FileTransferDescriptor",
+    "SystemUpdateCallbacks",
+]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flashroom.errors import ModuleFormatError
+from flashroom.errors import FirmwareImageError, FirmwareSymbolError, ModuleFormatError
 from flashroom.firmware.flashport import FlashPrimitive
 from flashroom.firmware.targets import ELECTRON, FirmwareTarget
 from flashroom.particle.module_info import (
@@ -32,28 +32,6 @@ from flashroom.readfile import InputFileError, read_input
 ELF_MAGIC = b"\x7fELF"
 #: ``module_info_t`` offset in a module that starts with a vector table (spec 2.2).
 VECTOR_TABLE_INFO_OFFSET = 0x184
-
-
-class FirmwareImageError(ModuleFormatError):
-    """A firmware file the runner refuses (the CLI's exit 2).
-
-    Attributes:
-        path: the file (or the name the bytes were given).
-        field: the offending field (``platform_id``, ``initial_sp``, ``e_machine``...).
-        offset: file offset of the field when known.
-    """
-
-    def __init__(self, path: str, field: str, message: str, *, offset: int | None = None):
-        super().__init__(f"{path}: {message}", offset=offset, field=field)
-        self.path = path
-
-
-class FirmwareSymbolError(FirmwareImageError):
-    """A function the runner must call is not in the symbol table of the module that holds it."""
-
-    def __init__(self, path: str, symbol: str, why: str = "not in the ELF symbol table"):
-        super().__init__(path, "symbol", f"function {symbol!r} {why}")
-        self.symbol = symbol
 
 
 @dataclass(frozen=True)

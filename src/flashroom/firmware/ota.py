@@ -27,7 +27,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from flashroom.deviceos.enums import FileTransferStore, UpdateFlag
-from flashroom.deviceos.ota import FileTransferDescriptor
+from flashroom.deviceos.ota import (
+    OTA_ENTRY_POINTS,
+    SYSTEM_FLAG_OTA_UPDATE_ENABLED,
+    FileTransferDescriptor,
+)
 from flashroom.errors import EmulatorError, FirmwareCallError
 from flashroom.firmware import stm32f2 as st
 from flashroom.firmware.flashport import FlashPrimitive, FlashRecorder
@@ -51,18 +55,8 @@ from flashroom.particle.module_info import ModuleFunction
 CHUNK_BUFFER_OFFSET = 0x100
 #: The largest chunk :meth:`RealSystemOta.save_chunk` passes.
 MAX_CHUNK = 0x1000
-#: ``SYSTEM_FLAG_OTA_UPDATE_ENABLED`` (system/inc/system_update.h:79-92).
-SYSTEM_FLAG_OTA_UPDATE_ENABLED = 1
-
-#: The functions the runner calls, and the module index that holds each (spec 11.2).
-ENTRY_POINTS: tuple[tuple[str, int], ...] = (
-    ("module_system_part1_pre_init", 1),
-    ("Load_SystemFlags", 2),
-    ("system_set_flag", 2),
-    ("Spark_Prepare_For_Firmware_Update", 2),
-    ("Spark_Save_Firmware_Chunk", 2),
-    ("Spark_Finish_Firmware_Update", 2),
-)
+#: The entry points (their one home is :mod:`flashroom.deviceos.ota`).
+ENTRY_POINTS = OTA_ENTRY_POINTS
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
 """The few Particle facts the real-firmware runner needs, gathered in one place.
 
 Everything else the runner knows is the chip (:mod:`flashroom.firmware.stm32f2`) or comes from
-the binaries themselves. The values come from :mod:`flashroom.deviceos` (their one home); the
-two that are not there yet are marked and belong in ``deviceos/electron.py``. Nothing else in
-:mod:`flashroom.firmware` names a Particle address.
+the binaries themselves. The values come from :mod:`flashroom.deviceos` (their one home).
+Nothing else in :mod:`flashroom.firmware` names a Particle address.
 """
 
 from __future__ import annotations
@@ -82,11 +81,9 @@ ELECTRON = FirmwareTarget(
     system=AddrRange(_SYSTEM[0].start_address, _SYSTEM[-1].end_address),
     system_parts=tuple((b.module_index, b.start_address) for b in _SYSTEM),
     ota_scratch=electron.MODULE_OTA.start_address,
-    # not in deviceos yet: BUTTON1_GPIO_PORT/PIN (platform_config.h:87-88) ...
-    button_port="C",
-    button_pin=7,
-    # ... and the top of the user-part static RAM, below system idx3 static RAM (spec 1.7)
-    call_scratch=AddrRange(0x2001A000, 0x2001BC00),
+    button_port=electron.BUTTON1_GPIO_PORT,
+    button_pin=electron.BUTTON1_GPIO_PIN,
+    call_scratch=AddrRange(*electron.USER_RAM_SCRATCH),
 )
 
 TARGETS: dict[str, FirmwareTarget] = {ELECTRON.name: ELECTRON}

@@ -92,6 +92,8 @@ def to_markdown(report: DemoReport, prov: dict[str, Any] | None = None) -> str:
         doc.heading(f"{i}. {s.title}" + ("" if s.ok else " (NOT AS EXPECTED)"), 2)
         if s.lines:
             doc.bullets(s.lines)
+        for name, _result in s.plots:
+            doc.image(name.removesuffix(".png"), name)
         for t in s.tables:
             doc.para(f"**{t.title}**")
             doc.table(t.headers, t.rows)
@@ -113,20 +115,24 @@ def report_files(report: DemoReport, out_dir: str = "out") -> dict[str, bytes]:
     stock = get_layout("electron", "stock")
     ext = get_layout("electron", "extended")
     exports = {f"{EXPORT_DIR}/{n}": b for n, b in export_files(ext, stock).items()}
-    report.files = ["report.md", "report.json", "flash-map.png", *exports]
+    from flashroom.report.plot import sweep_plot_bytes  # matplotlib: loaded for the map anyway
+
+    plots = {name: sweep_plot_bytes(result) for step in report.steps for name, result in step.plots}
+    report.files = ["report.md", "report.json", "flash-map.png", *plots, *exports]
     prov = provenance(report, out_dir)
     doc = {**report.to_json(), **prov}
     return {
         "report.md": to_markdown(report, prov).encode(),
         "report.json": (json.dumps(doc, indent=2) + "\n").encode(),
         "flash-map.png": figure_bytes([stock, ext], "png"),
+        **plots,
         **exports,
     }
 
 
 def write_report(report: DemoReport, out_dir: Path) -> list[Path]:
-    """Write ``report.md``, ``report.json``, ``flash-map.png`` and ``export/`` into
-    ``out_dir`` (created when missing, not its parents), as one set."""
+    """Write ``report.md``, ``report.json``, ``flash-map.png``, the sweep plots and ``export/``
+    into ``out_dir`` (created when missing, not its parents), as one set."""
     return write_file_set(out_dir, report_files(report, str(out_dir)))
 
 
@@ -138,7 +144,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the whole story (:func:`~flashroom.scenarios.story.run_story`) and write the report
     into ``out_dir`` (see :func:`write_report`)."""
-    report = run_story(quick, on_step, progress)
+    report = run_story(quick, on_step, progress, out_dir)
     write_report(report, out_dir)
     return report
 

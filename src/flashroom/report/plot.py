@@ -127,6 +127,17 @@ def plot_sweep(result: SweepResult, path: str | Path, *, title: str | None = Non
     Raises:
         ValueError: the result kept no per-point outcomes.
     """
+    out = Path(path)
+    write_bytes_atomic(out, sweep_plot_bytes(result, title=title))
+    return out
+
+
+def sweep_plot_bytes(result: SweepResult, *, title: str | None = None) -> bytes:
+    """The PNG :func:`plot_sweep` writes (the demo writes it within its file set).
+
+    Raises:
+        ValueError: the result kept no per-point outcomes.
+    """
     import io
 
     import matplotlib
@@ -209,9 +220,14 @@ def plot_sweep(result: SweepResult, path: str | Path, *, title: str | None = Non
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    out = Path(path)
-    write_bytes_atomic(out, buf.getvalue())
-    return out
+    return buf.getvalue()
 
 
-__all__ = ["OUTCOME_COLOURS", "PHASE_COLOURS", "merged_phases", "phase_of", "plot_sweep"]
+__all__ = [
+    "OUTCOME_COLOURS",
+    "PHASE_COLOURS",
+    "merged_phases",
+    "phase_of",
+    "plot_sweep",
+    "sweep_plot_bytes",
+]

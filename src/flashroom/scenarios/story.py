@@ -6,7 +6,9 @@ turns the same steps into ``report.md`` and ``report.json``. Nothing here prints
 Steps: 1) the stock and extended Electron maps; 2) a 200 KB app refused on stock (-1300, spec
 3.5 #20); 3) the same app delivered over the emulated 3G link to an extended device, and running;
 4) a bounded power-loss sweep with zero bricks; 5) the 192K/192K explanation from ``layout
-check``; 6) the report files and the layout exports.
+check``; 6) the model against the real bootloaders and OTA path
+(:mod:`flashroom.scenarios.story_real`); 7) the patched Device OS built, run, packaged and the
+migration planned; then the report files and the layout exports.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class DemoStep:
     tables: list[Table] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     ok: bool = True
+    #: pictures the report draws: (file name, a SweepResult kept with its points); not JSON
+    plots: list[tuple[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Stable JSON form."""
@@ -359,6 +363,7 @@ def run_story(
     quick: bool = False,
     on_step: StepFn | None = None,
     progress: Callable[[int, int], None] | None = None,
+    out_dir: Any = None,
 ) -> DemoReport:
     """Run the whole story (every step runs the real API); nothing is written.
 
@@ -367,10 +372,12 @@ def run_story(
         on_step: called with each step as soon as it completes (the CLI renders it).
         progress: called as ``progress(done, total)``: one unit per step, plus one per sweep
             cut point once the sweep has counted them (the sweep is most of the run).
+        out_dir: where the real-Electron step copies and packages the build (None: it only
+            builds and runs it).
     """
     t0 = time.perf_counter()
     steps: list[DemoStep] = []
-    n_steps = 5
+    n_steps = 7
     sweep_total = [0]
 
     def done(step: DemoStep) -> None:
@@ -392,6 +399,21 @@ def run_story(
     sweep_step, _ = step_sweep(quick, sweep_progress)
     done(sweep_step)
     done(step_192k())
+    # the real Device OS code (each says what it skipped when its inputs are missing)
+    from flashroom.scenarios.story_real import step_real_code, step_real_electron
+
+    done(step_real_code(quick))
+    if quick:
+        done(
+            DemoStep(
+                "real_electron",
+                "On a real Electron: the patched Device OS, built, run, packaged",
+                ["Skipped in quick mode: the Device OS build takes minutes (make demo runs it)."],
+                facts={"skipped": "quick mode"},
+            )
+        )
+    else:
+        done(step_real_electron(out_dir))
     report = DemoReport(steps, [], quick)
     report.wall_s = time.perf_counter() - t0
     report.inputs = {

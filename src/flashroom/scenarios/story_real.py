@@ -217,6 +217,9 @@ def step_real_electron(out_dir: Path | None) -> DemoStep:
         also_system_firmware=(out,),
     )
     idx2 = next(e for e in ref.manifest.modules if e.name == "system-part3")
+    steps_text = ", ".join(
+        f"{st.module.label().split(' (')[0]} {len(st.module.data)} B" for st in plan.steps
+    )
     wire = 0 if res.report is None else res.report.wire_bytes
     lines = [
         "Device OS 2.3.1 patched with flashroom's changes and built from source with Debian's "
@@ -228,9 +231,7 @@ def step_real_electron(out_dir: Path | None) -> DemoStep:
         f"The same app against the real stock 2.3.1 parts: {refused.result} "
         f"({refused.error_code}).",
         "Migration over the air (devos migrate-plan): "
-        + ", ".join(
-            f"{s.module.label().split(' (')[0]} {len(s.module.data)} B" for s in plan.steps
-        )
+        + steps_text
         + "; on the emulated stock Electron: "
         + ", ".join(f"{r.result} ({r.ota_path} OTA path)" for r in runs)
         + ".",

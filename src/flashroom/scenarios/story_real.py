@@ -12,7 +12,6 @@ binaries, the Device OS source or the toolchain are not there.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -37,16 +36,11 @@ def repo_root() -> Path:
 
 
 def real_binaries_dir() -> Path | None:
-    """``shared/fixtures/device-os`` ($FLASHROOM_DEVICE_OS_FIXTURES), or None."""
-    env = os.environ.get("FLASHROOM_DEVICE_OS_FIXTURES")
-    if env:
-        p = Path(env)
-        return p if (p / BL_1006).is_file() else None
-    for parent in repo_root().parents:
-        d = parent / "shared" / "fixtures" / "device-os"
-        if (d / BL_1006).is_file():
-            return d
-    return None
+    """``shared/fixtures/device-os`` beside the checkout ($FLASHROOM_DEVICE_OS_FIXTURES), or
+    None."""
+    from flashroom.devos.tree import find_device_os_binaries
+
+    return find_device_os_binaries(repo_root())
 
 
 def _skipped(key: str, title: str, why: str) -> DemoStep:

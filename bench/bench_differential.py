@@ -48,14 +48,9 @@ def _row(
 
 
 def _fixtures() -> Path | None:
-    env = os.environ.get("FLASHROOM_DEVICE_OS_FIXTURES")
-    if env:
-        return Path(env)
-    for parent in Path(__file__).resolve().parents:
-        d = parent / "shared" / "fixtures" / "device-os"
-        if (d / "electron-bootloader@v2.3.1.bin").is_file():
-            return d
-    return None
+    from flashroom.devos.tree import find_device_os_binaries
+
+    return find_device_os_binaries(Path(__file__))
 
 
 def _rate(r: Any) -> float:

@@ -8,11 +8,13 @@ that does not compile or link, an output folder in the way); 70 internal error.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
 from flashroom.cli.common import CheckFailed, emit_json, format_option, progress_bar, stdout_console
+from flashroom.cli.options import bootloader_firmware_option, system_firmware_option
 from flashroom.devos.changes import CHANGE_NAMES, CHANGES, PARTS
 from flashroom.errors import BuildError, UsageError
 from flashroom.ranges import fmt_addr
@@ -368,22 +370,12 @@ def package_cmd(out: str, fmt: str) -> None:
     help="Also send every step to an emulated stock device over the emulated 3G link and "
     "report what it did (result, error, boot, bytes on the air).",
 )
-@click.option(
-    "--system-firmware",
-    type=click.Path(exists=True, file_okay=False),
-    default=None,
-    metavar="DIR",
-    help="With --emulate: the emulated device's stock system parts are these real ones "
-    "(e.g. ../shared/fixtures/device-os) and the app step runs the real OTA path (the "
-    "patched one, from --modules).",
+@system_firmware_option(
+    help="With --emulate: the emulated device's stock system parts are these real ones (e.g. "
+    "../shared/fixtures/device-os) and the app step runs the real OTA path (the patched one, "
+    "from --modules)."
 )
-@click.option(
-    "--bootloader-firmware",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    metavar="FILE",
-    help="With --emulate: the emulated device boots this real bootloader.",
-)
+@bootloader_firmware_option(help="With --emulate: the emulated device boots this real bootloader.")
 @format_option
 def migrate_plan_cmd(
     from_: str,
@@ -393,8 +385,8 @@ def migrate_plan_cmd(
     order: str | None,
     fleet_bootloader: int,
     emulate: bool,
-    system_firmware: str | None,
-    bootloader_firmware: str | None,
+    system_firmware: Path | None,
+    bootloader_firmware: Path | None,
     fmt: str,
 ) -> None:
     """Plan the OTA updates that move deployed stock 2.3.1 Electrons to the extended layout.

@@ -214,8 +214,8 @@ def emu() -> None:
     "byte, as the code programs it), or a whole write call."
 )
 @image_option
-@bootloader_firmware_option
-@system_firmware_option
+@bootloader_firmware_option()
+@system_firmware_option()
 @click.option("--force", is_flag=True, help="Overwrite an existing image.")
 @format_option
 def new_cmd(
@@ -632,8 +632,8 @@ def show_cmd(image: Path, fmt: str) -> None:
     default=None,
     help="Write the device image, old/new modules and a reproduce.sh into this folder.",
 )
-@bootloader_firmware_option
-@system_firmware_option
+@bootloader_firmware_option()
+@system_firmware_option()
 @click.option(
     "--compare-model",
     is_flag=True,

@@ -95,30 +95,32 @@ def resolve_bootloader(bootloader: str | None, bootloader_firmware: Path | None)
     return bootloader or "resumable"
 
 
-def bootloader_firmware_option(f: F) -> F:
+def bootloader_firmware_option(*, help: str | None = None) -> Callable[[F], F]:
     """``--bootloader-firmware FILE``: a real bootloader that every boot executes."""
     return click.option(
         "--bootloader-firmware",
         type=PathType(exists=True, dir_okay=False, path_type=Path),
         default=None,
         metavar="FILE",
-        help="A real Electron bootloader (.bin or .elf, e.g. "
-        "electron-bootloader@v2.3.1.bin): written into sector 0, and every boot then executes "
-        "sector 0 instruction by instruction (Unicorn) instead of the Python model.",
-    )(f)
+        help=help
+        or "A real Electron bootloader (.bin or .elf, e.g. electron-bootloader@v2.3.1.bin): "
+        "written into sector 0, and every boot then executes sector 0 instruction by "
+        "instruction (Unicorn) instead of the Python model.",
+    )
 
 
-def system_firmware_option(f: F) -> F:
+def system_firmware_option(*, help: str | None = None) -> Callable[[F], F]:
     """``--system-firmware DIR``: real system modules whose OTA path runs."""
     return click.option(
         "--system-firmware",
         type=PathType(exists=True, file_okay=False, path_type=Path),
         default=None,
         metavar="DIR",
-        help="A folder with the three real Electron system modules (found by module info; "
-        "an .elf beside each .bin gives the symbols): installed, and OTA updates run their "
-        "real receive/finish code (docs/real-electron.md). The profile follows their version.",
-    )(f)
+        help=help
+        or "A folder with the three real Electron system modules (found by module info; an "
+        ".elf beside each .bin gives the symbols): installed, and OTA updates run their real "
+        "receive/finish code (docs/real-code.md). The profile follows their version.",
+    )
 
 
 def granularity_option(

@@ -188,12 +188,32 @@ def find_shared_dir(start: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+#: A file every copy of the real Electron binaries holds (shared/fixtures/device-os).
+_BINARIES_MARKER = "electron-bootloader@v2.3.1.bin"
+
+
+def find_device_os_binaries(start: str | os.PathLike[str]) -> Path | None:
+    """The real Electron binaries built from the 2.3.1 source (``shared/fixtures/device-os``):
+    ``$FLASHROOM_DEVICE_OS_FIXTURES`` when set, else the first such folder in ``start``'s
+    ancestors; None when there is none (callers skip, and say so)."""
+    env = os.environ.get("FLASHROOM_DEVICE_OS_FIXTURES")
+    if env:
+        p = Path(env)
+        return p if (p / _BINARIES_MARKER).is_file() else None
+    for parent in Path(start).resolve().parents:
+        cand = parent / "shared" / "fixtures" / "device-os"
+        if (cand / _BINARIES_MARKER).is_file():
+            return cand
+    return None
+
+
 __all__ = [
     "SUPPORTED_VERSION",
     "VERSION_FILE",
     "DeviceOsTree",
     "check_writable",
     "copy_tree",
+    "find_device_os_binaries",
     "find_shared_dir",
     "is_writable",
     "tree_digest",

@@ -12,7 +12,6 @@ binaries, the Device OS source or the toolchain are not there.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -37,16 +36,11 @@ def repo_root() -> Path:
 
 
 def real_binaries_dir() -> Path | None:
-    """``shared/fixtures/device-os`` ($FLASHROOM_DEVICE_OS_FIXTURES), or None."""
-    env = os.environ.get("FLASHROOM_DEVICE_OS_FIXTURES")
-    if env:
-        p = Path(env)
-        return p if (p / BL_1006).is_file() else None
-    for parent in repo_root().parents:
-        d = parent / "shared" / "fixtures" / "device-os"
-        if (d / BL_1006).is_file():
-            return d
-    return None
+    """``shared/fixtures/device-os`` beside the checkout ($FLASHROOM_DEVICE_OS_FIXTURES), or
+    None."""
+    from flashroom.devos.tree import find_device_os_binaries
+
+    return find_device_os_binaries(repo_root())
 
 
 def _skipped(key: str, title: str, why: str) -> DemoStep:
@@ -217,6 +211,9 @@ def step_real_electron(out_dir: Path | None) -> DemoStep:
         also_system_firmware=(out,),
     )
     idx2 = next(e for e in ref.manifest.modules if e.name == "system-part3")
+    steps_text = ", ".join(
+        f"{st.module.label().split(' (')[0]} {len(st.module.data)} B" for st in plan.steps
+    )
     wire = 0 if res.report is None else res.report.wire_bytes
     lines = [
         "Device OS 2.3.1 patched with flashroom's changes and built from source with Debian's "
@@ -228,7 +225,7 @@ def step_real_electron(out_dir: Path | None) -> DemoStep:
         f"The same app against the real stock 2.3.1 parts: {refused.result} "
         f"({refused.error_code}).",
         "Migration over the air (devos migrate-plan): "
-        + ", ".join(f"{s.module.label().split(' (')[0]} {len(s.module.data)} B" for s in plan.steps)
+        + steps_text
         + "; on the emulated stock Electron: "
         + ", ".join(f"{r.result} ({r.ota_path} OTA path)" for r in runs)
         + ".",

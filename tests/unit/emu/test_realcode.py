@@ -185,3 +185,66 @@ def test_real_code_record_round_trips() -> None:
     rc = RealCode(True, "/x/bl.bin", "/x", (SystemPartRecord(2, "p.bin", "ab"),))
     assert RealCode.from_json(rc.to_json()) == rc
     assert RealCode.from_json(None) == RealCode()
+
+
+# ------------------------------------------------------------------ sector 0 replaced
+
+
+def _idx3_embedding(dev: Device, bootloader: bytes) -> bytes:
+    """The next idx 3 (version + 1, same dependencies) carrying ``bootloader`` (spec 4.7)."""
+    from flashroom.particle.build import synthetic_module
+    from flashroom.particle.module_info import ModuleFunction, read_module_info_at
+
+    info = read_module_info_at(dev.flash.read(0x08060000, 0x200), 0)
+    return synthetic_module(
+        100 * K,
+        platform_id=10,
+        function=ModuleFunction.SYSTEM_PART,
+        index=3,
+        version=info.module_version + 1,
+        start_address=0x08060000,
+        dependency=info.dependency,
+        dependency2=info.dependency2,
+        seed=31,
+        embed=bootloader,
+    )
+
+
+def test_a_bootloader_replaced_over_the_air_is_what_runs_next(real_binaries: Path) -> None:
+    dev = _real(real_binaries, BL_1002)
+    new_bl = (real_binaries / BL_1006).read_bytes()
+    out = dev.ota(_idx3_embedding(dev, new_bl))
+    assert out.result == "applied", out.error
+    assert any("replaced bootloader 1002" in e for e in out.events)
+    assert dev.flash.read(0x08000000, len(new_bl)) == new_bl
+    assert out.to_json()["bootloader_firmware"]["module_version"] == 1006
+    dev.boot()
+    assert dev.firmware_runs[0].outcome == "jump"  # the real 1006 bytes ran
+
+
+def test_a_cut_while_sector_0_is_rewritten_is_a_real_brick(real_binaries: Path) -> None:
+    from flashroom.emu.flash import FlashEvent, FlashEventKind
+
+    dev = _real(real_binaries, BL_1002)
+    idx3 = _idx3_embedding(dev, (real_binaries / BL_1006).read_bytes())
+    snap = dev.snapshot()
+    ops: list[FlashEvent] = []
+
+    class Watch:
+        def flash_event(self, ev: FlashEvent) -> None:
+            if ev.kind != FlashEventKind.READ and ev.addr < 0x08004000:
+                ops.append(ev)
+
+    start = dev.flash.op_count
+    with dev.flash.subscribe(Watch()):
+        dev.ota(idx3)
+    erase = next(e for e in ops if e.kind == FlashEventKind.ERASE)
+    dev.restore(snap)
+    # cut a thousand words into the rewrite: the bootloader is half old-erased, half new
+    cut = dev.ota(idx3, cut_at_op=erase.first_op - start + 1000)
+    assert cut.result == "interrupted"
+    out = dev.boot()
+    assert out.boot == "bricked" and "real bootloader" in dev.reason
+    # the report shows a sector 0 that is not the 1006 file (its SHA-256 differs)
+    full = hashlib.sha256((real_binaries / BL_1006).read_bytes()).hexdigest()
+    assert dev.bootloader_firmware()["sha256"] != full  # type: ignore[index]

@@ -4,7 +4,6 @@ flash observer."""
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,27 +25,10 @@ BOOTLOADER_1006 = "electron-bootloader@v2.3.1"
 BOOTLOADER_1002 = "electron-bootloader@v2.0.0-rc.1"
 
 
-def device_os_fixtures_dir() -> Path | None:
-    """$FLASHROOM_DEVICE_OS_FIXTURES, else the first ``shared/fixtures/device-os`` above us."""
-    env = os.environ.get("FLASHROOM_DEVICE_OS_FIXTURES")
-    if env:
-        return Path(env)
-    for parent in HERE.parents:
-        d = parent / "shared" / "fixtures" / "device-os"
-        if d.is_dir():
-            return d
-    return None
-
-
 @pytest.fixture(scope="session")
-def device_os() -> Path:
-    d = device_os_fixtures_dir()
-    if d is None or not (d / f"{BOOTLOADER_1006}.bin").is_file():
-        pytest.skip(
-            "real Device OS binaries not found (shared/fixtures/device-os above the repo, or "
-            "set FLASHROOM_DEVICE_OS_FIXTURES)"
-        )
-    return d
+def device_os(real_binaries: Path) -> Path:
+    """The real binaries (the root conftest's ``real_binaries``: it skips when they are absent)."""
+    return real_binaries
 
 
 # ------------------------------------------------------------------ a flash observer

@@ -12,9 +12,7 @@ inside the commands: ``flashroom --help`` stays fast.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +33,21 @@ from flashroom.cli.common import (
 from flashroom.cli.emu_render import (
     render_badinput,
     render_connect,
-    render_outcome,
     render_show,
     render_sweep,
+)
+from flashroom.cli.emu_support import (
+    ConnectOptions,
+    Total,
+    compare_model_option,
+    cut_options,
+    finish,
+    load_image,
+    read_module,
+    require_cut,
+    run_connect,
+    run_step,
+    stream_args,
 )
 from flashroom.cli.options import (
     GRANULARITIES,
@@ -53,141 +63,10 @@ from flashroom.cli.options import (
     system_firmware_option,
 )
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.errors import EmulatorError, FlashroomError, UsageError
-from flashroom.ota.device_end import DeviceConfig
-from flashroom.ota.endpoint import CoapTuning
-from flashroom.ota.link import IDEAL, PRESETS, get_link
-from flashroom.particle.module import read_module_file
-from flashroom.readfile import read_input
+from flashroom.errors import EmulatorError, UsageError
+from flashroom.ota.link import PRESETS
 from flashroom.scenarios.sweep_config import METHODS
 from flashroom.scenarios.sweep_scenarios import SCENARIOS
-
-
-def _read_module(path: Path) -> bytes:
-    data = read_module_file(path)
-    if not data:
-        raise UsageError(f"{path} is empty: expected a Particle module binary")
-    return data
-
-
-def _load(image: Path, *, writable: bool = True) -> Any:
-    """Load the image; a command that saves it (``writable``) locks it until it ends."""
-    from flashroom.emu.device import Device  # numpy: deferred for start-up time
-
-    if not os.path.lexists(image):
-        raise UsageError(
-            f"device image {image} does not exist: create it with "
-            f"'flashroom emu new --image {image}'"
-        )
-    if writable:
-        check_output_file(image)  # a link or a device would be refused at save: refuse now
-    dev = Device.load(image, lock=writable)
-    ctx = click.get_current_context(silent=True)
-    if ctx is not None:
-        ctx.call_on_close(dev.release_image)
-    return dev
-
-
-def _require_cut(
-    dev: Any, out: Any, cut_at_op: int | None, fail_at_op: int | None, what: str, image: Path
-) -> None:
-    """Refuse a --cut-at-op or --fail-at-op that the run never reached (before the image is
-    saved).
-
-    A fault past the last operation would silently run the whole update, which is not what the
-    user asked for; the image is left as it was.
-    """
-    n = out.flash_ops
-    ops = f"has only {n} flash operations (0..{n - 1})" if n else "has no flash operation"
-    if cut_at_op is not None and out.result != "interrupted":
-        raise UsageError(
-            f"--cut-at-op {cut_at_op}: this {what} {ops}, so power was never cut; "
-            f"the image is unchanged ({image})"
-        )
-    if fail_at_op is not None and not dev.fault_fired:
-        raise UsageError(
-            f"--fail-at-op {fail_at_op}: this {what} {ops}, so no operation failed; "
-            f"the image is unchanged ({image})"
-        )
-
-
-def _finish(
-    out: Any,
-    fmt: str,
-    title: str,
-    ok: bool,
-    comparison: dict[str, Any] | None = None,
-    steps: list[dict[str, Any]] | None = None,
-) -> None:
-    render_outcome(out, fmt, title, comparison, steps)
-    if not ok or (comparison is not None and comparison["difference"] is not None):
-        raise CheckFailed()
-
-
-def _compare_model_option(f: Any) -> Any:
-    return click.option(
-        "--compare-model",
-        is_flag=True,
-        help="On a device that runs real code: run this step with the Python model first, "
-        "then (from the same state) with the real code, and compare all 1 MB of flash, the "
-        "backup registers, the boot outcome and the operation sequence. Exit 1 on any "
-        "difference; the image keeps the real code's result.",
-    )(f)
-
-
-def _run(dev: Any, step: Any, compare: bool) -> tuple[Any, dict[str, Any] | None]:
-    """Run ``step`` (returns an Outcome); with ``compare`` model first, then real."""
-    if not compare:
-        return step(), None
-    if not dev.real.any:
-        raise UsageError(
-            "--compare-model needs a device that runs real code: make it with emu new "
-            "--bootloader-firmware FILE and/or --system-firmware DIR"
-        )
-    from flashroom.scenarios.compare import compare_run  # the emulator: deferred
-
-    model, real, diff = compare_run(dev, step)
-    if real.result is None:
-        raise EmulatorError(f"the real-code run failed: {real.error}")
-
-    def side(t: Any) -> dict[str, Any]:
-        return {
-            "boot": t.boot,
-            "bootloader_runs": list(t.bootloader_runs),
-            "operations": len(t.ops),
-            "error": t.error,
-        }
-
-    return real.result, {
-        "identical": diff is None,
-        "difference": None if diff is None else diff.to_json(),
-        "model": side(model),
-        "real": side(real),
-    }
-
-
-def _cut_options(f: Any) -> Any:
-    """``--cut-at-op N [--torn] [--seed S]``: cut power at flash operation N of this run;
-    ``--fail-at-op N``: operation N fails instead (an FLASH_SR error bit, as on a brown-out)."""
-    f = click.option(
-        "--fail-at-op",
-        type=click.IntRange(min=0),
-        default=None,
-        help="Flash operation N of this run fails (an FLASH_SR error bit, as on a brown-out): "
-        "nothing is written for it and the firmware's own error handling runs.",
-    )(f)
-    f = click.option(
-        "--seed", type=int, default=0, show_default=True, help="Seed of a torn operation."
-    )(f)
-    f = click.option("--torn", is_flag=True, help="The cut operation happens partially (seeded).")(
-        f
-    )
-    return click.option(
-        "--cut-at-op",
-        type=click.IntRange(min=0),
-        default=None,
-        help="Cut power at flash operation N of this run (0 = the first).",
-    )(f)
 
 
 @click.group(name="emu", cls=FlashroomGroup)
@@ -271,7 +150,7 @@ def new_cmd(
     )
     if system_firmware is not None:
         what += f", real system from {system_firmware}"
-    _finish(out, fmt, f"new {platform} ({profile}, {what}) -> {image}", True)
+    finish(out, fmt, f"new {platform} ({profile}, {what}) -> {image}", True)
 
 
 @emu.command("install")
@@ -285,7 +164,7 @@ def new_cmd(
     default=None,
     help="DFU address (default: each module's module_start_address, as particle-cli does).",
 )
-@_cut_options
+@cut_options
 @format_option
 def install_cmd(
     image: Path,
@@ -313,8 +192,8 @@ def install_cmd(
         )
     if torn and cut_at_op is None:
         raise UsageError("--torn needs --cut-at-op N")
-    dev = _load(image)
-    datas = [_read_module(p) for p in modules]
+    dev = load_image(image)
+    datas = [read_module(p) for p in modules]
     out = None
     for i, (path, data) in enumerate(zip(modules, datas, strict=True)):
         try:
@@ -331,12 +210,12 @@ def install_cmd(
             hint = " (--address)" if address is None and "explicitly" in str(e) else ""
             raise EmulatorError(f"{path}: {e}{hint}") from None
     if out is not None:
-        _require_cut(dev, out, cut_at_op, fail_at_op, "DFU install", image)
+        require_cut(dev, out, cut_at_op, fail_at_op, "DFU install", image)
     dev.save(image)
     if out is None:  # pragma: no cover - nargs=-1 with required=True gives one module at least
         raise UsageError("no module to install")
     names = ", ".join(str(p) for p in modules)
-    _finish(out, fmt, f"DFU install {names}", out.boot in ("application", "factory"))
+    finish(out, fmt, f"DFU install {names}", out.boot in ("application", "factory"))
 
 
 @emu.command("ota")
@@ -347,9 +226,9 @@ def install_cmd(
     required=True,
     type=PathType(exists=True, dir_okay=False, path_type=Path),
 )
-@_cut_options
+@cut_options
 @granularity_option(default=None, help="Override the image's operation granularity for this run.")
-@_compare_model_option
+@compare_model_option
 @format_option
 def ota_cmd(
     image: Path,
@@ -398,8 +277,8 @@ def ota_cmd(
         raise UsageError("--torn needs --cut-at-op N")
     if compare_model and len(module_paths) > 1:
         raise UsageError("--compare-model compares one update: give one module")
-    dev = _load(image)
-    datas = [_read_module(p) for p in module_paths]
+    dev = load_image(image)
+    datas = [read_module(p) for p in module_paths]
     saved = dev.flash.granularity
     if granularity is not None:
         dev.flash.granularity = granularity
@@ -408,7 +287,7 @@ def ota_cmd(
     cut, fail = cut_at_op, fail_at_op
     any_failed = False
     for data in datas:
-        out, cmp = _run(
+        out, cmp = run_step(
             dev,
             lambda d=data, c=cut, f=fail: dev.ota(
                 d,
@@ -416,7 +295,7 @@ def ota_cmd(
                 torn=torn,
                 seed=seed,
                 fail_at_op=f,
-                **_stream_args(dev, d, streamed_ota_args),
+                **stream_args(dev, d, streamed_ota_args),
             ),
             compare_model,
         )
@@ -437,34 +316,16 @@ def ota_cmd(
         # the fault must land in one of the updates: check against the whole sequence
         total = sum(o.flash_ops for o in steps)
         dev.fault_fired = any_failed or dev.fault_fired
-        _require_cut(dev, _Total(last, total), cut_at_op, fail_at_op, "OTA sequence", image)
+        require_cut(dev, Total(last, total), cut_at_op, fail_at_op, "OTA sequence", image)
     else:
-        _require_cut(dev, last, cut_at_op, fail_at_op, "OTA", image)
+        require_cut(dev, last, cut_at_op, fail_at_op, "OTA", image)
     dev.save(image)
     title = f"OTA {module_paths[-1]}" if len(datas) == 1 else (
         f"OTA {len(steps)} of {len(datas)} updates, last {module_paths[len(steps) - 1]}"
     )  # fmt: skip
     extra = None if len(datas) == 1 else [o.to_json() for o in steps]
-    _finish(last, fmt, title, last.result == "applied" and len(steps) == len(datas), cmp,
+    finish(last, fmt, title, last.result == "applied" and len(steps) == len(datas), cmp,
             steps=extra)  # fmt: skip
-
-
-def _stream_args(dev: Any, data: bytes, streamed_ota_args: Any) -> dict[str, Any]:
-    """``store``/``expect`` for ``Device.ota`` when ``data`` is a streamed (delta/compressed)
-    file (ota/stream.py), else none."""
-    store, expect = streamed_ota_args(dev.user_part_bytes(), data)
-    return {"store": store, "expect": expect}
-
-
-@dataclass
-class _Total:
-    """An outcome whose ``flash_ops`` is the whole update sequence's (for _require_cut)."""
-
-    out: Any
-    flash_ops: int
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.out, name)
 
 
 @emu.command("boot")
@@ -479,11 +340,13 @@ class _Total:
 @click.option(
     "--factory-reset",
     is_flag=True,
-    help="Request a factory reset from the running firmware (System.factoryReset(), "
-    "docs/device-os.md#factory-reset).",
+    help=(
+        "Request a factory reset from the running firmware (System.factoryReset(), "
+        "docs/device-os.md#factory-reset)."
+    ),
 )
-@_cut_options
-@_compare_model_option
+@cut_options
+@compare_model_option
 @format_option
 def boot_cmd(
     image: Path,
@@ -513,8 +376,8 @@ def boot_cmd(
             "reset is requested by the running firmware (docs/device-os.md#factory-reset), not by "
             "holding MODE"
         )
-    dev = _load(image)
-    out, cmp = _run(
+    dev = load_image(image)
+    out, cmp = run_step(
         dev,
         lambda: (
             dev.factory_reset()
@@ -529,9 +392,9 @@ def boot_cmd(
         ),
         compare_model,
     )
-    _require_cut(dev, out, cut_at_op, fail_at_op, "boot", image)
+    require_cut(dev, out, cut_at_op, fail_at_op, "boot", image)
     dev.save(image)
-    _finish(out, fmt, f"boot {image}", out.boot != "bricked", cmp)
+    finish(out, fmt, f"boot {image}", out.boot != "bricked", cmp)
 
 
 @emu.command("show")
@@ -544,7 +407,7 @@ def show_cmd(image: Path, fmt: str) -> None:
     """
     from flashroom.emu.inspect import show  # numpy: deferred for start-up time
 
-    dev = _load(image, writable=False)
+    dev = load_image(image, writable=False)
     doc = show(dev)
     for w in doc["warnings"]:
         warn(w)
@@ -643,7 +506,7 @@ def show_cmd(image: Path, fmt: str) -> None:
 )
 @click.option(
     "--migration-modules",
-    type=click.Path(exists=True, file_okay=False),
+    type=PathType(exists=True, file_okay=False),
     default=None,
     metavar="OUT",
     help="--scenario migrate: send the patched system parts and the largest app of this "
@@ -811,52 +674,6 @@ def badinput(platform: str, profile: str | None, cases: tuple[str, ...], fmt: st
         raise CheckFailed()
 
 
-# --------------------------------------------------------------------------- connect
-@dataclass
-class ConnectOptions:
-    """``emu connect`` options."""
-
-    url: str
-    image: Path
-    link: str | None
-    rtt_ms: float | None
-    bandwidth_bps: float | None
-    uplink_bps: float | None
-    loss: float | None
-    duplicate: float | None
-    reorder: float | None
-    seed: int
-    ack_timeout: float
-    inactivity_timeout: float | None
-    time_limit: float
-    save: bool
-    fast_ota: bool = True
-    psk_file: Path | None = None
-    stream: bool = True
-
-
-def build_link(opts: ConnectOptions) -> Any:
-    """The link profile from a preset and/or explicit values (explicit values win)."""
-
-    base = get_link(opts.link) if opts.link else IDEAL
-    changes: dict[str, Any] = {}
-    if opts.rtt_ms is not None:
-        changes["rtt_s"] = opts.rtt_ms / 1000
-    if opts.bandwidth_bps is not None:
-        changes["bandwidth_bps"] = opts.bandwidth_bps
-    if opts.uplink_bps is not None:
-        changes["uplink_bps"] = opts.uplink_bps
-    for name in ("loss", "duplicate", "reorder"):
-        v = getattr(opts, name)
-        if v is not None:
-            changes[name] = v
-    if not changes:
-        return base
-    if opts.link is None:
-        changes["name"] = "custom"
-    return base.with_(**changes)
-
-
 _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
 
 
@@ -908,7 +725,7 @@ _PROB = FiniteFloatRange(0.0, 1.0, max_open=True)
 )
 @click.option(
     "--psk-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=PathType(exists=True, dir_okay=False, path_type=Path),
     default=None,
     help="Talk DTLS 1.2 with a pre-shared key from FILE ('DEVICE_ID_HEX KEY_HEX' lines, as "
     "ota serve --psk-file reads): a single line makes that ID the device's; otherwise the "
@@ -980,7 +797,7 @@ def connect(
         psk_file,
         stream,
     )
-    result = _run_connect(opts)
+    result = run_connect(opts)
     data = result.to_json()
     if fmt == "json":
         emit_json(data)
@@ -988,81 +805,6 @@ def connect(
         render_connect(data)
     if result.result != "applied":
         raise CheckFailed()
-
-
-#: Hello (or DTLS ClientHello) transmissions before "no answer": 3 takes 2 + 4 + 8 timeouts,
-#: 14-21 s at the default ACK_TIMEOUT, instead of RFC 7252's 5 (45-93 s).
-_HELLO_ATTEMPTS = 3
-
-
-def _device_key(path: Path, own_id: bytes) -> tuple[bytes, tuple[bytes, bytes]]:
-    """(device ID, (DTLS identity, key)) from a key file (see ``--psk-file``)."""
-    from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
-
-    try:  # a regular file of key lines (a FIFO or a device is refused unopened)
-        text = read_input(path, limit=1024 * 1024, what="a key file").decode()
-    except (FlashroomError, UnicodeDecodeError) as e:
-        raise UsageError(f"--psk-file {path}: cannot read it ({e})") from None
-    keys = parse_psk_lines(text, f"--psk-file {path}")
-    if len(keys) == 1:
-        ident, key = next(iter(keys.items()))
-    else:
-        ident = own_id.hex().encode()
-        if ident not in keys:
-            raise UsageError(
-                f"--psk-file {path}: no key for this device (ID {ident.decode()}) among "
-                f"{len(keys)} lines"
-            )
-        key = keys[ident]
-    try:
-        device_id = bytes.fromhex(ident.decode())
-    except ValueError:
-        raise UsageError(
-            f"--psk-file {path}: identity {ident.decode()!r} is not a device ID in hex"
-        ) from None
-    return device_id, (ident, key)
-
-
-def _run_connect(opts: ConnectOptions) -> Any:
-    # the OTA transport and the device model import aiocoap and numpy: deferred for start-up
-    from flashroom.ota.transport import parse_coap_url  # asyncio: deferred for start-up time
-    from flashroom.scenarios.deliver import update_over_udp  # numpy: deferred for start-up time
-
-    parse_coap_url(opts.url)  # precise error before touching the image
-    link = build_link(opts)
-    device = _load(opts.image)
-    # A stable 12-byte device ID per image file (the Hello carries it, spec 6.5).
-    device_id = hashlib.sha256(str(opts.image.resolve()).encode()).digest()[:12]
-    psk: tuple[bytes, bytes] | None = None
-    if opts.psk_file is not None:
-        device_id, psk = _device_key(opts.psk_file, device_id)
-    cfg = DeviceConfig(
-        platform=device.profile.platform,
-        device_id=device_id,
-        allow_fast=opts.fast_ota,
-        seed=opts.seed,
-        inactivity_timeout_s=opts.inactivity_timeout,
-        tuning=CoapTuning(ack_timeout_s=opts.ack_timeout),
-        linger_s=min(5.0, 4 * opts.ack_timeout),
-        begin_timeout_s=max(30 * opts.ack_timeout, 5.0),
-        hello_attempts=_HELLO_ATTEMPTS,
-        announce_stream=opts.stream,
-    )
-    device.ota_stream_enabled = opts.stream
-    with progress_bar("receiving update", None) as progress:
-        result = update_over_udp(
-            device,
-            opts.url,
-            link=link,
-            seed=opts.seed,
-            device_config=cfg,
-            time_limit_s=opts.time_limit,
-            progress=progress,
-            psk=psk,
-        )
-    if opts.save:
-        device.save(opts.image)
-    return result
 
 
 __all__ = ["GRANULARITIES", "emu"]

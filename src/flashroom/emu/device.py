@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,17 +26,20 @@ from flashroom.deviceos.gen2 import (
     FEATURE_FLAG_RESET_INFO,
     INTERNAL_FLASH_END,
     INTERNAL_FLASH_START,
-    LEGACY_BOOTLOADER_VERSION,
-    RESUMABLE_FROM_VERSION,
-    SYSTEM_ERROR_NAMES,
     SYSTEM_VERSION_2_3_1,
 )
-from flashroom.deviceos.ota import FileTransferDescriptor, SystemUpdateCallbacks
-from flashroom.deviceos.stream import StreamReport
-from flashroom.emu.bootloader import Bootloader, BootloaderResult
+from flashroom.deviceos.ota import FileTransferDescriptor
+from flashroom.emu.bootloader import Bootloader
 from flashroom.emu.dct import DcdStore
+from flashroom.emu.device_ota import OtaEntryMixin
+from flashroom.emu.device_real import RealCodeMixin, new_with_real_code, profile_of_system_parts
 from flashroom.emu.flash import FaultKind, FlashSnapshot, Granularity, NorFlash
 from flashroom.emu.flashmal import module_info_at, stored_sha256
+from flashroom.emu.fresh import (
+    DEFAULT_APP_SIZE,
+    default_modules,
+    factory_image,
+)
 from flashroom.emu.hardware import Hardware
 from flashroom.emu.image import (
     ImageLock,
@@ -57,15 +59,8 @@ from flashroom.emu.outcome import (
 )
 from flashroom.emu.realcode import (
     RealCode,
-    check_parts_in_flash,
-    load_bootloader_file,
-    load_system_dir,
-    parts_in_flash,
-    sector0_identity,
-    system_records,
 )
-from flashroom.emu.stream import StreamStats, stream_report
-from flashroom.emu.sysflags import FACTORY_RESET_DONE, FACTORY_RESET_REQUEST, BackupRegisters
+from flashroom.emu.sysflags import FACTORY_RESET_REQUEST, BackupRegisters
 from flashroom.emu.system import SystemFirmware
 from flashroom.emu.verdict import capture, judge
 from flashroom.errors import (
@@ -79,15 +74,9 @@ from flashroom.errors import (
 )
 from flashroom.firmware.stm32f2 import RCC_CSR_POWER_ON, RCC_CSR_SFTRSTF
 from flashroom.geometry import STM32F205XG
-from flashroom.particle.build import device_os_install, synthetic_user_app
 from flashroom.particle.module_info import ModuleFunction, ModuleInfoFlags, read_module_info_at
 from flashroom.ranges import fmt_addr
 
-#: The small stock app of a fresh device (spec-silent size).
-DEFAULT_APP_SIZE = 32 * 1024
-#: The factory image of a fresh stock device (spec-silent size and version).
-FACTORY_APP_SIZE = 24 * 1024
-FACTORY_APP_VERSION = 1
 #: Resets one power-on may go through before we call it a reset loop (spec 5.4 #2).
 MAX_RESETS = 12
 
@@ -112,7 +101,7 @@ class _Counters:
     tmax: float
 
 
-class Device:
+class Device(OtaEntryMixin, RealCodeMixin):
     """An emulated Photon, P1 or Electron running Device OS 2.3.1 (stock) or the extended variant.
 
     Build one with :meth:`new` or :meth:`load`.
@@ -233,7 +222,8 @@ class Device:
             dev.reason = reason
             dev.hw.reset_flags = flags
             return dev
-        return _new_with_real_code(
+        return new_with_real_code(
+            cls,
             platform,
             profile,
             bootloader,
@@ -658,115 +648,6 @@ class Device:
         out.scratch = None if scratch is None else scratch.to_json()
         return out
 
-    # ---------------------------------------------------------------- the system OTA path
-    # deviceos.ota.SystemUpdateCallbacks: what the protocol's device end calls (spec 6.2-6.4).
-
-    def prepare_for_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
-        """``Spark_Prepare_For_Firmware_Update`` (spec 4.1, 6.2): fills in ``file``'s defaults
-        and absolute address; erases unless ``flags`` bit 0 (the dry run) is set.
-
-        Raises:
-            EmulatorError: the device is not running firmware.
-            PowerCut: an armed fault fired (the device is then off).
-        """
-        self._require_running("an OTA update")
-        path = self._ota_path()
-        return self._guard(lambda: path.prepare_for_firmware_update(file, flags))
-
-    def save_firmware_chunk(self, file: FileTransferDescriptor, chunk: bytes) -> int:
-        """``Spark_Save_Firmware_Chunk``: ``chunk`` at ``file.chunk_address`` (spec 4.1 #3).
-
-        Raises:
-            EmulatorError: the device is not running firmware.
-            OtaError: the write ran past the end of flash (the MCU bus-faults).
-            PowerCut: an armed fault fired (the device is then off).
-        """
-        self._require_running("an OTA chunk")
-        path = self._ota_path()
-        return self._guard(lambda: path.save_firmware_chunk(file, chunk))
-
-    def finish_firmware_update(self, file: FileTransferDescriptor, flags: int) -> int:
-        """``Spark_Finish_Firmware_Update`` (spec 4.2, 6.4): 1 pending restart, 2 bootloader
-        applied, or the negative ``system_error_t`` (-1300 ...). After a successful-transfer
-        finish call :meth:`reset`: Device OS always schedules it (spec 4.2 #4).
-
-        Raises:
-            EmulatorError: the device is not running firmware.
-            PowerCut: an armed fault fired (the device is then off).
-        """
-        self._require_running("an OTA finish")
-        path = self._ota_path()
-        return self._guard(lambda: path.finish_firmware_update(file, flags))
-
-    @property
-    def last_ota_error(self) -> str:
-        """Why the last finish failed (empty when it did not)."""
-        if self._real_ota is not None:
-            return str(self._real_ota.last_ota_error)
-        return self._system.last_ota_error
-
-    @property
-    def updates_enabled(self) -> bool:
-        """``System.updatesEnabled()``: when False, UpdateBegin's dry run fails (spec 6.2 #2)."""
-        return self._system.updates_enabled
-
-    @updates_enabled.setter
-    def updates_enabled(self, value: bool) -> None:
-        self._system.updates_enabled = value
-
-    # ---------------------------------------------------------------- streamed OTA (modelled)
-    def stream_report(self) -> StreamReport | None:
-        """What the device's Hello says about streamed OTA (``deviceos.stream``): None when the
-        profile (or this device, :attr:`ota_stream_enabled`) applies raw bytes only."""
-        return stream_report(self.hw) if self.powered else None
-
-    @property
-    def ota_stream_enabled(self) -> bool:
-        """False models the extended layout without the streamed-OTA change: raw bytes only."""
-        return self.hw.ota_stream_enabled
-
-    @ota_stream_enabled.setter
-    def ota_stream_enabled(self, value: bool) -> None:
-        self.hw.ota_stream_enabled = value
-
-    @property
-    def last_stream_stats(self) -> StreamStats | None:
-        """The last streamed transfer's figures (received, written, RAM), or None."""
-        return self.hw.last_stream
-
-    def _guard(self, call: Callable[[], int]) -> int:
-        try:
-            return call()
-        except PowerCut:
-            self.state = BootMode.OFF
-            raise
-
-    # The same path by offsets, for scripts and tests: one transfer at a time.
-    def ota_begin(
-        self, file_length: int, chunk_size: int = DEFAULT_CHUNK_SIZE, file_address: int = 0
-    ) -> int:
-        """UpdateBegin with these fields (FIRMWARE store): :meth:`prepare_for_firmware_update`
-        without the dry run. Returns 0, as Device OS does once updates are enabled."""
-        file = FileTransferDescriptor(file_length, chunk_size, file_address)
-        rc = self.prepare_for_firmware_update(file, 0)
-        self._transfer = file
-        return rc
-
-    def ota_write(self, offset: int, data: bytes) -> None:
-        """A chunk at ``offset`` past the file start of the last :meth:`ota_begin` (the OTA
-        region's start without one); no bounds check (spec 4.1 #3)."""
-        base = self._transfer or FileTransferDescriptor(file_address=self.profile.ota_flash_address)
-        chunk = replace(
-            base, chunk_address=(base.file_address + offset) & 0xFFFFFFFF, chunk_size=len(data)
-        )
-        self.save_firmware_chunk(chunk, data)
-
-    def ota_finish(self) -> int:
-        """UpdateDone: :meth:`finish_firmware_update` with SUCCESS (``HAL_FLASH_End``)."""
-        file = self._transfer or FileTransferDescriptor()
-        self._transfer = None
-        return self.finish_firmware_update(file, UpdateFlag.SUCCESS)
-
     # ================================================================== internals
     def _disarm(self) -> None:
         self.fault_fired = self._armed and not self.flash.armed
@@ -878,105 +759,6 @@ class Device:
         if flags & FEATURE_FLAG_RESET_INFO:
             self.hw.reset_flags = 0
 
-    # ---------------------------------------------------------------- real code
-    def _run_bootloader(self, button_s: float) -> BootloaderResult:
-        """One bootloader run: the model, or the real code in sector 0 (see :attr:`real`)."""
-        hw = self.hw
-        if not (self.real.bootloader and self.use_real_code):
-            return Bootloader(hw).run(button_s=button_s, reset_flags=hw.reset_flags)
-        if button_s > 0:
-            raise ParamError(
-                "a held MODE button cannot be emulated with the real bootloader: its button "
-                "loop counts SysTick interrupts, which the firmware runner does not deliver "
-                "(it would hang); boot a model device for the button paths",
-                "button_s",
-            )
-        from flashroom.firmware.outcome import FirmwareOutcome  # light; the runner is not
-
-        rb = self._real_bootloader()
-        requested = self.regs.load_flags().Factory_Reset_SysFlag == FACTORY_RESET_REQUEST
-        run = rb.boot(reset_flags=hw.reset_flags)
-        self.firmware_runs.append(run)
-        where = f"PC {fmt_addr(run.pc)}" + (
-            f", address {fmt_addr(run.address)}" if run.address is not None else ""
-        )
-        if run.outcome is FirmwareOutcome.OFF and run.power_cut is not None:
-            raise run.power_cut
-        if run.outcome is FirmwareOutcome.JUMP:
-            handler = rb.system_reset_handler()
-            target = run.target if run.target is not None else run.pc
-            if target & ~1 != handler:
-                hw.log(
-                    f"bootloader (real): left sector 0 for {fmt_addr(target)}, not the system "
-                    f"reset handler {fmt_addr(handler)}"
-                )
-            hw.log(f"bootloader (real): jump to {fmt_addr(target)} ({run.flash_ops} flash ops)")
-            return BootloaderResult("jump")
-        if run.outcome is FirmwareOutcome.RESET:
-            done = self.regs.load_flags().Factory_Reset_Done_SysFlag == FACTORY_RESET_DONE
-            factory = requested and done
-            why = "factory restore" if factory else f"NVIC_SystemReset at {where}"
-            return BootloaderResult("reset", factory_restored=factory, reason=f"real: {why}")
-        if run.outcome is FirmwareOutcome.DFU:
-            return BootloaderResult(
-                "dfu", reason=f"the real bootloader entered DFU mode (USB OTG access at {where})"
-            )
-        return BootloaderResult(
-            "bricked",
-            reason=f"the real bootloader {run.outcome} at {where}: {run.reason}".rstrip(": "),
-        )
-
-    def _real_bootloader(self) -> Any:
-        if self._rb is None:
-            from flashroom.firmware.boot import RealBootloader  # imports Unicorn
-
-            self._rb = RealBootloader(self.flash, self.regs)
-        return self._rb
-
-    def _ota_path(self) -> SystemUpdateCallbacks:
-        """The system OTA path of this power-on: the model's, or the real code's (the parts,
-        among :attr:`RealCode.system_dir` and :attr:`RealCode.also`, whose idx 2 is in flash)."""
-        if self.real.system_dir is None or not (self.use_real_code and self.use_real_ota):
-            return self._system
-        if self._real_ota is None:
-            from flashroom.firmware.ota import RealSystemOta  # imports Unicorn
-
-            parts = self._parts_in_flash()
-            self._real_ota = RealSystemOta(self.flash, self.regs, parts)
-        return self._real_ota  # type: ignore[no-any-return]
-
-    def _parts_in_flash(self) -> Any:
-        assert self.real.system_dir is not None
-        folders = (self.real.system_dir, *self.real.also)
-        for folder in folders:
-            if folder not in self._parts:
-                self._parts[folder] = load_system_dir(folder)
-            if parts_in_flash(self.flash, self._parts[folder]):
-                return self._parts[folder]
-        check_parts_in_flash(self.flash, self._parts[folders[0]], " or ".join(folders))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _finish_reason(self, path: SystemUpdateCallbacks, rc: int) -> str:
-        if path is self._system:
-            return self._system.last_finish_reason
-        name = SYSTEM_ERROR_NAMES.get(rc)
-        return f"Spark_Finish_Firmware_Update returned {rc}" + (f" ({name})" if name else "")
-
-    def bootloader_firmware(self) -> dict[str, Any] | None:
-        """The real bootloader every boot executes, as reports show it (None: the model)."""
-        if not self.real.bootloader:
-            return None
-        return sector0_identity(self.flash).to_json()
-
-    def system_firmware(self) -> dict[str, Any] | None:
-        """The real system modules whose OTA path runs, as reports show them (None: model)."""
-        if self.real.system_dir is None:
-            return None
-        return {
-            "dir": self.real.system_dir,
-            "parts": [p.to_json() for p in self.real.system_parts],
-        }
-
     def _set_state(self, state: BootMode, reason: str) -> None:
         self.state = state
         self.reason = reason
@@ -1072,122 +854,6 @@ def _fresh_image(
         dev.install(factory_image(platform), address=prof.fac_addr, reset=False)
     dev.boot()
     return dev.flash.contents(), tuple(dev.regs.regs), dev.state, dev.reason, dev.hw.reset_flags
-
-
-def _new_with_real_code(
-    platform: str,
-    profile: str,
-    bootloader: str,
-    granularity: Granularity,
-    bootloader_firmware: str | Path | None,
-    system_firmware: str | Path | None,
-    also_system_firmware: tuple[str | Path, ...] = (),
-) -> Device:
-    """:meth:`Device.new` with real firmware (see its arguments)."""
-    prof = get_profile(platform, profile, gen2_only=True)
-    if prof.platform != "electron":
-        raise EmulatorError(
-            f"real Device OS firmware runs on electron only (the firmware runner's target), not "
-            f"{prof.platform}"
-        )
-    bl_image = load_bootloader_file(bootloader_firmware) if bootloader_firmware else None
-    parts = load_system_dir(system_firmware) if system_firmware else None
-    if also_system_firmware and parts is None:
-        raise ParamError(
-            "also_system_firmware names folders whose symbols the real OTA path may use after "
-            "a system update: give system_firmware (the parts installed now) too",
-            "also_system_firmware",
-            "system_firmware",
-        )
-    for folder in also_system_firmware:
-        load_system_dir(folder)  # the symbols the path needs, checked now
-    if parts is not None:
-        implied = profile_of_system_parts(parts)
-        if implied != prof.name:
-            version = parts.part(2).info.module_version
-            raise ParamError(
-                f"the system modules in {system_firmware} are version {version}, which is the "
-                f"{implied} profile, not {prof.name}",
-                "profile",
-                "system_firmware",
-            )
-    variant = bootloader
-    if bl_image is not None:
-        version = bl_image.info.module_version
-        variant = "resumable" if version >= RESUMABLE_FROM_VERSION else "legacy"
-    real = RealCode(
-        bootloader=bl_image is not None,
-        bootloader_file=None if bl_image is None else str(Path(bl_image.name).resolve()),
-        system_dir=None if system_firmware is None else str(Path(system_firmware).resolve()),
-        system_parts=() if parts is None else system_records(parts),
-        also=tuple(str(Path(d).resolve()) for d in also_system_firmware),
-    )
-    build = Device(prof, bootloader=variant)
-    modules = default_modules(prof.platform, prof.name, variant)
-    if parts is not None:  # the three real system modules replace the synthetic ones
-        modules = [modules[0], *(p.data for p in parts.parts), modules[-1]]
-    for m in modules:
-        build.install(m, reset=False)
-    if prof.name == "stock":
-        build.install(factory_image(prof.platform), address=prof.fac_addr, reset=False)
-    if bl_image is not None:
-        build.install(bl_image.data, address=bl_image.address, reset=False)
-    build.real = real
-    build.boot()
-    dev = Device(prof, bootloader=variant, granularity=granularity, real=real)
-    dev.flash.load_contents(build.flash.contents())
-    dev.regs.regs = list(build.regs.regs)
-    dev.state = build.state
-    dev.reason = build.reason
-    dev.hw.reset_flags = build.hw.reset_flags
-    return dev
-
-
-def profile_of_system_parts(parts: Any) -> str:
-    """``stock`` or ``extended``: the profile real system modules of this version implement
-    (2302: stock 2.3.1; :data:`EXTENDED_SYSTEM_VERSION`: flashroom's patched build).
-
-    Raises:
-        ParamError: another version (no profile models it).
-    """
-    version = parts.part(2).info.module_version
-    if version == SYSTEM_VERSION_2_3_1:
-        return "stock"
-    if version == EXTENDED_SYSTEM_VERSION:
-        return "extended"
-    raise ParamError(
-        f"system module idx 2 in {parts.source} is version {version}: flashroom models 2.3.1 "
-        f"stock ({SYSTEM_VERSION_2_3_1}) and extended ({EXTENDED_SYSTEM_VERSION}) only",
-        "system_firmware",
-    )
-
-
-def default_modules(platform: str, profile: str, bootloader: str) -> list[bytes]:
-    """Bootloader, system parts and the small stock app a fresh device carries.
-
-    On ``extended`` the system modules carry the profile's version (spec 9 change 5); with the
-    ``legacy`` variant the bootloader is a 1002 one (spec 4.5), and the Electron system embeds
-    that same image (spec-silent modelling choice: a real v2.3.1 system embeds 1004 and would
-    replace a 1002 bootloader at its first boot, spec 4.7, so the legacy hazard is only real
-    before the system reaches 2.x).
-
-    Raises:
-        EmulatorError: unknown platform/profile.
-    """
-    prof = get_profile(platform, profile, gen2_only=True)
-    install = device_os_install(
-        prof.platform,
-        system_version=prof.system_version if profile == "extended" else None,
-        bootloader_version=LEGACY_BOOTLOADER_VERSION if bootloader == "legacy" else None,
-    )
-    return [*install, synthetic_user_app(DEFAULT_APP_SIZE, platform=prof.platform, seed=1)]
-
-
-def factory_image(platform: str) -> bytes:
-    """The factory image of a fresh stock device: a user part linked for the user slot (5.1)."""
-    return synthetic_user_app(
-        FACTORY_APP_SIZE, platform=platform, version=FACTORY_APP_VERSION, seed=99
-    )
 
 
 __all__ = [

@@ -18,8 +18,9 @@ Pairs:
   SHA-256 (the device still hashes the user part against the patch header); the rebuilt bytes
   are checked, and HAL_FLASH_End then refuses them for the wrong platform and address, as it
   should (the transfer figures are unaffected: the 2.04 precedes the finish, spec 6.4 #4).
-* ``app pair``: two builds of one real Electron app, ``$FLASHROOM_DELTA_APPS=OLD.bin:NEW.bin``
-  (another engineer's Device OS build fixture); skipped with the reason when unset.
+* ``real app``: two builds of one real Electron app with a small code change (big200k v1 and
+  v2 of tests/data/apps, from the shared Device OS reference build), or
+  ``$FLASHROOM_DELTA_APPS=OLD.bin:NEW.bin``; skipped with the reason when neither is there.
 
 Also shown: detools' own patch sizes (its default LZMA, which the device does not apply, and
 the C library's heatshrink 8/7), the handshake floor (a one-chunk update: the round trips any
@@ -190,6 +191,35 @@ def _rows_for(name: str, old: bytes, new: bytes, *, electron_app: bool, floor: f
     return rows
 
 
+def _built_pair() -> tuple[bytes, bytes] | str:
+    """Two builds of one real Electron app with a small code change (tests/data/apps big200k
+    and big200k-v2), from the shared reference build (``flashroom devos build``, cached in
+    build/devos-cache; built here if needed), or why not."""
+    from flashroom.devos.reference import reference_build
+    from flashroom.devos.tree import find_shared_dir
+    from flashroom.errors import FlashroomError
+    from flashroom.scenarios.story_real import DEMO_APPS, DEMO_STOCK_APPS
+
+    repo = Path(__file__).resolve().parent.parent
+    shared = find_shared_dir(repo)
+    if shared is None:
+        return "app pair: no Device OS source beside the checkout (shared/device-os)"
+    apps = repo / "tests" / "data" / "apps"
+    try:
+        ref = reference_build(
+            shared / "device-os" / "v2.3.1",
+            repo / "build" / "devos-cache",
+            apps=[apps / n for n in DEMO_APPS],
+            stock_apps=[apps / n for n in DEMO_STOCK_APPS],
+        )
+    except FlashroomError as e:
+        return f"app pair: the Device OS build is not available ({e})"
+    out = Path(ref.out)
+    return (out / "user-part-big200k.bin").read_bytes(), (
+        out / "user-part-big200k-v2.bin"
+    ).read_bytes()
+
+
 def _pairs() -> tuple[list[tuple[str, bytes, bytes, bool]], list[str]]:
     pairs: list[tuple[str, bytes, bytes, bool]] = []
     skipped: list[str] = []
@@ -210,10 +240,11 @@ def _pairs() -> tuple[list[tuple[str, bytes, bytes, bool]], list[str]]:
         except OSError as e:
             skipped.append(f"app pair: ${ENV_PAIR}={env!r}: {e}")
     else:
-        skipped.append(
-            f"app pair: set ${ENV_PAIR}=OLD.bin:NEW.bin (two builds of one real Electron app, "
-            "from the Device OS build fixture, not on main yet)"
-        )
+        got = _built_pair()
+        if isinstance(got, str):
+            skipped.append(got)
+        else:
+            pairs.append(("real app big200k v1->v2", got[0], got[1], True))
     return pairs, skipped
 
 

@@ -112,11 +112,13 @@ def devos_build(device_os_source: Path) -> Any:
         find_toolchain()
     except ToolchainError as e:
         pytest.skip(str(e))
+    from flashroom.scenarios.story_real import DEMO_APPS, DEMO_STOCK_APPS  # the demo's list
+
     return reference_build(
         device_os_source,
         DEVOS_CACHE,
-        apps=[DEVOS_APPS / n for n in ("big200k", "tiny", "tiny-v2")],
-        stock_apps=[DEVOS_APPS / n for n in ("big200k", "tiny")],
+        apps=[DEVOS_APPS / n for n in DEMO_APPS],
+        stock_apps=[DEVOS_APPS / n for n in DEMO_STOCK_APPS],
         jobs=2,
     )
 

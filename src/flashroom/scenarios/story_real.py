@@ -23,7 +23,7 @@ BL_1006 = "electron-bootloader@v2.3.1.bin"
 BL_1002 = "electron-bootloader@v2.0.0-rc.1.bin"
 #: The apps of the shared reference build (tests/data/apps; the tests' ``devos_build`` fixture
 #: builds the same list, so ``make test`` and ``make demo`` share one cached build).
-DEMO_APPS = ("big200k", "tiny", "tiny-v2")
+DEMO_APPS = ("big200k", "big200k-v2", "tiny", "tiny-v2")
 DEMO_STOCK_APPS = ("big200k", "tiny")
 HEADERS = ["bootloader", "cut points", "identical", "differing", "bad"]
 

@@ -53,6 +53,7 @@ def test_output_holds_every_module_with_its_elf_and_a_manifest(devos_build: Any)
         "system-part2",
         "system-part3",
         "user-part-big200k",
+        "user-part-big200k-v2",
         "user-part-tiny",
         "user-part-tiny-v2",
     ]

@@ -280,3 +280,31 @@ def test_diff_report_measures_the_alternatives() -> None:
     assert j["compressed"]["deflate"]["ratio"] < 1.0
     assert set(j["detools"]) == {"lzma", "heatshrink"}
     assert decode_stream(rep.patch, old) == new
+
+
+def test_a_compressed_file_that_saves_too_little_is_not_sent() -> None:
+    # incompressible bytes: Deflate saves < 5 %, less than a streamed transfer costs on the wire
+    import random
+
+    from flashroom.deviceos.stream import StreamEncoding
+    from flashroom.particle.build import synthetic_module
+    from flashroom.particle.module_info import ModuleFunction
+
+    # random bytes with a 2 KB run of zeros: Deflate saves about 3 %
+    noise = random.Random(5).randbytes(62 * 1024) + bytes(2 * 1024)
+    app = synthetic_module(
+        len(noise) + 1024,
+        platform_id=10,
+        function=ModuleFunction.USER_PART,
+        index=1,
+        version=6,
+        start_address=0x08080000,
+        seed=5,
+    )
+    app = app[:0x200] + noise[: len(app) - 0x200 - 40] + app[len(app) - 40 :]
+    offer = OtaOffer(app, [])
+    other = synthetic_user_app(100 * 1024, version=3, seed=77)
+    c = offer.choose(_hello(_report(other)))
+    deflated = offer.compressed(StreamEncoding.DEFLATE, 13)
+    assert 0.9 < len(deflated) / len(app) < 0.99  # smaller, but by less than the margin
+    assert c.encoding == "raw" and "no compressed form fits the device or is smaller" in c.reason

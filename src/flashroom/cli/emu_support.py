@@ -222,7 +222,7 @@ HELLO_ATTEMPTS = 3
 
 def device_key(path: Path, own_id: bytes) -> tuple[bytes, tuple[bytes, bytes]]:
     """(device ID, (DTLS identity, key)) from a key file (see ``--psk-file``)."""
-    from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
+    from flashroom.ota.dtls import parse_psk_lines
 
     try:  # a regular file of key lines (a FIFO or a device is refused unopened)
         text = read_input(path, limit=1024 * 1024, what="a key file").decode()

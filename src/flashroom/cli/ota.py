@@ -343,7 +343,7 @@ def _offer_json(offer: Any) -> dict[str, Any] | None:
 
 
 def _read_psk(path: Path) -> dict[bytes, bytes]:
-    from flashroom.ota.transport import parse_psk_lines  # asyncio: deferred for start-up time
+    from flashroom.ota.dtls import parse_psk_lines
 
     try:  # a regular file of key lines (a FIFO or a device is refused unopened)
         text = read_input(path, limit=1024 * 1024, what="a key file").decode()

@@ -83,7 +83,7 @@ def _serve(firmware: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     ("serve_extra", "connect_extra", "encoding"),
     [
         (("--base",), (), "delta_deflate"),
-        ((), (), "deflate"),
+        ((), (), "lzma"),
         (("--base",), ("--no-stream",), "raw"),
         (("--base", "--no-stream"), (), "raw"),
     ],

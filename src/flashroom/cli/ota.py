@@ -541,7 +541,7 @@ def diff(old: Path, new: Path, output: str, compression: str, fmt: str) -> None:
         f"the {fmt_size(data['new']['size'])} module"
     )
     console.print(
-        f"compressed instead: deflate {c['deflate']['ratio']:.3f}, heatshrink "
-        f"{c['heatshrink']['ratio']:.3f}; detools' own patch: lzma {d['lzma']['ratio']:.4f}, "
-        f"heatshrink {d['heatshrink']['ratio']:.4f}"
+        f"compressed instead: lzma {c['lzma']['ratio']:.3f}, deflate "
+        f"{c['deflate']['ratio']:.3f}, heatshrink {c['heatshrink']['ratio']:.3f}; detools' own "
+        f"patch: lzma {d['lzma']['ratio']:.4f}, heatshrink {d['heatshrink']['ratio']:.4f}"
     )

@@ -19,7 +19,8 @@ This module holds the facts of that extension, as Device OS facts live in this p
   (:data:`SAVE_CHUNK_DEFERRED`): the extended ``ChunkedTransfer`` leaves its bitmap bit clear, so
   the chunk is re-requested with ChunkMissed (spec 6.4 #5);
 * the RAM the decoder may borrow (:class:`StreamCapability`, :func:`decoder_ram`), with the
-  sizes of the C structures it would use, measured with arm-none-eabi-gcc 12.2 for Cortex-M3.
+  sizes of the C structures it would use, measured with arm-none-eabi-gcc 12.2 for Cortex-M3
+  (LzmaDec's: a transcription of its struct, plus an estimated stack; see ``LZMA_STATE_BYTES``).
 
 Only plain data and the standard library here.
 """
@@ -77,6 +78,9 @@ class StreamEncoding(IntEnum):
     #: a detools sequential patch without compression, raw-Deflated as a whole: uzlib feeds the
     #: detools C library (Deflate codes bsdiff's long zero runs far better than heatshrink 8/7)
     DELTA_DEFLATE = 4
+    #: raw LZMA1 (no .lzma header: the parameters are the header's param, :func:`lzma_param`),
+    #: a small dictionary, with the end marker; the LZMA SDK's LzmaDec on the device
+    LZMA = 5
 
 
 class EncodingMask(IntFlag):
@@ -86,6 +90,7 @@ class EncodingMask(IntFlag):
     DEFLATE = 0x01
     HEATSHRINK = 0x02
     DELTA = 0x04
+    LZMA = 0x08
 
 
 #: The ``EncodingMask`` bits a device needs for each encoding.
@@ -94,7 +99,12 @@ ENCODING_BIT = {
     StreamEncoding.HEATSHRINK: EncodingMask.HEATSHRINK,
     StreamEncoding.DELTA: EncodingMask.DELTA,
     StreamEncoding.DELTA_DEFLATE: EncodingMask.DELTA | EncodingMask.DEFLATE,
+    StreamEncoding.LZMA: EncodingMask.LZMA,
 }
+#: Every bit this model knows (a Hello's other bits are ignored).
+ENCODING_MASK_KNOWN = (
+    EncodingMask.DEFLATE | EncodingMask.HEATSHRINK | EncodingMask.DELTA | EncodingMask.LZMA
+)
 #: The encodings that patch the running app.
 DELTA_ENCODINGS = (StreamEncoding.DELTA, StreamEncoding.DELTA_DEFLATE)
 
@@ -150,6 +160,49 @@ STREAM_HEADER_MAX = 512
 #: The smallest output block the header may declare (it bounds the table).
 STREAM_MIN_BLOCK = 4096
 
+# ----------------------------------------------------------------------------- LZMA (LzmaDec)
+# The LZMA SDK's LzmaDec (C/LzmaDec.h, LzmaDec.c; public domain, releases 19.00-23.01), the
+# small C decoder detools' C library can be built with. Figures from its source, not from a
+# build of it for the device:
+#: ``NUM_BASE_PROBS`` (LzmaDec.c: every probability but the literal coder's; 1846 in 9.20).
+LZMA_NUM_BASE_PROBS = 1984
+#: ``LZMA_LIT_SIZE``: probabilities per literal context (0x300 << (lc + lp) of them).
+LZMA_LIT_SIZE = 0x300
+#: ``CLzmaProb``: UInt16 (without ``Z7_LZMA_PROB32``).
+LZMA_PROB_BYTES = 2
+#: ``sizeof(CLzmaDec)`` (its 20-byte ``tempBuf`` included): 100 bytes, measured with
+#: arm-none-eabi-gcc 12.2.1 -mcpu=cortex-m3 -Os on a transcription of the struct (not a build of
+#: LzmaDec.c); plus an **estimate**, not measured, of 64 bytes of stack for
+#: ``LzmaDec_DecodeToDic`` (its locals; the range coder lives in registers and the struct).
+LZMA_STATE_BYTES = 100 + 64
+#: The dictionary range of the header's param: LzmaDec rounds anything below 4 KB up to
+#: ``LZMA_DIC_MIN`` (1 << 12); the param's two bits go up to 2^15.
+LZMA_DICT_MIN_BITS = 12
+LZMA_DICT_MAX_BITS = 15
+
+
+def lzma_param(dict_bits: int, lc: int, lp: int, pb: int) -> int:
+    """The stream header's param of an LZMA file:
+    ``(dict_bits - 12) << 6 | pb << 4 | lp << 2 | lc`` (dictionary 2^12..2^15, lc, lp, pb 0..3:
+    every byte is valid).
+
+    Raises:
+        ValueError: a value outside those ranges.
+    """
+    if not LZMA_DICT_MIN_BITS <= dict_bits <= LZMA_DICT_MAX_BITS or not all(
+        0 <= v <= 3 for v in (lc, lp, pb)
+    ):
+        raise ValueError(
+            f"LZMA dictionary 2^{dict_bits}, lc {lc}, lp {lp}, pb {pb}: expected 2^12..2^15 "
+            "and lc, lp, pb 0..3"
+        )
+    return (dict_bits - LZMA_DICT_MIN_BITS) << 6 | pb << 4 | lp << 2 | lc
+
+
+def lzma_props(param: int) -> tuple[int, int, int, int]:
+    """``(dict_bits, lc, lp, pb)`` of an LZMA header param (the inverse of :func:`lzma_param`)."""
+    return LZMA_DICT_MIN_BITS + ((param >> 6) & 3), param & 3, (param >> 2) & 3, (param >> 4) & 3
+
 
 @dataclass(frozen=True)
 class StreamCapability:
@@ -164,6 +217,9 @@ class StreamCapability:
             an update.
         max_window_bits: the largest Deflate window it accepts (the window lives in RAM).
         max_heatshrink_window: the largest heatshrink window (2^bits bytes of RAM).
+        max_lzma_dict_bits: the largest LZMA dictionary, bits (0: no LZMA).
+        max_lzma_lc_lp: the largest ``lc + lp`` of an LZMA stream (its literal probabilities,
+            ``0x300 << (lc + lp)`` 16-bit counters, are the other big part of LzmaDec's RAM).
         source: why these figures.
     """
 
@@ -171,6 +227,8 @@ class StreamCapability:
     ram_budget: int
     max_window_bits: int
     max_heatshrink_window: int
+    max_lzma_dict_bits: int = 0
+    max_lzma_lc_lp: int = 0
     source: str = ""
 
     def reorder_bytes(self, decoder_bytes: int) -> int:
@@ -181,7 +239,7 @@ class StreamCapability:
 def decoder_ram(encoding: int, param: int) -> int:
     """Heap bytes of the decoder for ``encoding`` with its header ``param`` (window bits for
     Deflate and a Deflated delta, ``window << 4 | lookahead`` for heatshrink, the detools
-    compression for a delta).
+    compression for a delta, :func:`lzma_param` for LZMA).
 
     Raises:
         ValueError: an unknown encoding.
@@ -194,7 +252,33 @@ def decoder_ram(encoding: int, param: int) -> int:
         return DETOOLS_APPLY_BYTES
     if encoding == StreamEncoding.DELTA_DEFLATE:
         return UZLIB_STATE_BYTES + (1 << param) + DETOOLS_APPLY_BYTES
+    if encoding == StreamEncoding.LZMA:
+        # LzmaDec_Allocate: the probabilities (LzmaProps_GetNumProbs) and a dictionary of
+        # exactly dicSize bytes (it rounds only sizes >= 4 MB), besides the CLzmaDec struct
+        dict_bits, lc, lp, _pb = lzma_props(param)
+        probs = (LZMA_NUM_BASE_PROBS + (LZMA_LIT_SIZE << (lc + lp))) * LZMA_PROB_BYTES
+        return LZMA_STATE_BYTES + probs + (1 << dict_bits)
     raise ValueError(f"unknown stream encoding {encoding}")
+
+
+def largest_decoder_ram(
+    window_bits: int, heatshrink_window: int, lzma_dict_bits: int = 0, lzma_lc_lp: int = 0
+) -> int:
+    """The largest decoder a device with these limits may have to allocate (what it reserves
+    before a header is in, and what the server's receive window assumes)."""
+    largest = max(
+        decoder_ram(StreamEncoding.DELTA_DEFLATE, window_bits),
+        decoder_ram(StreamEncoding.HEATSHRINK, heatshrink_window << 4),
+    )
+    if lzma_dict_bits >= LZMA_DICT_MIN_BITS:
+        dict_bits = min(lzma_dict_bits, LZMA_DICT_MAX_BITS)
+        lc_lp = min(lzma_lc_lp, 6)
+        lp = min(lc_lp, 3)
+        largest = max(
+            largest,
+            decoder_ram(StreamEncoding.LZMA, lzma_param(dict_bits, lc_lp - lp, lp, 0)),
+        )
+    return largest
 
 
 @dataclass(frozen=True)
@@ -209,6 +293,8 @@ class StreamReport:
         max_heatshrink_window: :attr:`StreamCapability.max_heatshrink_window`.
         base_size: the running app's module file length (0: no valid app to patch).
         base_sha256: SHA-256 the device computed over those bytes of the user part.
+        max_lzma_dict_bits: :attr:`StreamCapability.max_lzma_dict_bits`.
+        max_lzma_lc_lp: :attr:`StreamCapability.max_lzma_lc_lp`.
     """
 
     encodings: EncodingMask
@@ -218,6 +304,8 @@ class StreamReport:
     max_heatshrink_window: int
     base_size: int = 0
     base_sha256: bytes = b""
+    max_lzma_dict_bits: int = 0
+    max_lzma_lc_lp: int = 0
 
 
 @runtime_checkable
@@ -231,14 +319,18 @@ class StreamReporting(Protocol):
 
 #: The extended Electron's modelled capability (docs/delta-ota.md).
 ELECTRON_EXTENDED_STREAM = StreamCapability(
-    encodings=EncodingMask.DEFLATE | EncodingMask.HEATSHRINK | EncodingMask.DELTA,
+    encodings=ENCODING_MASK_KNOWN,
     ram_budget=32 * 1024,
     max_window_bits=13,
     max_heatshrink_window=12,
+    max_lzma_dict_bits=12,
+    max_lzma_lc_lp=1,
     source="modelled (docs/delta-ota.md): 32 KB of the 111 KB user/heap SRAM "
     "(docs/device-os.md#maps); "
     "Deflate window 2^13 = 8 KB (uzlib dictionary ring), which leaves a ~38-chunk reorder "
-    "buffer (the server's receive window); the detools C library for deltas",
+    "buffer (the server's receive window); LZMA (LzmaDec) with a 4 KB dictionary and "
+    "lc + lp <= 1, no larger than the Deflated-delta decoder, so the buffer is unchanged; "
+    "the detools C library for deltas",
 )
 
 
@@ -247,6 +339,7 @@ __all__ = [
     "DETOOLS_DEVICE_COMPRESSIONS",
     "ELECTRON_EXTENDED_STREAM",
     "ENCODING_BIT",
+    "ENCODING_MASK_KNOWN",
     "HELLO_EXT_VERSION",
     "HELLO_RESERVED_STREAMED_OTA",
     "SAVE_CHUNK_DEFERRED",
@@ -258,4 +351,7 @@ __all__ = [
     "StreamReport",
     "StreamReporting",
     "decoder_ram",
+    "largest_decoder_ram",
+    "lzma_param",
+    "lzma_props",
 ]

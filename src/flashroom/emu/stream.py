@@ -61,6 +61,8 @@ from flashroom.deviceos.stream import (
     StreamFilter,
     StreamReport,
     decoder_ram,
+    largest_decoder_ram,
+    lzma_props,
 )
 from flashroom.emu.flashmal import module_info_at, verify_crc32
 from flashroom.emu.hardware import Hardware
@@ -71,6 +73,7 @@ from flashroom.emu.stream_decode import (
     Heatshrink,
     Inflate,
     Sink,
+    Unlzma,
     stream_fail,
 )
 from flashroom.errors import ModuleFormatError, StreamError
@@ -139,9 +142,11 @@ class StreamReceiver:
         self.error: StreamError | None = None
         self.complete = False
         # Until the header says which decoder, reserve the largest the capability allows.
-        self._decoder_ram = max(
-            decoder_ram(StreamEncoding.DELTA_DEFLATE, cap.max_window_bits),
-            decoder_ram(StreamEncoding.HEATSHRINK, cap.max_heatshrink_window << 4),
+        self._decoder_ram = largest_decoder_ram(
+            cap.max_window_bits,
+            cap.max_heatshrink_window,
+            cap.max_lzma_dict_bits,
+            cap.max_lzma_lc_lp,
         )
         self.stats = StreamStats(ram_budget=cap.ram_budget)
         self._note_ram()
@@ -317,6 +322,14 @@ class StreamReceiver:
                     SYSTEM_ERROR_NO_MEMORY,
                     f"heatshrink window 2^{w}; this device allows 2^{cap.max_heatshrink_window}",
                 )
+        elif enc == StreamEncoding.LZMA:
+            dict_bits, lc, lp, _pb = lzma_props(h.param)  # every param byte is valid for LzmaDec
+            if dict_bits > cap.max_lzma_dict_bits or lc + lp > cap.max_lzma_lc_lp:
+                raise stream_fail(
+                    SYSTEM_ERROR_NO_MEMORY,
+                    f"LZMA dictionary 2^{dict_bits}, lc {lc} + lp {lp}; this device allows "
+                    f"2^{cap.max_lzma_dict_bits} and lc + lp <= {cap.max_lzma_lc_lp}",
+                )
         elif enc == StreamEncoding.DELTA and h.param not in DETOOLS_DEVICE_COMPRESSIONS:
             raise stream_fail(
                 SYSTEM_ERROR_OTA_UNSUPPORTED_MODULE,
@@ -344,6 +357,8 @@ class StreamReceiver:
             self._decoder = Inflate(h.param, sink.write)
         elif enc == StreamEncoding.HEATSHRINK:
             self._decoder = Heatshrink(h.param >> 4, h.param & 0xF, sink)
+        elif enc == StreamEncoding.LZMA:
+            self._decoder = Unlzma(h.param, sink.write)
         elif enc == StreamEncoding.DELTA:
             self._decoder = DeltaApply(h.param, h, sink, self._read_base)
         else:
@@ -527,6 +542,8 @@ def stream_report(hw: Hardware) -> StreamReport | None:
         max_heatshrink_window=cap.max_heatshrink_window,
         base_size=base_size,
         base_sha256=sha,
+        max_lzma_dict_bits=cap.max_lzma_dict_bits,
+        max_lzma_lc_lp=cap.max_lzma_lc_lp,
     )
 
 

@@ -4,14 +4,18 @@ As the extended device would run them (docs/delta-ota.md): the detools C library
 patch apply as a push state machine over the same states as ``c/detools.c``, with its
 none/CRLE/heatshrink readers; Deflate as uzlib does it (zlib stands in: the same output on valid
 streams, error positions may differ on corrupt ones; the window bits are enforced); heatshrink
-(heatshrink2, the C library's Python binding). The sink filters, checks the output-block CRCs
-and the target SHA-256, and writes 512-byte staged blocks with ``FLASH_Update``. Every failure is
-a :class:`~flashroom.errors.StreamError` carrying the system error the device returns.
+(heatshrink2, the C library's Python binding); LZMA as the LZMA SDK's LzmaDec does it (liblzma's
+raw LZMA1 decoder stands in: the same output on valid streams; it refuses a match past the
+header's dictionary, as LzmaDec does, and the end marker must come). The sink filters, checks
+the output-block CRCs and the target SHA-256, and writes 512-byte staged blocks with
+``FLASH_Update``. Every failure is a :class:`~flashroom.errors.StreamError` carrying the system
+error the device returns.
 """
 
 from __future__ import annotations
 
 import hashlib
+import lzma
 import zlib
 from collections.abc import Callable, Generator
 from typing import Any
@@ -36,7 +40,7 @@ from flashroom.deviceos.stream import (
 from flashroom.emu.flashmal import flash_update
 from flashroom.emu.hardware import Hardware
 from flashroom.errors import StreamError
-from flashroom.particle.stream import StreamHeader, thumb_filter_partial
+from flashroom.particle.stream import StreamHeader, lzma_filters, thumb_filter_partial
 from flashroom.ranges import fmt_addr
 
 _Wait = Generator[None, None, Any]
@@ -196,6 +200,47 @@ class Inflate(Decoder):
         self._run(b"")
         if not self.d.eof:
             raise stream_fail(SYSTEM_ERROR_NOT_ENOUGH_DATA, "the Deflate stream has no final block")
+
+
+class Unlzma(Decoder):
+    """Raw LZMA1 with the header's dictionary, lc, lp, pb (LzmaDec_DecodeToDic into a
+    dictionary of that size, flushed to the sink as it fills)."""
+
+    STEP = 4096
+
+    def __init__(self, param: int, out: Callable[[bytes], None]):
+        self.d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=lzma_filters(param))
+        self.out = out
+
+    def _run(self, data: bytes) -> None:
+        d = self.d
+        buf = data
+        try:
+            while not d.eof:
+                if not buf and d.needs_input:
+                    break
+                out = d.decompress(buf, self.STEP)  # at most STEP bytes: a bomb stops at the sink
+                buf = b""
+                self.out(out)
+        except (lzma.LZMAError, EOFError) as e:
+            raise stream_fail(SYSTEM_ERROR_BAD_DATA, f"LZMA decode failed: {e}") from None
+        if d.eof and (d.unused_data or buf):
+            raise stream_fail(
+                SYSTEM_ERROR_BAD_DATA,
+                f"{len(d.unused_data) + len(buf)} bytes after the LZMA end marker",
+            )
+
+    def push(self, data: bytes) -> None:
+        if self.d.eof and data:
+            raise stream_fail(SYSTEM_ERROR_BAD_DATA, f"{len(data)} bytes after the LZMA end marker")
+        self._run(data)
+
+    def end(self) -> None:
+        self._run(b"")
+        if not self.d.eof:
+            raise stream_fail(
+                SYSTEM_ERROR_NOT_ENOUGH_DATA, "the LZMA stream ends without its end marker"
+            )
 
 
 class Chain(Decoder):
@@ -504,5 +549,6 @@ __all__ = [
     "Heatshrink",
     "Inflate",
     "Sink",
+    "Unlzma",
     "stream_fail",
 ]

@@ -7,16 +7,26 @@ ID (big-endian, as the rest of the Hello)::
 
     u16  length of what follows
     u8   version (1)
-    u8   encodings it applies (EncodingMask: 0x01 Deflate, 0x02 heatshrink, 0x04 delta)
+    u8   encodings it applies (EncodingMask: 0x01 Deflate, 0x02 heatshrink, 0x04 delta,
+         0x08 LZMA)
     u8   largest Deflate window, in bits
     u8   largest heatshrink window, in bits
     u32  largest module it can rebuild (HAL_OTA_FlashLength)
     u32  RAM budget of its decoder, bytes
     u32  running app: module file length (0: no valid app, no base for a delta)
     32   running app: SHA-256 over those bytes of the user part (only when the length is not 0)
+    u8   largest LZMA dictionary, in bits (only when the LZMA bit is set)
+    u8   largest LZMA lc + lp (only when the LZMA bit is set)
 
 The v2.3.1 parser (and the Particle cloud's, as far as spec 6.5 shows) reads the device ID by its
 length and ignores what follows, and a stock device never sends the block.
+
+The two LZMA bytes were appended to version 1, which stays 1: a parser that predates them reads
+the fields before them at the same offsets, ignores bytes past the SHA-256 and masks the
+encodings to 0x07, so it never sends such a device LZMA. A Hello with the LZMA bit but without the
+two bytes is read as a device without LZMA. LZMA has its own limits because its RAM is the
+dictionary *and* the literal probabilities (``deviceos.stream.decoder_ram``); the Deflate
+window does not bound it.
 
 The server's pick (:meth:`OtaOffer.choose`), per device, from its Hello: a **delta** when the
 device applies deltas and reports a running app whose SHA-256 equals a base the server has a
@@ -38,8 +48,10 @@ from typing import Any
 from flashroom.deviceos.enums import FileTransferStore
 from flashroom.deviceos.stream import (
     ENCODING_BIT,
+    ENCODING_MASK_KNOWN,
     HELLO_EXT_VERSION,
     HELLO_RESERVED_STREAMED_OTA,
+    LZMA_DICT_MIN_BITS,
     STORE_STREAMED_FIRMWARE,
     STREAM_OUT_BUFFER,
     STREAM_STATE_BYTES,
@@ -47,11 +59,15 @@ from flashroom.deviceos.stream import (
     StreamEncoding,
     StreamReport,
     decoder_ram,
+    largest_decoder_ram,
+    lzma_param,
+    lzma_props,
 )
 from flashroom.errors import TransportError, UsageError
 from flashroom.ota.messages import Hello
 from flashroom.particle.stream import (
     DEFAULT_HEATSHRINK,
+    DEFAULT_LZMA,
     DEFAULT_WINDOW_BITS,
     StreamHeader,
     decode_stream,
@@ -79,6 +95,8 @@ def encode_hello_ext(report: StreamReport) -> bytes:
         if len(report.base_sha256) != 32:
             raise UsageError("a stream report with a base needs its 32-byte SHA-256")
         body += report.base_sha256
+    if report.encodings & EncodingMask.LZMA:
+        body += bytes([report.max_lzma_dict_bits, report.max_lzma_lc_lp])
     return struct.pack(">H", len(body)) + body
 
 
@@ -113,11 +131,20 @@ def parse_hello_ext(ext: bytes) -> StreamReport:
     if ver != HELLO_EXT_VERSION:
         raise TransportError(f"Hello extension version {ver}; expected {HELLO_EXT_VERSION}")
     sha = b""
+    at = _EXT.size
     if base_size:
-        sha = bytes(body[_EXT.size : _EXT.size + 32])
+        sha = bytes(body[at : at + 32])
+        at += 32
         if len(sha) != 32:
             raise TransportError("Hello extension reports a base without its SHA-256")
-    return StreamReport(EncodingMask(enc & 0x07), max_out, ram, wbits, hsw, base_size, sha)
+    encodings = EncodingMask(enc & ENCODING_MASK_KNOWN)
+    lz_dict = lz_lclp = 0
+    if encodings & EncodingMask.LZMA:
+        if len(body) >= at + 2:
+            lz_dict, lz_lclp = body[at], body[at + 1]
+        else:  # the bit without its limits: no LZMA for this device
+            encodings &= ~EncodingMask.LZMA
+    return StreamReport(encodings, max_out, ram, wbits, hsw, base_size, sha, lz_dict, lz_lclp)
 
 
 def receive_window(report: StreamReport, chunk_size: int) -> int:
@@ -125,9 +152,11 @@ def receive_window(report: StreamReport, chunk_size: int) -> int:
     without deferring any: the next one, plus what its reorder buffer holds with the largest
     decoder it may have to allocate (before the header is in, ``emu/stream.py`` reserves that).
     """
-    largest = max(
-        decoder_ram(StreamEncoding.DELTA_DEFLATE, report.max_window_bits),
-        decoder_ram(StreamEncoding.HEATSHRINK, report.max_heatshrink_window << 4),
+    largest = largest_decoder_ram(
+        report.max_window_bits,
+        report.max_heatshrink_window,
+        report.max_lzma_dict_bits,
+        report.max_lzma_lc_lp,
     )
     room = report.ram_budget - largest - STREAM_STATE_BYTES - STREAM_OUT_BUFFER
     return 1 + max(0, room) // max(1, chunk_size)
@@ -160,7 +189,7 @@ class Choice:
     """What the server sends one device.
 
     Attributes:
-        encoding: ``raw``, ``deflate``, ``heatshrink``, ``delta``, ``delta_deflate``.
+        encoding: ``raw``, ``deflate``, ``heatshrink``, ``lzma``, ``delta``, ``delta_deflate``.
         payload: the file bytes on the wire.
         store: the UpdateBegin store.
         module: the module the device ends up with.
@@ -266,6 +295,10 @@ class OtaOffer:
         if key not in self._compressed:
             if encoding == StreamEncoding.DEFLATE:
                 data = encode_compressed(self.module, encoding=encoding, window_bits=param)
+            elif encoding == StreamEncoding.LZMA:
+                data = encode_compressed(
+                    self.module, encoding=encoding, lzma_params=lzma_props(param)
+                )
             else:
                 data = encode_compressed(
                     self.module, encoding=encoding, heatshrink=(param >> 4, param & 0xF)
@@ -329,6 +362,9 @@ class OtaOffer:
             hs_w = min(hs_w, report.max_heatshrink_window)
             if hs_w >= 5:
                 cands.append((StreamEncoding.HEATSHRINK, (hs_w << 4) | min(hs_l, hs_w - 1)))
+            lz = lzma_for(report)
+            if lz is not None:
+                cands.append((StreamEncoding.LZMA, lz))
             for enc, param in cands:
                 if not _fits(report, enc, param):
                     continue
@@ -348,6 +384,18 @@ class OtaOffer:
         return self.raw("; ".join(why) or "encodings disabled by the server", report)
 
 
+def lzma_for(report: StreamReport) -> int | None:
+    """The LZMA header param the server uses for this device: :data:`DEFAULT_LZMA` within the
+    device's dictionary and lc + lp limits (None: it has no LZMA, or a dictionary < 4 KB)."""
+    dict_bits, lc, lp, pb = DEFAULT_LZMA
+    if not report.encodings & EncodingMask.LZMA or report.max_lzma_dict_bits < LZMA_DICT_MIN_BITS:
+        return None
+    dict_bits = min(dict_bits, report.max_lzma_dict_bits)
+    lp = min(lp, report.max_lzma_lc_lp)
+    lc = min(lc, report.max_lzma_lc_lp - lp)
+    return lzma_param(dict_bits, lc, lp, pb)
+
+
 # ----------------------------------------------------------------------------- ota diff
 
 
@@ -358,8 +406,9 @@ class DiffReport:
     Attributes:
         patch: the delta streamed-update file (what the server sends).
         old, new: the two module files.
-        compressed: the best compressed file of ``new`` per encoding (``deflate``,
-            ``heatshrink``): what a device without this base gets.
+        compressed: the compressed file of ``new`` per encoding (``deflate``, ``heatshrink``,
+            ``lzma``, each with the server's default parameters): what a device without this
+            base gets.
         detools_sizes: detools' own patch sizes for comparison, with its default compression
             (``lzma``, which the device does not apply) and the C library's ``heatshrink``.
     """
@@ -414,6 +463,7 @@ def diff_modules(
     compressed = {
         "deflate": len(encode_compressed(new, window_bits=window_bits)),
         "heatshrink": len(encode_compressed(new, encoding=StreamEncoding.HEATSHRINK)),
+        "lzma": len(encode_compressed(new, encoding=StreamEncoding.LZMA)),
     }
     detools_sizes = {
         "lzma": len(detools_patch_lzma(old, new)),
@@ -439,6 +489,7 @@ __all__ = [
     "diff_modules",
     "encode_hello_ext",
     "hello_report",
+    "lzma_for",
     "parse_hello_ext",
     "receive_window",
     "stream_hello",

@@ -20,7 +20,7 @@ import io
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from flashroom.deviceos.stream import STORE_STREAMED_FIRMWARE, StreamEncoding
+from flashroom.deviceos.stream import STORE_STREAMED_FIRMWARE, StreamEncoding, lzma_param
 from flashroom.emu.device import Device
 from flashroom.ota.device_end import DeviceConfig
 from flashroom.ota.stream import OtaOffer
@@ -31,6 +31,7 @@ from flashroom.particle.stream import (
     StreamHeader,
     encode_compressed,
     encode_delta,
+    lzma_compress,
     make_header,
     split_stream,
 )
@@ -124,6 +125,35 @@ def zip_bomb(ctx: StreamCtx) -> bytes:
         bytes(64 * 1024), payload, encoding=StreamEncoding.DEFLATE, param=DEFAULT_WINDOW_BITS
     )
     return h.to_bytes() + payload
+
+
+#: The LZMA parameters the server sends the extended device (DEFAULT_LZMA: 2^12, lc 0, lp 1, pb 1).
+_LZMA = lzma_param(12, 0, 1, 1)
+
+
+def lzma_bomb(ctx: StreamCtx) -> bytes:
+    """LZMA that decodes to 2 MB of zeros (a few hundred bytes) under a header promising 64 KB."""
+    payload = lzma_compress(bytes(2 * 1024 * 1024), _LZMA)
+    h = make_header(bytes(64 * 1024), payload, encoding=StreamEncoding.LZMA, param=_LZMA)
+    return h.to_bytes() + payload
+
+
+def lzma_corrupt(ctx: StreamCtx) -> bytes:
+    """The next build as LZMA with 16 payload bytes flipped in the middle (header intact)."""
+    d = bytearray(encode_compressed(_new(ctx), encoding=StreamEncoding.LZMA, thumb=False))
+    h = StreamHeader.from_bytes(bytes(d))
+    mid = h.size + h.payload_size // 2
+    for i in range(mid, min(mid + 16, len(d))):
+        d[i] ^= 0x5A
+    return bytes(d)
+
+
+def lzma_truncated(ctx: StreamCtx) -> bytes:
+    """The next build as LZMA cut 2000 bytes short, its header rewritten to the shorter payload:
+    the stream ends without its end marker."""
+    h, payload = split_stream(encode_compressed(_new(ctx), encoding=StreamEncoding.LZMA))
+    cut = payload[: len(payload) - 2000]
+    return dataclasses.replace(h, payload_size=len(cut)).to_bytes() + cut
 
 
 def midstream_mismatch(ctx: StreamCtx) -> bytes:
@@ -230,7 +260,10 @@ __all__ = [
     "bad_header_crc",
     "corrupt_payload",
     "lie_base",
+    "lzma_bomb",
+    "lzma_corrupt",
     "lzma_patch",
+    "lzma_truncated",
     "midstream_mismatch",
     "not_a_module",
     "other_base",

@@ -12,14 +12,29 @@ import pytest
 
 from flashroom.deviceos import UpdateFlag
 from flashroom.deviceos.ota import FileTransferDescriptor
-from flashroom.deviceos.stream import SAVE_CHUNK_DEFERRED, STORE_STREAMED_FIRMWARE, StreamEncoding
+from flashroom.deviceos.stream import (
+    ELECTRON_EXTENDED_STREAM,
+    SAVE_CHUNK_DEFERRED,
+    STORE_STREAMED_FIRMWARE,
+    STREAM_OUT_BUFFER,
+    STREAM_STATE_BYTES,
+    StreamEncoding,
+    decoder_ram,
+    lzma_param,
+)
 from flashroom.emu.device import Device
 from flashroom.emu.flash import FlashEvent, FlashEventKind
 from flashroom.emu.outcome import RunResult
 from flashroom.particle.build import synthetic_user_app
 from flashroom.particle.compress import compress_module
 from flashroom.particle.evolve import small_change
-from flashroom.particle.stream import encode_compressed, encode_delta
+from flashroom.particle.stream import (
+    encode_compressed,
+    encode_delta,
+    lzma_compress,
+    make_header,
+    split_stream,
+)
 
 S = STORE_STREAMED_FIRMWARE
 
@@ -53,6 +68,8 @@ def _files() -> dict[str, bytes]:
         "deflate": encode_compressed(new, thumb=True),
         "deflate_plain": encode_compressed(new, thumb=False),
         "heatshrink": encode_compressed(new, encoding=StreamEncoding.HEATSHRINK),
+        "lzma": encode_compressed(new, encoding=StreamEncoding.LZMA, thumb=True),
+        "lzma_plain": encode_compressed(new, encoding=StreamEncoding.LZMA, thumb=False),
     }
 
 
@@ -245,3 +262,72 @@ def test_real_device_os_modules_rebuild_from_their_previous_release(
         assert dev.finish_firmware_update(f, UpdateFlag.SUCCESS) in (-1300, -1360)
         assert dev.flash.read(dev.profile.ota_flash_address, len(new)) == new
         assert dev.flash.read(dev.profile.user_loc, len(old)) == old
+
+
+def _push_all(dev: Device, data: bytes) -> tuple[list[int], int]:
+    f = _begin(dev, data)
+    rcs = [_save(dev, f, data, i) for i in range(-(-len(data) // 512))]
+    return rcs, dev.finish_firmware_update(f, UpdateFlag.SUCCESS)
+
+
+def test_lzma_decoder_ram_is_accounted_as_lzmadec_allocates_it() -> None:
+    _old, new = _pair()
+    dev = _dev()
+    rcs, rc = _push_all(dev, _files()["lzma"])
+    assert set(rcs) == {0} and rc == 1
+    stats = dev.last_stream_stats
+    assert stats is not None and stats.encoding == "lzma"
+    # in order, nothing buffered: the peak is the reserve made before the header (the largest
+    # decoder) or the LZMA decoder itself, plus the stream state and staging buffer
+    need = decoder_ram(StreamEncoding.LZMA, lzma_param(12, 0, 1, 1))
+    assert stats.peak_ram >= need + STREAM_STATE_BYTES + STREAM_OUT_BUFFER
+    assert stats.peak_ram <= stats.ram_budget
+    assert dev.user_part_bytes() != new  # not applied until the reset
+    assert dev.reset().running is not None and dev.user_part_bytes() == new
+
+
+def test_an_lzma_bomb_stops_at_its_target_before_writing_past_it() -> None:
+    app = _pair()[0]
+    param = lzma_param(12, 0, 1, 1)
+    payload = lzma_compress(bytes(2 * 1024 * 1024), param)
+    h = make_header(bytes(64 * 1024), payload, encoding=StreamEncoding.LZMA, param=param)
+    dev = _dev()
+    rcs, rc = _push_all(dev, h.to_bytes() + payload)
+    assert -190 in rcs and rc == -190
+    stats = dev.last_stream_stats
+    assert stats is not None and stats.written <= 64 * 1024
+    # nothing programmed past the 64 KB target: the rest of the scratch is still erased
+    after = dev.flash.read(dev.profile.ota_flash_address + 64 * 1024, 64 * 1024)
+    assert after == b"\xff" * len(after)
+    assert dev.user_part_bytes() == app
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [("flip", -280), ("cut", -191), ("trailing", -280)],
+)
+def test_a_corrupt_or_truncated_lzma_stream_is_refused(mutate: str, code: int) -> None:
+    app = _pair()[0]
+    h, payload = split_stream(_files()["lzma_plain"])
+    if mutate == "flip":
+        payload = b"\x01" + payload[1:]  # LzmaDec: the first byte of the stream must be 0
+    elif mutate == "cut":
+        payload = payload[:-300]  # no end marker
+    else:
+        payload += b"\x00" * 8  # bytes after the end marker
+    data = dataclasses.replace(h, payload_size=len(payload)).to_bytes() + payload
+    dev = _dev()
+    rcs, rc = _push_all(dev, data)
+    assert rc == code and (code in rcs or set(rcs) == {0}), (rcs, rc)
+    assert dev.user_part_bytes() == app
+
+
+def test_an_lzma_dictionary_or_literal_context_over_the_device_limit_is_refused() -> None:
+    _old, new = _pair()
+    cap = ELECTRON_EXTENDED_STREAM
+    for params in ((cap.max_lzma_dict_bits + 1, 0, 1, 1), (12, 1, 1, 1)):
+        dev = _dev()
+        data = encode_compressed(new, encoding=StreamEncoding.LZMA, lzma_params=params)
+        rcs, rc = _push_all(dev, data)
+        assert rcs[0] == -260 and rc == -260, params
+        assert "this device allows" in dev.last_ota_error

@@ -17,7 +17,9 @@ from flashroom.deviceos.stream import (
     HELLO_RESERVED_STREAMED_OTA,
     STORE_STREAMED_FIRMWARE,
     EncodingMask,
+    StreamEncoding,
     StreamReport,
+    lzma_props,
 )
 from flashroom.emu.device import Device
 from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
@@ -43,7 +45,7 @@ from flashroom.ota.stream import (
 )
 from flashroom.particle.build import synthetic_user_app
 from flashroom.particle.evolve import small_change
-from flashroom.particle.stream import decode_stream
+from flashroom.particle.stream import StreamHeader, decode_stream
 from flashroom.scenarios.deliver import update_in_process
 
 CAP = ELECTRON_EXTENDED_STREAM
@@ -64,6 +66,8 @@ def _report(base: bytes | None = None, **over: Any) -> StreamReport:
         CAP.max_heatshrink_window,
         len(base) if base else 0,
         hashlib.sha256(base).digest() if base else b"",
+        CAP.max_lzma_dict_bits,
+        CAP.max_lzma_lc_lp,
     )
     return dataclasses.replace(rep, **over)
 
@@ -125,7 +129,7 @@ def test_a_device_running_a_base_gets_the_delta() -> None:
 def test_a_device_running_an_unknown_app_gets_the_compressed_file() -> None:
     other = synthetic_user_app(100 * 1024, version=3, seed=77)
     c = _offer().choose(_hello(_report(other)))
-    assert c.encoding in ("deflate", "heatshrink") and c.store == STORE_STREAMED_FIRMWARE
+    assert c.encoding in ("deflate", "heatshrink", "lzma") and c.store == STORE_STREAMED_FIRMWARE
     assert "no base of this offer" in c.reason
     assert decode_stream(c.payload) == _pair()[1]
 
@@ -278,6 +282,7 @@ def test_diff_report_measures_the_alternatives() -> None:
     j = rep.to_json()
     assert j["patch"]["size"] == len(rep.patch) and j["patch"]["ratio"] < 0.03
     assert j["compressed"]["deflate"]["ratio"] < 1.0
+    assert j["compressed"]["lzma"]["ratio"] < j["compressed"]["deflate"]["ratio"]
     assert set(j["detools"]) == {"lzma", "heatshrink"}
     assert decode_stream(rep.patch, old) == new
 
@@ -308,3 +313,75 @@ def test_a_compressed_file_that_saves_too_little_is_not_sent() -> None:
     deflated = offer.compressed(StreamEncoding.DEFLATE, 13)
     assert 0.9 < len(deflated) / len(app) < 0.99  # smaller, but by less than the margin
     assert c.encoding == "raw" and "no compressed form fits the device or is smaller" in c.reason
+
+
+# ----------------------------------------------------------------------------- LZMA
+def test_the_lzma_limits_ride_at_the_end_of_the_block_and_an_old_parser_ignores_them() -> None:
+    old, _new = _pair()
+    for base in (old, None):
+        rep = _report(base)
+        ext = encode_hello_ext(rep)
+        assert ext[-2:] == bytes([CAP.max_lzma_dict_bits, CAP.max_lzma_lc_lp])
+        assert parse_hello_ext(ext) == rep
+        # what a version-1 parser without LZMA reads: the same fields, the LZMA bit masked off
+        body = ext[2:]
+        assert body[1] & 0x07 == int(rep.encodings) & 0x07 and body[1] & 0x08
+        assert len(ext) == 2 + 16 + (32 if base else 0) + 2
+    # the LZMA bit without its two bytes: read as a device without LZMA
+    no_lz = _report(
+        old,
+        encodings=CAP.encodings & ~EncodingMask.LZMA,
+        max_lzma_dict_bits=0,
+        max_lzma_lc_lp=0,
+    )
+    short = bytearray(encode_hello_ext(no_lz))
+    short[3] |= int(EncodingMask.LZMA)
+    assert parse_hello_ext(bytes(short)) == no_lz
+
+
+def test_a_device_that_applies_lzma_gets_it_when_it_is_the_smallest() -> None:
+    other = synthetic_user_app(100 * 1024, version=3, seed=77)
+    offer = _offer()
+    c = offer.choose(_hello(_report(other)))
+    assert c.encoding == "lzma" and c.store == STORE_STREAMED_FIRMWARE
+    h = StreamHeader.from_bytes(c.payload)
+    assert lzma_props(h.param)[:3] == (12, 0, 1)  # the device's 2^12 and lc + lp <= 1
+    assert decode_stream(c.payload) == _pair()[1]
+    deflate = c.payload  # and it is smaller than every other compressed candidate
+    for enc, param in ((StreamEncoding.DEFLATE, 13), (StreamEncoding.HEATSHRINK, (11 << 4) | 4)):
+        assert len(deflate) < len(offer.compressed(enc, param))
+
+
+def test_lzma_within_tighter_device_limits_or_not_at_all() -> None:
+    other = synthetic_user_app(100 * 1024, version=3, seed=77)
+    c = _offer().choose(_hello(_report(other, max_lzma_lc_lp=0)))
+    assert c.encoding == "lzma" and lzma_props(StreamHeader.from_bytes(c.payload).param)[1:3] == (
+        0,
+        0,
+    )
+    no_lz = CAP.encodings & ~EncodingMask.LZMA
+    c = _offer().choose(_hello(_report(other, encodings=no_lz)))
+    assert c.encoding == "deflate"  # no LZMA bit: the best of the rest
+    c = _offer().choose(_hello(_report(other, max_lzma_dict_bits=11)))
+    assert c.encoding == "deflate"  # a dictionary below LzmaDec's 4 KB minimum: no LZMA
+    c = _offer().choose(_hello(_report(other, encodings=EncodingMask.LZMA, ram_budget=8 * 1024)))
+    assert c.encoding == "raw"  # the decoder does not fit the budget
+
+
+def test_a_stock_device_never_gets_lzma() -> None:
+    _old, new = _pair()
+    res = update_in_process(Device.new(profile="stock"), new, offer=OtaOffer(new, []))
+    assert res.ok and res.report.encoding == "raw"
+
+
+def test_an_lzma_file_over_the_link_rebuilds_and_runs_the_new_app() -> None:
+    _old, new = _pair()
+    dev = Device.new(profile="extended")
+    dev.install(synthetic_user_app(100 * 1024, version=3, seed=77))
+    offer = OtaOffer(new, [], allow=frozenset({"compressed"}))
+    res = update_in_process(dev, new, link=PRESETS["lossy"], seed=2, offer=offer)
+    assert res.ok, res.error
+    assert res.report.encoding == "lzma" and res.report.written_bytes == len(new)
+    stats = dev.last_stream_stats
+    assert stats is not None and stats.deferred == 0 and stats.peak_ram <= stats.ram_budget
+    assert dev.user_part_bytes() == new

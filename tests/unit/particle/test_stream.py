@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from flashroom.deviceos.stream import StreamEncoding, StreamFilter
+from flashroom.deviceos.stream import StreamEncoding, StreamFilter, lzma_param, lzma_props
 from flashroom.errors import ModuleFormatError, UsageError
 from flashroom.particle.build import synthetic_user_app
 from flashroom.particle.evolve import small_change
@@ -24,6 +24,7 @@ from flashroom.particle.stream import (
     encode_delta,
     fit_block_size,
     is_stream,
+    lzma_compress,
     make_header,
     split_stream,
     thumb_filter,
@@ -61,7 +62,9 @@ def test_delta_decodes_back_to_the_new_module(compression: str) -> None:
     assert decode_stream(encode_delta(old, new, compression=compression), old) == new
 
 
-@pytest.mark.parametrize("encoding", [StreamEncoding.DEFLATE, StreamEncoding.HEATSHRINK])
+@pytest.mark.parametrize(
+    "encoding", [StreamEncoding.DEFLATE, StreamEncoding.HEATSHRINK, StreamEncoding.LZMA]
+)
 @pytest.mark.parametrize("thumb", [True, False, None])
 def test_compressed_decodes_back_to_the_module(
     encoding: StreamEncoding, thumb: bool | None
@@ -165,3 +168,33 @@ def test_make_header_fills_derived_fields() -> None:
     h = make_header(new, b"x", encoding=StreamEncoding.DEFLATE, param=13)
     assert h.base_sha256 == bytes(32) and h.payload_size == 1
     assert h.to_json()["encoding"] == "deflate" and h.to_json()["base_sha256"] is None
+
+
+def test_lzma_file_names_its_parameters_in_the_header_and_beats_deflate_on_code() -> None:
+    _old, new = _pair()
+    data = encode_compressed(new, encoding=StreamEncoding.LZMA, lzma_params=(12, 0, 1, 1))
+    h, payload = split_stream(data)
+    assert h.encoding == StreamEncoding.LZMA and h.to_json()["encoding"] == "lzma"
+    assert lzma_props(h.param) == (12, 0, 1, 1)
+    assert payload[0] == 0  # a raw LZMA1 stream: the range coder's first byte, no .lzma header
+    assert len(data) < len(encode_compressed(new))
+    with pytest.raises(UsageError, match="LZMA dictionary"):
+        encode_compressed(new, encoding=StreamEncoding.LZMA, lzma_params=(16, 0, 1, 1))
+
+
+def test_host_lzma_decode_stops_a_bomb_one_byte_past_its_target() -> None:
+    param = lzma_param(12, 0, 1, 1)
+    target = bytes(64 * 1024)
+    payload = lzma_compress(bytes(2 * 1024 * 1024), param)  # 2 MB of zeros, a few hundred bytes
+    bomb = make_header(target, payload, encoding=StreamEncoding.LZMA, param=param)
+    with pytest.raises(ModuleFormatError, match=f"decodes to {len(target) + 1} bytes"):
+        decode_stream(bomb.to_bytes() + payload)
+
+
+def test_host_lzma_decode_refuses_a_corrupt_stream() -> None:
+    _old, new = _pair()
+    d = bytearray(encode_compressed(new, encoding=StreamEncoding.LZMA, thumb=False))
+    h = StreamHeader.from_bytes(bytes(d))
+    d[h.size] ^= 0xFF  # the first byte of a raw LZMA1 stream must be 0
+    with pytest.raises(ModuleFormatError, match="LZMA decode failed"):
+        decode_stream(bytes(d))

@@ -136,9 +136,14 @@ def test_stream_cases_end_with_their_documented_codes_on_the_extended_device() -
     assert "stopped mid-stream" in msgs["delta_base_mismatch_midstream"]
     assert "0x080c0000" in msgs["stream_larger_than_scratch"]
     assert "before writing past it" in msgs["stream_zip_bomb"]
+    assert "before writing past it" in msgs["stream_lzma_bomb"]
+    assert "LZMA decode failed" in msgs["stream_lzma_corrupt"]
+    assert "without its end marker" in msgs["stream_lzma_truncated"]
 
 
 def test_on_stock_every_streamed_file_is_an_unknown_store() -> None:
-    res = run_campaign(profile="stock", only=["delta_other_base", "stream_zip_bomb"])
-    assert [c.code for c in res.cases] == [-100, -100]
+    res = run_campaign(
+        profile="stock", only=["delta_other_base", "stream_zip_bomb", "stream_lzma_bomb"]
+    )
+    assert [c.code for c in res.cases] == [-100, -100, -100]
     assert all(c.app_unchanged for c in res.cases)

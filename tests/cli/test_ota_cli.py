@@ -420,6 +420,35 @@ def test_ota_serve_refuses_an_app_whose_dependency_is_unmet(tmp_path: Path) -> N
     assert "--allow-invalid" in res.stderr
 
 
+def test_ota_serve_checks_dependencies_against_the_profile_the_devices_run(
+    cli: Any, server_factory: Any, tmp_path: Path
+) -> None:
+    """The README's extended app (``pack --layout extended`` depends on the extended system)
+    was refused because the server checked it against a stock install; --profile names the
+    Device OS of the fleet (default: the platform's largest layout, as everywhere)."""
+    app = tmp_path / "app200.bin"
+    packed = cli(
+        ["module", "pack", "--synthetic", "200K", "--platform", "electron", "--function",
+         "user", "--index", "1", "--version", "7", "--start", "0x08080000", "--layout",
+         "extended", "-o", str(app)]
+    )  # fmt: skip
+    assert packed.exit_code == 0, packed.output
+    stock = subprocess.run(
+        [sys.executable, "-m", "flashroom", "ota", "serve", "--bind", "127.0.0.1:0",
+         "--insecure", "--firmware", str(app), "--profile", "stock", "--max-sessions", "1"],
+        capture_output=True, text=True, timeout=SERVER_DEADLINE_S,
+    )  # fmt: skip
+    assert stock.returncode == 2, stock.stderr
+    assert "checked against a fresh stock install" in stock.stderr
+    image = tmp_path / "ext.img"
+    Device.new("electron", "extended").save(image)
+    srv = server_factory(app, "--max-sessions", "1")  # default: extended on Electron
+    res = cli(_connect_args(srv.url, image, "--format", "json"))
+    assert res.exit_code == 0, res.output
+    assert res.json()["result"] == "applied"
+    assert srv.wait_json()["firmware"]["checked_against"] == "extended"
+
+
 def test_connect_and_emu_ota_agree_on_an_app_whose_dependency_is_unmet(
     cli: Any, server_factory: Any, tmp_path: Path
 ) -> None:

@@ -27,15 +27,15 @@ from flashroom.cli.common import (
     format_option,
     stdout_console,
 )
-from flashroom.cli.options import fast_ota_option, output_option
+from flashroom.cli.options import fast_ota_option, output_option, resolve_profile
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.deviceos import GEN2_PLATFORMS
+from flashroom.deviceos import GEN2_PLATFORMS, GEN2_PROFILES, PLATFORMS
 from flashroom.deviceos.registry import platform_by_id
 from flashroom.errors import FlashroomError, PlatformError, UsageError
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.server import OtaServer, SessionEvent, check_chunk_size
 from flashroom.ota.server_end import BeginForm, ServerConfig
-from flashroom.particle.hostcheck import host_check, stock_install_infos
+from flashroom.particle.hostcheck import fresh_install_infos, host_check
 from flashroom.particle.module import parse_module, read_module_file
 from flashroom.ranges import fmt_size
 from flashroom.readfile import read_input
@@ -77,6 +77,7 @@ class ServeOptions:
     insecure: bool = False
     bases: tuple[Path, ...] = ()
     stream: bool = True
+    profile: str | None = None
 
 
 def _read_firmware(opts: ServeOptions) -> bytes:
@@ -93,9 +94,9 @@ def _read_firmware(opts: ServeOptions) -> bytes:
 def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     """What is served. flashroom's host-side checks (:func:`flashroom.particle.hostcheck.
     host_check`: parse, CRC-32, SHA-256, size, and the dependency rule of spec 3.2 against a
-    fresh Device OS 2.3.1 install of the module's platform, the devices' reported modules being
-    unknown to this server) must pass, unless --allow-invalid (spec-silent: the Particle cloud
-    validates binaries before flashing them)."""
+    fresh install of the module's platform with the --profile's Device OS, the devices'
+    reported modules being unknown to this server) must pass, unless --allow-invalid
+    (spec-silent: the Particle cloud validates binaries before flashing them)."""
 
     info: dict[str, Any] = {"path": str(opts.firmware), "size": len(data)}
     hint = " (use --allow-invalid to serve it anyway)"
@@ -115,8 +116,16 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
         platform = platform_by_id(mod.info.platform_id).name
     except PlatformError:
         platform = ""
+    profile = ""
     if platform in GEN2_PLATFORMS:
-        check = host_check(data, stock_install_infos(platform))
+        profile = resolve_profile(platform, opts.profile)
+        layouts = PLATFORMS[platform].layouts
+        if profile not in layouts:
+            raise UsageError(
+                f"--profile {profile}: the firmware is a {platform} module, and {platform} has "
+                f"no {profile} profile (expected one of {', '.join(layouts)})"
+            )
+        check = host_check(data, fresh_install_infos(platform, profile))
     else:
         check = None
         if not opts.allow_invalid:
@@ -125,8 +134,12 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
                 f"platform ({', '.join(GEN2_PLATFORMS)}){hint}"
             )
     if check is not None and not check.ok and not opts.allow_invalid:
-        raise UsageError(f"--firmware {opts.firmware}: {check.message}{hint}")
+        raise UsageError(
+            f"--firmware {opts.firmware}: {check.message} (checked against a fresh {profile} "
+            f"install){hint}"
+        )
     info.update(
+        checked_against=profile or None,
         valid=mod.crc_ok and (check is not None and check.ok),
         platform_id=mod.info.platform_id,
         module_function=mod.info.module_function,
@@ -232,6 +245,14 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     help="Send a delta or compressed file to devices whose Hello says they apply one "
     "(flashroom's extension; a stock device always gets raw bytes). --no-stream: raw to all.",
 )
+@click.option(
+    "--profile",
+    type=click.Choice(list(GEN2_PROFILES)),
+    default=None,
+    help="The Device OS the served devices run, for the dependency check (a Hello does not "
+    "say): stock 2.3.1, or extended (docs/device-os.md#extended). Default: the firmware's "
+    "platform's largest layout (extended on Electron, stock on Photon and P1).",
+)
 @format_option
 def serve(
     bind: str,
@@ -248,6 +269,7 @@ def serve(
     insecure: bool,
     bases: tuple[Path, ...],
     stream: bool,
+    profile: str | None,
     fmt: str,
 ) -> None:
     """Serve FIRMWARE to every device that says Hello, over CoAP on UDP.
@@ -284,6 +306,7 @@ def serve(
         insecure,
         bases,
         stream,
+        profile,
     )
     image = _read_firmware(opts)
     firmware_info = _check_firmware(opts, image)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from flashroom.deviceos import get_profile
 from flashroom.errors import FlashroomError
 from flashroom.particle.build import device_os_install
 from flashroom.particle.deps import check_dependencies
@@ -55,7 +56,7 @@ def host_check(data: bytes, installed: Sequence[ModuleInfo]) -> HostCheck:
     Args:
         data: the module file.
         installed: ``module_info_t`` of the modules installed on the target device (see
-            :func:`installed_infos`, :func:`stock_install_infos`).
+            :func:`installed_infos`, :func:`fresh_install_infos`).
 
     Returns:
         The failed checks, in order: module verify first, then the dependency rule.
@@ -89,10 +90,20 @@ def installed_infos(platform: str, read: Callable[[int, int], bytes]) -> list[Mo
     return out
 
 
-def stock_install_infos(platform: str) -> list[ModuleInfo]:
-    """``module_info_t`` of a fresh Device OS 2.3.1 install of ``platform`` (the target a
-    server assumes when the device has not said what it runs)."""
-    return [read_module_info_at(m, 0) for m in device_os_install(platform)]
+def fresh_install_infos(platform: str, profile: str = "stock") -> list[ModuleInfo]:
+    """``module_info_t`` of a fresh install of ``platform`` with ``profile``'s Device OS: stock
+    2.3.1, or the extended system modules (their version, docs/device-os.md#extended). The
+    target a server assumes, since a Hello does not say what the device runs.
+
+    Raises:
+        PlatformError: an unknown platform or profile.
+    """
+    prof = get_profile(platform, profile, gen2_only=True)
+    version = prof.system_version if profile == "extended" else None
+    return [
+        read_module_info_at(m, 0)
+        for m in device_os_install(prof.platform, system_version=version)
+    ]
 
 
-__all__ = ["HostCheck", "host_check", "installed_infos", "stock_install_infos"]
+__all__ = ["HostCheck", "fresh_install_infos", "host_check", "installed_infos"]

@@ -165,8 +165,8 @@ class DeviceEnd:
         self.missed_requests = 0
         self.resends_seen = 0
         self._received_in_flight = 0
-        self._requested: set[int] = set()
-        self._bad_pending = False
+        #: chunk indices that arrived in this transfer (any outcome): a second arrival is a resend
+        self._arrived: set[int] = set()
         self._last_activity = 0.0
         self._begin_deadline: float | None = None
         self._linger_until: float | None = None
@@ -382,7 +382,7 @@ class DeviceEnd:
         self.chunks_written = 0
         self.bytes_written = 0
         self._received_in_flight = 0
-        self._requested.clear()
+        self._arrived.clear()
         self.status = DeviceStatus.UPDATING
         self._last_activity = now
         self.progress(0, self.chunk_count)
@@ -418,21 +418,21 @@ class DeviceEnd:
             self.ignored_chunks += 1
             return out
         in_bitmap = index < self.chunk_count
+        # A resend is an index that arrives again (deferred, bad CRC, lost reply, duplicate);
+        # an index the device asked for in ChunkMissed may arrive for the first time (the
+        # server had not sent it yet), which is not a resend.
+        if index in self._arrived:
+            self.resends_seen += 1
+        self._arrived.add(index)
         if fast_chunk and in_bitmap and self._bit(index):
             self.duplicate_chunks += 1  # spec 6.3 #4: duplicates ignored
-            self.resends_seen += 1
             return out
-        if index in self._requested or (not fast_chunk and self._bad_pending):
-            self.resends_seen += 1
-            self._requested.discard(index)
         if crc32(chunk.data) != chunk.crc:
             self.crc_errors += 1
             if not fast_chunk:  # spec 6.3 #5: BAD in normal mode only
-                self._bad_pending = True
                 bad = ChunkReceived(False).to_coap(self.ep.next_mid(), msg.token)
                 out.append(self.ep.send(bad, now))
             return out  # fast mode: silent, re-requested later (spec 6.3 #5)
-        self._bad_pending = False
         # spec 6.3 #3: address = file_address + index * chunk_size (u32, as the MCU computes)
         offset = index * self.chunk_size
         self.file.chunk_size = len(chunk.data)
@@ -521,7 +521,6 @@ class DeviceEnd:
             n = missed_request_count(self._received_in_flight)
             self._received_in_flight = 0
             ask = tuple(missing[:n])
-            self._requested.update(ask)
             self.missed_requests += 1
             # Device OS builds it with no token (0x40 0x01 mid 0xb1 'c' 0xff ...); spec 6.1
             cm = ChunkMissed(ask).to_coap(self.ep.next_mid(), b"")

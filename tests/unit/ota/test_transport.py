@@ -197,3 +197,36 @@ def test_lossless_loopback_update_does_not_wait_out_the_linger() -> None:
     dev = asyncio.run(run())
     assert dev.status == DeviceStatus.APPLIED
     assert dev.finished_at is not None and dev.done_lingering(dev.finished_at)
+
+
+def test_a_streamed_update_on_a_lossless_link_reports_no_retransmission() -> None:
+    """The streamed device asks (ChunkMissed) for the lowest chunks it lacks, some of which the
+    server has not sent yet: their first arrival is not a resend. The device's count of
+    retransmissions agrees with what the server resent (it once reported 220 of 259 chunks)."""
+    from flashroom.ota.stream import OtaOffer
+
+    app = synthetic_user_app(200 * 1024, platform="electron", version=8, seed=4)
+
+    async def run() -> tuple[Any, ServeReport]:
+        server = OtaServer(
+            app,
+            ServerConfig(tuning=FAST_TUNING, response_timeout_s=10),
+            offer=OtaOffer(app, [], allow=frozenset({"compressed"})),
+        )
+        bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            serve_udp(server, "127.0.0.1", 0, max_sessions=1, on_bound=bound.set_result)
+        )
+        host, port = await bound
+        dev = Device.new("electron", "extended")
+        res = await update_over_udp_async(
+            dev, f"coap://{host}:{port}", device_config=_device_cfg(3)
+        )
+        return res, await task
+
+    res, served = asyncio.run(run())
+    assert res.result == "applied", res.error
+    assert res.report.encoding != "raw"
+    session = served.sessions[0]
+    assert session.resends == 0
+    assert res.report.retransmissions == session.resends

@@ -179,6 +179,8 @@ EXTENDED = Profile(
     publishes_max_binary=True,  # spec 9 change 4
     # modelled, not in the real firmware yet: decode delta/compressed OTA into the scratch
     ota_stream=ELECTRON_EXTENDED_STREAM,
+    # devos patch's flashroom_in_ota_region (system_update.cpp, the real patched build has it)
+    ota_address_guard=True,
 )
 
 # The install of a fresh device (spec 2.4). Sizes are spec-silent: the real binaries are in the

@@ -135,6 +135,11 @@ class Profile:
         ota_stream: the streamed (delta/compressed) OTA this profile's system firmware applies
             while receiving, or None (stock and the real firmware: raw bytes only). A modelled
             Device OS change (:mod:`flashroom.deviceos.stream`, docs/delta-ota.md).
+        ota_address_guard: ``Spark_Prepare_For_Firmware_Update`` and
+            ``Spark_Save_Firmware_Chunk`` refuse (-1350, nothing erased or written) a file or a
+            chunk outside the OTA scratch, in u32 arithmetic: the ``devos patch`` change
+            ``flashroom_in_ota_region`` (docs/device-os.md#extended). Stock erases whatever
+            ``HAL_OTA_FlashAddress() + chunk_address`` lands on.
     """
 
     platform: str
@@ -157,6 +162,7 @@ class Profile:
     user_dependency: Dependency | None = None
     publishes_max_binary: bool = False
     ota_stream: StreamCapability | None = None
+    ota_address_guard: bool = False
 
     def find_module_bounds(self, function: int, index: int) -> ModuleBounds | None:
         """First entry with that function and index (spec 1.5, stm32f2xx.cpp:64-71)."""

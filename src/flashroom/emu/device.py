@@ -512,7 +512,14 @@ class Device(OtaEntryMixin, RealCodeMixin, ImageFileMixin):
         try:
             sysfw = self._ota_path()
             file = FileTransferDescriptor(len(module), chunk_size, 0, store=store)
+            # UpdateBegin: the dry run first; non-zero -> 5.03, nothing erased, no reset
+            # (chunked_transfer.cpp:70-79)
+            refused = sysfw.prepare_for_firmware_update(file, 1)
+            if refused:
+                error = self._begin_refused(sysfw, refused)
             try:
+                if refused:
+                    raise _BeginRefused
                 sysfw.prepare_for_firmware_update(file, 0)
                 for off in range(0, len(module), chunk_size):
                     piece = module[off : off + chunk_size]
@@ -530,8 +537,11 @@ class Device(OtaEntryMixin, RealCodeMixin, ImageFileMixin):
             except FirmwareCallError as e:  # the real code crashed/hung: the panic resets
                 error = OutcomeError(None, f"the real OTA code did not return: {e}")
                 self.hw.log(f"system: {e}: the fault handler resets the MCU")
-            # spec 4.2 #4: the reset is always scheduled (a software reset)
-            self._power_on(software_reset=True)
+            except _BeginRefused:
+                pass  # the device keeps running: no transfer, no reset
+            if not refused:
+                # spec 4.2 #4: the reset is always scheduled (a software reset)
+                self._power_on(software_reset=True)
         except PowerCut as e:
             return self._interrupted(start, e)
         finally:
@@ -545,6 +555,19 @@ class Device(OtaEntryMixin, RealCodeMixin, ImageFileMixin):
         return out
 
     # ================================================================== internals
+    def _begin_refused(self, path: Any, rc: int) -> OutcomeError:
+        """The outcome error of an UpdateBegin whose dry-run prepare returned ``rc``."""
+        if rc > 0:
+            why = "updates are disabled"
+        elif path is self._system:
+            why = self._system.last_finish_reason
+        else:
+            why = f"Spark_Prepare_For_Firmware_Update returned {rc}"
+        return OutcomeError(
+            rc if rc < 0 else None,
+            f"UpdateBegin refused (5.03): {why}; nothing erased, no reset",
+        )
+
     def _disarm(self) -> None:
         self.fault_fired = self._armed and not self.flash.armed
         self._armed = False
@@ -719,6 +742,10 @@ class Device(OtaEntryMixin, RealCodeMixin, ImageFileMixin):
         self.reason = str(e)
         self.hw.log(f"power: {e}")
         return self._outcome(RunResult.INTERRUPTED, OutcomeError(None, str(e)), start)
+
+
+class _BeginRefused(Exception):
+    """The dry-run prepare refused the UpdateBegin (internal control flow of Device.ota)."""
 
 
 def _streams(path: Any, file: FileTransferDescriptor) -> bool:

@@ -493,12 +493,30 @@ class SystemFirmware:
             if file.chunk_size == 0:
                 file.chunk_size = DEFAULT_CHUNK_SIZE
                 file.file_length = p.ota_flash_length
+        if p.ota_address_guard and not self._in_ota_region(file.file_address, file.file_length):
+            self.last_finish_reason = (
+                f"file {fmt_addr(file.file_address)} length {file.file_length} is not inside the "
+                f"OTA scratch [{fmt_addr(p.ota_flash_address)}, "
+                f"{fmt_addr(p.ota_flash_address + p.ota_flash_length)}): refused before any erase "
+                "(flashroom_in_ota_region, docs/device-os.md#extended)"
+            )
+            hw.log(f"system: {self.last_finish_reason}")
+            return SYSTEM_ERROR_OTA_INVALID_ADDRESS
         if not self.updates_enabled:
             return 1
         if flags & 1:
             return 0
         self._flash_begin(file.file_address, file.file_length)
         return 0
+
+    def _in_ota_region(self, address: int, length: int) -> bool:
+        """``flashroom_in_ota_region`` of the patched system (devos/changes.py): is
+        [address, address + length) inside the OTA scratch, in u32 arithmetic (an address below
+        the scratch wraps to a huge offset and is refused)?"""
+        p = self.hw.profile
+        offset = (address - p.ota_flash_address) & 0xFFFFFFFF
+        size = p.ota_flash_length
+        return offset < size and (length & 0xFFFFFFFF) <= size - offset
 
     def _flash_begin(self, addr: int, file_length: int) -> None:
         """``HAL_FLASH_Begin`` -> ``FLASH_Begin`` (spec 4.1 #2)."""
@@ -534,6 +552,8 @@ class SystemFirmware:
         hw = self.hw
         addr = file.chunk_address
         data = chunk[: file.chunk_size]
+        if hw.profile.ota_address_guard and not self._in_ota_region(addr, file.chunk_size):
+            return SYSTEM_ERROR_OTA_INVALID_ADDRESS  # nothing written (flashroom_in_ota_region)
         end_of_flash = hw.flash.base + hw.flash.size
         if addr < hw.flash.base:
             raise OtaError(

@@ -342,11 +342,10 @@ CATALOGUE: tuple[BadCase, ...] = (
             "docs/device-os.md#ota-checks: CRC read from erased scratch -> -1330",
             lambda c: _app(c)[: ModuleInfo.SIZE], None),
     BadCase("oversized", "device", "user part 4 KB larger than the profile's user region",
-            "extended: the file overruns the 256K scratch at 0x08100000 and FLASH_Update has "
-            "no bounds check (docs/device-os.md#ota-receive): bus fault, reset, no slot; stock: "
-            "fetch_module "
-            "range -> -1300 (docs/device-os.md#extended)",
-            lambda c: _app(c, c.user_max + 4096), "no_code"),
+            "extended: the file does not fit the 256K scratch, and the patched system "
+            "(flashroom_in_ota_region) refuses the UpdateBegin -> -1350, nothing erased; stock: "
+            "fetch_module range -> -1300 (docs/device-os.md#extended)",
+            lambda c: _app(c, c.user_max + 4096), -1350),
     # ---- dependencies (spec 2.4, 3.1 validate_module_dependencies)
     BadCase("system_unmet_dependency", "device",
             "system part 2 that needs system part 1 >= 9999",
@@ -407,10 +406,10 @@ CATALOGUE: tuple[BadCase, ...] = (
             (_begin(fast=True), Step("chunks", {"bad_crc": [5]}), _DONE, _DONE)),
     BadCase("chunk_index_out_of_range", "transfer",
             "fast OTA: chunk indices shifted past the end of the file (index + 2000)",
-            "docs/device-os.md#protocol: indices only checked against 65535, FLASH_Update has no "
-            "bounds check "
-            "(docs/device-os.md#ota-receive): the write past 0x08100000 bus-faults and "
-            "resets", _app, "RST",
+            "docs/device-os.md#protocol: indices only checked against 65535; stock: FLASH_Update "
+            "has no bounds check (docs/device-os.md#ota-receive), the write past 0x08100000 "
+            "bus-faults and resets; extended: the patched system writes no chunk outside the "
+            "scratch (-1350 each), the file never completes -> 4.00", _app, "4.00",
             (_begin(fast=True), Step("chunks", {"index_offset": 2000}), _DONE)),
     BadCase("chunk_index_65535", "transfer", "fast OTA: a chunk with index 65535",
             "docs/device-os.md#protocol (chunked_transfer.cpp:187-191): an index >= 65535 is "
@@ -439,9 +438,10 @@ CATALOGUE: tuple[BadCase, ...] = (
             "4.00", (_begin(fast=True, file_length=2 * BASE_APP_SIZE), _ALL, _DONE, _DONE)),
     BadCase("file_past_flash_end", "transfer",
             "UpdateBegin with file_address 0x3f000 and a 64 KB file (past the end of flash)",
-            "docs/device-os.md#ota-receive: the dry run has no range check and the prepare's is "
-            "ignored (3.5 #17); "
-            "the first chunk past 0x08100000 bus-faults and resets", _app, "RST",
+            "docs/device-os.md#ota-receive: stock: the dry run has no range check and the "
+            "prepare's is ignored (3.5 #17), the first chunk past 0x08100000 bus-faults and "
+            "resets; extended: the patched system refuses the UpdateBegin -> -1350 (5.03)",
+            _app, "5.03",
             (_begin(file_address=0x3F000), _ALL, _DONE)),
     BadCase("reset_mid_transfer", "transfer", "the device is power-cycled after 40 chunks",
             "docs/device-os.md#ota-finish: no slot recorded before HAL_FLASH_End", _app, "reset",
@@ -461,10 +461,10 @@ CATALOGUE: tuple[BadCase, ...] = (
     BadCase("file_address_wraps_to_bootloader", "transfer",
             "UpdateBegin with file_address 0xfff40000: 0x080c0000 + 0xfff40000 wraps to "
             "0x08000000",
-            "docs/device-os.md#extended: FLASH_EraseMemory's range check passes and sector 0 (the "
-            "bootloader) is "
-            "erased: a brick at the next reset; only the server stands in the way on a stock "
-            "device", _app, "hazard",
+            "docs/device-os.md#extended: stock: FLASH_EraseMemory's range check passes and sector "
+            "0 (the bootloader) is erased, a brick at the next reset, and only flashroom's server "
+            "stands in the way; extended: the patched system (flashroom_in_ota_region) refuses "
+            "the UpdateBegin with -1350 before any erase", _app, "5.03",
             (_begin(file_address=0xFFF40000), _DONE), _guard_file_address),
     # ---- streamed (delta / compressed) files: the modelled extension (docs/delta-ota.md)
     BadCase("delta_other_base", "stream", "a delta whose header names another base",
@@ -513,8 +513,9 @@ CATALOGUE: tuple[BadCase, ...] = (
             bs.over_ram, -260),
     BadCase("delta_to_raw_only_device", "stream",
             "a good delta to an extended device without the streamed-OTA change",
-            f"{_DS}: an unknown store: nothing written, not running -> -100",
-            bs.valid_delta, -100, (Step("no_capability"),)),
+            f"{_DS}: an unknown store; the patched system's address guard refuses its "
+            "UpdateBegin -> -1350 (stock, no guard: nothing written -> -100)",
+            bs.valid_delta, -1350, (Step("no_capability"),)),
     BadCase("device_lies_about_base", "stream",
             "the device's Hello claims a base it does not run; the server sends that delta",
             f"{_DS}: the device hashes its user part at the header -> -1340",

@@ -303,9 +303,19 @@ def _wrong_platform(m: bytes) -> bytes:
         ("stock", lambda: _bad_crc(app(40 * K, 16)), -1330, "CRC-32"),
         ("stock", lambda: _truncated(app(40 * K, 17)), -1330, "CRC-32"),
         ("stock", lambda: app(200 * K, 18), -1300, "0x080a0000"),
-        ("extended", lambda: app(300 * K, 19), None, "past the end of internal flash"),
+        ("stock", lambda: app(300 * K, 20), None, "past the end of internal flash"),
+        # the patched system's flashroom_in_ota_region refuses it at UpdateBegin
+        ("extended", lambda: app(300 * K, 19), -1350, "not inside the OTA scratch"),
     ],
-    ids=["wrong-platform", "wrong-start", "bad-crc", "truncated", "too-large", "too-large-ext"],
+    ids=[
+        "wrong-platform",
+        "wrong-start",
+        "bad-crc",
+        "truncated",
+        "too-large",
+        "past-flash-end",
+        "too-large-ext",
+    ],
 )
 def test_g_bad_ota_input_is_refused_with_its_own_error_and_app_unchanged(
     profile: str, make: object, code: int | None, needle: str

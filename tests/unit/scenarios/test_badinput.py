@@ -42,7 +42,9 @@ def test_every_case_is_refused_with_a_specific_error_and_the_app_unchanged(
     platform: str, profile: str
 ) -> None:
     res = run_campaign(platform=platform, profile=profile)
-    hazards = {"zero_length_update", "file_address_wraps_to_bootloader"}  # documented, guarded
+    hazards = {"zero_length_update"}  # documented, guarded
+    if profile == "stock":  # the extended system refuses it (flashroom_in_ota_region)
+        hazards.add("file_address_wraps_to_bootloader")
     bad = [c for c in res.cases if c.verdict != ("hazard" if c.name in hazards else "refused")]
     # without the streamed-OTA extension a device cannot claim a base in its Hello
     skipped = {c.name for c in bad if c.verdict == "skipped"}
@@ -115,9 +117,18 @@ def test_zero_length_update_is_a_documented_hazard_the_server_never_sends() -> N
         OtaServer(b"")
 
 
+def test_file_address_that_wraps_to_the_bootloader_is_refused_by_the_extended_system() -> None:
+    """The extended profile models devos patch's flashroom_in_ota_region: -1350 at
+    UpdateBegin, nothing erased (the real patched build: tests/unit/devos/test_ota_guard.py)."""
+    res = run_campaign(only=["file_address_wraps_to_bootloader"], profile="extended")
+    case = res.cases[0]
+    assert case.verdict == "refused" and case.app_unchanged and case.boot == "application"
+    assert "-1350" in case.message
+
+
 def test_file_address_that_wraps_to_the_bootloader_is_reported_as_a_brick() -> None:
     """spec 11.2: 0x080c0000 + 0xfff40000 = 0x08000000 erases sector 0 (issue 12 #5)."""
-    res = run_campaign(only=["file_address_wraps_to_bootloader"])
+    res = run_campaign(only=["file_address_wraps_to_bootloader"], profile="stock")
     case = res.cases[0]
     assert case.verdict == "hazard" and case.boot == "bricked"
     assert "bootloader changed" in case.message

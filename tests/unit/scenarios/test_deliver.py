@@ -183,14 +183,19 @@ def test_short_begin_form_sends_no_payload_and_turns_fast_ota_off() -> None:
 def test_an_aborted_transfer_does_not_reset_the_device_spec_6_4_7() -> None:
     # protocol.cpp:487-493 aborts with finish(0): Spark_Finish_Firmware_Update without SUCCESS
     # only notifies (system_update.cpp:406-425); no reset is scheduled
-    dev = Device.new("electron", "extended")
+    dev = Device.new("electron", "stock")
     app = synthetic_user_app(64 * K, platform="electron", seed=9)
-    # a chunk index past the end of flash: its write bus-faults (a protocol error)
+    # a chunk index past the end of flash: on stock its write bus-faults (a protocol error)
     cfg = ServerConfig(fast=True, faults=ServerFaults(extra_chunk_index=3000))
     res = update_in_process(dev, app, server_config=cfg)
     assert res.result == "aborted"
     assert res.outcome is not None and res.outcome["result"] == "running"
     assert res.outcome["flash_ops"] == 0 and dev.state == "application"
+    # the extended system writes no chunk outside the scratch (flashroom_in_ota_region):
+    # the stray chunk is dropped and the update completes
+    ext = Device.new("electron", "extended")
+    res = update_in_process(ext, app, server_config=cfg)
+    assert res.result == "applied" and ext.user_part_bytes() == app
 
 
 def test_connect_gives_the_same_rejected_class_and_scratch_note_as_emu_ota() -> None:

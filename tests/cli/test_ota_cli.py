@@ -284,18 +284,29 @@ def test_emu_connect_where_nothing_listens_says_so(cli: Any, device_image: Path)
     assert "nothing listens there" in res.stderr
 
 
+@pytest.mark.parametrize(
+    ("mode", "words"), [("--no-fast-ota", "stop-and-wait"), ("--fast-ota", "fast OTA")]
+)
 def test_ota_serve_prints_one_line_per_session_event(
-    cli: Any, server_factory: Any, device_image: Path, app_bin: Path
+    cli: Any, server_factory: Any, device_image: Path, app_bin: Path, mode: str, words: str
 ) -> None:
+    """Fast OTA confirms no chunk until the end: its progress lines count chunks sent (they
+    jumped from 'begun' to 'done')."""
     # --no-stream: the raw module (an extended device would get a smaller compressed file)
-    srv = server_factory(app_bin, "--max-sessions", "1", "--no-fast-ota", "--no-stream")
+    srv = server_factory(app_bin, "--max-sessions", "1", mode, "--no-stream")
     res = cli(_connect_args(srv.url, device_image, "--format", "json"))
     assert res.exit_code == 0, res.stderr
     out, err = srv.proc.communicate(timeout=SERVER_DEADLINE_S)
     assert "warning: --insecure" in srv.first_lines + err
     lines = err.splitlines()
     assert any("connected (Hello)" in line for line in lines)
-    assert any("update begun: 96 chunks of 512 bytes, stop-and-wait" in line for line in lines)
+    begun = [
+        i
+        for i, line in enumerate(lines)
+        if f"update begun: 96 chunks of 512 bytes, {words}" in line
+    ]
+    percent = [i for i, line in enumerate(lines) if re.search(r" \d0 % \(", line)]
+    assert begun and percent and begun[0] < percent[0]  # in order
     assert sum(1 for line in lines if re.search(r" \d0 % \(\d+/96 chunks\)", line)) == 9
     assert any(f"done: {48 * 1024} bytes delivered" in line for line in lines)
     assert json.loads(out)["completed"] == 1  # the summary is still printed on exit

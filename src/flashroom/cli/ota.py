@@ -27,9 +27,9 @@ from flashroom.cli.common import (
     format_option,
     stdout_console,
 )
-from flashroom.cli.options import fast_ota_option, output_option, resolve_profile
+from flashroom.cli.options import fast_ota_option, output_option, profile_option, resolve_profile
 from flashroom.cli.params import FiniteFloatRange
-from flashroom.deviceos import GEN2_PLATFORMS, GEN2_PROFILES, PLATFORMS
+from flashroom.deviceos import GEN2_PLATFORMS, PLATFORMS
 from flashroom.deviceos.registry import platform_by_id
 from flashroom.errors import FlashroomError, PlatformError, UsageError
 from flashroom.ota.endpoint import CoapTuning
@@ -245,14 +245,7 @@ def _check_firmware(opts: ServeOptions, data: bytes) -> dict[str, Any]:
     help="Send a delta or compressed file to devices whose Hello says they apply one "
     "(flashroom's extension; a stock device always gets raw bytes). --no-stream: raw to all.",
 )
-@click.option(
-    "--profile",
-    type=click.Choice(list(GEN2_PROFILES)),
-    default=None,
-    help="The Device OS the served devices run, for the dependency check (a Hello does not "
-    "say): stock 2.3.1, or extended (docs/device-os.md#extended). Default: the firmware's "
-    "platform's largest layout (extended on Electron, stock on Photon and P1).",
-)
+@profile_option
 @format_option
 def serve(
     bind: str,
@@ -284,6 +277,10 @@ def serve(
 
     Per device, from its Hello: a delta when it runs one of the --base modules and applies
     deltas, else a compressed file when it applies those, else the raw module (stock).
+
+    Before serving, FIRMWARE must pass flashroom's host checks: parse, CRC-32, SHA-256, and
+    its dependencies against a fresh install of --profile's Device OS (a Hello does not say
+    what the device runs); --allow-invalid serves it anyway.
 
     \b
     Example:

@@ -517,6 +517,9 @@ class OtaServer:
         if 0 < pct < 100 and pct > live.percent:
             live.percent = pct
             sess = live.sess
+            if not live.begun and sess.ready_at is not None:  # fast OTA: chunks go at once
+                live.begun = True
+                self._event("begun", addr, sess, sess.ready_at)
             self._event("progress", addr, sess, sess.ready_at or 0.0, percent=pct, chunks_done=done)
 
     def _record(self, addr: Any, live: _Live) -> None:

@@ -678,6 +678,9 @@ class ServerSession:
             crc ^= 0xFFFFFFFF
         if index in self._sent_once:
             self.resends += 1
+        elif self.fast:  # fast OTA confirms nothing per chunk: progress is chunks sent once
+            self._sent_once.add(index)
+            self.progress(len(self._sent_once), self.chunk_count)
         self._sent_once.add(index)
         self.chunks_sent += 1
         self._frontier = max(self._frontier, index + 1)

@@ -20,7 +20,7 @@ from flashroom.atomicfile import write_file_set
 from flashroom.layout import get_layout
 from flashroom.report.flashmap import export_files, figure_bytes
 from flashroom.report.markdown import MarkdownDoc
-from flashroom.scenarios.story import APP_SIZE, DemoReport, StepFn, run_story
+from flashroom.scenarios.story import APP_SIZE, DEMO_APP_COMMAND, DemoReport, StepFn, run_story
 
 #: The folder (inside the report's folder) that holds the ``layout export`` files.
 EXPORT_DIR = "export"
@@ -43,12 +43,12 @@ def reproduce_commands(report: DemoReport, out_dir: str = "out") -> list[str]:
         f"flashroom demo --out {out_dir}{quick}",
         "flashroom layout show --platform electron --layout stock",
         "flashroom layout show --platform electron --layout extended",
-        f"flashroom module pack --synthetic {APP_SIZE} --platform electron --function user "
-        "--index 1 --version 7 --seed 200 --depends system:2:2302 --layout extended -o app.bin",
+        DEMO_APP_COMMAND,
         "flashroom emu new --platform electron --profile stock --image stock.img",
         "flashroom emu ota --image stock.img app.bin",
         "flashroom emu new --platform electron --profile extended --image ext.img",
-        "flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --max-sessions 1 &",
+        "flashroom ota serve --bind 127.0.0.1:5683 --firmware app.bin --insecure --no-stream "
+        "--max-sessions 1 &",
         "flashroom emu connect coap://127.0.0.1:5683 --image ext.img --link 3g",
         main_sweep,
         f"flashroom emu sweep --profile extended --bootloader legacy --granularity chunk "

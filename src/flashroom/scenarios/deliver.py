@@ -281,6 +281,61 @@ def update_over_udp(
     return asyncio.run(update_over_udp_async(device, url, **kwargs))
 
 
+def update_over_loopback(
+    device: Device,
+    image: bytes,
+    *,
+    link: LinkProfile = IDEAL,
+    seed: int = 0,
+    stream: bool = False,
+) -> UpdateResult:
+    """What ``ota serve --insecure [--no-stream]`` and ``emu connect --link LINK`` do, in one
+    process: an :class:`~flashroom.ota.server.OtaServer` on an ephemeral loopback port serves
+    ``image`` over real CoAP/UDP to ``device``, both with those commands' defaults (fast OTA,
+    512-byte chunks, ACK_TIMEOUT 2 s), so that the figures are the commands' figures.
+
+    Args:
+        device: the emulated device (reset after the update, as by ``emu connect``).
+        image: the module file.
+        link: link emulation at the device (simulated time).
+        seed: link and message-ID seed (``emu connect --seed``).
+        stream: the server offers a compressed file to a device that can apply one (False:
+            raw to all, ``ota serve --no-stream``); the device announces what it can, as
+            ``emu connect`` does by default.
+
+    Raises:
+        TransportError: the loopback socket cannot be opened.
+    """
+    from flashroom.ota.server import OtaServer  # the server: only the loopback run needs it
+    from flashroom.ota.transport import serve_udp
+
+    ack = 2.0  # RFC 7252 ACK_TIMEOUT, both commands' default
+    offer = OtaOffer(image) if stream else None
+    cfg = DeviceConfig(
+        platform=device.profile.platform,
+        seed=seed,
+        tuning=CoapTuning(ack_timeout_s=ack),
+        linger_s=min(5.0, 4 * ack),  # emu connect's
+        begin_timeout_s=max(30 * ack, 5.0),
+    )
+
+    async def main() -> UpdateResult:
+        server = OtaServer(image, ServerConfig(), seed=None, offer=offer)
+        bound: asyncio.Future[tuple[str, int]] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            serve_udp(server, "127.0.0.1", 0, max_sessions=1, on_bound=bound.set_result)
+        )
+        host, port = await bound
+        try:
+            return await update_over_udp_async(
+                device, f"coap://{host}:{port}", link=link, seed=seed, device_config=cfg
+            )
+        finally:
+            await task
+
+    return asyncio.run(main())
+
+
 def update_in_process(
     device: Device,
     image: bytes,
@@ -339,6 +394,7 @@ __all__ = [
     "CoapTuning",
     "UpdateResult",
     "update_in_process",
+    "update_over_loopback",
     "update_over_udp",
     "update_over_udp_async",
 ]

@@ -23,11 +23,11 @@ from flashroom.emu.device import Device
 from flashroom.emu.inspect import flash_map
 from flashroom.layout import check_candidate, get_layout
 from flashroom.ota.link import get_link
-from flashroom.ota.server_end import ServerConfig
-from flashroom.ota.simulate import simulate
-from flashroom.particle.build import device_os_install, synthetic_user_app
+from flashroom.particle.build import device_os_install
 from flashroom.particle.module_info import read_module_info_at
+from flashroom.particle.pack import PackRequest, pack_module
 from flashroom.ranges import fmt_addr, fmt_size
+from flashroom.scenarios.deliver import update_over_loopback
 from flashroom.scenarios.sweep import SweepConfig, run_sweep
 
 APP_SIZE = 200 * 1024
@@ -231,6 +231,28 @@ def step_refused(app: bytes) -> DemoStep:
     )
 
 
+#: The demo's app: the README tour's ``app200.bin`` (a 200 KB user part for the extended
+#: layout, depending on the extended system as ``pack --layout extended`` makes it).
+DEMO_APP_COMMAND = (
+    f"flashroom module pack --synthetic {APP_SIZE // 1024}K --platform electron --function user "
+    "--index 1 --version 7 --start 0x08080000 --layout extended -o app.bin"
+)
+
+
+def demo_app() -> bytes:
+    """The module :data:`DEMO_APP_COMMAND` writes."""
+    req = PackRequest(
+        platform="electron",
+        function="user",
+        index=1,
+        version=7,
+        start_address=0x08080000,
+        layout="extended",
+        synthetic_size=APP_SIZE,
+    )
+    return pack_module(req, None).module
+
+
 def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
     """Step 3: the same app over the emulated 3G link to an extended device, then running."""
     dev = Device.new(platform="electron", profile="extended")
@@ -239,18 +261,19 @@ def step_delivered(app: bytes, link_name: str = "3g") -> DemoStep:
     lines: list[str] = []
     facts: dict[str, Any] = {"link": link_name}
     link = get_link(link_name)
-    sim = simulate(app, dev, server_config=ServerConfig(fast=True), link=link, seed=1)
-    rep = sim.report.to_json()
-    facts.update({"transport": "in-process CoAP, simulated link", **rep})
-    facts["device_status"] = str(sim.status)
+    # the tour's `ota serve --insecure --no-stream` + `emu connect --link 3g`, in one process
+    res = update_over_loopback(dev, app, link=link)
+    rep = res.report.to_json()
+    facts.update({"transport": "CoAP over UDP on loopback, simulated link time", **rep})
+    facts["device_status"] = res.device_status
     lines.append(
-        f"Delivered with fast OTA over the simulated '{link_name}' link: "
-        f"{rep['payload_bytes']} payload bytes, {rep['wire_bytes']} bytes on the wire "
+        f"Delivered with fast OTA over real CoAP/UDP (loopback) on the emulated '{link_name}' "
+        f"link: {rep['payload_bytes']} payload bytes, {rep['wire_bytes']} bytes on the wire "
         f"({rep['wire_overhead_ratio']}x), {rep['messages']} datagrams, "
         f"{rep['retransmissions']} retransmissions, {rep['link_time_s']} s of link time "
         f"(simulated; goodput {rep['goodput_ratio'] * 100:.1f}% of the link)."
     )
-    out = _outcome(dev.reset())
+    out = res.outcome or {}
     running = out.get("running") or {}
     # byte for byte: the user part now holds exactly the delivered file, and it runs
     runs_new = out.get("boot") == "application" and dev.user_part_bytes() == app
@@ -392,7 +415,7 @@ def run_story(
         if progress:
             progress(len(steps) + d, n_steps + total)
 
-    app = synthetic_user_app(APP_SIZE, platform="electron", version=7, seed=200)
+    app = demo_app()
     done(step_maps())
     done(step_refused(app))
     done(step_delivered(app))
@@ -420,7 +443,7 @@ def run_story(
         "app": {
             "sha256": hashlib.sha256(app).hexdigest(),
             "size": len(app),
-            "how": f"synthetic_user_app({APP_SIZE}, platform='electron', version=7, seed=200)",
+            "how": DEMO_APP_COMMAND,
         },
         "device_os_install": {
             "sha256": hashlib.sha256(b"".join(device_os_install("electron"))).hexdigest(),

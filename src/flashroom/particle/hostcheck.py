@@ -101,8 +101,7 @@ def fresh_install_infos(platform: str, profile: str = "stock") -> list[ModuleInf
     prof = get_profile(platform, profile, gen2_only=True)
     version = prof.system_version if profile == "extended" else None
     return [
-        read_module_info_at(m, 0)
-        for m in device_os_install(prof.platform, system_version=version)
+        read_module_info_at(m, 0) for m in device_os_install(prof.platform, system_version=version)
     ]
 
 

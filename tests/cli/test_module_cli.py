@@ -156,6 +156,32 @@ def test_combine_and_split(cli: Cli, tmp_path: Path) -> None:
     assert [Path(p["file"]).read_bytes() for p in r.json()["parts"]] == mods
 
 
+@pytest.mark.parametrize("comb_first", [True, False])
+def test_combine_of_a_combined_file_says_already_combined(
+    cli: Cli, tmp_path: Path, comb_first: bool
+) -> None:
+    # Issue 12 item 16: a file flashroom combined itself was refused as "corrupt" (its
+    # whole-file CRC-32 never matches); it must be refused as already combined, exit 2.
+    a = _write(tmp_path, "a.bin", synthetic_user_app(4096, seed=1))
+    b = _write(tmp_path, "b.bin", synthetic_user_app(4096, seed=2))
+    app = _write(tmp_path, "app.bin", synthetic_user_app(3000, seed=3))
+    comb = tmp_path / "comb.bin"
+    assert cli(["module", "combine", a, b, "-o", str(comb)]).exit_code == 0
+    out = tmp_path / "o.bin"
+    inputs = [str(comb), app] if comb_first else [app, str(comb)]
+    r = cli(["module", "combine", *inputs, "-o", str(out)])
+    assert r.exit_code == 2, r.stderr
+    assert "comb.bin" in r.stderr and "already combined" in r.stderr
+    assert "corrupt" not in r.stderr and "CRC-32" not in r.stderr
+    assert "field flags" in r.stderr and "split it first" in r.stderr
+    assert not out.exists()
+    r = cli(["module", "combine", *inputs, "-o", str(out), "--format", "json"])
+    assert r.exit_code == 2 and r.json()["error"]["exit_code"] == 2
+    assert "already combined" in r.json()["error"]["message"]
+    r = cli(["module", "compress", str(comb), "-o", str(out)])
+    assert r.exit_code == 2 and "refusing to compress a file that is already combined" in r.stderr
+
+
 @pytest.mark.parametrize(("version", "code"), [(2302, 0), (2100, 1)])
 def test_deps_against_installed_modules(cli: Cli, tmp_path: Path, version: int, code: int) -> None:
     from flashroom.particle.build import synthetic_module

@@ -78,15 +78,35 @@ def _parse(path: str) -> Any:
 
 
 def _refuse_corrupt(path: str, data: bytes, action: str) -> None:
-    """Refuse to rewrite a module whose CRC-32 is wrong (spec-silent policy of the CLI).
+    """Refuse to rewrite a combined file, or a module whose CRC-32 is wrong (spec-silent
+    policy of the CLI).
 
-    compress/combine recompute the CRC-32 (module-format.md 6.1-6.2), which would hide the
-    damage from the device's own check (spec 3.2); the library follows the reference tool and
-    does not verify, so the command does.
+    A combined file is refused as such (exit 2, field ``flags``): combining or compressing
+    it again would nest a chain no device walks. compress/combine recompute the CRC-32
+    (module-format.md 6.1-6.2), which would hide the damage from the device's own check
+    (spec 3.2); the library follows the reference tool and does not verify, so the command
+    does.
     """
 
     with _about(path):
         m = parse_module(data, path)
+    if m.is_combined:
+        # Checked first: the whole-file CRC-32 of a combined file never matches (it covers
+        # every part, each sealed on its own, module-format.md 6.2), so the CRC check below
+        # would call a good combined file corrupt (issue 12 item 16).
+        chain = (
+            f"{len(m.combined)} modules"
+            if m.combined is not None
+            else "a chain flashroom cannot walk"
+        )
+        raise ModuleFormatError(
+            f"{path}: refusing to {action} a file that is already combined ({chain}; flag "
+            f"COMBINED 0x04 is set in flags 0x{m.info.flags:02x} of the module_info_t at offset "
+            f"{m.prefix_offset}): expected single modules; split it first "
+            "(flashroom module split)",
+            offset=m.prefix_offset + 9,
+            field="flags",
+        )
     if not m.crc_ok:
         raise ChecksumError(
             f"{path}: refusing to {action} a corrupt module (the new CRC-32 would hide the "

@@ -29,6 +29,8 @@ from flashroom.particle.parser import (
     Prefix,
     Suffix,
     find_prefix_offset,
+    not_a_module_message,
+    prefix_implausibility,
     read_prefix,
     read_suffix,
     reference_prefix_json,
@@ -330,10 +332,27 @@ def parse_module(data: Buffer, filename: str | None = None, *, _nested: bool = F
     n = len(raw)
     if n == 0:
         raise ModuleFormatError(f"{name} was empty!", offset=0, field="file")
-    if n >= ModuleInfo.SIZE and find_prefix_offset(raw)[1] == 0:
+    if n < ModuleInfo.SIZE:
+        raise ModuleFormatError(
+            f"{name}: not a Particle module: file is {n} bytes; module_info_t needs "
+            f"{ModuleInfo.SIZE} at offset 0",
+            offset=0,
+            field="module_info_t",
+        )
+    offset, score = find_prefix_offset(raw)
+    if score == 0:
         # The reference tool reads garbage at offset 0 then (module-format.md 3 #3); flashroom
         # says what it is (a deliberate difference: no fixture scores 0).
         raise ModuleFormatError(f"{name}: {NOT_A_MODULE}", offset=0, field="module_info_t")
+    problems_found = prefix_implausibility(raw, offset)
+    if problems_found:
+        # The reference tool parses the best candidate however implausible; random files of a
+        # few MB would "parse" (issue 12 item 5). Every fixture passes (tests/golden/particle).
+        raise ModuleFormatError(
+            f"{name}: {not_a_module_message(offset, problems_found)}",
+            offset=problems_found[0].offset,
+            field=problems_found[0].field,
+        )
     prefix = read_prefix(raw)
     suffix = read_suffix(raw)
     crc_stored = int.from_bytes(raw[n - 4 :], "big") if n >= 4 else 0

@@ -120,9 +120,9 @@ def test_the_demo_app_is_reproduced_byte_for_byte_by_its_pack_command(
     assert cli(args).exit_code == 0
     import hashlib
 
-    from flashroom.particle.build import synthetic_user_app
+    from flashroom.scenarios.story import demo_app
 
-    want = synthetic_user_app(200 * 1024, platform="electron", version=7, seed=200)
+    want = demo_app()
     assert (
         hashlib.sha256((tmp_path / "app.bin").read_bytes()).digest()
         == hashlib.sha256(want).digest()

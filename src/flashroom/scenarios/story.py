@@ -246,7 +246,7 @@ def demo_app() -> bytes:
         function="user",
         index=1,
         version=7,
-        start_address=0x08080000,
+        start_address=None,  # the user part's start on the extended layout: the command's --start
         layout="extended",
         synthetic_size=APP_SIZE,
     )

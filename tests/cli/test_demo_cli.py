@@ -49,3 +49,23 @@ def test_demo_quick_writes_report_with_key_facts(cli: Any, tmp_path: Path) -> No
         for name in ("timeline-1006.png", "timeline-1002.png"):
             assert (out / name).read_bytes()[:4] == b"\x89PNG" and name in md
     assert steps["real_electron"]["facts"]["skipped"] == "quick mode"
+
+
+def test_ctrl_c_in_a_demo_step_is_exit_130_naming_the_step(
+    cli: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Ctrl-C (a KeyboardInterrupt from any step, real code included) is one line naming the
+    step it stopped in, exit 130 (issue 12 #11)."""
+    import flashroom.report.demo as report_demo
+
+    def interrupted(out: Path, *, on_step: Any, **_kw: Any) -> Any:
+        step = type("Step", (), {"ok": True, "title": "t", "lines": [], "tables": []})()
+        on_step(step)
+        on_step(step)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_demo, "run_demo", interrupted)
+    r = cli(["demo", "--out", str(tmp_path / "out")])
+    assert r.exit_code == 130, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == ["interrupted: demo stopped in step 3 (2 steps done); nothing was saved"]

@@ -20,6 +20,7 @@ from flashroom.cli.common import (
     stdout_console,
 )
 from flashroom.cli.options import out_dir_option
+from flashroom.errors import Interrupted
 
 
 def _render_step(con: Any, index: int, step: Any) -> None:
@@ -73,8 +74,14 @@ def demo(out: Path, quick: bool, fmt: str) -> None:
 
     if fmt == "text":
         con.print("[bold]flashroom demo[/]: a 256 KB Electron app, with OTA kept")
-    with progress_bar("demo") as progress:
-        report = run_demo(out_dir, quick=quick, on_step=on_step, progress=progress)
+    try:
+        with progress_bar("demo") as progress:
+            report = run_demo(out_dir, quick=quick, on_step=on_step, progress=progress)
+    except (Interrupted, KeyboardInterrupt) as e:  # Ctrl-C: one line naming the unfinished step
+        what = f": {e}" if isinstance(e, Interrupted) else ""
+        raise Interrupted(
+            f"demo stopped in step {counter[0] + 1} ({counter[0]} steps done){what}"
+        ) from None
     if fmt == "json":
         emit_json(report_json(report, str(out_dir)))
     else:

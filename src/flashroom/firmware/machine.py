@@ -28,15 +28,25 @@ device state does not carry it); the RTC backup registers are the device's and p
 
 Speed (spec 11 "where the time goes"): register reads are never hooked, stores only where the
 block needs behaviour, and those callbacks bypass the Python binding's wrapper layer.
+
+Ctrl-C (issue 12 #11): Python runs a signal handler at the next bytecode of the main thread, which
+during ``emu_start`` is the entry of the next callback, before any ``try`` in it; a
+KeyboardInterrupt raised there is printed and dropped by ctypes and the run goes on. So for the
+length of each run SIGINT gets a handler that only notes the signal and stops the engine; once
+``emu_start`` has returned, :meth:`Machine.run` hands the signal to the handler that was there
+before (Python's default raises KeyboardInterrupt), outside every callback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import signal
 import struct
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, Protocol
 
 import unicorn as _unicorn
@@ -585,6 +595,8 @@ class Machine:
 
         Raises:
             Exception: a bug in the emulator itself (not a firmware outcome) is re-raised.
+            KeyboardInterrupt: Ctrl-C (SIGINT) during the run, or raised by a callback: the
+                engine stops at the next callback and the run returns no outcome.
         """
         uc = self.uc
         if sp is not None:
@@ -601,9 +613,14 @@ class Machine:
             code_hooks = self._confine(confine)
         uc_error: Exception | None = None
         try:
-            uc.emu_start(pc | 1, TRAP_ADDRESS, count=budget)
-        except UcError as e:
-            uc_error = e
+            with self._sigint_stops_the_run():
+                try:
+                    uc.emu_start(pc | 1, TRAP_ADDRESS, count=budget)
+                except UcError as e:
+                    uc_error = e
+        except BaseException:
+            self._error = None  # the interrupt (or bug) wins over what a hook recorded
+            raise
         finally:
             for h in code_hooks:
                 uc.hook_del(h)
@@ -628,6 +645,38 @@ class Machine:
             self.callbacks - start_cb,
             result.power_cut,
         )
+
+    @contextlib.contextmanager
+    def _sigint_stops_the_run(self) -> Iterator[None]:
+        """SIGINT during the block stops the engine; the handler that was installed before gets
+        the signal when the block ends (Python's default raises KeyboardInterrupt there; if it
+        returns, KeyboardInterrupt is raised anyway: the run did not finish).
+
+        Only in the main thread (the only one Python delivers signals to) and only over a
+        Python-level handler: an ignored SIGINT (sweep workers) or the OS default is left alone.
+        """
+        previous = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is not threading.main_thread() or not callable(previous):
+            yield
+            return
+        caught: list[tuple[int, FrameType | None]] = []
+        uc = self.uc
+
+        def note(signum: int, frame: FrameType | None) -> None:
+            caught.append((signum, frame))
+            with contextlib.suppress(UcError):  # stopping a finished run is harmless
+                uc.emu_stop()
+
+        signal.signal(signal.SIGINT, note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if caught:
+                previous(*caught[0])
+                # a handler that returns (it only set a flag): the run was cut short all the
+                # same, and a cut-short run has no outcome to return
+                raise KeyboardInterrupt
 
     def call(
         self,

@@ -29,32 +29,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
 from flashroom.errors import OutputError
+from flashroom.readfile import file_kind, os_reason
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _why(e: OSError) -> str:
-    return e.strerror or str(e) or type(e).__name__
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
 
 
 def _lstat(path: Path, what: str) -> os.stat_result | None:
@@ -67,7 +48,7 @@ def _lstat(path: Path, what: str) -> os.stat_result | None:
         why = f"{blocker} is a file, not a directory" if blocker else "a file is in the way"
         raise OutputError(f"cannot write {path}: {why}") from None
     except OSError as e:
-        raise OutputError(f"cannot write {what} {path}: {_why(e)}") from None
+        raise OutputError(f"cannot write {what} {path}: {os_reason(e)}") from None
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
@@ -88,7 +69,7 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
             raise OutputError(
                 f"output directory {d}: a file of that name exists; expected a directory"
             )
-        raise OutputError(f"output directory {d} is {_kind(st.st_mode)}; expected a directory")
+        raise OutputError(f"output directory {d} is {file_kind(st.st_mode)}; expected a directory")
     parent = d.parent if str(d.parent) else Path(".")
     pst = _lstat(parent, "output directory")
     if pst is None:
@@ -108,7 +89,7 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
                 f"output directory {d}: something that is not a directory is in the way"
             ) from None
     except OSError as e:
-        raise OutputError(f"cannot create output directory {d}: {_why(e)}") from None
+        raise OutputError(f"cannot create output directory {d}: {os_reason(e)}") from None
     return d
 
 
@@ -126,7 +107,7 @@ def check_writable_dir(path: str | os.PathLike[str]) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=".flashroom-probe.", suffix=".tmp", dir=d)
     except OSError as e:
-        raise OutputError(f"cannot write into output directory {d}: {_why(e)}") from None
+        raise OutputError(f"cannot write into output directory {d}: {os_reason(e)}") from None
     os.close(fd)
     Path(tmp).unlink(missing_ok=True)
     return d
@@ -162,9 +143,9 @@ def check_output_dir(path: str | os.PathLike[str]) -> Path:
     except OSError as e:
         if st is None:
             raise OutputError(
-                f"cannot create output directory {d}: {_why(e)} (in {probe_in})"
+                f"cannot create output directory {d}: {os_reason(e)} (in {probe_in})"
             ) from None
-        raise OutputError(f"cannot write into output directory {d}: {_why(e)}") from None
+        raise OutputError(f"cannot write into output directory {d}: {os_reason(e)}") from None
     os.close(fd)
     Path(tmp).unlink(missing_ok=True)
     return d
@@ -187,7 +168,7 @@ def check_output_file(path: str | os.PathLike[str]) -> os.stat_result | None:
     st = _lstat(target, "file")
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(
-            f"refusing to replace {target}: it is {_kind(st.st_mode)}, not a regular file; "
+            f"refusing to replace {target}: it is {file_kind(st.st_mode)}, not a regular file; "
             "give the name of a regular file or a new one"
         )
     directory = target.parent if str(target.parent) else Path(".")
@@ -422,7 +403,7 @@ def write_bytes_atomic(
             tmp.unlink(missing_ok=True)
         if isinstance(e, OutputError):
             raise
-        raise OutputError(f"cannot write {target}: {_why(e)}") from e
+        raise OutputError(f"cannot write {target}: {os_reason(e)}") from e
     except BaseException:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
@@ -490,13 +471,15 @@ def write_file_set(
                 ast = _lstat(out / anc, "output directory")
                 if ast is not None and not stat.S_ISDIR(ast.st_mode):
                     raise OutputError(
-                        f"cannot write {t}: {out / anc} is {_kind(ast.st_mode)}, not a directory"
+                        f"cannot write {t}: {out / anc} is {file_kind(ast.st_mode)}, not a "
+                        "directory"
                     )
     parent = out.parent if str(out.parent) else Path(".")
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name[:64]}.", suffix=".tmp", dir=parent))
     except OSError as e:
-        raise OutputError(f"cannot write into {out}: {_why(e)} (in directory {parent})") from None
+        why = os_reason(e)
+        raise OutputError(f"cannot write into {out}: {why} (in directory {parent})") from None
     moved: list[tuple[Path, Path | None]] = []  # (target, backup of the old file or None)
     made: list[Path] = []
     try:
@@ -546,7 +529,7 @@ def write_file_set(
                 raise
             where = f" ({e.filename})" if e.filename else ""
             raise OutputError(
-                f"cannot write into {out}: {_why(e)}{where}; nothing was changed"
+                f"cannot write into {out}: {os_reason(e)}{where}; nothing was changed"
             ) from None
     finally:
         if staging.exists():

@@ -25,7 +25,8 @@ class InputFileError(UsageError):
     offset: int | None = None
 
 
-def _why(e: OSError) -> str:
+def os_reason(e: OSError) -> str:
+    """An OS error in words (``No such file or directory``), never empty."""
     return e.strerror or str(e) or type(e).__name__
 
 
@@ -80,7 +81,8 @@ def read_fd(fd: int, *, limit: int, name: str, what: str = "a file") -> bytes:
             total += len(block)
             pos += len(block)
     except OSError as e:
-        raise InputFileError(f"{name}: cannot read file ({_why(e)}); expected {what}") from None
+        why = os_reason(e)
+        raise InputFileError(f"{name}: cannot read file ({why}); expected {what}") from None
     if total > limit:
         raise InputFileError(
             f"{name} grew past {limit} bytes while it was read; {what} is at most {limit} bytes"
@@ -105,17 +107,19 @@ def read_input(path: str | os.PathLike[str], *, limit: int, what: str = "a file"
     try:
         st = os.stat(name)
     except OSError as e:
-        raise InputFileError(f"{name}: cannot read file ({_why(e)}); expected {what}") from None
+        why = os_reason(e)
+        raise InputFileError(f"{name}: cannot read file ({why}); expected {what}") from None
     _refuse(name, st, what, limit)
     try:
         # O_NONBLOCK: a FIFO put in its place after the stat cannot block the open.
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise InputFileError(f"{name}: cannot read file ({_why(e)}); expected {what}") from None
+        why = os_reason(e)
+        raise InputFileError(f"{name}: cannot read file ({why}); expected {what}") from None
     try:
         return read_fd(fd, limit=limit, name=name, what=what)
     finally:
         os.close(fd)
 
 
-__all__ = ["InputFileError", "file_kind", "read_fd", "read_input"]
+__all__ = ["InputFileError", "file_kind", "os_reason", "read_fd", "read_input"]

@@ -12,21 +12,13 @@ from typing import Any
 
 import click
 
-from flashroom.cli.main import cli as root
+from flashroom.cli.main import all_commands
 from flashroom.layout import get_layout
 from flashroom.report.flashmap import legend
 
 
 def _commands() -> list[tuple[str, click.Command]]:
-    out = []
-    ctx = click.Context(root)
-    for noun in root.list_commands(ctx):  # type: ignore[attr-defined]
-        group = root.get_command(ctx, noun)  # type: ignore[attr-defined]
-        if isinstance(group, click.Group):
-            out += [(f"{noun} {v}", group.commands[v]) for v in sorted(group.commands)]
-        elif group is not None:
-            out.append((noun, group))
-    return out
+    return all_commands()
 
 
 def _options(cmd: click.Command) -> list[click.Option]:

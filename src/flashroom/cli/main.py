@@ -77,6 +77,22 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def all_commands() -> list[tuple[str, click.Command]]:
+    """Every command as ``("noun verb", command)`` (or ``("noun", command)``), in help order:
+    for tools that walk the CLI (the option and help checks)."""
+    out: list[tuple[str, click.Command]] = []
+    ctx = click.Context(cli)
+    group = cli
+    assert isinstance(group, click.Group)
+    for noun in group.list_commands(ctx):
+        cmd = group.get_command(ctx, noun)
+        if isinstance(cmd, click.Group):
+            out += [(f"{noun} {v}", cmd.commands[v]) for v in sorted(cmd.commands)]
+        elif cmd is not None:
+            out.append((noun, cmd))
+    return out
+
+
 def _wants_json(args: list[str]) -> bool:
     """``--format json`` anywhere on the command line (errors then print a JSON document too)."""
     return any(

@@ -17,7 +17,7 @@ import click
 import pytest
 
 import flashroom
-from flashroom.cli.main import cli as root
+from flashroom.cli.main import all_commands
 
 SRC = Path(flashroom.__file__).parent
 DOC = Path(__file__).resolve().parents[2] / "docs" / "device-os.md"
@@ -67,31 +67,15 @@ def test_no_user_facing_string_cites_the_unshipped_spec() -> None:
 
 def _all_help() -> list[tuple[str, str]]:
     out = []
-    ctx = click.Context(root)
-    for noun in root.list_commands(ctx):  # type: ignore[attr-defined]
-        group = root.get_command(ctx, noun)  # type: ignore[attr-defined]
-        cmds = [(noun, group)]
-        if isinstance(group, click.Group):
-            cmds += [(f"{noun} {v}", group.commands[v]) for v in sorted(group.commands)]
-        for name, cmd in cmds:
-            with click.Context(cmd, info_name=name) as c:
-                out.append((name, cmd.get_help(c)))
+    for name, cmd in all_commands(groups=True):
+        with click.Context(cmd, info_name=name) as c:
+            out.append((name, cmd.get_help(c)))
     return out
 
 
 def _raw_help() -> list[tuple[str, str]]:
     """Help as written (click's rendering wraps long words such as anchors at hyphens)."""
-    out = []
-    ctx = click.Context(root)
-    for noun in root.list_commands(ctx):  # type: ignore[attr-defined]
-        group = root.get_command(ctx, noun)  # type: ignore[attr-defined]
-        cmds = [(noun, group)]
-        if isinstance(group, click.Group):
-            cmds += [(f"{noun} {v}", group.commands[v]) for v in sorted(group.commands)]
-        for name, cmd in cmds:
-            out.append((name, cmd.help or ""))
-            out += [(name, getattr(p, "help", None) or "") for p in cmd.params]
-    return out
+    return [(name, cmd.help or "") for name, cmd in all_commands(groups=True)]
 
 
 def test_no_help_text_cites_the_unshipped_spec() -> None:

@@ -77,9 +77,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def all_commands() -> list[tuple[str, click.Command]]:
-    """Every command as ``("noun verb", command)`` (or ``("noun", command)``), in help order:
-    for tools that walk the CLI (the option and help checks)."""
+def all_commands(*, groups: bool = False) -> list[tuple[str, click.Command]]:
+    """Every command as ``("noun verb", command)`` (or ``("noun", command)``), in help order,
+    with each noun's group before its commands when ``groups``: for tools that walk the CLI
+    (the option, help and citation checks)."""
     out: list[tuple[str, click.Command]] = []
     ctx = click.Context(cli)
     group = cli
@@ -87,6 +88,7 @@ def all_commands() -> list[tuple[str, click.Command]]:
     for noun in group.list_commands(ctx):
         cmd = group.get_command(ctx, noun)
         if isinstance(cmd, click.Group):
+            out += [(noun, cmd)] if groups else []
             out += [(f"{noun} {v}", cmd.commands[v]) for v in sorted(cmd.commands)]
         elif cmd is not None:
             out.append((noun, cmd))

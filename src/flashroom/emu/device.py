@@ -512,35 +512,8 @@ class Device(OtaEntryMixin, RealCodeMixin, ImageFileMixin):
         try:
             sysfw = self._ota_path()
             file = FileTransferDescriptor(len(module), chunk_size, 0, store=store)
-            # UpdateBegin: the dry run first; non-zero -> 5.03, nothing erased, no reset
-            # (chunked_transfer.cpp:70-79)
-            refused = sysfw.prepare_for_firmware_update(file, 1)
-            if refused:
-                error = self._begin_refused(sysfw, refused)
-            try:
-                if refused:
-                    raise _BeginRefused
-                sysfw.prepare_for_firmware_update(file, 0)
-                for off in range(0, len(module), chunk_size):
-                    piece = module[off : off + chunk_size]
-                    at = (file.file_address + off) & 0xFFFFFFFF
-                    saved = sysfw.save_firmware_chunk(
-                        replace(file, chunk_address=at, chunk_size=len(piece)), piece
-                    )
-                    if saved < 0 and _streams(sysfw, file):
-                        break  # the streamed path refused the file: the transfer aborts
-                rc = sysfw.finish_firmware_update(file, UpdateFlag.SUCCESS)
-                if rc <= 0:
-                    error = OutcomeError(rc, self._finish_reason(sysfw, rc))
-            except OtaError as e:
-                error = OutcomeError(e.code, str(e))
-            except FirmwareCallError as e:  # the real code crashed/hung: the panic resets
-                error = OutcomeError(None, f"the real OTA code did not return: {e}")
-                self.hw.log(f"system: {e}: the fault handler resets the MCU")
-            except _BeginRefused:
-                pass  # the device keeps running: no transfer, no reset
-            if not refused:
-                # spec 4.2 #4: the reset is always scheduled (a software reset)
+            error, resets = self._send_update(sysfw, file, module, chunk_size)
+            if resets:  # spec 4.2 #4: the reset is always scheduled (a software reset)
                 self._power_on(software_reset=True)
         except PowerCut as e:
             return self._interrupted(start, e)
@@ -555,6 +528,38 @@ class Device(OtaEntryMixin, RealCodeMixin, ImageFileMixin):
         return out
 
     # ================================================================== internals
+    def _send_update(
+        self, path: Any, file: FileTransferDescriptor, module: bytes, chunk_size: int
+    ) -> tuple[OutcomeError | None, bool]:
+        """UpdateBegin, the chunks in order, UpdateDone through ``path``: the error (None: the
+        system accepted the module) and whether the device resets after it.
+
+        Raises:
+            PowerCut: an armed fault fired.
+        """
+        try:
+            # the dry run first: non-zero -> 5.03, nothing erased, no reset, the device keeps
+            # running (chunked_transfer.cpp:70-79)
+            refused = path.prepare_for_firmware_update(file, 1)
+            if refused:
+                return self._begin_refused(path, refused), False
+            path.prepare_for_firmware_update(file, 0)
+            for off in range(0, len(module), chunk_size):
+                piece = module[off : off + chunk_size]
+                at = (file.file_address + off) & 0xFFFFFFFF
+                saved = path.save_firmware_chunk(
+                    replace(file, chunk_address=at, chunk_size=len(piece)), piece
+                )
+                if saved < 0 and _streams(path, file):
+                    break  # the streamed path refused the file: the transfer aborts
+            rc = path.finish_firmware_update(file, UpdateFlag.SUCCESS)
+            return (OutcomeError(rc, self._finish_reason(path, rc)) if rc <= 0 else None), True
+        except OtaError as e:
+            return OutcomeError(e.code, str(e)), True
+        except FirmwareCallError as e:  # the real code crashed/hung: the panic resets
+            self.hw.log(f"system: {e}: the fault handler resets the MCU")
+            return OutcomeError(None, f"the real OTA code did not return: {e}"), True
+
     def _begin_refused(self, path: Any, rc: int) -> OutcomeError:
         """The outcome error of an UpdateBegin whose dry-run prepare returned ``rc``."""
         if rc > 0:
@@ -742,10 +747,6 @@ class Device(OtaEntryMixin, RealCodeMixin, ImageFileMixin):
         self.reason = str(e)
         self.hw.log(f"power: {e}")
         return self._outcome(RunResult.INTERRUPTED, OutcomeError(None, str(e)), start)
-
-
-class _BeginRefused(Exception):
-    """The dry-run prepare refused the UpdateBegin (internal control flow of Device.ota)."""
 
 
 def _streams(path: Any, file: FileTransferDescriptor) -> bool:

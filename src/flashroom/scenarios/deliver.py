@@ -35,10 +35,11 @@ from flashroom.ota.accounting import TransferReport
 from flashroom.ota.device_end import DeviceConfig, DeviceEnd, DeviceStatus
 from flashroom.ota.endpoint import CoapTuning
 from flashroom.ota.link import IDEAL, LinkProfile
+from flashroom.ota.server import OtaServer
 from flashroom.ota.server_end import ServerConfig
 from flashroom.ota.simulate import simulate
 from flashroom.ota.stream import OtaOffer
-from flashroom.ota.transport import ConnectReport, connect_udp, parse_coap_url
+from flashroom.ota.transport import ConnectReport, connect_udp, parse_coap_url, serve_udp
 from flashroom.particle.hostcheck import HostCheck, host_check, installed_infos
 from flashroom.particle.module_info import ModuleFunction, read_module_info_at
 from flashroom.progress import ProgressFn
@@ -306,9 +307,6 @@ def update_over_loopback(
     Raises:
         TransportError: the loopback socket cannot be opened.
     """
-    from flashroom.ota.server import OtaServer  # the server: only the loopback run needs it
-    from flashroom.ota.transport import serve_udp
-
     ack = 2.0  # RFC 7252 ACK_TIMEOUT, both commands' default
     offer = OtaOffer(image) if stream else None
     cfg = DeviceConfig(

@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": {"flashroom"},
     "ranges": {"flashroom", "errors"},
     "progress": {"flashroom"},
-    "atomicfile": {"flashroom", "errors"},
+    "atomicfile": {"flashroom", "errors", "readfile"},
     "readfile": {"flashroom", "errors"},
     "geometry": _BASE,
     "deviceos": _BASE | {"geometry"},

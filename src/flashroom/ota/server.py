@@ -462,9 +462,7 @@ class OtaServer:
         if not live.connected and sess.hello is not None:
             live.connected = True
             self._event("connected", addr, sess, now)
-        if not live.begun and sess.ready_at is not None:
-            live.begun = True
-            self._event("begun", addr, sess, now)
+        self._begun(addr, live, now)
         if sess.terminal and not live.recorded:
             self._ended[addr] = None
             kind = "done" if sess.status == SessionStatus.COMPLETE else "failed"
@@ -509,6 +507,12 @@ class OtaServer:
             )
         )
 
+    def _begun(self, addr: Any, live: _Live, now: float) -> None:
+        """The ``begun`` event, once, when the session has had its UpdateReady."""
+        if not live.begun and live.sess.ready_at is not None:
+            live.begun = True
+            self._event("begun", addr, live.sess, now)
+
     def _progress_event(self, addr: Any, done: int, total: int) -> None:
         live = self._live.get(addr)
         if live is None or total <= 0 or self.on_event is None:
@@ -517,9 +521,7 @@ class OtaServer:
         if 0 < pct < 100 and pct > live.percent:
             live.percent = pct
             sess = live.sess
-            if not live.begun and sess.ready_at is not None:  # fast OTA: chunks go at once
-                live.begun = True
-                self._event("begun", addr, sess, sess.ready_at)
+            self._begun(addr, live, sess.ready_at or 0.0)  # fast OTA: chunks go at once
             self._event("progress", addr, sess, sess.ready_at or 0.0, percent=pct, chunks_done=done)
 
     def _record(self, addr: Any, live: _Live) -> None:

@@ -678,10 +678,10 @@ class ServerSession:
             crc ^= 0xFFFFFFFF
         if index in self._sent_once:
             self.resends += 1
-        elif self.fast:  # fast OTA confirms nothing per chunk: progress is chunks sent once
+        else:
             self._sent_once.add(index)
-            self.progress(len(self._sent_once), self.chunk_count)
-        self._sent_once.add(index)
+            if self.fast:  # fast OTA confirms nothing per chunk: progress is chunks sent once
+                self.progress(len(self._sent_once), self.chunk_count)
         self.chunks_sent += 1
         self._frontier = max(self._frontier, index + 1)
         self._last_tx[index] = self.chunks_sent

@@ -65,7 +65,11 @@ _MESSAGES = st.builds(
     options=_OPTIONS,
     payload=st.binary(max_size=900),
 ).map(lambda m: m.encode())
-_DATAGRAMS = st.lists(st.one_of(st.binary(max_size=1500), _MESSAGES), min_size=1, max_size=12)
+#: Hypothesis favours short byte strings: full-size datagrams (up to a 1500-byte MTU) are drawn too
+_LARGE = st.integers(600, 1500).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+_DATAGRAMS = st.lists(
+    st.one_of(st.binary(max_size=1500), _LARGE, _MESSAGES), min_size=1, max_size=12
+)
 
 
 @settings(max_examples=150, deadline=None)

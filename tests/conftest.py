@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,3 +155,40 @@ def real_binaries() -> Path:
             "set FLASHROOM_DEVICE_OS_FIXTURES)"
         )
     return d
+
+
+def _run_on_tty(args: list[str], cwd: Path, timeout_s: float = 300) -> tuple[int, str, str]:
+    """Run ``flashroom ARGS`` with stderr on a pseudo-terminal: (exit code, stdout, what the
+    terminal showed). ``timeout_s`` bounds the silence between outputs and the exit."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flashroom", *args],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        ready, _, _ = select.select([master], [], [], timeout_s)
+        if not ready:
+            break
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    code = proc.wait(timeout=timeout_s)
+    os.close(master)
+    return code, out, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture
+def run_on_tty() -> Callable[..., tuple[int, str, str]]:
+    """``run_on_tty(args, cwd)``: a flashroom command with its stderr on a terminal (progress
+    bars show only there)."""
+    return _run_on_tty

@@ -3,12 +3,7 @@ help that teaches, JSON contracts, exit codes, one-line errors for every bad inp
 
 from __future__ import annotations
 
-import os
-import pty
-import select
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -370,34 +365,9 @@ def test_inspect_dfu_exit_codes(cli: Cli, tmp_path: Path) -> None:
 # --- progress bar on a terminal -----------------------------------------------------------------
 
 
-def _run_on_tty(args: list[str], cwd: Path) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flashroom", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 120)
-        if not ready:
-            break
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    code = proc.wait(timeout=300)
-    os.close(master)
-    return code, b"".join(chunks).decode(errors="replace")
-
-
-def test_build_shows_a_progress_bar_on_a_terminal(devos_build: Any, tmp_path: Path) -> None:
+def test_build_shows_a_progress_bar_on_a_terminal(
+    devos_build: Any, tmp_path: Path, run_on_tty: Any
+) -> None:
     app = tmp_path / "counter"
     app.mkdir()
     # a fresh app (new sources) so that something is compiled while the bar is up
@@ -405,7 +375,7 @@ def test_build_shows_a_progress_bar_on_a_terminal(devos_build: Any, tmp_path: Pa
         '#include "application.h"\nstatic int n;\n'
         "void setup() {}\nvoid loop() { ++n; delay(10); }\n"
     )
-    code, tty = _run_on_tty(
+    code, _out, tty = run_on_tty(
         [
             "devos",
             "build",

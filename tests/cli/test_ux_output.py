@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import pty
 import re
-import select
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -138,35 +133,6 @@ def test_inspect_at_80_columns_shows_the_whole_sha256(
     assert sha in folded
 
 
-def _run_on_tty(args: list[str], cwd: Path) -> tuple[int, str, str]:
-    """Run ``flashroom ARGS`` with stderr on a pseudo-terminal (stdout piped)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flashroom", *args],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    while True:
-        ready, _, _ = select.select([master], [], [], 60)
-        if not ready:
-            break
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    code = proc.wait(timeout=120)
-    os.close(master)
-    return code, out, b"".join(chunks).decode(errors="replace")
-
-
 @pytest.mark.parametrize(
     ("args", "label"),
     [
@@ -177,9 +143,14 @@ def _run_on_tty(args: list[str], cwd: Path) -> tuple[int, str, str]:
     ids=["badinput", "sweep", "demo"],
 )
 def test_long_commands_show_a_progress_bar_on_a_tty_and_stay_quiet_otherwise(
-    args: list[str], label: str, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+    args: list[str],
+    label: str,
+    tmp_path: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    run_on_tty: Any,
 ) -> None:
-    code, _out, tty = _run_on_tty([*args, "--format", "json"], tmp_path)
+    code, _out, tty = run_on_tty([*args, "--format", "json"], tmp_path)
     assert code == 0, tty[-2000:]
     assert label in tty and "━" in tty, tty[-500:]
     monkeypatch.chdir(tmp_path)

@@ -286,7 +286,29 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
 
     Raises:
         ParamError: bad options (named by their SweepConfig fields).
+        Interrupted: Ctrl-C, at any moment of the sweep (its set-up and clean run included);
+            the message says how many cut points were done.
     """
+    seen = [0, 0]  # cut points done, and their total (0: not counted yet)
+
+    def tracked(done: int, total: int) -> None:
+        seen[:] = [done, total]
+        if progress:
+            progress(done, total)
+
+    try:
+        return _sweep(cfg, tracked)
+    except KeyboardInterrupt:
+        done, total = seen
+        where = (
+            f"{done} of {total} cut points done"
+            if total
+            else "before its first cut point (during the set-up and the clean run)"
+        )
+        raise Interrupted(f"sweep interrupted: {where}") from None
+
+
+def _sweep(cfg: SweepConfig, progress: ProgressFn) -> SweepResult:
     cfg.validate()
     _check_old_app_fits(cfg)
     t0 = time.perf_counter()
@@ -317,8 +339,7 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         )
     per_cut = (2 if cfg.torn else 1) * (1 + cfg.recovery_cuts)
     total_points = len(cuts) * per_cut
-    if progress:
-        progress(0, total_points)
+    progress(0, total_points)
     chunks: list[_ChunkResult]
 
     def units(part: list[int]) -> int:
@@ -337,17 +358,11 @@ def run_sweep(cfg: SweepConfig, progress: ProgressFn | None = None) -> SweepResu
         chunks = []
         step = max(1, len(cuts) // 50)
         done = 0
-        try:
-            for i in range(0, len(cuts), step):
-                part = cuts[i : i + step]
-                chunks.append(_run_points(setup, part))
-                done += len(part) * per_cut
-                if progress:
-                    progress(done, total_points)
-        except KeyboardInterrupt:
-            raise Interrupted(
-                f"sweep interrupted: {done} of {total_points} cut points done"
-            ) from None
+        for i in range(0, len(cuts), step):
+            part = cuts[i : i + step]
+            chunks.append(_run_points(setup, part))
+            done += len(part) * per_cut
+            progress(done, total_points)
     clean_cls, clean_viol = _classify_clean(setup)
     merged = _ChunkResult()
     for c in chunks:

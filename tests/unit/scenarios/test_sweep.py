@@ -226,3 +226,32 @@ def test_an_old_app_larger_than_the_user_part_is_refused_before_any_work() -> No
         run_sweep(SweepConfig(old_size=300 * 1024, granularity="chunk"))
     assert e.value.params == ("old_size",)
     assert "0x080c0000" in str(e.value) and "262144" in str(e.value)
+
+
+def test_ctrl_c_at_any_moment_says_how_far_the_sweep_got(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the set-up (the clean run) was reported as a bare 'stopped by Ctrl-C';
+    now every moment of the sweep says how far it got."""
+    from flashroom.errors import Interrupted
+    from flashroom.scenarios import sweep as sweep_mod
+
+    cfg = SweepConfig(app_size=64 * 1024, granularity="chunk", profile="extended")
+
+    def interrupt(*_a: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(sweep_mod, "_prepare", interrupt)
+        with pytest.raises(Interrupted, match="before its first cut point"):
+            run_sweep(cfg)
+    calls = [0]
+    real = sweep_mod._run_points
+
+    def second_chunk_interrupts(*a: object) -> object:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sweep_mod, "_run_points", second_chunk_interrupts)
+    with pytest.raises(Interrupted, match=r"sweep interrupted: [1-9]\d* of [1-9]\d* cut points"):
+        run_sweep(cfg)

@@ -161,8 +161,9 @@ def test_electron_system_keeps_a_newer_bootloader_spec_4_7() -> None:
     assert dev.bootloader_version() == 1006 and 0 not in out.sector_erases
 
 
-def test_power_cut_during_the_embedded_bootloader_replacement_bricks_spec_4_7() -> None:
-    # spec 4.7: the copy erases sector 0 in place: not power-loss safe.
+def _before_the_sector0_rewrite() -> tuple[Device, int]:
+    """An extended device whose next boot replaces an installed 1003 bootloader by the
+    embedded image (spec 4.7), and that boot's op number of the sector-0 erase."""
     dev = Device.new("electron", "extended")
     dev.install(_bootloader(1003), reset=False)
     snap = dev.snapshot()
@@ -174,7 +175,13 @@ def test_power_cut_during_the_embedded_bootloader_replacement_bricks_spec_4_7() 
         if op.kind == "erase" and op.addr == 0x08000000 and op.first_op >= start
     )
     dev.restore(snap)
-    assert dev.boot(cut_at_op=erase.first_op - start + 1).result == "interrupted"
+    return dev, erase.first_op - start
+
+
+def test_power_cut_during_the_embedded_bootloader_replacement_bricks_spec_4_7() -> None:
+    # spec 4.7: the copy erases sector 0 in place: not power-loss safe.
+    dev, erase_op = _before_the_sector0_rewrite()
+    assert dev.boot(cut_at_op=erase_op + 1).result == "interrupted"
     assert dev.boot().boot == "bricked"
 
 
@@ -245,18 +252,8 @@ def test_a_system_ota_with_a_newer_embedded_bootloader_rewrites_sector_0_at_next
 def test_a_failed_embedded_bootloader_rewrite_resets_and_is_retried_spec_4_7() -> None:
     # core_hal_stm32f2xx.c:414-416: HAL_Core_Setup resets when the copy failed; the next boot
     # tries again. A program error after the erase leaves sector 0 half written: a brick.
-    dev = Device.new("electron", "extended")
-    dev.install(_bootloader(1003), reset=False)
-    snap = dev.snapshot()
-    start = dev.flash.op_count
-    dev.boot()
-    erase = next(
-        op
-        for op in dev.flash.log
-        if op.kind == "erase" and op.addr == 0x08000000 and op.first_op >= start
-    )
-    dev.restore(snap)
-    dev.flash.arm_fault(erase.first_op - start + 3, kind="fail")  # the third word program
+    dev, erase_op = _before_the_sector0_rewrite()
+    dev.flash.arm_fault(erase_op + 3, kind="fail")  # the third word program
     out = dev.boot()
     assert any("embedded bootloader update failed" in e for e in out.events)
     assert out.boot == "bricked"  # the reset lands in a half-programmed sector 0
